@@ -50,8 +50,6 @@ wire_code! {
         Overloaded = 7,
         /// The server failed on its side; the client may retry later.
         Internal = 8,
-        /// The client sent more unacknowledged work than allowed.
-        TooManyInFlight = 9,
     }
 }
 
@@ -72,6 +70,8 @@ wire_code! {
         BodyInvalid = 6,
         /// The server cannot store messages right now (e.g. its disk is full).
         StorageUnavailable = 7,
+        /// The sender has too many receipts queued that it has not acknowledged.
+        SenderBacklogFull = 8,
     }
 }
 
