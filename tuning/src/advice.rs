@@ -103,7 +103,7 @@ impl fmt::Display for CapacityPlan {
         if self.client_processes > 0 {
             write!(
                 f,
-                " + {} client process(es); {} source address(es) × {} ephemeral ports",
+                " + {} client process(es); {} source address(es) of {} ports",
                 group(self.client_processes),
                 group(self.source_addresses),
                 group(self.ephemeral_ports_per_source_address)
@@ -167,7 +167,7 @@ impl HostLimits {
         if workload.loopback {
             rows.push(self.advise_port_range(workload, &plan));
         }
-        rows.push(self.advise_reserved_ports(workload));
+        rows.push(self.advise_reserved_ports(workload, &plan));
         rows.push(self.advise_somaxconn(workload));
         rows.push(self.advise_syn_backlog(workload));
         rows.push(self.advise_netdev_backlog(workload));
@@ -188,8 +188,7 @@ impl HostLimits {
             current: rlimit_text(self.nofile.soft),
             needed: format!("= hard ({})", rlimit_text(self.nofile.hard)),
             status: status(ok),
-            why: "open fds allowed now; the engine and loadgen raise it to hard at start (raise_nofile_soft_limit)"
-                .to_string(),
+            why: "fds this process may open now; engine and loadgen raise it to hard at start".to_string(),
             fix: (!ok).then(|| format!("ulimit -Sn {}", self.nofile.hard)),
         }
     }
@@ -198,28 +197,23 @@ impl HostLimits {
         let single_process_fds = workload.connections.saturating_add(FDS_RESERVED_PER_PROCESS);
         let ok = self.nofile_ceiling() >= single_process_fds;
         let processes = if workload.loopback {
-            format!("{} server + {} client processes", group(plan.server_processes), group(plan.client_processes))
+            format!("{} server + {} client procs", group(plan.server_processes), group(plan.client_processes))
         } else {
-            format!("{} server processes", group(plan.server_processes))
+            format!("{} server procs", group(plan.server_processes))
         };
+        let per_process = group(plan.sockets_per_process_max);
         let (why, fix) = match (ok, self.nofile_hard_raise) {
             (true, _) => ("one process can hold one end of every connection".to_string(), None),
             (false, HardLimitRaise::Refused { .. }) => (
-                format!(
-                    "CANNOT be raised from inside (setrlimit EPERM): at {} sockets each, run {processes}",
-                    group(plan.sockets_per_process_max)
-                ),
+                format!("CANNOT raise (setrlimit EPERM): ≤ {per_process} sockets/proc → {processes}"),
                 Some(format!(
-                    "outside: docker --ulimit nofile={0}:{0}, systemd LimitNOFILE={0}, or limits.conf",
+                    "set outside: docker --ulimit nofile={0}:{0} or systemd LimitNOFILE={0}",
                     self.nr_open.max(single_process_fds)
                 )),
             ),
             (false, _) => (
-                format!("the per-process fd ceiling; as it is, run {processes}"),
-                Some(format!(
-                    "prlimit --pid $$ --nofile={0}:{0}  (needs CAP_SYS_RESOURCE, ≤ fs.nr_open)",
-                    single_process_fds
-                )),
+                format!("per-process fd ceiling; as it is: ≤ {per_process} sockets/proc → {processes}"),
+                Some(format!("prlimit --pid $$ --nofile={single_process_fds}:{single_process_fds}  (≤ fs.nr_open)")),
             ),
         };
         Advice {
@@ -290,9 +284,7 @@ impl HostLimits {
             current,
             needed: format!("≥ {}", bytes_text(needed)),
             status: status(ok),
-            why: format!(
-                "io_uring charges glommio's io_memory (10 MiB/executor) to the user across {processes} processes"
-            ),
+            why: format!("io_uring charges glommio io_memory (10 MiB/executor) to the user, {processes} procs"),
             fix,
         }
     }
@@ -310,30 +302,38 @@ impl HostLimits {
             needed: format!("{} source addr(s)", group(plan.source_addresses)),
             status: status(ok),
             why: format!(
-                "ports per (source addr, server addr:port); loadgen must bind {} addrs in 127.0.0.0/8 ({} if widened)",
+                "ports per (src addr, dst addr:port): loadgen binds {} addrs of 127/8 ({} if widened)",
                 group(plan.source_addresses),
                 group(widest_addresses)
             ),
             fix: (!ok).then(|| {
                 format!(
-                    "reserve ports first (next row), then: sysctl -w net.ipv4.ip_local_port_range=\"{first} {last}\""
+                    "reserve ports first (next row), then sysctl -w net.ipv4.ip_local_port_range=\"{first} {last}\""
                 )
             }),
         }
     }
 
-    fn advise_reserved_ports(&self, workload: &Workload) -> Advice {
+    fn advise_reserved_ports(&self, workload: &Workload, plan: &CapacityPlan) -> Advice {
+        // Widening the ephemeral range is only advised when one source address cannot cover N.
+        let widening_advised = workload.loopback && plan.source_addresses > 1;
         let (first, last) = EPHEMERAL_PORT_RANGE_WIDEST;
         let widest = crate::host::PortRange { first, last };
         let unreserved = workload.server_ports.difference(&self.local_reserved_ports);
         let exposed_now = unreserved.intersect(self.local_port_range);
         let exposed_if_widened = unreserved.intersect(widest);
-        let ok = exposed_now.is_empty() && (!workload.loopback || exposed_if_widened.is_empty());
+        let ok = exposed_now.is_empty() && (!widening_advised || exposed_if_widened.is_empty());
         let wanted = self.local_reserved_ports.union(&workload.server_ports);
         let why = if !exposed_now.is_empty() {
-            format!("server ports {exposed_now} are ephemeral now: a client may take one and the server's bind fails")
-        } else if workload.loopback && !exposed_if_widened.is_empty() {
-            format!("server ports {exposed_if_widened} become ephemeral once the range widens; reserve them first")
+            format!(
+                "{} server ports are ephemeral now: a client may take one, the bind fails",
+                exposed_now.port_count()
+            )
+        } else if widening_advised && !exposed_if_widened.is_empty() {
+            format!(
+                "{} server ports become ephemeral when the range widens: reserve first",
+                exposed_if_widened.port_count()
+            )
         } else {
             "connect(2) never picks reserved ports, so listeners can always bind".to_string()
         };
@@ -344,7 +344,7 @@ impl HostLimits {
             } else {
                 self.local_reserved_ports.to_string()
             },
-            needed: format!("⊇ {}", workload.server_ports),
+            needed: format!("⊇ {} server ports", group(workload.server_ports.port_count())),
             status: status(ok),
             why,
             fix: (!ok).then(|| format!("sysctl -w net.ipv4.ip_local_reserved_ports={wanted}")),
@@ -359,7 +359,7 @@ impl HostLimits {
             current: group(self.somaxconn),
             needed: format!("≥ {}", group(needed)),
             status: status(ok),
-            why: "caps every listen backlog; a connect burst past it drops SYNs and stalls clients ≥ 1 s".to_string(),
+            why: "caps every listen backlog; a connect burst past it drops SYNs, clients stall ≥ 1 s".to_string(),
             fix: (!ok).then(|| format!("sysctl -w net.core.somaxconn={needed}")),
         }
     }
@@ -372,8 +372,7 @@ impl HostLimits {
             current: group(self.tcp_max_syn_backlog),
             needed: format!("≥ {}", group(needed)),
             status: status(ok),
-            why: "half-open connections per listener during a ramp; past it SYNs drop or fall back to cookies"
-                .to_string(),
+            why: "half-open connections per listener in a ramp; past it SYNs drop or use cookies".to_string(),
             fix: (!ok).then(|| format!("sysctl -w net.ipv4.tcp_max_syn_backlog={needed}")),
         }
     }
@@ -386,8 +385,7 @@ impl HostLimits {
             current: group(self.netdev_max_backlog),
             needed: format!("≥ {}", group(needed)),
             status: status(ok),
-            why: "per-CPU queue loopback packets pass through; overflow drops show in /proc/net/softnet_stat"
-                .to_string(),
+            why: "per-CPU queue every loopback packet passes; drops show in /proc/net/softnet_stat".to_string(),
             fix: (!ok).then(|| format!("sysctl -w net.core.netdev_max_backlog={needed}")),
         }
     }
@@ -404,7 +402,7 @@ impl HostLimits {
             needed: format!("pressure ≥ {}", group(needed_pages)),
             status: status(ok),
             why: format!(
-                "pages of TCP buffers on the host: {} sockets × {} B queued; past pressure the kernel trims{ram_note}",
+                "host-wide TCP buffer pages: {} sockets × {} B; past pressure TCP trims{ram_note}",
                 group(workload.sockets()),
                 TCP_BUFFER_BYTES_PER_SOCKET
             ),
@@ -431,10 +429,10 @@ impl HostLimits {
             format!("min ≤ {page}")
         };
         let why = if !floor_ok {
-            "min is what each socket keeps under pressure; above one page, 2N sockets cannot shrink".to_string()
+            "min is what each socket keeps under pressure; above a page, sockets cannot shrink".to_string()
         } else {
             format!(
-                "default = first buffer of each socket; {} sockets × {} B = {} if all fill before pressure",
+                "initial buffer per socket: {} × {} B = {} if all fill at once",
                 group(workload.sockets()),
                 group(buffer.middle),
                 bytes_text(workload.sockets().saturating_mul(buffer.middle))
@@ -465,7 +463,7 @@ impl HostLimits {
                 current: "not loaded".to_string(),
                 needed: format!("≥ {} if loaded", group(needed)),
                 status: Status::Ok,
-                why: "nf_conntrack is not loaded, so connections are not tracked and need no entries".to_string(),
+                why: "nf_conntrack is not loaded: connections are not tracked and need no entries".to_string(),
                 fix: None,
             },
             Conntrack::Loaded { max } => {
@@ -475,8 +473,7 @@ impl HostLimits {
                     current: group(max),
                     needed: format!("≥ {}", group(needed)),
                     status: status(ok),
-                    why: "each tracked connection takes an entry; when full, new SYNs are dropped (or NOTRACK lo)"
-                        .to_string(),
+                    why: "one entry per tracked connection; when full new SYNs drop (or NOTRACK lo)".to_string(),
                     fix: (!ok)
                         .then(|| format!("sysctl -w net.netfilter.nf_conntrack_max={}", round_up_power_of_two(needed))),
                 }
@@ -500,7 +497,7 @@ impl HostLimits {
             needed: format!("≥ {} kernel", bytes_text(needed)),
             status: status(ok),
             why: format!(
-                "~{} KB per {} (prior measurement, see results/); warns past {KERNEL_SOCKET_MEMORY_PERCENT_MAX}% of RAM",
+                "~{} KB per {} (prior measurement; results/ has current); warn > {KERNEL_SOCKET_MEMORY_PERCENT_MAX}% RAM",
                 per_connection / 1000,
                 if workload.loopback { "loopback pair" } else { "socket" }
             ),
@@ -567,4 +564,202 @@ pub fn group(value: u64) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{Capabilities, PortRange, ResourceLimit, Triple};
+
+    /// This machine: 2 cores, 24 GiB, nofile 20,000 hard that root cannot raise, memlock 8 MiB fixed.
+    fn this_machine() -> HostLimits {
+        HostLimits {
+            nofile: ResourceLimit { soft: 20_000, hard: 20_000 },
+            nofile_hard_raise: HardLimitRaise::Refused { errno: libc::EPERM },
+            memlock_bytes: ResourceLimit { soft: 8 << 20, hard: 8 << 20 },
+            memlock_hard_raise: HardLimitRaise::Refused { errno: libc::EPERM },
+            capabilities: Capabilities { sys_resource: false, ipc_lock: false },
+            nr_open: 1_048_576,
+            file_max: 2_466_174,
+            local_port_range: PortRange { first: 32768, last: 60999 },
+            local_reserved_ports: PortSet::default(),
+            somaxconn: 4096,
+            tcp_max_syn_backlog: 2048,
+            tcp_mem_pages: Triple { low: 287_898, middle: 383_866, high: 575_796 },
+            tcp_rmem_bytes: Triple { low: 4096, middle: 131_072, high: 33_554_432 },
+            tcp_wmem_bytes: Triple { low: 4096, middle: 16_384, high: 4_194_304 },
+            netdev_max_backlog: 1000,
+            conntrack: Conntrack::NotLoaded,
+            page_size_bytes: 4096,
+            mem_total_bytes: 24_683_656 * 1024,
+            cpu_count: 2,
+        }
+    }
+
+    /// A 64-core / 256 GiB host after `apply --profile server` and LimitNOFILE=2097152.
+    fn big_host() -> HostLimits {
+        HostLimits {
+            nofile: ResourceLimit { soft: 2_097_152, hard: 2_097_152 },
+            nofile_hard_raise: HardLimitRaise::Possible,
+            memlock_bytes: ResourceLimit { soft: RLIMIT_UNLIMITED, hard: RLIMIT_UNLIMITED },
+            memlock_hard_raise: HardLimitRaise::AlreadyUnlimited,
+            capabilities: Capabilities { sys_resource: true, ipc_lock: false },
+            nr_open: 2_097_152,
+            file_max: 4_194_304,
+            local_port_range: PortRange { first: 1024, last: 65535 },
+            local_reserved_ports: default_server_ports(),
+            somaxconn: 65535,
+            tcp_max_syn_backlog: 65535,
+            tcp_mem_pages: Triple { low: 6_291_456, middle: 8_388_608, high: 12_582_912 },
+            tcp_rmem_bytes: Triple { low: 4096, middle: 16_384, high: 16_777_216 },
+            tcp_wmem_bytes: Triple { low: 4096, middle: 16_384, high: 16_777_216 },
+            netdev_max_backlog: 16_384,
+            conntrack: Conntrack::Loaded { max: 4_194_304 },
+            page_size_bytes: 4096,
+            mem_total_bytes: 256 << 30,
+            cpu_count: 64,
+        }
+    }
+
+    fn row<'a>(rows: &'a [Advice], setting: &str) -> &'a Advice {
+        rows.iter().find(|r| r.setting == setting).unwrap_or_else(|| panic!("no row {setting}"))
+    }
+
+    #[test]
+    fn this_machine_needs_51_processes_per_side_for_a_million() {
+        let host = this_machine();
+        assert_eq!(host.connections_per_process_max(), 20_000 - FDS_RESERVED_PER_PROCESS);
+        let plan = host.capacity_plan(&Workload::loopback(1_000_000));
+        assert_eq!(plan.sockets_per_process_max, 19_872);
+        assert_eq!(plan.server_processes, 51, "1,000,000 / 19,872 rounded up");
+        assert_eq!(plan.client_processes, 51);
+        assert_eq!(plan.ephemeral_ports_per_source_address, 28_232);
+        assert_eq!(plan.source_addresses, 36, "1,000,000 / 28,232 rounded up");
+    }
+
+    #[test]
+    fn this_machine_says_nofile_hard_cannot_be_raised() {
+        let rows = this_machine().advice(1_000_000);
+        let hard = row(&rows, "RLIMIT_NOFILE hard");
+        assert_eq!(hard.status, Status::Warn);
+        assert!(hard.why.contains("CANNOT") && hard.why.contains("EPERM"), "{}", hard.why);
+        assert!(hard.why.contains("51 server + 51 client"), "{}", hard.why);
+        assert!(hard.fix.as_deref().is_some_and(|f| f.contains("LimitNOFILE")));
+        assert_eq!(row(&rows, "RLIMIT_NOFILE soft").status, Status::Ok);
+        assert_eq!(row(&rows, "fs.nr_open").status, Status::Ok, "1,048,576 ≥ 1,000,128");
+        assert_eq!(row(&rows, "fs.file-max").status, Status::Ok, "2,466,174 ≥ 2,065,536");
+    }
+
+    #[test]
+    fn this_machine_warns_on_backlogs_tcp_mem_and_port_reservation() {
+        let rows = this_machine().advice(1_000_000);
+        for setting in [
+            "net.core.somaxconn",
+            "net.ipv4.tcp_max_syn_backlog",
+            "net.core.netdev_max_backlog",
+            "net.ipv4.tcp_mem",
+            "net.ipv4.ip_local_port_range",
+            "net.ipv4.ip_local_reserved_ports",
+        ] {
+            assert_eq!(row(&rows, setting).status, Status::Warn, "{setting}");
+        }
+        let tcp_mem = row(&rows, "net.ipv4.tcp_mem");
+        assert_eq!(tcp_mem.fix.as_deref(), Some("sysctl -w net.ipv4.tcp_mem=\"1500000 2000000 3000000\""));
+        let reserved = row(&rows, "net.ipv4.ip_local_reserved_ports");
+        assert_eq!(
+            reserved.fix.as_deref(),
+            Some("sysctl -w net.ipv4.ip_local_reserved_ports=5222,5269,5280-5281,7000-7100")
+        );
+        assert!(reserved.why.contains("widens"), "ports are outside the range now: {}", reserved.why);
+        let conntrack = row(&rows, "net.netfilter.nf_conntrack_max");
+        assert_eq!((conntrack.status, conntrack.current.as_str()), (Status::Ok, "not loaded"));
+    }
+
+    #[test]
+    fn memlock_is_judged_only_without_cap_ipc_lock() {
+        let mut host = this_machine();
+        let rows = host.advice(1_000);
+        let memlock = row(&rows, "RLIMIT_MEMLOCK");
+        assert_eq!(memlock.status, Status::Warn, "2 executors × 10 MiB > 8 MiB per user");
+        assert!(memlock.fix.as_deref().is_some_and(|f| f.contains("cannot raise")), "{:?}", memlock.fix);
+        host.capabilities.ipc_lock = true;
+        assert_eq!(row(&host.advice(1_000), "RLIMIT_MEMLOCK").status, Status::Ok);
+    }
+
+    #[test]
+    fn small_workload_on_this_machine_fits_one_process() {
+        let mut host = this_machine();
+        host.capabilities.ipc_lock = true;
+        let rows = host.advice(1_000);
+        let warned: Vec<&str> = rows.iter().filter(|r| r.status == Status::Warn).map(|r| r.setting).collect();
+        assert!(warned.is_empty(), "1,000 connections need nothing: {warned:?}");
+        let plan = host.capacity_plan(&Workload::loopback(1_000));
+        assert_eq!((plan.server_processes, plan.client_processes, plan.source_addresses), (1, 1, 1));
+    }
+
+    #[test]
+    fn ports_in_the_range_but_unreserved_warn_now() {
+        let mut host = this_machine();
+        host.local_port_range = PortRange { first: 1024, last: 65535 };
+        let workload = Workload::loopback(1_000);
+        let reserved = row(&host.advice_for(&workload), "net.ipv4.ip_local_reserved_ports").clone();
+        assert_eq!(reserved.status, Status::Warn);
+        assert!(reserved.why.contains("ephemeral now"), "{}", reserved.why);
+        host.local_reserved_ports = PortSet::parse("80,5222,5269,5280-5281,7000-7100").expect("valid");
+        let reserved = row(&host.advice_for(&workload), "net.ipv4.ip_local_reserved_ports").clone();
+        assert_eq!(reserved.status, Status::Ok);
+        assert_eq!(host.ephemeral_ports_per_source_address(), 64_512 - 105, "80 is below the range");
+    }
+
+    #[test]
+    fn big_host_holds_a_million_in_one_process_per_side() {
+        let host = big_host();
+        let rows = host.advice(1_000_000);
+        let warned: Vec<&str> = rows.iter().filter(|r| r.status == Status::Warn).map(|r| r.setting).collect();
+        assert_eq!(warned, vec!["net.ipv4.ip_local_port_range"], "only the source-address note remains");
+        let plan = host.capacity_plan(&Workload::loopback(1_000_000));
+        assert_eq!((plan.server_processes, plan.client_processes), (1, 1));
+        assert_eq!(plan.source_addresses, 1_000_000u64.div_ceil(64_512 - 105));
+    }
+
+    #[test]
+    fn big_host_server_only_needs_no_ports_and_half_the_sockets() {
+        let host = big_host();
+        let workload = Workload { connections: 2_000_000, loopback: false, server_ports: default_server_ports() };
+        let rows = host.advice_for(&workload);
+        assert!(rows.iter().all(|r| r.setting != "net.ipv4.ip_local_port_range"));
+        assert_eq!(row(&rows, "fs.file-max").needed, format!("≥ {}", group(2_000_000 + FILE_HANDLES_HEADROOM)));
+        assert_eq!(row(&rows, "RLIMIT_NOFILE hard").status, Status::Ok, "2,000,128 fds fit under 2,097,152");
+    }
+
+    #[test]
+    fn raisable_hard_limit_gives_a_prlimit_fix() {
+        let mut host = this_machine();
+        host.nofile_hard_raise = HardLimitRaise::Possible;
+        let rows = host.advice(1_000_000);
+        let hard = row(&rows, "RLIMIT_NOFILE hard");
+        assert_eq!(hard.status, Status::Warn);
+        assert!(hard.fix.as_deref().is_some_and(|f| f.starts_with("prlimit")), "{:?}", hard.fix);
+    }
+
+    #[test]
+    fn unlimited_nofile_is_still_capped_by_nr_open() {
+        let mut host = this_machine();
+        host.nofile = ResourceLimit { soft: RLIMIT_UNLIMITED, hard: RLIMIT_UNLIMITED };
+        assert_eq!(host.connections_per_process_max(), 1_048_576 - FDS_RESERVED_PER_PROCESS);
+        host.nr_open = 0;
+        assert_eq!(host.connections_per_process_max(), 0);
+        assert_eq!(host.capacity_plan(&Workload::loopback(10)).server_processes, u64::MAX);
+    }
+
+    #[test]
+    fn formats_numbers() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1_000), "1,000");
+        assert_eq!(group(1_048_576), "1,048,576");
+        assert_eq!(bytes_text(8 << 20), "8 MiB");
+        assert_eq!(bytes_text(RLIMIT_UNLIMITED), "unlimited");
+        assert_eq!(bytes_text(1536), "1.5 KiB");
+    }
 }

@@ -37,7 +37,18 @@ pub fn render_check(workload: &Workload, plan: &CapacityPlan, rows: &[Advice]) -
         }
     }
     let warnings = rows.iter().filter(|r| r.status == Status::Warn).count();
-    let _ = writeln!(out, "\ncapacity: {plan}");
+    let _ = writeln!(out, "\ncapacity on this host as it is:");
+    let _ = writeln!(out, "  sockets per process max: {}", group(plan.sockets_per_process_max));
+    let _ = writeln!(out, "  server processes:        {}", group(plan.server_processes));
+    if workload.loopback {
+        let _ = writeln!(out, "  client processes:        {}", group(plan.client_processes));
+        let _ = writeln!(
+            out,
+            "  source addresses:        {} in 127.0.0.0/8, {} ephemeral ports each",
+            group(plan.source_addresses),
+            group(plan.ephemeral_ports_per_source_address)
+        );
+    }
     let _ = writeln!(out, "{} of {} settings need attention", warnings, rows.len());
     out
 }
@@ -49,7 +60,7 @@ pub fn render_plan(profile_name: &str, dry_run: bool, plan: &[PlannedChange]) ->
     let _ = writeln!(out, "ringline-tune apply --profile {profile_name}{mode}");
     for change in plan {
         let line = match change.action {
-            Action::Write => format!("{}: {} -> {}", change.key, change.old, change.new),
+            Action::Write => format!("{}: {} -> {}", change.key, or_empty(&change.old), change.new),
             Action::Keep => format!("{}: {} (unchanged)", change.key, change.old),
             Action::SkipMissing => format!("{}: skipped, not present (module not loaded)", change.key),
         };
@@ -59,6 +70,10 @@ pub fn render_plan(profile_name: &str, dry_run: bool, plan: &[PlannedChange]) ->
     let verb = if dry_run { "would change" } else { "changed" };
     let _ = writeln!(out, "{verb} {writes} of {} settings", plan.len());
     out
+}
+
+fn or_empty(value: &str) -> &str {
+    if value.is_empty() { "(empty)" } else { value }
 }
 
 fn clip(text: &str, width: usize) -> String {
