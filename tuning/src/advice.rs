@@ -395,7 +395,7 @@ impl HostLimits {
         let needed_pages = workload.sockets().saturating_mul(TCP_BUFFER_BYTES_PER_SOCKET).div_ceil(page);
         let ok = self.tcp_mem_pages.middle >= needed_pages;
         let high_bytes = needed_pages.saturating_mul(3) / 2 * page;
-        let ram_note = if high_bytes > self.mem_total_bytes / 2 { "; more than half of RAM!" } else { "" };
+        let ram_note = if high_bytes > self.mem_total_bytes / 2 { "; > RAM/2!" } else { "" };
         Advice {
             setting: "net.ipv4.tcp_mem",
             current: self.tcp_mem_pages.to_string(),
