@@ -77,9 +77,6 @@ pub const SHUTDOWN_GRACE_DEFAULT: Duration = Duration::from_secs(10);
 /// Default listen backlog per core (glommio's own `bind` is fixed at 1024).
 pub const LISTEN_BACKLOG_DEFAULT: u32 = 65_535;
 
-/// File descriptors kept for everything that is not a client connection (listeners, rings, logs, metrics).
-pub const FDS_RESERVED: u64 = 64;
-
 const _: () = assert!(OUTBOUND_BYTES_MAX >= FRAME_SIZE_MAX_DEFAULT + wire::LENGTH_PREFIX_BYTES);
 const _: () = assert!(READ_BUFFER_BYTES >= wire::FRAME_SIZE_MAX_MIN);
 const _: () = assert!(MESH_BATCH_MESSAGES_MAX <= MESH_OUTBOX_REQUESTS_MAX);

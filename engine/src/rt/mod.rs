@@ -8,7 +8,6 @@
 mod conn;
 mod core;
 mod cpus;
-mod fd_limit;
 mod listener;
 mod notify;
 
@@ -25,7 +24,6 @@ use crate::home::ShardId;
 use crate::limits::MESH_CHANNEL_CAPACITY;
 
 pub use cpus::{allowed_cpus, choose_cpus};
-pub use fd_limit::{FdLimit, raise_nofile};
 pub use listener::{ListenError, bind_listeners};
 
 use self::core::{Coordination, MeshEnds, run_core};
@@ -56,7 +54,8 @@ pub enum ServeError {
 pub struct Server {
     pub listen: SocketAddr,
     pub cores: usize,
-    pub fd_limit: Option<FdLimit>,
+    /// Connections this process can hold under its file-descriptor limit, if it could be read.
+    pub connections_max: Option<u64>,
     shutdown: Arc<AtomicBool>,
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
 }
@@ -72,13 +71,7 @@ impl Server {
     pub fn start(config: &ServeConfig) -> Result<Self, ServeError> {
         let cpus = choose_cpus(config.cores).map_err(ServeError::Cpus)?;
         let cores = cpus.len();
-        let fd_limit = match raise_nofile() {
-            Ok(limit) => Some(limit),
-            Err(error) => {
-                tracing::warn!(%error, "cannot read RLIMIT_NOFILE");
-                None
-            }
-        };
+        let connections_max = log_capacity();
         let accounts = AccountStore::open(&config.data_dir)?;
         if accounts.directory().is_empty() {
             tracing::warn!(data_dir = %config.data_dir.display(), "no users provisioned: nobody can log in \
@@ -124,17 +117,7 @@ impl Server {
             executors.push(handle);
         }
         tracing::info!(%listen, cores, cpus = ?cpus, users = directory.len(), "ringline serving");
-        if let Some(limit) = fd_limit {
-            tracing::info!(
-                soft = limit.soft,
-                hard = limit.hard,
-                connections_max = limit.connections_max(),
-                "this process can hold about {} connections; for more, raise the hard RLIMIT_NOFILE \
-                 (and fs.nr_open) or run more engine processes (see docs/TUNING.md)",
-                limit.connections_max()
-            );
-        }
-        Ok(Self { listen, cores, fd_limit, shutdown, executors })
+        Ok(Self { listen, cores, connections_max, shutdown, executors })
     }
 
     /// The flag that starts an orderly shutdown when set (SIGTERM sets it).
@@ -149,6 +132,43 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit and logs how many connections this process can hold and
+/// what to raise for more. Returns that number.
+fn log_capacity() -> Option<u64> {
+    if let Err(error) = tuning::raise_nofile_soft_limit() {
+        tracing::warn!(%error, "cannot raise the soft RLIMIT_NOFILE");
+    }
+    let host = match tuning::HostLimits::read() {
+        Ok(host) => host,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the host's limits; capacity unknown");
+            return None;
+        }
+    };
+    let connections_max = host.connections_per_process_max();
+    let warnings: Vec<String> = host
+        .advice(connections_max)
+        .into_iter()
+        .filter(|advice| advice.status == tuning::Status::Warn)
+        .map(|advice| advice.setting.to_string())
+        .collect();
+    tracing::info!(
+        nofile_soft = host.nofile.soft,
+        nofile_hard = host.nofile.hard,
+        nr_open = host.nr_open,
+        "this process can hold about {connections_max} connections; for more, raise the hard RLIMIT_NOFILE \
+         and fs.nr_open, or run more engine processes (docs/TUNING.md)"
+    );
+    if !warnings.is_empty() {
+        tracing::warn!(
+            "for {connections_max} loopback connections these host settings are short: {}; \
+             `ringline-tune check --connections {connections_max}` says how to fix them",
+            warnings.join(", ")
+        );
+    }
+    Some(connections_max)
 }
 
 /// Runs the server until SIGTERM or SIGINT, then shuts down in order. A second signal exits at once.
