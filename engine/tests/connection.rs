@@ -1,0 +1,154 @@
+//! Connection-level behaviour against a real engine: bad input is refused with ERROR and closed without
+//! affecting anyone else; handshakes and idle connections time out; SIGTERM says GOAWAY and exits 0; bad
+//! command lines fail with one clear line.
+
+mod support;
+
+use std::io::Write;
+use std::process::Command;
+
+use support::{Got, TestClient, TestServer};
+use wire::{ClientFrame, ErrorCode, GoawayReason};
+
+fn expect_error_then_close(client: &mut TestClient, code: ErrorCode) {
+    match client.recv() {
+        Got::Error { code: got, text } => assert_eq!(got, code, "text: {text}"),
+        other => panic!("expected ERROR({code:?}), got {other:?}"),
+    }
+    assert_eq!(client.recv(), Got::Closed);
+}
+
+#[test]
+fn bad_input_gets_an_error_and_only_that_connection_closes() {
+    let server = TestServer::start("bad-input", 2, 100, &["--frame-size-max", "1024"]);
+    let (alice, bob) = server.users_on_different_cores();
+    let mut bystander = server.login(alice);
+
+    let mut garbage = server.connect();
+    garbage.write_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    // "GET " read as a length is far over the limit.
+    expect_error_then_close(&mut garbage, ErrorCode::FrameTooLarge);
+
+    let mut unknown_kind = server.connect();
+    unknown_kind.write_raw(&[1, 0, 0, 0, 0xEE]);
+    expect_error_then_close(&mut unknown_kind, ErrorCode::Malformed);
+
+    let mut empty = server.connect();
+    empty.write_raw(&[0, 0, 0, 0]);
+    expect_error_then_close(&mut empty, ErrorCode::Malformed);
+
+    let mut oversized = server.login(bob);
+    oversized.send(1, alice.0, &vec![0u8; 2000]);
+    expect_error_then_close(&mut oversized, ErrorCode::FrameTooLarge);
+
+    let mut before_hello = server.connect();
+    before_hello.send(1, alice.0, b"hi");
+    expect_error_then_close(&mut before_hello, ErrorCode::UnexpectedFrame);
+
+    let mut wrong_key = server.connect();
+    wrong_key.send_frame(&ClientFrame::Hello { version: 1, user: alice.0, key: [0; 32] });
+    expect_error_then_close(&mut wrong_key, ErrorCode::AuthFailed);
+
+    let mut unknown_user = server.connect();
+    unknown_user.send_frame(&ClientFrame::Hello { version: 1, user: 42, key: alice.1 });
+    expect_error_then_close(&mut unknown_user, ErrorCode::AuthFailed);
+
+    let mut wrong_version = server.connect();
+    wrong_version.send_frame(&ClientFrame::Hello { version: 9, user: alice.0, key: alice.1 });
+    expect_error_then_close(&mut wrong_version, ErrorCode::UnsupportedVersion);
+
+    let mut twice = server.login(bob);
+    twice.send_frame(&ClientFrame::Hello { version: 1, user: bob.0, key: bob.1 });
+    expect_error_then_close(&mut twice, ErrorCode::UnexpectedFrame);
+
+    // Truncated frames and abrupt drops: the server just forgets those connections.
+    for _ in 0..20 {
+        let mut truncated = server.connect();
+        truncated.write_raw(&[50, 0, 0, 0, wire::kind::SEND, 1, 2, 3]);
+        drop(truncated);
+        let mut dropped = server.login(bob);
+        dropped.send(99, alice.0, b"half");
+        dropped.stream.shutdown(std::net::Shutdown::Both).expect("shutdown");
+    }
+
+    // The bystander was never affected.
+    bystander.send_frame(&ClientFrame::Ping { nonce: 5 });
+    loop {
+        match bystander.recv() {
+            Got::Pong { nonce } => {
+                assert_eq!(nonce, 5);
+                break;
+            }
+            Got::Deliver { item_id, .. } => bystander.delivered(item_id),
+            other => panic!("bystander got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn silent_connections_time_out_and_idle_ones_are_told_why() {
+    let server = TestServer::start("timeouts", 1, 10, &["--handshake-timeout", "200ms", "--idle-timeout", "1s"]);
+    let mut silent = server.connect();
+    expect_error_then_close(&mut silent, ErrorCode::HandshakeTimeout);
+
+    let mut half_hello = server.connect();
+    half_hello.write_raw(&[43, 0, 0, 0, wire::kind::HELLO, 1]);
+    expect_error_then_close(&mut half_hello, ErrorCode::HandshakeTimeout);
+
+    let mut idle = server.login(server.user(0));
+    assert_eq!(idle.recv(), Got::Goaway { reason: GoawayReason::IdleTimeout });
+    assert_eq!(idle.recv(), Got::Closed);
+}
+
+#[test]
+fn sigterm_sends_goaway_and_exits_zero() {
+    let server = TestServer::start("sigterm", 2, 100, &[]);
+    let (alice, bob) = server.users_on_different_cores();
+    let mut a = server.login(alice);
+    let mut b = server.login(bob);
+    a.send(1, bob.0, b"before shutdown");
+    a.expect_ack(1);
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    for client in [&mut a, &mut b] {
+        let frames = client.recv_until_closed();
+        assert_eq!(frames.last(), Some(&Got::Goaway { reason: GoawayReason::ShuttingDown }), "{frames:?}");
+    }
+}
+
+#[test]
+fn a_port_in_use_and_bad_flags_fail_with_one_clear_line() {
+    let server = TestServer::start("port-in-use", 1, 1, &[]);
+    let output = Command::new(env!("CARGO_BIN_EXE_ringline"))
+        .args(["serve", "--listen", &server.addr.to_string(), "--data-dir"])
+        .arg(&server.data_dir)
+        .env("RINGLINE_LOG", "off")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already in use"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    for args in [
+        &["serve", "--listen", "not-an-address"][..],
+        &["serve", "--listen", "127.0.0.1:0", "--cores", "0"],
+        &["serve", "--listen", "127.0.0.1:0", "--cores", "100000"],
+        &["serve", "--listen", "127.0.0.1:0", "--frame-size-max", "3"],
+        &["serve", "--listen", "127.0.0.1:0", "--config", "/nonexistent/ringline.toml"],
+        &["serve"],
+        &["users", "provision", "--data-dir", "/tmp/x", "--count", "0", "--keys-out", "/tmp/x.keys"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_ringline")).args(args).output().expect("run");
+        assert!(!output.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.trim().is_empty(), "{args:?} says why");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_ringline")).args(["serve", "--help"]).output().expect("run");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in ["--listen", "--cores", "--data-dir", "--config", "--backlog", "--idle-timeout"] {
+        assert!(help.contains(flag), "--help documents {flag}");
+    }
+    let _ = std::io::stdout().flush();
+}

@@ -1,0 +1,270 @@
+//! Test support: a real `ringline serve` process on a free loopback port with provisioned users, and a
+//! blocking protocol client. Reads have a generous timeout only so that a broken server fails a test
+//! instead of hanging it; no test asserts on time.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use engine::account::AccountStore;
+use engine::home::{ShardId, home_core};
+use wire::{ClientFrame, DeviceKey, ErrorCode, GoawayReason, ReceiptKind, RejectCode, ServerFrame, UserId};
+
+pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running engine process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub users: Vec<(UserId, DeviceKey)>,
+    pub cores: u16,
+    child: Child,
+}
+
+impl TestServer {
+    /// Provisions `users` users in a fresh data dir and starts `ringline serve` on `cores` cores.
+    pub fn start(name: &str, cores: u16, users: u64, extra_args: &[&str]) -> Self {
+        let data_dir = std::env::temp_dir().join(format!("ringline-it-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let keys_path = data_dir.with_extension("keys");
+        let mut store = AccountStore::open(&data_dir).expect("data dir");
+        store.provision(users, 1555, &keys_path).expect("provision");
+        let users = std::fs::read_to_string(&keys_path)
+            .expect("keys file")
+            .lines()
+            .filter_map(|line| wire::parse_keys_line(line).expect("keys line"))
+            .map(|entry| (entry.user, entry.key))
+            .collect();
+        Self::spawn(data_dir, users, cores, extra_args)
+    }
+
+    fn spawn(data_dir: PathBuf, users: Vec<(UserId, DeviceKey)>, cores: u16, extra_args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringline"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--cores", &cores.to_string(), "--data-dir"])
+            .arg(&data_dir)
+            .args(extra_args)
+            .env("RINGLINE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ringline");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("listening line");
+        let addr = line
+            .strip_prefix("ringline listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        Self { addr, data_dir, users, cores, child }
+    }
+
+    pub fn user(&self, index: usize) -> (UserId, DeviceKey) {
+        self.users[index]
+    }
+
+    /// Two users with different home cores (or any two on one core).
+    pub fn users_on_different_cores(&self) -> ((UserId, DeviceKey), (UserId, DeviceKey)) {
+        let first = self.users[0];
+        let other = self
+            .users
+            .iter()
+            .copied()
+            .find(|(user, _)| home_core(*user, self.cores) != home_core(first.0, self.cores))
+            .unwrap_or(self.users[1]);
+        (first, other)
+    }
+
+    pub fn home(&self, user: UserId) -> ShardId {
+        home_core(user, self.cores)
+    }
+
+    pub fn connect(&self) -> TestClient {
+        TestClient::connect(self.addr)
+    }
+
+    pub fn login(&self, (user, key): (UserId, DeviceKey)) -> TestClient {
+        let mut client = self.connect();
+        let queued = client.hello(user, key);
+        client.queued_at_login = queued;
+        client
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait");
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        let _ = std::fs::remove_file(self.data_dir.with_extension("keys"));
+    }
+}
+
+/// A server frame with owned fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Got {
+    Welcome {
+        queued: u32,
+    },
+    Error {
+        code: ErrorCode,
+        text: String,
+    },
+    Goaway {
+        reason: GoawayReason,
+    },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
+    Ack {
+        client_msg_id: u64,
+        server_id: u64,
+    },
+    Reject {
+        client_msg_id: u64,
+        code: RejectCode,
+    },
+    Deliver {
+        item_id: u64,
+        from: UserId,
+        body: Vec<u8>,
+    },
+    Receipt {
+        item_id: u64,
+        server_id: u64,
+        peer: UserId,
+        kind: ReceiptKind,
+    },
+    /// The server closed the connection.
+    Closed,
+}
+
+pub struct TestClient {
+    pub stream: TcpStream,
+    buffer: Vec<u8>,
+    pub queued_at_login: u32,
+}
+
+impl TestClient {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Self { stream, buffer: Vec::new(), queued_at_login: 0 }
+    }
+
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    pub fn send_frame(&mut self, frame: &ClientFrame<'_>) {
+        let mut bytes = Vec::new();
+        wire::encode_client(frame, &mut bytes);
+        self.write_raw(&bytes);
+    }
+
+    /// HELLO, expecting WELCOME; returns the queued count.
+    pub fn hello(&mut self, user: UserId, key: DeviceKey) -> u32 {
+        self.send_frame(&ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user, key });
+        match self.recv() {
+            Got::Welcome { queued } => queued,
+            other => panic!("expected WELCOME, got {other:?}"),
+        }
+    }
+
+    pub fn send(&mut self, client_msg_id: u64, to: UserId, body: &[u8]) {
+        self.send_frame(&ClientFrame::Send { client_msg_id, to, body });
+    }
+
+    pub fn delivered(&mut self, item_id: u64) {
+        self.send_frame(&ClientFrame::Delivered { item_id });
+    }
+
+    /// The next frame from the server, or `Closed`.
+    pub fn recv(&mut self) -> Got {
+        loop {
+            match wire::decode_server(&self.buffer, 1 << 20) {
+                Ok(wire::Decoded::Frame { frame, consumed }) => {
+                    let got = own(frame);
+                    self.buffer.drain(..consumed);
+                    return got;
+                }
+                Ok(wire::Decoded::Incomplete { .. }) => {}
+                Err(error) => panic!("server sent a malformed frame: {error}"),
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Got::Closed,
+                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return Got::Closed,
+                Err(error) => panic!("reading from the server: {error}"),
+            }
+        }
+    }
+
+    /// The next frame that is not a PING/PONG.
+    pub fn recv_significant(&mut self) -> Got {
+        loop {
+            match self.recv() {
+                Got::Ping { .. } | Got::Pong { .. } => continue,
+                other => return other,
+            }
+        }
+    }
+
+    pub fn expect_ack(&mut self, client_msg_id: u64) -> u64 {
+        match self.recv_significant() {
+            Got::Ack { client_msg_id: id, server_id } if id == client_msg_id => server_id,
+            other => panic!("expected ACK({client_msg_id}), got {other:?}"),
+        }
+    }
+
+    pub fn expect_deliver(&mut self) -> (u64, UserId, Vec<u8>) {
+        match self.recv_significant() {
+            Got::Deliver { item_id, from, body } => (item_id, from, body),
+            other => panic!("expected DELIVER, got {other:?}"),
+        }
+    }
+
+    /// Reads until the server closes, returning every frame before that.
+    pub fn recv_until_closed(&mut self) -> Vec<Got> {
+        let mut frames = Vec::new();
+        loop {
+            match self.recv() {
+                Got::Closed => return frames,
+                other => frames.push(other),
+            }
+        }
+    }
+}
+
+fn own(frame: ServerFrame<'_>) -> Got {
+    match frame {
+        ServerFrame::Welcome { queued, .. } => Got::Welcome { queued },
+        ServerFrame::Error { code, text } => Got::Error { code, text: text.to_owned() },
+        ServerFrame::Goaway { reason } => Got::Goaway { reason },
+        ServerFrame::Ping { nonce } => Got::Ping { nonce },
+        ServerFrame::Pong { nonce } => Got::Pong { nonce },
+        ServerFrame::Ack { client_msg_id, server_id, .. } => Got::Ack { client_msg_id, server_id },
+        ServerFrame::Reject { client_msg_id, code } => Got::Reject { client_msg_id, code },
+        ServerFrame::Deliver { item_id, from, body, .. } => Got::Deliver { item_id, from, body: body.to_vec() },
+        ServerFrame::Receipt { item_id, server_id, peer, kind, .. } => Got::Receipt { item_id, server_id, peer, kind },
+    }
+}
