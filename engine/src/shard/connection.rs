@@ -117,6 +117,17 @@ impl ConnTable {
         Some(connection)
     }
 
+    /// Slots, live or free: the range of `index` for `id_at`.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The handle of the live connection in slot `index`, if any.
+    pub fn id_at(&self, index: usize) -> Option<ConnId> {
+        let slot = self.slots.get(index)?;
+        slot.connection.as_ref().map(|_| ConnId { index: index as u32, generation: slot.generation })
+    }
+
     /// Handles of every live connection.
     pub fn ids(&self) -> Vec<ConnId> {
         self.slots

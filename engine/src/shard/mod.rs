@@ -20,8 +20,7 @@ mod mesh;
 mod offline_queue;
 mod stats;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use wire::{ClientFrame, Decoded, ErrorCode, GoawayReason, ReceiptKind, RejectCode, ServerFrame, UserId};
 
@@ -100,7 +99,9 @@ pub struct Shard {
     handoffs: HashMap<ConnId, Handoff>,
     wakeups: Vec<ConnId>,
     handshake_deadlines: VecDeque<(u64, ConnId)>,
-    idle_checks: BinaryHeap<Reverse<(u64, ConnId)>>,
+    /// Next connection slot the idle sweep looks at, and when it last ran.
+    idle_sweep_cursor: usize,
+    idle_sweep_us: u64,
     shutting_down: bool,
     stats: ShardStats,
 }
@@ -142,7 +143,8 @@ impl Shard {
             handoffs: HashMap::new(),
             wakeups: Vec::new(),
             handshake_deadlines: VecDeque::new(),
-            idle_checks: BinaryHeap::new(),
+            idle_sweep_cursor: 0,
+            idle_sweep_us: 0,
             shutting_down: false,
             stats: ShardStats::default(),
         }
@@ -282,23 +284,7 @@ impl Shard {
                 self.fail(conn, ErrorCode::HandshakeTimeout, "no HELLO within the handshake timeout");
             }
         }
-        while let Some(&Reverse((check_us, conn))) = self.idle_checks.peek() {
-            if check_us > now.mono_us {
-                break;
-            }
-            self.idle_checks.pop();
-            let Some(connection) = self.conns.get(conn) else { continue };
-            if connection.user().is_none() {
-                continue;
-            }
-            let due = connection.last_frame_us + self.config.idle_timeout_us;
-            if due <= now.mono_us {
-                self.stats.timeouts_idle += 1;
-                self.goaway(conn, GoawayReason::IdleTimeout);
-            } else {
-                self.idle_checks.push(Reverse((due, conn)));
-            }
-        }
+        self.sweep_idle(now);
         self.dedup.expire(now.mono_us);
         for expired in self.queue.expire(now.wall_us) {
             self.stats.expired += 1;
@@ -314,6 +300,36 @@ impl Shard {
         self.run_local(now);
     }
 
+    /// Looks at a share of the connection slots proportional to the time since the last sweep, so every slot
+    /// is looked at once per idle timeout: an idle connection is closed between one and two idle timeouts
+    /// after its last frame, at no memory cost per connection (a timer per connection would cost some, and
+    /// a heap of deadlines keeps entries of closed connections around through a reconnect storm).
+    fn sweep_idle(&mut self, now: Now) {
+        let elapsed = now.mono_us.saturating_sub(self.idle_sweep_us);
+        let slots = self.conns.slot_count();
+        let share = (slots as u128 * u128::from(elapsed)).div_ceil(u128::from(self.config.idle_timeout_us.max(1)));
+        let count = usize::try_from(share).unwrap_or(usize::MAX).min(slots);
+        if count == 0 {
+            return;
+        }
+        self.idle_sweep_us = now.mono_us;
+        for _ in 0..count {
+            if self.idle_sweep_cursor >= slots {
+                self.idle_sweep_cursor = 0;
+            }
+            let index = self.idle_sweep_cursor;
+            self.idle_sweep_cursor += 1;
+            let Some(conn) = self.conns.id_at(index) else { continue };
+            let Some(connection) = self.conns.get(conn) else { continue };
+            if connection.user().is_some()
+                && connection.last_frame_us.saturating_add(self.config.idle_timeout_us) <= now.mono_us
+            {
+                self.stats.timeouts_idle += 1;
+                self.goaway(conn, GoawayReason::IdleTimeout);
+            }
+        }
+    }
+
     /// SIGTERM: refuse new connections and SENDs, let SENDs in flight finish, then GOAWAY everyone.
     pub fn begin_shutdown(&mut self, now: Now) {
         self.shutting_down = true;
@@ -326,10 +342,9 @@ impl Shard {
     /// Shutdown grace is over: every connection closes now.
     pub fn close_all_now(&mut self) {
         for conn in self.conns.ids() {
+            self.close_after_flush(conn);
             if let Some(connection) = self.conns.get_mut(conn) {
                 connection.close_now = true;
-                connection.stage = Stage::Closing;
-                self.wakeups.push(conn);
             }
         }
     }
@@ -580,7 +595,6 @@ impl Shard {
         let Some(connection) = self.conns.get_mut(conn) else { return Flow::Stop };
         connection.stage = Stage::Active { user };
         connection.last_frame_us = now.mono_us;
-        self.idle_checks.push(Reverse((now.mono_us + self.config.idle_timeout_us, conn)));
         self.stats.logins += 1;
         self.queue.rewind(user);
         let queued = u32::try_from(self.queue.len(user)).unwrap_or(u32::MAX);

@@ -7,9 +7,10 @@
 //! issue can back it without changing callers.
 //!
 //! Invariants: `cursor <= items.len()`; the byte and count totals equal the sums over the items; a user
-//! with no items has no entry (an idle user costs nothing here).
+//! with no items has no entry (an idle user costs nothing here); `by_age` holds exactly one key per waiting
+//! user, the time of that user's oldest item, so age expiry costs O(waiting users) memory, not O(messages).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use wire::{ReceiptKind, RejectCode, UserId};
 
@@ -24,6 +25,12 @@ impl Item {
     pub fn id(&self) -> u64 {
         match self {
             Self::Message { id, .. } | Self::Receipt { id, .. } => *id,
+        }
+    }
+
+    pub fn time_us(&self) -> u64 {
+        match self {
+            Self::Message { time_us, .. } | Self::Receipt { time_us, .. } => *time_us,
         }
     }
 
@@ -51,6 +58,9 @@ struct Inbox {
     messages: usize,
     receipts: usize,
     cursor: usize,
+    /// This inbox's key in `OfflineQueue::by_age`: its oldest item's time, or a later time once expiry
+    /// found the oldest item written to a live connection.
+    age_key: u64,
 }
 
 /// A message dropped for age: its sender must be told.
@@ -68,13 +78,13 @@ pub struct OfflineQueue {
     limits: QueueLimits,
     body_bytes: u64,
     items: usize,
-    /// (stored at, recipient, item id) for messages, oldest first.
-    ages: VecDeque<(u64, UserId, u64)>,
+    /// (time of the oldest item, user) for every waiting user.
+    by_age: BTreeSet<(u64, UserId)>,
 }
 
 impl OfflineQueue {
     pub fn new(limits: QueueLimits) -> Self {
-        Self { inboxes: HashMap::new(), limits, body_bytes: 0, items: 0, ages: VecDeque::new() }
+        Self { inboxes: HashMap::new(), limits, body_bytes: 0, items: 0, by_age: BTreeSet::new() }
     }
 
     /// Items waiting for `user`.
@@ -123,11 +133,12 @@ impl OfflineQueue {
     pub fn push(&mut self, user: UserId, item: Item) {
         let inbox = self.inboxes.entry(user).or_default();
         let bytes = item.body_bytes();
+        if inbox.items.is_empty() {
+            inbox.age_key = item.time_us();
+            self.by_age.insert((inbox.age_key, user));
+        }
         match &item {
-            Item::Message { id, time_us, .. } => {
-                inbox.messages += 1;
-                self.ages.push_back((*time_us, user, *id));
-            }
+            Item::Message { .. } => inbox.messages += 1,
             Item::Receipt { .. } => inbox.receipts += 1,
         }
         inbox.body_bytes += bytes;
@@ -161,50 +172,77 @@ impl OfflineQueue {
     pub fn acknowledge(&mut self, user: UserId, item_id: u64) -> Option<Item> {
         let inbox = self.inboxes.get_mut(&user)?;
         let index = inbox.items.iter().take(inbox.cursor).position(|item| item.id() == item_id)?;
-        let item = inbox.items.remove(index).expect("index found among the items");
         inbox.cursor -= 1;
-        self.forget(user, &item);
-        Some(item)
+        Some(self.remove_at(user, index))
     }
 
-    fn forget(&mut self, user: UserId, item: &Item) {
+    /// Removes `user`'s item at `index`, keeping totals, the cursor and the age index right.
+    fn remove_at(&mut self, user: UserId, index: usize) -> Item {
+        let inbox = self.inboxes.get_mut(&user).expect("callers found the user's inbox");
+        let item = inbox.items.remove(index).expect("callers found the index among the items");
         let bytes = item.body_bytes();
+        inbox.body_bytes -= bytes;
+        match item {
+            Item::Message { .. } => inbox.messages -= 1,
+            Item::Receipt { .. } => inbox.receipts -= 1,
+        }
         self.body_bytes -= bytes;
         self.items -= 1;
-        if let Some(inbox) = self.inboxes.get_mut(&user) {
-            inbox.body_bytes -= bytes;
-            match item {
-                Item::Message { .. } => inbox.messages -= 1,
-                Item::Receipt { .. } => inbox.receipts -= 1,
-            }
-            if inbox.items.is_empty() {
-                self.inboxes.remove(&user);
+        if index == 0 {
+            self.by_age.remove(&(inbox.age_key, user));
+            if let Some(front) = inbox.items.front() {
+                inbox.age_key = front.time_us();
+                self.by_age.insert((inbox.age_key, user));
             }
         }
+        if inbox.items.is_empty() {
+            self.inboxes.remove(&user);
+        }
+        item
     }
 
-    /// Drops messages stored longer than the age limit that are not written to a live connection, and
-    /// returns them so their senders can be told. Messages already acknowledged are skipped.
+    /// Drops items stored longer than the age limit, oldest first, and returns the messages among them so
+    /// their senders can be told (expired receipts need no notice). Items written to a live connection are
+    /// not dropped: their acknowledgement is on the way; such a user is looked at again one age later.
     pub fn expire(&mut self, now_us: u64) -> Vec<Expired> {
         let mut expired = Vec::new();
-        while let Some(&(stored_us, user, id)) = self.ages.front() {
-            if stored_us.saturating_add(self.limits.age_max_us) > now_us {
+        while let Some(&(oldest_us, user)) = self.by_age.first() {
+            if oldest_us.saturating_add(self.limits.age_max_us) > now_us {
                 break;
             }
-            self.ages.pop_front();
-            let Some(inbox) = self.inboxes.get_mut(&user) else { continue };
-            let Some(index) = inbox.items.iter().position(|item| item.id() == id) else { continue };
-            if index < inbox.cursor {
-                // Written to the live connection: its acknowledgement is on the way.
+            let Some(inbox) = self.inboxes.get_mut(&user) else {
+                unreachable!("by_age holds keys of waiting users only");
+            };
+            if inbox.cursor > 0 {
+                self.by_age.remove(&(oldest_us, user));
+                inbox.age_key = now_us;
+                self.by_age.insert((now_us, user));
                 continue;
             }
-            let item = inbox.items.remove(index).expect("index found among the items");
-            if let Item::Message { from, .. } = item {
+            let item = self.remove_at(user, 0);
+            if let Item::Message { id, from, .. } = item {
                 expired.push(Expired { sender: from, recipient: user, server_id: id });
             }
-            self.forget(user, &item);
         }
         expired
+    }
+
+    /// Checks the invariants in O(items).
+    #[cfg(test)]
+    pub fn check_invariants(&self) {
+        let mut bytes = 0;
+        let mut items = 0;
+        for (user, inbox) in &self.inboxes {
+            assert!(!inbox.items.is_empty(), "user {user} has an empty inbox entry");
+            assert!(inbox.cursor <= inbox.items.len());
+            assert!(self.by_age.contains(&(inbox.age_key, *user)), "user {user} missing from the age index");
+            assert!(inbox.items.front().is_some_and(|front| front.time_us() <= inbox.age_key));
+            bytes += inbox.items.iter().map(Item::body_bytes).sum::<u64>();
+            items += inbox.items.len();
+        }
+        assert_eq!(bytes, self.body_bytes);
+        assert_eq!(items, self.items);
+        assert_eq!(self.by_age.len(), self.inboxes.len());
     }
 }
 
@@ -265,7 +303,36 @@ mod tests {
         assert_eq!(queue.expire(99), vec![]);
         assert_eq!(queue.expire(100), vec![Expired { sender: 1, recipient: 9, server_id: 1 }]);
         assert_eq!(queue.len(8), 1, "written to a live connection: kept");
-        assert_eq!(queue.expire(1_000), vec![Expired { sender: 1, recipient: 9, server_id: 2 }]);
+        queue.check_invariants();
+        assert_eq!(queue.expire(150), vec![Expired { sender: 1, recipient: 9, server_id: 2 }]);
         assert_eq!(queue.items_total(), 1);
+        assert_eq!(queue.expire(1_000), vec![], "still written: user 8 is looked at again one age later");
+        queue.rewind(8);
+        assert_eq!(queue.expire(1_099), vec![]);
+        assert_eq!(queue.expire(1_100), vec![Expired { sender: 1, recipient: 8, server_id: 3 }]);
+        queue.check_invariants();
+        assert_eq!(queue.users_waiting(), 0);
+    }
+
+    #[test]
+    fn the_age_index_follows_acknowledgements_and_holds_one_key_per_user() {
+        let mut queue = OfflineQueue::new(QueueLimits { messages_per_user_max: 1000, ..LIMITS });
+        for id in 0..100 {
+            queue.push(9, message(id, 0, id));
+        }
+        for id in 0..100 {
+            assert_eq!(queue.next_unwritten(9).map(Item::id), Some(id));
+            assert!(queue.acknowledge(9, id).is_some());
+            queue.check_invariants();
+        }
+        assert_eq!(queue.users_waiting(), 0, "nothing is kept for acknowledged messages");
+        queue.push(9, message(200, 0, 5));
+        queue.push(9, message(201, 0, 6));
+        assert_eq!(queue.next_unwritten(9).map(Item::id), Some(200));
+        assert_eq!(queue.next_unwritten(9).map(Item::id), Some(201));
+        assert!(queue.acknowledge(9, 201).is_some(), "an ack behind the front keeps the front's age");
+        queue.check_invariants();
+        assert!(queue.acknowledge(9, 200).is_some());
+        queue.check_invariants();
     }
 }
