@@ -37,7 +37,8 @@ pub fn parse_keys_line(line: &str) -> Result<Option<UserKey>, KeysFileError> {
         return Err(KeysFileError::FieldCount { found: line.split_ascii_whitespace().count() });
     };
     let user = user_text.parse::<UserId>().map_err(|_| KeysFileError::BadUserId { text: user_text.to_owned() })?;
-    if key_text.len() != 64 {
+    // Check the digits here: `u8::from_str_radix` alone would also take a `+` sign, so `+f` would pass as `0f`.
+    if key_text.len() != 64 || !key_text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
         return Err(KeysFileError::BadKey);
     }
     let mut key = [0u8; 32];

@@ -138,3 +138,14 @@ fn decoders_survive_every_byte_pattern_of_short_inputs() {
         }
     }
 }
+
+#[test]
+fn keys_line_refuses_a_plus_sign_in_the_key() {
+    // Found by fuzz/ keys_line: `u8::from_str_radix` takes "+5" as 5, so a key field with a `+` where a hex
+    // digit belongs was accepted and parsed to a key whose hex differs from the text.
+    let key_text = format!("{}+5{}", "00".repeat(18), "7a".repeat(13));
+    assert_eq!(key_text.len(), 64);
+    assert_eq!(parse_keys_line(&format!("15550000002 {key_text}")), Err(KeysFileError::BadKey));
+    let valid = format!("15550000002 {}05{}", "00".repeat(18), "7A".repeat(13));
+    assert!(matches!(parse_keys_line(&valid), Ok(Some(UserKey { user: 15_550_000_002, .. }))));
+}
