@@ -14,3 +14,4 @@ pub mod home;
 pub mod limits;
 pub mod rt;
 pub mod shard;
+pub mod wal;

@@ -1,0 +1,162 @@
+//! Group commit. Records appended between two writes go out together in one page-aligned write (direct I/O
+//! needs aligned offsets and lengths), and the sequence number of the last one tells the shard which
+//! acknowledgements that write makes safe. One write is in flight at a time; records appended meanwhile
+//! form the next group, so the batch grows with the load.
+//!
+//! A write is padded with zeros to a page boundary and the next write starts on the next page: a page that
+//! holds durable records is never written again, so a torn write can damage only records not yet
+//! acknowledged. Segments rotate once they pass their size limit (a soft limit: a group is never split).
+
+use super::record::{LogRecord, encode_record};
+
+/// Alignment and granularity of log writes.
+pub const PAGE_BYTES: usize = 4096;
+
+/// One write the runtime must make durable (write, then fdatasync) before calling `handle_write_done`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingWrite {
+    /// Segment number; a segment not written before starts empty.
+    pub segment: u64,
+    /// Offset in the segment, a multiple of `PAGE_BYTES`.
+    pub offset: u64,
+    /// Whole pages of records and zero padding.
+    pub bytes: Vec<u8>,
+    /// Sequence number of the last record in `bytes`.
+    pub lsn: u64,
+}
+
+/// The write side of one core's log.
+#[derive(Debug)]
+pub struct LogWriter {
+    segment: u64,
+    /// Where the next write starts in `segment`.
+    offset: u64,
+    segment_size_max: u64,
+    pending: Vec<u8>,
+    appended_lsn: u64,
+    pending_lsn: u64,
+    durable_lsn: u64,
+    in_flight: Option<u64>,
+}
+
+impl LogWriter {
+    /// A writer continuing after `segment`/`offset` (from recovery), with `lsn` the last durable sequence.
+    pub fn new(segment: u64, offset: u64, lsn: u64, segment_size_max: u64) -> Self {
+        assert!(offset.is_multiple_of(PAGE_BYTES as u64), "writes start on a page boundary");
+        assert!(segment_size_max >= PAGE_BYTES as u64);
+        Self {
+            segment,
+            offset,
+            segment_size_max,
+            pending: Vec::new(),
+            appended_lsn: lsn,
+            pending_lsn: lsn,
+            durable_lsn: lsn,
+            in_flight: None,
+        }
+    }
+
+    /// Adds a record to the next group; returns its sequence number.
+    pub fn append(&mut self, record: &LogRecord) -> u64 {
+        encode_record(record, &mut self.pending);
+        self.appended_lsn += 1;
+        self.pending_lsn = self.appended_lsn;
+        self.appended_lsn
+    }
+
+    /// The next group to write, if none is in flight and any record waits.
+    pub fn poll_write(&mut self) -> Option<PendingWrite> {
+        if self.in_flight.is_some() || self.pending.is_empty() {
+            return None;
+        }
+        if self.offset >= self.segment_size_max {
+            self.segment += 1;
+            self.offset = 0;
+        }
+        let mut bytes = std::mem::take(&mut self.pending);
+        let padded = bytes.len().next_multiple_of(PAGE_BYTES);
+        bytes.resize(padded, 0);
+        let write = PendingWrite { segment: self.segment, offset: self.offset, bytes, lsn: self.pending_lsn };
+        self.offset += padded as u64;
+        self.in_flight = Some(self.pending_lsn);
+        Some(write)
+    }
+
+    /// The write up to `lsn` is durable.
+    pub fn handle_write_done(&mut self, lsn: u64) {
+        assert_eq!(self.in_flight, Some(lsn), "completions arrive for the write in flight");
+        assert!(lsn >= self.durable_lsn, "sequence numbers only increase");
+        self.in_flight = None;
+        self.durable_lsn = lsn;
+    }
+
+    /// Every record up to this sequence number is durable.
+    pub fn durable_lsn(&self) -> u64 {
+        self.durable_lsn
+    }
+
+    /// The last sequence number handed out.
+    pub fn appended_lsn(&self) -> u64 {
+        self.appended_lsn
+    }
+
+    /// The segment the next write goes to (after rotation, if due).
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+
+    /// Bytes waiting for the next write.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn removed(item_id: u64) -> LogRecord {
+        LogRecord::Removed { user: 1, item_id }
+    }
+
+    #[test]
+    fn records_appended_during_a_write_form_the_next_group() {
+        let mut writer = LogWriter::new(0, 0, 0, 1 << 20);
+        assert_eq!(writer.poll_write(), None);
+        assert_eq!(writer.append(&removed(1)), 1);
+        assert_eq!(writer.append(&removed(2)), 2);
+        let first = writer.poll_write().expect("a group");
+        assert_eq!((first.segment, first.offset, first.bytes.len(), first.lsn), (0, 0, PAGE_BYTES, 2));
+        writer.append(&removed(3));
+        assert_eq!(writer.poll_write(), None, "one write in flight at a time");
+        assert_eq!(writer.durable_lsn(), 0);
+        writer.handle_write_done(2);
+        assert_eq!(writer.durable_lsn(), 2);
+        let second = writer.poll_write().expect("the next group");
+        assert_eq!((second.offset, second.lsn), (PAGE_BYTES as u64, 3), "never rewrites a durable page");
+    }
+
+    #[test]
+    fn segments_rotate_past_their_size() {
+        let mut writer = LogWriter::new(4, 0, 10, PAGE_BYTES as u64);
+        writer.append(&removed(1));
+        let write = writer.poll_write().expect("write");
+        assert_eq!((write.segment, write.lsn), (4, 11));
+        writer.handle_write_done(11);
+        writer.append(&removed(2));
+        let write = writer.poll_write().expect("write");
+        assert_eq!((write.segment, write.offset), (5, 0));
+    }
+
+    #[test]
+    fn a_large_group_is_one_padded_write() {
+        let mut writer = LogWriter::new(0, 0, 0, 1 << 30);
+        for item_id in 0..1000 {
+            writer.append(&removed(item_id));
+        }
+        let write = writer.poll_write().expect("write");
+        assert_eq!(write.bytes.len() % PAGE_BYTES, 0);
+        assert!(write.bytes.len() >= 1000 * 25);
+        assert_eq!(write.lsn, 1000);
+    }
+}
