@@ -63,6 +63,7 @@ pub const PORT_LIST_ENTRIES_MAX: usize = 256;
 const _: () = assert!(FDS_RESERVED_PER_PROCESS < 1024, "the reserve must leave room under a default ulimit");
 const _: () = assert!(CONNECTIONS_DEFAULT <= CONNECTIONS_MAX);
 const _: () = assert!(MANY_CONNECTIONS_MIN <= CONNECTIONS_DEFAULT);
-const _: () = assert!(EPHEMERAL_PORT_RANGE_WIDEST.0.is_multiple_of(2) && !EPHEMERAL_PORT_RANGE_WIDEST.1.is_multiple_of(2));
+const _: () =
+    assert!(EPHEMERAL_PORT_RANGE_WIDEST.0.is_multiple_of(2) && !EPHEMERAL_PORT_RANGE_WIDEST.1.is_multiple_of(2));
 const _: () = assert!(KERNEL_SOCKET_MEMORY_PERCENT_MAX < 100);
 const _: () = assert!(TCP_BUFFER_BYTES_PER_SOCKET <= SOCKET_BUFFER_DEFAULT_BYTES_MAX);

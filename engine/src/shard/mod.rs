@@ -585,12 +585,12 @@ impl Shard {
             self.goaway(conn, GoawayReason::ShuttingDown);
             return Flow::Stop;
         }
-        if let Some(previous) = self.sessions.insert(user, conn) {
-            if previous != conn {
-                // The session already points at `conn`, so closing the old one does not end it.
-                self.stats.replaced += 1;
-                self.goaway(previous, GoawayReason::Replaced);
-            }
+        if let Some(previous) = self.sessions.insert(user, conn)
+            && previous != conn
+        {
+            // The session already points at `conn`, so closing the old one does not end it.
+            self.stats.replaced += 1;
+            self.goaway(previous, GoawayReason::Replaced);
         }
         let Some(connection) = self.conns.get_mut(conn) else { return Flow::Stop };
         connection.stage = Stage::Active { user };
@@ -740,11 +740,12 @@ impl Shard {
     fn send_request(&mut self, conn: ConnId, user: UserId, message: ShardMsg) {
         let home = home_core(user, self.config.cores);
         self.send_to_shard(home, message);
-        if home != self.id && self.outboxes[home.index()].requests() >= MESH_OUTBOX_REQUESTS_MAX {
-            if let Some(connection) = self.conns.get_mut(conn) {
-                connection.paused_for_mesh = true;
-                self.mesh_waiters[home.index()].push(conn);
-            }
+        if home != self.id
+            && self.outboxes[home.index()].requests() >= MESH_OUTBOX_REQUESTS_MAX
+            && let Some(connection) = self.conns.get_mut(conn)
+        {
+            connection.paused_for_mesh = true;
+            self.mesh_waiters[home.index()].push(conn);
         }
     }
 
