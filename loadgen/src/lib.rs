@@ -6,8 +6,14 @@
 //! (processes, aggregation, output), `engine_process` (spawning `ringline serve`), `plot`.
 
 pub mod body;
+pub mod cli;
+pub mod contacts;
+pub mod control;
+pub mod error_kind;
 pub mod latency;
 pub mod ledger;
 pub mod limits;
+pub mod report;
 pub mod schedule;
 pub mod session;
+pub mod source_addr;
