@@ -1,0 +1,277 @@
+//! The `serve` configuration: command-line flags, an optional TOML file with the same keys, and the checked
+//! result. Owns defaults (from `limits.rs`), precedence (flag over file over default) and validation with a
+//! clear message per bad value. Does not open sockets or files other than the config file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::account::{Directory, KeyAuthority};
+use crate::limits;
+use crate::shard::{QueueLimits, ShardConfig};
+
+/// Flags of `ringline serve`. Every one can also be set in the `--config` file (same name, `_` for `-`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to accept native-protocol connections on, e.g. 127.0.0.1:7000 (port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Cores to run on (one pinned executor each); default: every core this process may use.
+    #[arg(long)]
+    pub cores: Option<usize>,
+    /// Directory of the account files (secret, provisioned users); default ./ringline-data.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// TOML file with any of these settings; flags given on the command line win.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Listen backlog per core.
+    #[arg(long)]
+    pub backlog: Option<u32>,
+    /// Largest frame a client may send, in bytes (at least 256).
+    #[arg(long)]
+    pub frame_size_max: Option<usize>,
+    /// Time a new connection has to complete HELLO, e.g. 10s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Option<Duration>,
+    /// Time without a frame after which a client is closed, e.g. 180s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Messages that may wait for one user.
+    #[arg(long)]
+    pub queue_messages_max: Option<usize>,
+    /// Body bytes that may wait for one user.
+    #[arg(long)]
+    pub queue_bytes_max: Option<u64>,
+    /// Body bytes that may wait on one core, all users together.
+    #[arg(long)]
+    pub core_queue_bytes_max: Option<u64>,
+    /// Age after which an undelivered message is dropped and its sender told, e.g. 30days.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub queue_age_max: Option<Duration>,
+    /// Time SIGTERM waits for in-flight work before closing connections hard, e.g. 10s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+}
+
+/// The `--config` file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeFile {
+    listen: Option<SocketAddr>,
+    cores: Option<usize>,
+    data_dir: Option<PathBuf>,
+    backlog: Option<u32>,
+    frame_size_max: Option<usize>,
+    #[serde(default, with = "humantime_serde_opt")]
+    handshake_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    idle_timeout: Option<Duration>,
+    queue_messages_max: Option<usize>,
+    queue_bytes_max: Option<u64>,
+    core_queue_bytes_max: Option<u64>,
+    #[serde(default, with = "humantime_serde_opt")]
+    queue_age_max: Option<Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    shutdown_grace: Option<Duration>,
+}
+
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(deserializer)?;
+        text.map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+/// Why a configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("--listen is required (flag or `listen` in the config file)")]
+    MissingListen,
+    #[error("reading config file {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("{setting} = {value} is out of range: {expected}")]
+    OutOfRange { setting: &'static str, value: String, expected: String },
+}
+
+/// The checked `serve` configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub cores: Option<usize>,
+    pub data_dir: PathBuf,
+    pub backlog: u32,
+    pub frame_size_max: usize,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub queue: QueueLimits,
+    pub shutdown_grace: Duration,
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    setting: &'static str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::OutOfRange { setting, value: value.to_string(), expected: format!("{min} to {max}") });
+    }
+    Ok(value)
+}
+
+fn duration_in_range(setting: &'static str, value: Duration, min: Duration) -> Result<Duration, ConfigError> {
+    if value < min {
+        return Err(ConfigError::OutOfRange {
+            setting,
+            value: humantime::format_duration(value).to_string(),
+            expected: format!("at least {}", humantime::format_duration(min)),
+        });
+    }
+    Ok(value)
+}
+
+impl ServeConfig {
+    /// Flags over the config file over defaults, each value checked.
+    pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => ServeFile::default(),
+        };
+        let listen = args.listen.or(file.listen).ok_or(ConfigError::MissingListen)?;
+        let cores = match args.cores.or(file.cores) {
+            Some(cores) => Some(in_range("cores", cores, 1, limits::CORES_MAX)?),
+            None => None,
+        };
+        let second = Duration::from_secs(1);
+        let millisecond = Duration::from_millis(1);
+        Ok(Self {
+            listen,
+            cores,
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("ringline-data")),
+            backlog: in_range(
+                "backlog",
+                args.backlog.or(file.backlog).unwrap_or(limits::LISTEN_BACKLOG_DEFAULT),
+                1,
+                i32::MAX as u32,
+            )?,
+            frame_size_max: in_range(
+                "frame-size-max",
+                args.frame_size_max.or(file.frame_size_max).unwrap_or(limits::FRAME_SIZE_MAX_DEFAULT),
+                wire::FRAME_SIZE_MAX_MIN,
+                limits::OUTBOUND_BYTES_MAX - wire::LENGTH_PREFIX_BYTES,
+            )?,
+            handshake_timeout: duration_in_range(
+                "handshake-timeout",
+                args.handshake_timeout.or(file.handshake_timeout).unwrap_or(limits::HANDSHAKE_TIMEOUT_DEFAULT),
+                millisecond,
+            )?,
+            idle_timeout: duration_in_range(
+                "idle-timeout",
+                args.idle_timeout.or(file.idle_timeout).unwrap_or(limits::IDLE_TIMEOUT_DEFAULT),
+                second,
+            )?,
+            queue: QueueLimits {
+                messages_per_user_max: in_range(
+                    "queue-messages-max",
+                    args.queue_messages_max
+                        .or(file.queue_messages_max)
+                        .unwrap_or(limits::OFFLINE_QUEUE_MESSAGES_MAX_DEFAULT),
+                    1,
+                    usize::MAX,
+                )?,
+                bytes_per_user_max: in_range(
+                    "queue-bytes-max",
+                    args.queue_bytes_max.or(file.queue_bytes_max).unwrap_or(limits::OFFLINE_QUEUE_BYTES_MAX_DEFAULT),
+                    1,
+                    u64::MAX,
+                )?,
+                bytes_per_core_max: in_range(
+                    "core-queue-bytes-max",
+                    args.core_queue_bytes_max
+                        .or(file.core_queue_bytes_max)
+                        .unwrap_or(limits::CORE_QUEUE_BYTES_MAX_DEFAULT),
+                    1,
+                    u64::MAX,
+                )?,
+                age_max_us: duration_in_range(
+                    "queue-age-max",
+                    args.queue_age_max.or(file.queue_age_max).unwrap_or(limits::OFFLINE_AGE_MAX_DEFAULT),
+                    second,
+                )?
+                .as_micros() as u64,
+            },
+            shutdown_grace: args.shutdown_grace.or(file.shutdown_grace).unwrap_or(limits::SHUTDOWN_GRACE_DEFAULT),
+        })
+    }
+
+    /// The per-core configuration for `cores` cores with these accounts.
+    pub fn shard_config(&self, cores: u16, keys: KeyAuthority, directory: Arc<Directory>) -> ShardConfig {
+        ShardConfig {
+            cores,
+            frame_size_max: self.frame_size_max,
+            handshake_timeout_us: self.handshake_timeout.as_micros() as u64,
+            idle_timeout_us: self.idle_timeout.as_micros() as u64,
+            queue: self.queue,
+            dedup_entries_max: limits::DEDUP_ENTRIES_PER_SHARD_MAX,
+            dedup_window_us: limits::DEDUP_WINDOW.as_micros() as u64,
+            keys,
+            directory,
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<ServeFile, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|error| ConfigError::ParseFile { path: path.to_owned(), message: error.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let path = std::env::temp_dir().join(format!("ringline-config-{}.toml", std::process::id()));
+        std::fs::write(&path, "listen = \"127.0.0.1:7001\"\ncores = 3\nidle_timeout = \"2m\"\n").expect("write");
+        let args = ServeArgs { cores: Some(1), config: Some(path.clone()), ..ServeArgs::default() };
+        let config = ServeConfig::resolve(&args).expect("valid");
+        assert_eq!(config.listen, "127.0.0.1:7001".parse().expect("addr"));
+        assert_eq!(config.cores, Some(1));
+        assert_eq!(config.idle_timeout, Duration::from_secs(120));
+        assert_eq!(config.frame_size_max, limits::FRAME_SIZE_MAX_DEFAULT);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        assert!(matches!(ServeConfig::resolve(&ServeArgs::default()), Err(ConfigError::MissingListen)));
+        let listen = Some("127.0.0.1:0".parse().expect("addr"));
+        let error = ServeConfig::resolve(&ServeArgs { listen, frame_size_max: Some(10), ..ServeArgs::default() })
+            .expect_err("too small");
+        assert!(error.to_string().starts_with("frame-size-max = 10"), "{error}");
+        let error =
+            ServeConfig::resolve(&ServeArgs { listen, cores: Some(0), ..ServeArgs::default() }).expect_err("no cores");
+        assert!(error.to_string().contains("cores"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let path = std::env::temp_dir().join(format!("ringline-config-bad-{}.toml", std::process::id()));
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlisten_adress = 1\n").expect("write");
+        let args = ServeArgs { config: Some(path.clone()), ..ServeArgs::default() };
+        assert!(matches!(ServeConfig::resolve(&args), Err(ConfigError::ParseFile { .. })));
+        let _ = std::fs::remove_file(path);
+    }
+}

@@ -1,0 +1,16 @@
+//! ringline's engine: a messaging edge server, one shard per core, shared-nothing by home core.
+//!
+//! Map (docs/ARCHITECTURE.md has the whole picture):
+//! - `shard`: the per-core state machine (sans-IO): sessions, offline queue, routing, receipts.
+//! - `account`: device keys, provisioned users, their files.
+//! - `home`: which core owns a user.
+//! - `limits`: every bound, in one place.
+//! - `config`: the `serve` command line, turned into per-core configuration.
+//! - `rt`: the only code that touches glommio, sockets and threads.
+
+pub mod account;
+pub mod config;
+pub mod home;
+pub mod limits;
+pub mod rt;
+pub mod shard;

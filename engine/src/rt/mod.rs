@@ -1,0 +1,186 @@
+//! The runtime: the only part of the engine that touches glommio, sockets, signals and threads. It starts
+//! one pinned executor per core, each with its own SO_REUSEPORT listener and its shard, connects every
+//! ordered pair of cores with a bounded channel, and turns SIGTERM into an orderly shutdown.
+//!
+//! It makes no protocol decision: what to write, whom to wake, where a socket goes and what crosses cores
+//! all come from `Shard`.
+
+mod conn;
+mod core;
+mod cpus;
+mod listener;
+mod notify;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use glommio::channels::shared_channel;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::account::{AccountStore, AccountStoreError};
+use crate::config::ServeConfig;
+use crate::home::ShardId;
+use crate::limits::MESH_CHANNEL_CAPACITY;
+
+pub use cpus::{allowed_cpus, choose_cpus};
+pub use listener::{ListenError, bind_listeners};
+
+use self::core::{Coordination, MeshEnds, run_core};
+
+/// Memory glommio reserves per executor for its own I/O buffers. Small: the engine reads sockets into its
+/// own per-core buffer, and RLIMIT_MEMLOCK may be as low as 8 MiB for the whole process.
+const EXECUTOR_IO_MEMORY_BYTES: usize = 512 * 1024;
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("{0}")]
+    Cpus(String),
+    #[error(transparent)]
+    Accounts(#[from] AccountStoreError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("starting the executor of core {core}: {message}")]
+    Executor { core: usize, message: String },
+    #[error("core {core} stopped abnormally: {message}")]
+    CorePanicked { core: usize, message: String },
+}
+
+/// A started server: where it listens, and the handle to wait for it.
+pub struct Server {
+    pub listen: SocketAddr,
+    pub cores: usize,
+    /// Connections this process can hold under its file-descriptor limit, if it could be read.
+    pub connections_max: Option<u64>,
+    shutdown: Arc<AtomicBool>,
+    executors: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("listen", &self.listen).field("cores", &self.cores).finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Starts every core. Returns once all listeners are bound (connections queue in the backlog).
+    pub fn start(config: &ServeConfig) -> Result<Self, ServeError> {
+        let cpus = choose_cpus(config.cores).map_err(ServeError::Cpus)?;
+        let cores = cpus.len();
+        let connections_max = log_capacity();
+        let accounts = AccountStore::open(&config.data_dir)?;
+        if accounts.directory().is_empty() {
+            tracing::warn!(data_dir = %config.data_dir.display(), "no users provisioned: nobody can log in \
+                (run `ringline users provision --data-dir ...`)");
+        }
+        let listeners = bind_listeners(config.listen, cores, config.backlog)?;
+        let listen = listeners[0].local_addr().ok().and_then(|addr| addr.as_socket()).unwrap_or(config.listen);
+
+        let mut senders: Vec<Vec<Option<_>>> = (0..cores).map(|_| (0..cores).map(|_| None).collect()).collect();
+        let mut receivers: Vec<Vec<Option<_>>> = (0..cores).map(|_| (0..cores).map(|_| None).collect()).collect();
+        for from in 0..cores {
+            for to in 0..cores {
+                if from != to {
+                    let (sender, receiver) = shared_channel::new_bounded(MESH_CHANNEL_CAPACITY);
+                    senders[from][to] = Some(sender);
+                    receivers[to][from] = Some(receiver);
+                }
+            }
+        }
+
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let coordination = Arc::new(Coordination {
+            shutdown: shutdown.clone(),
+            quiesced: AtomicUsize::new(0),
+            cores,
+            shutdown_grace: config.shutdown_grace,
+        });
+        let cores_u16 = u16::try_from(cores).map_err(|_| ServeError::Cpus(format!("{cores} cores is too many")))?;
+        let directory = Arc::new(accounts.directory().clone());
+        let mut executors = Vec::with_capacity(cores);
+        for (index, ((cpu, listener), (senders, receivers))) in
+            cpus.iter().zip(listeners).zip(senders.into_iter().zip(receivers)).enumerate()
+        {
+            let shard_config = config.shard_config(cores_u16, accounts.authority().clone(), directory.clone());
+            let coordination = coordination.clone();
+            let mesh = MeshEnds { senders, receivers };
+            let id = ShardId(index as u16);
+            let handle = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
+                .name(&format!("ringline-core-{index}"))
+                .io_memory(EXECUTOR_IO_MEMORY_BYTES)
+                .spawn(move || run_core(id, shard_config, listener, mesh, coordination))
+                .map_err(|error| ServeError::Executor { core: index, message: error.to_string() })?;
+            executors.push(handle);
+        }
+        tracing::info!(%listen, cores, cpus = ?cpus, users = directory.len(), "ringline serving");
+        Ok(Self { listen, cores, connections_max, shutdown, executors })
+    }
+
+    /// The flag that starts an orderly shutdown when set (SIGTERM sets it).
+    pub fn shutdown_flag(&self) -> Arc<AtomicBool> {
+        self.shutdown.clone()
+    }
+
+    /// Waits until every core has stopped.
+    pub fn wait(self) -> Result<(), ServeError> {
+        for (core, executor) in self.executors.into_iter().enumerate() {
+            executor.join().map_err(|error| ServeError::CorePanicked { core, message: error.to_string() })?;
+        }
+        Ok(())
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit and logs how many connections this process can hold and
+/// what to raise for more. Returns that number.
+fn log_capacity() -> Option<u64> {
+    if let Err(error) = tuning::raise_nofile_soft_limit() {
+        tracing::warn!(%error, "cannot raise the soft RLIMIT_NOFILE");
+    }
+    let host = match tuning::HostLimits::read() {
+        Ok(host) => host,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the host's limits; capacity unknown");
+            return None;
+        }
+    };
+    let connections_max = host.connections_per_process_max();
+    let warnings: Vec<String> = host
+        .advice(connections_max)
+        .into_iter()
+        .filter(|advice| advice.status == tuning::Status::Warn)
+        .map(|advice| advice.setting.to_string())
+        .collect();
+    tracing::info!(
+        nofile_soft = host.nofile.soft,
+        nofile_hard = host.nofile.hard,
+        nr_open = host.nr_open,
+        "this process can hold about {connections_max} connections; for more, raise the hard RLIMIT_NOFILE \
+         and fs.nr_open, or run more engine processes (docs/TUNING.md)"
+    );
+    if !warnings.is_empty() {
+        tracing::warn!(
+            "for {connections_max} loopback connections these host settings are short: {}; \
+             `ringline-tune check --connections {connections_max}` says how to fix them",
+            warnings.join(", ")
+        );
+    }
+    Some(connections_max)
+}
+
+/// Runs the server until SIGTERM or SIGINT, then shuts down in order. A second signal exits at once.
+pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
+    let server = Server::start(config)?;
+    let flag = server.shutdown_flag();
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, flag.clone()).map_err(ServeError::Signals)?;
+        signal_hook::flag::register(signal, flag.clone()).map_err(ServeError::Signals)?;
+    }
+    println!("ringline listening on {} ({} cores)", server.listen, server.cores);
+    server.wait()?;
+    tracing::info!("ringline stopped");
+    Ok(())
+}

@@ -1,0 +1,843 @@
+//! The per-core state machine: everything one core knows and decides, with no I/O. Bytes, timeouts and
+//! messages from other cores go in (`handle_*`); frames to write, connections to wake or close, sockets to
+//! hand to another core and messages for other cores come out (`outbound`, `poll_*`, `conn_status`). The
+//! runtime (`crate::rt`) only moves those between sockets, channels and this type; tests drive it directly.
+//!
+//! Owns, for the users whose home is this core: their sessions (user → connection), their offline queue,
+//! their SEND dedup memory; and for every connection accepted or adopted here: its protocol state.
+//!
+//! Invariants:
+//! - A user has at most one session, on the user's home core; a newer login replaces the older (GOAWAY).
+//! - An ACK is written only after the recipient's home core reported the message stored (`Stored`).
+//! - Items are written to a connection in queue order, at most `DELIVERY_WINDOW_MAX` unacknowledged and
+//!   while the outbound buffer is under `OUTBOUND_BYTES_MAX`; the rest stays queued.
+//! - Every public `handle_*` call ends with the local queue drained (no message to self is left pending).
+
+mod config;
+mod connection;
+mod dedup;
+mod mesh;
+mod offline_queue;
+mod stats;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use wire::{ClientFrame, Decoded, ErrorCode, GoawayReason, ReceiptKind, RejectCode, ServerFrame, UserId};
+
+use crate::home::{ShardId, home_core};
+use crate::limits::{
+    CONNECTIONS_PER_SHARD_MAX, DELIVERY_WINDOW_MAX, MESH_BATCH_MESSAGES_MAX, MESH_OUTBOX_REQUESTS_MAX,
+    OUTBOUND_BYTES_MAX, SEND_INFLIGHT_MAX, SENDER_RECEIPTS_MAX,
+};
+
+pub use config::ShardConfig;
+pub use connection::{ConnId, Stage};
+pub use dedup::PriorSend;
+pub use mesh::ShardMsg;
+pub use offline_queue::{Item, QueueLimits};
+pub use stats::ShardStats;
+
+use connection::{ConnTable, Connection};
+use dedup::SendDedup;
+use mesh::Outbox;
+use offline_queue::OfflineQueue;
+
+/// The time as a shard sees it: monotonic for timeouts, wall clock for timestamps sent to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub mono_us: u64,
+    pub wall_us: u64,
+}
+
+/// What the runtime should do with a connection now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnStatus {
+    /// Keep serving it; read from the socket only if `may_read`.
+    Open { may_read: bool },
+    /// Write what is in `outbound`, then close the socket and call `handle_closed`.
+    CloseAfterFlush,
+    /// Close the socket now and call `handle_closed`.
+    CloseNow,
+    /// Take the socket to another core: call `take_handoff`.
+    HandOff,
+    /// No such connection (closed already).
+    Gone,
+}
+
+/// A logged-in connection on its way to the user's home core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    pub to: ShardId,
+    pub user: UserId,
+    pub generation: u32,
+    /// Bytes the client sent after HELLO, to be processed on the home core first.
+    pub leftover: Box<[u8]>,
+}
+
+/// Refusal of a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this core holds its maximum of {max} connections")]
+pub struct ConnectionsFull {
+    pub max: usize,
+}
+
+/// One core's state.
+pub struct Shard {
+    id: ShardId,
+    config: ShardConfig,
+    conns: ConnTable,
+    sessions: HashMap<UserId, ConnId>,
+    /// Current device generation of users whose key was re-issued (absent: generation 0).
+    generations: HashMap<UserId, u32>,
+    queue: OfflineQueue,
+    dedup: SendDedup,
+    item_seq: u64,
+    outboxes: Vec<Outbox>,
+    mesh_waiters: Vec<Vec<ConnId>>,
+    mesh_ready: Vec<bool>,
+    local: VecDeque<ShardMsg>,
+    handoffs: HashMap<ConnId, Handoff>,
+    wakeups: Vec<ConnId>,
+    handshake_deadlines: VecDeque<(u64, ConnId)>,
+    idle_checks: BinaryHeap<Reverse<(u64, ConnId)>>,
+    shutting_down: bool,
+    stats: ShardStats,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("id", &self.id)
+            .field("connections", &self.conns.len())
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a frame's processing leaves the connection's input loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Shard {
+    pub fn new(id: ShardId, config: ShardConfig) -> Self {
+        assert!(id.0 < config.cores, "shard {id} of {} cores", config.cores);
+        let cores = usize::from(config.cores);
+        Self {
+            id,
+            queue: OfflineQueue::new(config.queue),
+            dedup: SendDedup::new(config.dedup_entries_max, config.dedup_window_us),
+            config,
+            conns: ConnTable::default(),
+            sessions: HashMap::new(),
+            generations: HashMap::new(),
+            item_seq: 0,
+            outboxes: (0..cores).map(|_| Outbox::default()).collect(),
+            mesh_waiters: vec![Vec::new(); cores],
+            mesh_ready: vec![false; cores],
+            local: VecDeque::new(),
+            handoffs: HashMap::new(),
+            wakeups: Vec::new(),
+            handshake_deadlines: VecDeque::new(),
+            idle_checks: BinaryHeap::new(),
+            shutting_down: false,
+            stats: ShardStats::default(),
+        }
+    }
+
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    pub fn stats(&self) -> &ShardStats {
+        &self.stats
+    }
+
+    /// Connections on this core (any stage).
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Logged-in users on this core.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Items waiting in this core's offline queue.
+    pub fn queued_items(&self) -> usize {
+        self.queue.items_total()
+    }
+
+    /// Body bytes waiting in this core's offline queue.
+    pub fn queued_bytes(&self) -> u64 {
+        self.queue.bytes_total()
+    }
+
+    /// Users with something waiting in this core's offline queue.
+    pub fn users_waiting(&self) -> usize {
+        self.queue.users_waiting()
+    }
+
+    /// SENDs remembered for deduplicating retries.
+    pub fn dedup_entries(&self) -> usize {
+        self.dedup.len()
+    }
+
+    /// Items waiting for `user` (on its home core).
+    pub fn queued_for(&self, user: UserId) -> usize {
+        self.queue.len(user)
+    }
+
+    /// Messages waiting in the outbox for `peer`.
+    pub fn outbox_len(&self, peer: ShardId) -> usize {
+        self.outboxes.get(peer.index()).map_or(0, Outbox::len)
+    }
+
+    // ---- inputs ---------------------------------------------------------------------------------------
+
+    /// A new socket was accepted on this core.
+    pub fn handle_accept(&mut self, now: Now) -> Result<ConnId, ConnectionsFull> {
+        if self.conns.len() >= CONNECTIONS_PER_SHARD_MAX {
+            return Err(ConnectionsFull { max: CONNECTIONS_PER_SHARD_MAX });
+        }
+        let conn = self.conns.insert(Connection::new(now.mono_us));
+        self.handshake_deadlines.push_back((now.mono_us + self.config.handshake_timeout_us, conn));
+        self.stats.accepted += 1;
+        if self.shutting_down {
+            self.goaway(conn, GoawayReason::ShuttingDown);
+        }
+        Ok(conn)
+    }
+
+    /// A socket logged in on another core arrived here, the user's home core.
+    pub fn handle_adopt(&mut self, handoff: Handoff, now: Now) -> Result<ConnId, ConnectionsFull> {
+        debug_assert_eq!(handoff.to, self.id);
+        if self.conns.len() >= CONNECTIONS_PER_SHARD_MAX {
+            return Err(ConnectionsFull { max: CONNECTIONS_PER_SHARD_MAX });
+        }
+        let conn = self.conns.insert(Connection::new(now.mono_us));
+        self.stats.adopted += 1;
+        if self.activate(conn, handoff.user, handoff.generation, now) == Flow::Continue && !handoff.leftover.is_empty()
+        {
+            self.process_input(conn, &handoff.leftover, now);
+        }
+        self.run_local(now);
+        Ok(conn)
+    }
+
+    /// Bytes read from a connection's socket.
+    pub fn handle_bytes(&mut self, conn: ConnId, bytes: &[u8], now: Now) {
+        self.process_input(conn, bytes, now);
+        self.run_local(now);
+    }
+
+    /// The connection's socket is closed (by the peer, by an error, or by the runtime on `Close*`).
+    pub fn handle_closed(&mut self, conn: ConnId) {
+        let Some(connection) = self.conns.remove(conn) else { return };
+        self.stats.closed += 1;
+        self.handoffs.remove(&conn);
+        if let Some(user) = connection.user() {
+            self.end_session(user, conn);
+        }
+    }
+
+    /// The runtime wrote the first `written` bytes of `outbound(conn)`.
+    pub fn consume_outbound(&mut self, conn: ConnId, written: usize, now: Now) {
+        let Some(connection) = self.conns.get_mut(conn) else { return };
+        let was_full = connection.outbound.len() >= OUTBOUND_BYTES_MAX;
+        connection.outbound.drain(..written.min(connection.outbound.len()));
+        if connection.outbound.is_empty() {
+            // An idle connection owns no buffer.
+            connection.outbound = Vec::new();
+        }
+        if let Some(user) = connection.user() {
+            self.fill_deliveries(user);
+        }
+        if was_full {
+            self.resume(conn, now);
+        }
+        self.run_local(now);
+    }
+
+    /// A batch of messages from core `from`.
+    pub fn handle_mesh(&mut self, from: ShardId, batch: Vec<ShardMsg>, now: Now) {
+        self.stats.mesh_received += batch.len() as u64;
+        for message in batch {
+            self.handle_message(from, message, now);
+        }
+        self.run_local(now);
+    }
+
+    /// Runs timers: handshake and idle timeouts, dedup and age expiry. Call every tick.
+    pub fn handle_timeout(&mut self, now: Now) {
+        while let Some(&(deadline, conn)) = self.handshake_deadlines.front() {
+            if deadline > now.mono_us {
+                break;
+            }
+            self.handshake_deadlines.pop_front();
+            if self.conns.get(conn).is_some_and(|c| c.stage == Stage::Handshaking) {
+                self.fail(conn, ErrorCode::HandshakeTimeout, "no HELLO within the handshake timeout");
+            }
+        }
+        while let Some(&Reverse((check_us, conn))) = self.idle_checks.peek() {
+            if check_us > now.mono_us {
+                break;
+            }
+            self.idle_checks.pop();
+            let Some(connection) = self.conns.get(conn) else { continue };
+            if connection.user().is_none() {
+                continue;
+            }
+            let due = connection.last_frame_us + self.config.idle_timeout_us;
+            if due <= now.mono_us {
+                self.stats.timeouts_idle += 1;
+                self.goaway(conn, GoawayReason::IdleTimeout);
+            } else {
+                self.idle_checks.push(Reverse((due, conn)));
+            }
+        }
+        self.dedup.expire(now.mono_us);
+        for expired in self.queue.expire(now.wall_us) {
+            self.stats.expired += 1;
+            let receipt = ShardMsg::Receipt {
+                to: expired.sender,
+                server_id: expired.server_id,
+                peer: expired.recipient,
+                kind: ReceiptKind::Expired,
+                time_us: now.wall_us,
+            };
+            self.send_to_home(expired.sender, receipt);
+        }
+        self.run_local(now);
+    }
+
+    /// SIGTERM: refuse new connections and SENDs, let SENDs in flight finish, then GOAWAY everyone.
+    pub fn begin_shutdown(&mut self, now: Now) {
+        self.shutting_down = true;
+        for conn in self.conns.ids() {
+            self.goaway_when_settled(conn);
+        }
+        self.run_local(now);
+    }
+
+    /// Shutdown grace is over: every connection closes now.
+    pub fn close_all_now(&mut self) {
+        for conn in self.conns.ids() {
+            if let Some(connection) = self.conns.get_mut(conn) {
+                connection.close_now = true;
+                connection.stage = Stage::Closing;
+                self.wakeups.push(conn);
+            }
+        }
+    }
+
+    /// No connection left and nothing waiting to go to another core.
+    pub fn is_quiesced(&self) -> bool {
+        self.conns.len() == 0 && self.local.is_empty() && self.outboxes.iter().all(Outbox::is_empty)
+    }
+
+    // ---- outputs --------------------------------------------------------------------------------------
+
+    /// Encoded frames waiting to be written to `conn`.
+    pub fn outbound(&self, conn: ConnId) -> &[u8] {
+        self.conns.get(conn).map_or(&[], |connection| &connection.outbound)
+    }
+
+    pub fn conn_status(&self, conn: ConnId) -> ConnStatus {
+        let Some(connection) = self.conns.get(conn) else { return ConnStatus::Gone };
+        if connection.close_now {
+            return ConnStatus::CloseNow;
+        }
+        match connection.stage {
+            Stage::Closing => ConnStatus::CloseAfterFlush,
+            Stage::HandingOff => ConnStatus::HandOff,
+            Stage::Handshaking | Stage::Active { .. } => ConnStatus::Open { may_read: self.may_read(connection) },
+        }
+    }
+
+    /// Connections with news (bytes to write, reading resumed, closing) since the last call.
+    pub fn poll_wakeups(&mut self, out: &mut Vec<ConnId>) {
+        out.append(&mut self.wakeups);
+    }
+
+    /// Removes a connection in `HandOff` status and returns where its socket goes. The runtime sends the
+    /// socket and this handoff to that core, which calls `handle_adopt`.
+    pub fn take_handoff(&mut self, conn: ConnId) -> Option<Handoff> {
+        let handoff = self.handoffs.remove(&conn)?;
+        self.conns.remove(conn);
+        self.stats.handoffs_out += 1;
+        Some(handoff)
+    }
+
+    /// Peers whose outbox became non-empty since the last call.
+    pub fn poll_mesh_ready(&mut self, out: &mut Vec<ShardId>) {
+        for (index, ready) in self.mesh_ready.iter_mut().enumerate() {
+            if std::mem::take(ready) {
+                out.push(ShardId(index as u16));
+            }
+        }
+    }
+
+    /// Moves up to a batch of messages for `peer` into `batch`. Returns whether more are waiting.
+    pub fn poll_mesh(&mut self, peer: ShardId, batch: &mut Vec<ShardMsg>, now: Now) -> bool {
+        let Some(outbox) = self.outboxes.get_mut(peer.index()) else { return false };
+        let before = outbox.len();
+        outbox.take_batch(batch, MESH_BATCH_MESSAGES_MAX);
+        self.stats.mesh_sent += (before - outbox.len()) as u64;
+        let more = !outbox.is_empty();
+        if outbox.requests() < MESH_OUTBOX_REQUESTS_MAX {
+            for conn in std::mem::take(&mut self.mesh_waiters[peer.index()]) {
+                if let Some(connection) = self.conns.get_mut(conn) {
+                    connection.paused_for_mesh = false;
+                }
+                self.resume(conn, now);
+            }
+            self.run_local(now);
+        }
+        more
+    }
+
+    // ---- connection input -----------------------------------------------------------------------------
+
+    fn may_read(&self, connection: &Connection) -> bool {
+        !self.shutting_down
+            && !connection.paused_for_mesh
+            && connection.sends_inflight < SEND_INFLIGHT_MAX
+            && connection.outbound.len() < OUTBOUND_BYTES_MAX
+            && matches!(connection.stage, Stage::Handshaking | Stage::Active { .. })
+    }
+
+    /// Processes `bytes` after whatever the connection kept from earlier reads.
+    fn process_input(&mut self, conn: ConnId, bytes: &[u8], now: Now) {
+        let Some(connection) = self.conns.get_mut(conn) else { return };
+        let mut buffer = std::mem::take(&mut connection.partial);
+        let input: &[u8] = if buffer.is_empty() {
+            bytes
+        } else {
+            buffer.extend_from_slice(bytes);
+            &buffer
+        };
+        let used = self.process_frames(conn, input, now);
+        let rest = &input[used..];
+        let Some(connection) = self.conns.get_mut(conn) else { return };
+        match connection.stage {
+            Stage::HandingOff => {
+                if let Some(handoff) = self.handoffs.get_mut(&conn) {
+                    handoff.leftover = rest.into();
+                }
+            }
+            Stage::Closing => {}
+            Stage::Handshaking | Stage::Active { .. } => {
+                if !rest.is_empty() {
+                    if rest.len() == buffer.len() {
+                        connection.partial = buffer;
+                    } else {
+                        connection.partial = rest.to_vec();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes and handles frames while the connection may go on; returns the bytes used.
+    fn process_frames(&mut self, conn: ConnId, input: &[u8], now: Now) -> usize {
+        let mut used = 0;
+        loop {
+            let Some(connection) = self.conns.get(conn) else { return used };
+            if !self.may_process(connection) {
+                return used;
+            }
+            match wire::decode_client(&input[used..], self.config.frame_size_max) {
+                Ok(Decoded::Frame { frame, consumed }) => {
+                    used += consumed;
+                    if let Some(connection) = self.conns.get_mut(conn) {
+                        connection.last_frame_us = now.mono_us;
+                    }
+                    if self.handle_frame(conn, frame, now) == Flow::Stop {
+                        return used;
+                    }
+                }
+                Ok(Decoded::Incomplete { .. }) => return used,
+                Err(error) => {
+                    self.fail(conn, error.error_code(), &error.to_string());
+                    return input.len();
+                }
+            }
+        }
+    }
+
+    /// Like `may_read`, but for frames already read: a full outbound buffer does not stop processing
+    /// (the frames are in memory already and their answers are bounded by the read).
+    fn may_process(&self, connection: &Connection) -> bool {
+        !self.shutting_down
+            && !connection.paused_for_mesh
+            && connection.sends_inflight < SEND_INFLIGHT_MAX
+            && matches!(connection.stage, Stage::Handshaking | Stage::Active { .. })
+    }
+
+    /// Resumes processing of input held back while the connection was paused.
+    fn resume(&mut self, conn: ConnId, now: Now) {
+        let Some(connection) = self.conns.get(conn) else { return };
+        if !connection.partial.is_empty() && self.may_process(connection) {
+            self.process_input(conn, &[], now);
+        }
+        self.wakeups.push(conn);
+    }
+
+    fn handle_frame(&mut self, conn: ConnId, frame: ClientFrame<'_>, now: Now) -> Flow {
+        let Some(connection) = self.conns.get(conn) else { return Flow::Stop };
+        let user = match connection.stage {
+            Stage::Handshaking => return self.handle_hello(conn, frame, now),
+            Stage::Active { user } => user,
+            Stage::HandingOff | Stage::Closing => return Flow::Stop,
+        };
+        match frame {
+            ClientFrame::Hello { .. } => {
+                self.fail(conn, ErrorCode::UnexpectedFrame, "HELLO on a connection that is logged in");
+                Flow::Stop
+            }
+            ClientFrame::Ping { nonce } => {
+                self.write(conn, &ServerFrame::Pong { nonce });
+                Flow::Continue
+            }
+            ClientFrame::Pong { .. } => Flow::Continue,
+            ClientFrame::Send { client_msg_id, to, body } => self.handle_send(conn, user, client_msg_id, to, body, now),
+            ClientFrame::Delivered { item_id } => {
+                self.handle_delivered(user, item_id, now);
+                self.paused_flow(conn)
+            }
+            ClientFrame::Read { server_id, sender } => {
+                if self.config.directory.contains(sender) {
+                    let receipt = ShardMsg::Receipt {
+                        to: sender,
+                        server_id,
+                        peer: user,
+                        kind: ReceiptKind::Read,
+                        time_us: now.wall_us,
+                    };
+                    self.send_request(conn, sender, receipt);
+                }
+                self.paused_flow(conn)
+            }
+        }
+    }
+
+    /// `Stop` if the connection got paused while handling a frame.
+    fn paused_flow(&self, conn: ConnId) -> Flow {
+        match self.conns.get(conn) {
+            Some(connection) if self.may_process(connection) => Flow::Continue,
+            _ => Flow::Stop,
+        }
+    }
+
+    fn handle_hello(&mut self, conn: ConnId, frame: ClientFrame<'_>, now: Now) -> Flow {
+        let ClientFrame::Hello { version, user, key } = frame else {
+            self.fail(conn, ErrorCode::UnexpectedFrame, "the first frame must be HELLO");
+            return Flow::Stop;
+        };
+        if version != wire::PROTOCOL_VERSION {
+            self.fail(conn, ErrorCode::UnsupportedVersion, "this server speaks protocol version 1");
+            return Flow::Stop;
+        }
+        let Some(generation) = self.config.keys.verify(user, &key).filter(|_| self.config.directory.contains(user))
+        else {
+            self.fail(conn, ErrorCode::AuthFailed, "unknown user or wrong device key");
+            return Flow::Stop;
+        };
+        let home = home_core(user, self.config.cores);
+        if home == self.id {
+            return self.activate(conn, user, generation, now);
+        }
+        if let Some(connection) = self.conns.get_mut(conn) {
+            connection.stage = Stage::HandingOff;
+        }
+        self.handoffs.insert(conn, Handoff { to: home, user, generation, leftover: Box::default() });
+        self.wakeups.push(conn);
+        Flow::Stop
+    }
+
+    /// Makes `conn` the session of `user` on this, the user's home core.
+    fn activate(&mut self, conn: ConnId, user: UserId, generation: u32, now: Now) -> Flow {
+        debug_assert_eq!(home_core(user, self.config.cores), self.id);
+        if generation != self.generations.get(&user).copied().unwrap_or(0) {
+            self.fail(conn, ErrorCode::AuthFailed, "this device key was revoked");
+            return Flow::Stop;
+        }
+        if self.shutting_down {
+            self.goaway(conn, GoawayReason::ShuttingDown);
+            return Flow::Stop;
+        }
+        if let Some(previous) = self.sessions.insert(user, conn) {
+            if previous != conn {
+                // The session already points at `conn`, so closing the old one does not end it.
+                self.stats.replaced += 1;
+                self.goaway(previous, GoawayReason::Replaced);
+            }
+        }
+        let Some(connection) = self.conns.get_mut(conn) else { return Flow::Stop };
+        connection.stage = Stage::Active { user };
+        connection.last_frame_us = now.mono_us;
+        self.idle_checks.push(Reverse((now.mono_us + self.config.idle_timeout_us, conn)));
+        self.stats.logins += 1;
+        self.queue.rewind(user);
+        let queued = u32::try_from(self.queue.len(user)).unwrap_or(u32::MAX);
+        self.write(
+            conn,
+            &ServerFrame::Welcome { version: wire::PROTOCOL_VERSION, server_time_us: now.wall_us, queued },
+        );
+        self.fill_deliveries(user);
+        Flow::Continue
+    }
+
+    fn handle_send(
+        &mut self,
+        conn: ConnId,
+        sender: UserId,
+        client_msg_id: u64,
+        to: UserId,
+        body: &[u8],
+        now: Now,
+    ) -> Flow {
+        self.stats.messages_in += 1;
+        if body.is_empty() {
+            self.reject(conn, client_msg_id, RejectCode::BodyInvalid);
+            return Flow::Continue;
+        }
+        match self.dedup.get(sender, client_msg_id) {
+            Some(PriorSend::Stored { server_id, server_time_us }) => {
+                self.stats.duplicates_suppressed += 1;
+                self.write(conn, &ServerFrame::Ack { client_msg_id, server_id, server_time_us });
+                return Flow::Continue;
+            }
+            Some(PriorSend::InFlight) => {
+                // The first copy's ACK goes to this user's current connection when it comes.
+                self.stats.duplicates_suppressed += 1;
+                return Flow::Continue;
+            }
+            None => {}
+        }
+        if self.queue.receipts(sender) >= SENDER_RECEIPTS_MAX {
+            self.reject(conn, client_msg_id, RejectCode::SenderBacklogFull);
+            return Flow::Continue;
+        }
+        self.dedup.remember(sender, client_msg_id, PriorSend::InFlight, now.mono_us);
+        if let Some(connection) = self.conns.get_mut(conn) {
+            connection.sends_inflight += 1;
+        }
+        let store = ShardMsg::Store { sender, client_msg_id, origin: conn, to, body: body.into() };
+        self.send_request(conn, to, store);
+        self.paused_flow(conn)
+    }
+
+    fn handle_delivered(&mut self, user: UserId, item_id: u64, now: Now) {
+        let Some(item) = self.queue.acknowledge(user, item_id) else { return };
+        if let Item::Message { id, from, .. } = item {
+            self.stats.messages_delivered += 1;
+            let receipt = ShardMsg::Receipt {
+                to: from,
+                server_id: id,
+                peer: user,
+                kind: ReceiptKind::Delivered,
+                time_us: now.wall_us,
+            };
+            self.send_to_home(from, receipt);
+        }
+        self.fill_deliveries(user);
+    }
+
+    // ---- messages between cores -----------------------------------------------------------------------
+
+    fn handle_message(&mut self, from: ShardId, message: ShardMsg, now: Now) {
+        match message {
+            ShardMsg::Store { sender, client_msg_id, origin, to, body } => {
+                let outcome = self.store(to, sender, body, now);
+                let answer = match outcome {
+                    Ok((server_id, server_time_us)) => {
+                        ShardMsg::Stored { sender, client_msg_id, origin, server_id, server_time_us }
+                    }
+                    Err(code) => ShardMsg::Refused { sender, client_msg_id, origin, code },
+                };
+                self.send_to_shard(from, answer);
+            }
+            ShardMsg::Stored { sender, client_msg_id, origin, server_id, server_time_us } => {
+                self.dedup.remember(
+                    sender,
+                    client_msg_id,
+                    PriorSend::Stored { server_id, server_time_us },
+                    now.mono_us,
+                );
+                self.settle_send(origin, now);
+                if let Some(&session) = self.sessions.get(&sender) {
+                    self.write(session, &ServerFrame::Ack { client_msg_id, server_id, server_time_us });
+                }
+            }
+            ShardMsg::Refused { sender, client_msg_id, origin, code } => {
+                self.dedup.forget(sender, client_msg_id);
+                self.settle_send(origin, now);
+                if let Some(&session) = self.sessions.get(&sender) {
+                    self.reject(session, client_msg_id, code);
+                }
+            }
+            ShardMsg::Receipt { to, server_id, peer, kind, time_us } => {
+                self.stats.receipts_queued += 1;
+                let id = self.next_item_id();
+                self.queue.push(to, Item::Receipt { id, server_id, peer, kind, time_us });
+                self.fill_deliveries(to);
+            }
+        }
+    }
+
+    /// Puts a message in `to`'s queue on this, `to`'s home core.
+    fn store(&mut self, to: UserId, sender: UserId, body: Box<[u8]>, now: Now) -> Result<(u64, u64), RejectCode> {
+        debug_assert_eq!(home_core(to, self.config.cores), self.id);
+        if !self.config.directory.contains(to) {
+            return Err(RejectCode::UnknownRecipient);
+        }
+        self.queue.check_room(to, body.len())?;
+        let id = self.next_item_id();
+        self.queue.push(to, Item::Message { id, from: sender, time_us: now.wall_us, body });
+        self.stats.messages_stored += 1;
+        self.fill_deliveries(to);
+        Ok((id, now.wall_us))
+    }
+
+    /// One SEND of `origin` was answered.
+    fn settle_send(&mut self, origin: ConnId, now: Now) {
+        let Some(connection) = self.conns.get_mut(origin) else { return };
+        let was_blocked = connection.sends_inflight >= SEND_INFLIGHT_MAX;
+        connection.sends_inflight = connection.sends_inflight.saturating_sub(1);
+        if self.shutting_down {
+            self.goaway_when_settled(origin);
+        } else if was_blocked {
+            self.resume(origin, now);
+        }
+    }
+
+    fn next_item_id(&mut self) -> u64 {
+        self.item_seq += 1;
+        assert!(self.item_seq < 1 << 48, "item ids of one core fit in 48 bits");
+        (u64::from(self.id.0) << 48) | self.item_seq
+    }
+
+    /// Queues a request for `user`'s home core on behalf of `conn`, pausing `conn` if that outbox is full.
+    fn send_request(&mut self, conn: ConnId, user: UserId, message: ShardMsg) {
+        let home = home_core(user, self.config.cores);
+        self.send_to_shard(home, message);
+        if home != self.id && self.outboxes[home.index()].requests() >= MESH_OUTBOX_REQUESTS_MAX {
+            if let Some(connection) = self.conns.get_mut(conn) {
+                connection.paused_for_mesh = true;
+                self.mesh_waiters[home.index()].push(conn);
+            }
+        }
+    }
+
+    fn send_to_home(&mut self, user: UserId, message: ShardMsg) {
+        self.send_to_shard(home_core(user, self.config.cores), message);
+    }
+
+    fn send_to_shard(&mut self, shard: ShardId, message: ShardMsg) {
+        if shard == self.id {
+            self.local.push_back(message);
+        } else {
+            self.outboxes[shard.index()].push(message);
+            self.mesh_ready[shard.index()] = true;
+        }
+    }
+
+    /// Handles messages this core sent to itself.
+    fn run_local(&mut self, now: Now) {
+        while let Some(message) = self.local.pop_front() {
+            self.handle_message(self.id, message, now);
+        }
+    }
+
+    // ---- connection output ----------------------------------------------------------------------------
+
+    fn write(&mut self, conn: ConnId, frame: &ServerFrame<'_>) {
+        let Some(connection) = self.conns.get_mut(conn) else { return };
+        if connection.outbound.is_empty() {
+            self.wakeups.push(conn);
+        }
+        wire::encode_server(frame, &mut connection.outbound);
+    }
+
+    fn reject(&mut self, conn: ConnId, client_msg_id: u64, code: RejectCode) {
+        self.stats.count_reject(code);
+        self.write(conn, &ServerFrame::Reject { client_msg_id, code });
+    }
+
+    /// Writes queued items to `user`'s session while the window and the outbound buffer allow.
+    fn fill_deliveries(&mut self, user: UserId) {
+        let Some(&conn) = self.sessions.get(&user) else { return };
+        let Some(connection) = self.conns.get_mut(conn) else { return };
+        if connection.stage != (Stage::Active { user }) || self.shutting_down {
+            return;
+        }
+        let was_empty = connection.outbound.is_empty();
+        while connection.outbound.len() < OUTBOUND_BYTES_MAX && self.queue.unacknowledged(user) < DELIVERY_WINDOW_MAX {
+            let Some(item) = self.queue.next_unwritten(user) else { break };
+            let frame = match item {
+                Item::Message { id, from, time_us, body } => {
+                    ServerFrame::Deliver { item_id: *id, from: *from, server_time_us: *time_us, body }
+                }
+                Item::Receipt { id, server_id, peer, kind, time_us } => ServerFrame::Receipt {
+                    item_id: *id,
+                    server_id: *server_id,
+                    peer: *peer,
+                    kind: *kind,
+                    server_time_us: *time_us,
+                },
+            };
+            wire::encode_server(&frame, &mut connection.outbound);
+        }
+        if was_empty && !connection.outbound.is_empty() {
+            self.wakeups.push(conn);
+        }
+    }
+
+    /// Writes ERROR and closes the connection after it.
+    fn fail(&mut self, conn: ConnId, code: ErrorCode, text: &str) {
+        self.stats.count_error(code);
+        self.write(conn, &ServerFrame::Error { code, text });
+        self.close_after_flush(conn);
+    }
+
+    /// Writes GOAWAY and closes the connection after it.
+    fn goaway(&mut self, conn: ConnId, reason: GoawayReason) {
+        if self.conns.get(conn).is_none_or(|c| c.stage == Stage::Closing) {
+            return;
+        }
+        self.write(conn, &ServerFrame::Goaway { reason });
+        self.close_after_flush(conn);
+    }
+
+    /// During shutdown: GOAWAY once no SEND of the connection waits for an answer.
+    fn goaway_when_settled(&mut self, conn: ConnId) {
+        match self.conns.get(conn) {
+            Some(connection) if connection.sends_inflight == 0 => self.goaway(conn, GoawayReason::ShuttingDown),
+            _ => {}
+        }
+    }
+
+    fn close_after_flush(&mut self, conn: ConnId) {
+        let Some(connection) = self.conns.get_mut(conn) else { return };
+        let previous = std::mem::replace(&mut connection.stage, Stage::Closing);
+        connection.partial = Vec::new();
+        self.handoffs.remove(&conn);
+        self.wakeups.push(conn);
+        if let Stage::Active { user } = previous {
+            self.end_session(user, conn);
+        }
+    }
+
+    /// `conn` no longer serves `user`: items written to it and not acknowledged go out again next time.
+    fn end_session(&mut self, user: UserId, conn: ConnId) {
+        if self.sessions.get(&user) == Some(&conn) {
+            self.sessions.remove(&user);
+            self.queue.rewind(user);
+        }
+    }
+}

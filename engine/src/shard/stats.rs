@@ -1,0 +1,51 @@
+//! Counters of one shard, read by the runtime for logs and metrics. Owns numbers only; plain `u64`s updated
+//! on the core's own thread, never shared.
+
+use wire::{ErrorCode, RejectCode};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    pub accepted: u64,
+    pub logins: u64,
+    pub handoffs_out: u64,
+    pub adopted: u64,
+    pub replaced: u64,
+    pub closed: u64,
+    pub messages_in: u64,
+    pub messages_stored: u64,
+    pub messages_delivered: u64,
+    pub receipts_queued: u64,
+    pub duplicates_suppressed: u64,
+    pub expired: u64,
+    pub rejects: u64,
+    pub rejects_queue_full: u64,
+    pub errors_sent: u64,
+    pub errors_auth: u64,
+    pub errors_malformed: u64,
+    pub timeouts_handshake: u64,
+    pub timeouts_idle: u64,
+    pub mesh_sent: u64,
+    pub mesh_received: u64,
+}
+
+impl ShardStats {
+    pub(super) fn count_reject(&mut self, code: RejectCode) {
+        self.rejects += 1;
+        if matches!(
+            code,
+            RejectCode::RecipientQueueFull | RejectCode::RecipientQueueBytesFull | RejectCode::ServerQueueFull
+        ) {
+            self.rejects_queue_full += 1;
+        }
+    }
+
+    pub(super) fn count_error(&mut self, code: ErrorCode) {
+        self.errors_sent += 1;
+        match code {
+            ErrorCode::AuthFailed | ErrorCode::UnsupportedVersion => self.errors_auth += 1,
+            ErrorCode::Malformed | ErrorCode::FrameTooLarge | ErrorCode::UnexpectedFrame => self.errors_malformed += 1,
+            ErrorCode::HandshakeTimeout => self.timeouts_handshake += 1,
+            _ => {}
+        }
+    }
+}
