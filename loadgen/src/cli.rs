@@ -1,6 +1,6 @@
 //! The command line: `ringline-loadgen run ...` (the controller) and `ringline-loadgen agent ...`. Owns flag
 //! names, defaults and the validation clap can do (bad flags are clap errors, never panics). Flag names are a
-//! contract; see the README in the module doc of `main.rs`.
+//! contract with scripts and CI jobs: add flags, do not rename them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

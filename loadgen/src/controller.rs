@@ -425,7 +425,10 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     report.latency_ack_us = latency_ack.summary();
     report.latency_delivery_us = latency_delivery.summary();
     report.latency_offline_delivery_us = latency_offline.summary();
-    report.throughput_msgs_per_s = report.messages_delivered as f64 / args.duration as f64;
+    // Over the hold that actually happened (a Ctrl-C shortens it).
+    let hold_elapsed_us = now_us().min(hold_end_at_us).saturating_sub(hold_start_at_us).max(1);
+    report.hold_seconds = hold_elapsed_us as f64 / 1e6;
+    report.throughput_msgs_per_s = report.messages_delivered as f64 / report.hold_seconds;
     if let Some((plateau_connections, rss)) = rss_plateau {
         report.server_rss_bytes = Some(rss);
         if let Some(baseline) = report.server_rss_baseline_bytes

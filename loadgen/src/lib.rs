@@ -9,6 +9,7 @@ pub mod body;
 pub mod cli;
 pub mod contacts;
 pub mod control;
+pub mod driver;
 pub mod error_kind;
 pub mod latency;
 pub mod ledger;

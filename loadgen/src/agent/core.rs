@@ -38,6 +38,10 @@ use loadgen::ledger::{DeliveryVerdict, Ledger, LedgerSummary, MessageKey};
 use loadgen::limits::{CORE_READ_BUFFER_BYTES, SENDS_PER_TICK_MAX};
 use loadgen::schedule::SendSchedule;
 use loadgen::session::{ClientSession, SessionEvent};
+
+/// The protocol driver connections speak (`--protocol native`). The runtime calls only methods that
+/// `loadgen::driver::ChatDriver` has; a second protocol turns this alias into a type parameter of `Core`.
+type Driver = ClientSession;
 use loadgen::source_addr::SourceAddresses;
 
 /// Reads one connection may do per poll before it yields to the others.
@@ -106,7 +110,7 @@ pub fn now_us() -> u64 {
 
 /// One user's connection as the core tracks it.
 struct Slot {
-    session: ClientSession,
+    session: Driver,
     waker: Option<Waker>,
     want_online: bool,
     up: bool,
@@ -276,7 +280,7 @@ pub async fn run_core(core_plan: CorePlan, stop: Arc<AtomicBool>, reports: SyncS
         .iter()
         .enumerate()
         .map(|(index, user)| Slot {
-            session: ClientSession::new(*user, plan.body_bytes, plan.ping_interval_s * 1_000_000, client_msg_id_base),
+            session: Driver::new(*user, plan.body_bytes, plan.ping_interval_s * 1_000_000, client_msg_id_base),
             waker: None,
             want_online: !in_share(index, offline_share),
             up: false,
