@@ -60,11 +60,11 @@ impl Drop for LocalAgents {
     }
 }
 
-fn spawn_local_agent(cores: Option<usize>) -> anyhow::Result<(Child, SocketAddr)> {
+/// Starts `ringline-loadgen agent --listen 127.0.0.1:0 --once`; its executors per core come with the plan.
+fn spawn_local_agent() -> anyhow::Result<(Child, SocketAddr)> {
     let exe = std::env::current_exe().context("finding this executable")?;
     let mut command = Command::new(exe);
     command.args(["agent", "--listen", "127.0.0.1:0", "--once"]);
-    let _ = cores;
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).process_group(0);
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
@@ -189,7 +189,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             let count = connections.div_ceil(per_process) as usize;
             let mut addresses = Vec::new();
             for _ in 0..count {
-                let (child, address) = spawn_local_agent(args.agent_cores)?;
+                let (child, address) = spawn_local_agent()?;
                 local_agents.children.push(child);
                 addresses.push(address);
             }
