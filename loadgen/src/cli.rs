@@ -1,0 +1,214 @@
+//! The command line: `ringline-loadgen run ...` (the controller) and `ringline-loadgen agent ...`. Owns flag
+//! names, defaults and the validation clap can do (bad flags are clap errors, never panics). Flag names are a
+//! contract with scripts and CI jobs: add flags, do not rename them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Parser, Subcommand};
+
+use crate::control::Scenario;
+use crate::schedule::Arrivals;
+use crate::source_addr::SourceAddresses;
+
+/// Capacity tester for ringline: holds many client connections, sends chat traffic and proves nothing was lost.
+#[derive(Debug, Parser)]
+#[command(name = "ringline-loadgen", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a load test (the controller): spawn or drive agents, aggregate, report.
+    Run(Box<RunArgs>),
+    /// Serve as an agent for a controller: hold connections on every core and report.
+    Agent(AgentArgs),
+}
+
+/// Which client protocol the agents speak. Only ringline's native protocol exists; the seam is for XMPP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolName {
+    Native,
+}
+
+#[derive(Debug, Parser)]
+#[command(group(ArgGroup::new("server").required(true).args(["target", "spawn_engine"])))]
+pub struct RunArgs {
+    /// Server addresses to load, HOST:PORT[,HOST:PORT...]; users are spread over them.
+    #[arg(long, value_delimiter = ',', requires = "users")]
+    pub target: Vec<SocketAddr>,
+    /// Start local `ringline serve` processes (enough for --connections under the fd limit) and stop them after.
+    #[arg(long)]
+    pub spawn_engine: bool,
+    /// Concurrent client connections (one user each). Default with --spawn-engine: what this machine ramps to in
+    /// about a minute.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connections: Option<u64>,
+    /// New connections per second, in total.
+    #[arg(long, default_value_t = 2000.0, value_parser = positive_f64)]
+    pub ramp: f64,
+    #[arg(long, value_enum, default_value_t = Scenario::Chat)]
+    pub scenario: Scenario,
+    /// Seconds to hold the connections (and send) after the ramp.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub duration: u64,
+    /// Messages per second, in total, open loop (ignored by `idle`).
+    #[arg(long, default_value_t = 1000.0, value_parser = non_negative_f64)]
+    pub rate: f64,
+    #[arg(long, value_enum, default_value_t = Arrivals::Poisson)]
+    pub arrivals: Arrivals,
+    /// Share of users offline during the first half of the hold (`offline` scenario).
+    #[arg(long, default_value_t = 0.2, value_parser = fraction)]
+    pub offline_share: f64,
+    /// Share of connections dropped at once (`reconnect-storm` scenario).
+    #[arg(long, default_value_t = 0.5, value_parser = fraction)]
+    pub storm_share: f64,
+    /// Keys file written by `ringline users provision` (required with --target).
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Write an SVG plot of connections and latency over time here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// `auto` to spawn local agents as needed, or agent addresses HOST:PORT[,HOST:PORT...].
+    #[arg(long, default_value = "auto", value_parser = parse_agents)]
+    pub agents: AgentsArg,
+    /// Source address blocks for client sockets, CIDR[,CIDR...].
+    #[arg(long, default_value = "127.0.1.0/24", value_parser = parse_cidrs)]
+    pub source_cidr: String,
+    /// The `ringline` binary for --spawn-engine (default: next to this executable).
+    #[arg(long)]
+    pub engine_bin: Option<PathBuf>,
+    /// `--cores` for each spawned engine process.
+    #[arg(long)]
+    pub engine_cores: Option<usize>,
+    /// Data directory for spawned engines (default: a fresh directory under the system temp dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Contacts per user (message recipients), all on the same agent core and target.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub contacts: u64,
+    /// Message body bytes (at least the 44-byte loadgen header).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(44..=4096))]
+    pub body_bytes: u32,
+    /// Executors per local agent (default: every core).
+    #[arg(long)]
+    pub agent_cores: Option<usize>,
+    /// Seconds between keepalive PINGs on an otherwise idle connection.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ping_interval: u64,
+    /// Seconds to wait after the hold for every message to be delivered and receipted.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub drain_timeout: u64,
+    /// Milliseconds a connect (through WELCOME) may take before it counts as a timeout.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub connect_timeout_ms: u64,
+    #[arg(long, value_enum, default_value_t = ProtocolName::Native)]
+    pub protocol: ProtocolName,
+}
+
+#[derive(Debug, Parser)]
+pub struct AgentArgs {
+    /// Address for the controller to connect to; port 0 picks one (printed as `listening ADDR`).
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Serve one controller, then exit (how local agents are spawned).
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// `--agents`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentsArg {
+    Auto,
+    Remote(Vec<SocketAddr>),
+}
+
+fn parse_agents(text: &str) -> Result<AgentsArg, String> {
+    if text == "auto" {
+        return Ok(AgentsArg::Auto);
+    }
+    let addresses: Result<Vec<SocketAddr>, _> = text.split(',').map(|part| part.trim().parse()).collect();
+    match addresses {
+        Ok(list) if !list.is_empty() => Ok(AgentsArg::Remote(list)),
+        _ => Err(format!("expected `auto` or HOST:PORT[,HOST:PORT...], got `{text}`")),
+    }
+}
+
+fn parse_cidrs(text: &str) -> Result<String, String> {
+    SourceAddresses::parse(text).map(|_| text.to_owned()).map_err(|error| error.to_string())
+}
+
+fn fraction(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&value) { Ok(value) } else { Err(format!("{value} is not a fraction between 0 and 1")) }
+}
+
+fn positive_f64(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    if value > 0.0 && value.is_finite() { Ok(value) } else { Err(format!("{value} must be above 0")) }
+}
+
+fn non_negative_f64(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    if value >= 0.0 && value.is_finite() { Ok(value) } else { Err(format!("{value} must be 0 or more")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(args: &[&str]) -> String {
+        let mut argv = vec!["ringline-loadgen"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn good_command_lines_parse() {
+        let cli = Cli::try_parse_from([
+            "ringline-loadgen",
+            "run",
+            "--target",
+            "127.0.0.1:7000,127.0.0.1:7001",
+            "--users",
+            "keys.txt",
+            "--connections",
+            "300",
+            "--scenario",
+            "reconnect-storm",
+            "--offline-share",
+            "0.3",
+        ])
+        .expect("valid");
+        let Command::Run(run) = cli.command else { panic!("run") };
+        assert_eq!(run.target.len(), 2);
+        assert_eq!(run.scenario, Scenario::ReconnectStorm);
+        assert_eq!(run.agents, AgentsArg::Auto);
+        let cli = Cli::try_parse_from(["ringline-loadgen", "run", "--spawn-engine", "--agents", "10.0.0.1:9000"])
+            .expect("valid");
+        let Command::Run(run) = cli.command else { panic!("run") };
+        assert!(matches!(run.agents, AgentsArg::Remote(list) if list.len() == 1));
+    }
+
+    #[test]
+    fn bad_flags_get_clear_errors() {
+        assert!(error_of(&["run", "--connections", "10"]).contains("--target"));
+        assert!(error_of(&["run", "--target", "127.0.0.1:1"]).contains("--users"));
+        assert!(
+            error_of(&["run", "--target", "127.0.0.1:1", "--spawn-engine", "--users", "k"]).contains("cannot be used")
+        );
+        assert!(error_of(&["run", "--spawn-engine", "--offline-share", "1.5"]).contains("between 0 and 1"));
+        assert!(error_of(&["run", "--spawn-engine", "--connections", "0"]).contains("--connections"));
+        assert!(error_of(&["run", "--spawn-engine", "--scenario", "party"]).contains("possible values"));
+        assert!(error_of(&["run", "--spawn-engine", "--ramp", "0"]).contains("above 0"));
+        assert!(error_of(&["run", "--spawn-engine", "--source-cidr", "127.0.1.0/99"]).contains("prefix length"));
+        assert!(error_of(&["run", "--spawn-engine", "--agents", "somewhere"]).contains("HOST:PORT"));
+        assert!(error_of(&["run", "--target", "nonsense", "--users", "k"]).contains("invalid"));
+        assert!(error_of(&["agent"]).contains("--listen"));
+    }
+}

@@ -1,0 +1,261 @@
+//! The controller↔agent control protocol: JSON lines over one TCP connection that the controller opens to the
+//! agent's `--listen` address. Each line is one object tagged by `"type"`; lines are at most
+//! CONTROL_LINE_BYTES_MAX bytes.
+//!
+//! 1. agent → controller `{"type":"ready", cores, connections_max, pid}` as soon as the connection is up;
+//! 2. controller → agent `{"type":"start", ...RunPlan}`: the agent's users (with keys), targets and schedule,
+//!    all times in µs since the Unix epoch (CLOCK_REALTIME);
+//! 3. agent → controller `{"type":"progress", ...}` every second: counters and the interval's latency
+//!    histograms;
+//! 4. controller → agent `{"type":"stop"}` at any time (Ctrl-C): the agent drains briefly and finishes;
+//! 5. agent → controller `{"type":"final", ...}` once: the merged ledger verdict, whole-run histograms and error
+//!    counts of all its cores. Then the agent closes the connection and waits for the next controller.
+//!
+//! Histograms travel as base64 V2 HdrHistograms and are merged, never averaged. If the connection breaks, the
+//! agent stops its run. Owns message shapes and line framing; no sockets of its own.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read, Write};
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::LedgerSummary;
+use crate::limits::CONTROL_LINE_BYTES_MAX;
+use crate::schedule::Arrivals;
+
+/// Why a control line could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    #[error("control connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("control line over {CONTROL_LINE_BYTES_MAX} bytes")]
+    LineTooLong,
+    #[error("control line is not a valid message: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Which workload a run applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Ramp up and hold the connections with PING keepalives; no messages.
+    Idle,
+    /// Every online user sends to its contacts at an open-loop total rate.
+    Chat,
+    /// A share of users is offline while others send to them; they come back halfway through.
+    Offline,
+    /// A share of connections is dropped at once a third of the way through and reconnects.
+    ReconnectStorm,
+}
+
+/// One user an agent is to connect as: id and hex device key, as in the keys file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanUser {
+    pub user: u64,
+    pub key_hex: String,
+}
+
+/// What one agent is to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    pub run_id: u64,
+    pub scenario: Scenario,
+    pub users: Vec<PlanUser>,
+    pub targets: Vec<SocketAddr>,
+    pub source_cidrs: String,
+    /// This agent's share of the ramp, connections per second.
+    pub ramp_per_s: f64,
+    /// This agent's share of the message rate.
+    pub rate_per_s: f64,
+    pub arrivals: Arrivals,
+    pub offline_share: f64,
+    pub storm_share: f64,
+    pub contacts_per_user: usize,
+    pub body_bytes: u32,
+    pub ping_interval_s: u64,
+    pub connect_timeout_ms: u64,
+    pub start_at_us: u64,
+    /// Sends start here (the planned end of the ramp).
+    pub hold_start_at_us: u64,
+    /// Sends stop here; the drain follows.
+    pub hold_end_at_us: u64,
+    /// The agent finishes at the latest here, drained or not.
+    pub drain_deadline_us: u64,
+    /// Executors (cores) to use; `None` for every core of the agent's machine.
+    pub cores: Option<usize>,
+}
+
+/// Counters an agent reports; sums over agents are meaningful.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentCounters {
+    pub connections_up: u64,
+    /// Users that completed HELLO/WELCOME at least once.
+    pub connections_established: u64,
+    pub connect_errors: u64,
+    pub reconnects: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub delivered: u64,
+}
+
+/// A message from the controller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ControllerMessage {
+    Start(RunPlan),
+    Stop,
+}
+
+/// The agent's greeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentReady {
+    pub cores: usize,
+    pub connections_max: u64,
+    pub pid: u32,
+}
+
+/// Once a second while running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentProgress {
+    pub at_us: u64,
+    pub counters: AgentCounters,
+    /// Latencies recorded during the last interval, base64 V2 HdrHistograms.
+    pub interval_latency_ack: String,
+    pub interval_latency_delivery: String,
+}
+
+/// The agent's verdict once its run is over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentFinal {
+    pub counters: AgentCounters,
+    pub connections_peak: u64,
+    pub ledger: LedgerSummary,
+    pub latency_ack: String,
+    pub latency_delivery: String,
+    /// Deliveries to users that were offline when the message was sent (offline drain).
+    pub latency_offline_delivery: String,
+    /// Errors by kind, e.g. `connect/refused`, `reject/ServerQueueFull`, `goaway/ShuttingDown`.
+    pub errors: BTreeMap<String, u64>,
+    /// When every user that should be online had completed its first WELCOME.
+    pub ramp_done_at_us: Option<u64>,
+    /// From the storm's drop until every dropped connection was back.
+    pub storm_recovery_us: Option<u64>,
+    pub storm_dropped: u64,
+    /// From the offline users' return until the last message queued for them was delivered.
+    pub offline_drain_us: Option<u64>,
+}
+
+/// A message from an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    Ready(AgentReady),
+    Progress(AgentProgress),
+    Final(Box<AgentFinal>),
+    /// The agent could not run the plan.
+    Failed {
+        error: String,
+    },
+}
+
+/// Writes one message as one line and flushes.
+pub fn write_message<T: Serialize>(out: &mut impl Write, message: &T) -> Result<(), ControlError> {
+    let mut line = serde_json::to_vec(message)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Reads one message; `Ok(None)` when the peer closed the connection.
+pub fn read_message<T: for<'de> Deserialize<'de>>(input: &mut impl BufRead) -> Result<Option<T>, ControlError> {
+    let mut line = Vec::new();
+    let mut limited = input.by_ref().take(CONTROL_LINE_BYTES_MAX as u64 + 1);
+    let read = limited.read_until(b'\n', &mut line)?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if line.len() > CONTROL_LINE_BYTES_MAX {
+        return Err(ControlError::LineTooLong);
+    }
+    Ok(Some(serde_json::from_slice(&line)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latency::LatencyHistogram;
+
+    fn plan() -> RunPlan {
+        RunPlan {
+            run_id: 1,
+            scenario: Scenario::Offline,
+            users: vec![PlanUser { user: 15_550_000_000, key_hex: "ab".repeat(32) }],
+            targets: vec!["127.0.0.1:7000".parse().expect("literal")],
+            source_cidrs: "127.0.1.0/24".into(),
+            ramp_per_s: 100.0,
+            rate_per_s: 50.0,
+            arrivals: Arrivals::Poisson,
+            offline_share: 0.2,
+            storm_share: 0.5,
+            contacts_per_user: 4,
+            body_bytes: 64,
+            ping_interval_s: 60,
+            connect_timeout_ms: 5_000,
+            start_at_us: 10,
+            hold_start_at_us: 20,
+            hold_end_at_us: 30,
+            drain_deadline_us: 40,
+            cores: Some(2),
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_as_lines() {
+        let mut histogram = LatencyHistogram::new();
+        histogram.record(1234);
+        let final_message = AgentMessage::Final(Box::new(AgentFinal {
+            counters: AgentCounters { connections_up: 3, sent: 9, ..Default::default() },
+            connections_peak: 3,
+            ledger: LedgerSummary { lost: 1, ..Default::default() },
+            latency_ack: histogram.to_base64().expect("serialises"),
+            latency_delivery: String::new(),
+            latency_offline_delivery: String::new(),
+            errors: BTreeMap::from([("connect/refused".to_owned(), 2)]),
+            ramp_done_at_us: Some(5),
+            storm_recovery_us: None,
+            storm_dropped: 0,
+            offline_drain_us: None,
+        }));
+        let ready = AgentMessage::Ready(AgentReady { cores: 2, connections_max: 19_900, pid: 7 });
+        let mut wire = Vec::new();
+        write_message(&mut wire, &ready).expect("writes");
+        write_message(&mut wire, &final_message).expect("writes");
+        write_message(&mut wire, &ControllerMessage::Start(plan())).expect("writes");
+        write_message(&mut wire, &ControllerMessage::Stop).expect("writes");
+        let text = String::from_utf8(wire.clone()).expect("utf-8");
+        assert!(text.starts_with("{\"type\":\"ready\""), "{text}");
+        let mut input = wire.as_slice();
+        assert_eq!(read_message::<AgentMessage>(&mut input).expect("reads"), Some(ready));
+        let read_final = read_message::<AgentMessage>(&mut input).expect("reads");
+        assert_eq!(read_final, Some(final_message.clone()));
+        if let Some(AgentMessage::Final(agent_final)) = read_final {
+            let travelled = LatencyHistogram::from_base64(&agent_final.latency_ack).expect("histogram");
+            assert_eq!(travelled.summary(), histogram.summary());
+        }
+        assert_eq!(
+            read_message::<ControllerMessage>(&mut input).expect("reads"),
+            Some(ControllerMessage::Start(plan()))
+        );
+        assert_eq!(read_message::<ControllerMessage>(&mut input).expect("reads"), Some(ControllerMessage::Stop));
+        assert_eq!(read_message::<ControllerMessage>(&mut input).expect("eof"), None);
+    }
+
+    #[test]
+    fn garbage_lines_are_typed_errors() {
+        let mut input: &[u8] = b"{\"type\":\"launch\"}\n";
+        assert!(matches!(read_message::<ControllerMessage>(&mut input), Err(ControlError::Json(_))));
+    }
+}

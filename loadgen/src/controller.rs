@@ -1,0 +1,467 @@
+//! The controller (`ringline-loadgen run`): decides how many agents and engines the run needs, spawns local agents
+//! (re-executing this binary as `agent --listen 127.0.0.1:0 --once` and reading `listening ADDR` from its stdout)
+//! or connects to remote ones, hands each its users and schedule, prints a progress line every second, merges
+//! the agents' verdicts (counts summed, histograms merged bucket by bucket) into the report, and stops
+//! everything it started, also on Ctrl-C and on error. It never opens a client connection itself.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use wire::{UserKey, parse_keys_line};
+
+use loadgen::cli::{AgentsArg, RunArgs};
+use loadgen::control::{
+    AgentCounters, AgentFinal, AgentMessage, AgentReady, ControllerMessage, PlanUser, RunPlan, Scenario, read_message,
+    write_message,
+};
+use loadgen::latency::LatencyHistogram;
+use loadgen::ledger::LedgerSummary;
+use loadgen::report::{Report, TimelinePoint};
+
+use crate::agent::{connections_max, now_us};
+use crate::engine_process::{EngineFleet, locate_engine_bin};
+
+/// Seconds from sending the plans to the planned start, so every agent has its executors up.
+const START_DELAY_US: u64 = 1_000_000;
+/// Default ramp length for `--spawn-engine` without `--connections`.
+const DEFAULT_RAMP_SECONDS: f64 = 60.0;
+/// Memory assumed per connection pair (client and server sockets, engine and agent state) when defaulting.
+const DEFAULT_BYTES_PER_CONNECTION: u64 = 64 * 1024;
+/// How long after the plan's drain deadline the controller waits for final reports.
+const FINAL_WAIT: Duration = Duration::from_secs(30);
+/// How long a local agent may take to print its address.
+const AGENT_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Local agent processes; killed when dropped (they exit on their own after a run).
+struct LocalAgents {
+    children: Vec<Child>,
+}
+
+impl Drop for LocalAgents {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for child in &mut self.children {
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `ringline-loadgen agent --listen 127.0.0.1:0 --once`; its executors per core come with the plan.
+fn spawn_local_agent() -> anyhow::Result<(Child, SocketAddr)> {
+    let exe = std::env::current_exe().context("finding this executable")?;
+    let mut command = Command::new(exe);
+    command.args(["agent", "--listen", "127.0.0.1:0", "--once"]);
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().context("spawning a local agent")?;
+    let stdout = child.stdout.take().context("agent stdout")?;
+    let (sender, receiver) = channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = sender.send(line);
+    });
+    let line = receiver.recv_timeout(AGENT_START_TIMEOUT).context("the local agent did not print its address")?;
+    let address = line
+        .trim()
+        .strip_prefix("listening ")
+        .and_then(|text| text.parse().ok())
+        .with_context(|| format!("the local agent printed `{}`, not `listening ADDR`", line.trim()))?;
+    Ok((child, address))
+}
+
+fn load_users(path: &Path, wanted: u64) -> anyhow::Result<Vec<UserKey>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening the keys file {}", path.display()))?;
+    let mut users = Vec::new();
+    for (number, line) in BufReader::new(file).lines().enumerate() {
+        if users.len() as u64 >= wanted {
+            break;
+        }
+        let line = line.with_context(|| format!("reading {}", path.display()))?;
+        match parse_keys_line(&line) {
+            Ok(Some(user)) => users.push(user),
+            Ok(None) => {}
+            Err(error) => bail!("{}:{}: {error}", path.display(), number + 1),
+        }
+    }
+    anyhow::ensure!(
+        users.len() as u64 >= wanted,
+        "{} holds {} users, fewer than the {wanted} connections asked for",
+        path.display(),
+        users.len()
+    );
+    Ok(users)
+}
+
+fn key_hex(key: &[u8; 32]) -> String {
+    key.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// What the controller knows of one agent during the run.
+struct AgentLink {
+    writer: TcpStream,
+    latest: AgentCounters,
+    alive: bool,
+    final_report: Option<Box<AgentFinal>>,
+}
+
+enum Incoming {
+    Message(usize, AgentMessage),
+    Gone(usize, String),
+}
+
+/// `ringline-loadgen run`. Returns the process exit code: non-zero when anything was lost, duplicated or reordered.
+pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, interrupted.clone()).context("installing the Ctrl-C handler")?;
+    }
+    let mut report = Report {
+        command_line,
+        machine: crate::machine::machine_info(),
+        scenario: Some(args.scenario),
+        hold_seconds: args.duration as f64,
+        ..Default::default()
+    };
+    let per_process = connections_max();
+    anyhow::ensure!(per_process > 0, "RLIMIT_NOFILE leaves no room for client sockets");
+    let connections = match (args.connections, args.spawn_engine) {
+        (Some(count), _) => count,
+        (None, true) => {
+            let by_ramp = (args.ramp * DEFAULT_RAMP_SECONDS) as u64;
+            let by_memory = crate::machine::memory_available_bytes() / DEFAULT_BYTES_PER_CONNECTION;
+            let count = by_ramp.min(by_memory).max(1);
+            let note = format!(
+                "no --connections given: defaulting to {count}, what this machine ramps to in about a minute at \
+                 --ramp {} (memory allows {by_memory})",
+                args.ramp
+            );
+            println!("{note}");
+            report.notes.push(note);
+            count
+        }
+        (None, false) => bail!("--connections is required with --target"),
+    };
+    report.connections_target = connections;
+
+    let mut engines = None;
+    let (targets, keys_file) = if args.spawn_engine {
+        let bin = locate_engine_bin(args.engine_bin.as_deref())?;
+        let processes = connections.div_ceil(per_process) as usize;
+        println!("starting {processes} engine process(es) from {} for {connections} connections", bin.display());
+        let fleet = EngineFleet::start(&bin, args.data_dir.as_deref(), processes, connections, args.engine_cores)?;
+        let targets = fleet.targets();
+        let keys = fleet.keys_file.clone();
+        engines = Some(fleet);
+        (targets, keys)
+    } else {
+        let keys = args.users.clone().context("--users FILE is required with --target")?;
+        (args.target.clone(), keys)
+    };
+    report.server_rss_baseline_bytes = engines.as_ref().and_then(EngineFleet::rss_bytes);
+    let users = load_users(&keys_file, connections)?;
+
+    // Agents.
+    let mut local_agents = LocalAgents { children: Vec::new() };
+    let agent_addresses = match &args.agents {
+        AgentsArg::Remote(list) => list.clone(),
+        AgentsArg::Auto => {
+            let count = connections.div_ceil(per_process) as usize;
+            let mut addresses = Vec::new();
+            for _ in 0..count {
+                let (child, address) = spawn_local_agent()?;
+                local_agents.children.push(child);
+                addresses.push(address);
+            }
+            addresses
+        }
+    };
+    let mut links = Vec::new();
+    let mut readers = Vec::new();
+    for address in &agent_addresses {
+        let stream = TcpStream::connect(address).with_context(|| format!("connecting to agent {address}"))?;
+        stream.set_nodelay(true).context("agent socket")?;
+        let mut reader = BufReader::new(stream.try_clone().context("agent socket")?);
+        let ready = match read_message::<AgentMessage>(&mut reader)? {
+            Some(AgentMessage::Ready(ready)) => ready,
+            other => bail!("agent {address} did not greet with ready: {other:?}"),
+        };
+        readers.push((reader, ready));
+        links.push(AgentLink { writer: stream, latest: AgentCounters::default(), alive: true, final_report: None });
+    }
+    report.agents = links.len() as u64;
+    let capacity: u64 = readers.iter().map(|(_, ready): &(_, AgentReady)| ready.connections_max).sum();
+    anyhow::ensure!(capacity >= connections, "the agents hold {capacity} connections, fewer than {connections}");
+
+    // Plans: users split evenly (within each agent's capacity), ramp and rate split by share.
+    let run_id = rand::random::<u64>() | 1;
+    let start_at_us = now_us() + START_DELAY_US;
+    let ramp_us = (connections as f64 / args.ramp * 1e6) as u64;
+    let hold_start_at_us = start_at_us + ramp_us;
+    let hold_end_at_us = hold_start_at_us + args.duration * 1_000_000;
+    let drain_deadline_us = hold_end_at_us + args.drain_timeout * 1_000_000;
+    let rate = if args.scenario == Scenario::Idle { 0.0 } else { args.rate };
+    let mut next_user = 0usize;
+    let agent_count = links.len();
+    for (index, (link, (_, ready))) in links.iter_mut().zip(&readers).enumerate() {
+        let remaining_agents = agent_count - index;
+        let share = (users.len() - next_user).div_ceil(remaining_agents).min(ready.connections_max as usize);
+        let slice = &users[next_user..next_user + share];
+        next_user += share;
+        let fraction = slice.len() as f64 / users.len().max(1) as f64;
+        let plan = RunPlan {
+            run_id,
+            scenario: args.scenario,
+            users: slice.iter().map(|user| PlanUser { user: user.user, key_hex: key_hex(&user.key) }).collect(),
+            targets: targets.clone(),
+            source_cidrs: args.source_cidr.clone(),
+            ramp_per_s: args.ramp * fraction,
+            rate_per_s: rate * fraction,
+            arrivals: args.arrivals,
+            offline_share: args.offline_share,
+            storm_share: args.storm_share,
+            contacts_per_user: args.contacts as usize,
+            body_bytes: args.body_bytes,
+            ping_interval_s: args.ping_interval,
+            connect_timeout_ms: args.connect_timeout_ms,
+            start_at_us,
+            hold_start_at_us,
+            hold_end_at_us,
+            drain_deadline_us,
+            cores: args.agent_cores,
+        };
+        write_message(&mut link.writer, &ControllerMessage::Start(plan))
+            .with_context(|| format!("sending the plan to agent {index}"))?;
+    }
+    anyhow::ensure!(next_user == users.len(), "could not place every user on an agent");
+    let (sender, incoming) = channel();
+    for (index, (mut reader, _)) in readers.into_iter().enumerate() {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            loop {
+                match read_message::<AgentMessage>(&mut reader) {
+                    Ok(Some(message)) => {
+                        let last = matches!(message, AgentMessage::Final(_) | AgentMessage::Failed { .. });
+                        if sender.send(Incoming::Message(index, message)).is_err() || last {
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = sender.send(Incoming::Gone(index, "closed the control connection".into()));
+                        return;
+                    }
+                    Err(error) => {
+                        let _ = sender.send(Incoming::Gone(index, error.to_string()));
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    drop(sender);
+    println!(
+        "run {run_id:016x}: {connections} connections over {} agent(s) to {} target(s), scenario {:?}, ramp {:.1} s, hold {} s",
+        agent_count,
+        targets.len(),
+        args.scenario,
+        ramp_us as f64 / 1e6,
+        args.duration
+    );
+
+    // Progress.
+    let mut interval_delivery = LatencyHistogram::new();
+    let mut interval_ack = LatencyHistogram::new();
+    let mut last_acked = 0u64;
+    let mut next_line_us = start_at_us + 1_000_000;
+    let mut stop_sent = false;
+    let mut rss_plateau: Option<(u64, u64)> = None;
+    let hard_deadline_us = drain_deadline_us + FINAL_WAIT.as_micros() as u64;
+    let mut agent_failures = Vec::new();
+    loop {
+        let finished = links.iter().all(|link| link.final_report.is_some() || !link.alive);
+        if finished || now_us() > hard_deadline_us {
+            break;
+        }
+        if interrupted.load(Ordering::Relaxed) && !stop_sent {
+            stop_sent = true;
+            report.stopped_early = Some("interrupted (Ctrl-C): agents drained briefly and reported".into());
+            println!("stopping: waiting for the agents' final reports");
+            for link in &mut links {
+                let _ = write_message(&mut link.writer, &ControllerMessage::Stop);
+            }
+        }
+        match incoming.recv_timeout(Duration::from_millis(100)) {
+            Ok(Incoming::Message(index, AgentMessage::Progress(progress))) => {
+                links[index].latest = progress.counters;
+                if let Ok(histogram) = LatencyHistogram::from_base64(&progress.interval_latency_delivery) {
+                    let _ = interval_delivery.merge(&histogram);
+                }
+                if let Ok(histogram) = LatencyHistogram::from_base64(&progress.interval_latency_ack) {
+                    let _ = interval_ack.merge(&histogram);
+                }
+            }
+            Ok(Incoming::Message(index, AgentMessage::Final(agent_final))) => {
+                links[index].final_report = Some(agent_final)
+            }
+            Ok(Incoming::Message(index, AgentMessage::Failed { error })) => {
+                links[index].alive = false;
+                agent_failures.push(format!("agent {index} failed: {error}"));
+            }
+            Ok(Incoming::Message(_, AgentMessage::Ready(_))) => {}
+            Ok(Incoming::Gone(index, why)) => {
+                if links[index].final_report.is_none() {
+                    agent_failures.push(format!("agent {index} {why}"));
+                }
+                links[index].alive = false;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        let now = now_us();
+        if now >= next_line_us {
+            next_line_us += 1_000_000;
+            let up: u64 = links.iter().map(|link| link.latest.connections_up).sum();
+            let errors: u64 = links.iter().map(|link| link.latest.connect_errors).sum();
+            let acked: u64 = links.iter().map(|link| link.latest.acked).sum();
+            let msgs_per_s = acked.saturating_sub(last_acked);
+            last_acked = acked;
+            let alive = links.iter().filter(|link| link.alive).count();
+            let delivery = interval_delivery.summary();
+            let t_s = now.saturating_sub(start_at_us) as f64 / 1e6;
+            println!(
+                "[{t_s:6.1}s] conns {up}/{connections} connect_err {errors} msgs/s {msgs_per_s} p99 ack {:.2}ms deliver {:.2}ms agents {alive}/{agent_count}",
+                interval_ack.summary().p99 as f64 / 1e3,
+                delivery.p99 as f64 / 1e3
+            );
+            report.timeline.push(TimelinePoint {
+                t_s,
+                connections_up: up,
+                msgs_per_s: msgs_per_s as f64,
+                latency_delivery_p50_us: delivery.p50,
+                latency_delivery_p99_us: delivery.p99,
+                latency_delivery_p999_us: delivery.p999,
+            });
+            interval_delivery.reset();
+            interval_ack.reset();
+            if let Some(fleet) = &engines
+                && now >= hold_start_at_us
+                && now <= hold_end_at_us
+                && rss_plateau.is_none_or(|(connections_then, _)| up >= connections_then)
+                && let Some(rss) = fleet.rss_bytes()
+            {
+                rss_plateau = Some((up, rss));
+            }
+        }
+    }
+
+    // Verdict.
+    let mut ledger = LedgerSummary::default();
+    let mut latency_ack = LatencyHistogram::new();
+    let mut latency_delivery = LatencyHistogram::new();
+    let mut latency_offline = LatencyHistogram::new();
+    let mut ramp_done_at_us = Some(0u64);
+    for (index, link) in links.iter().enumerate() {
+        let Some(agent_final) = &link.final_report else {
+            report.agents_lost += 1;
+            ramp_done_at_us = None;
+            if !agent_failures.iter().any(|failure| failure.starts_with(&format!("agent {index} "))) {
+                agent_failures.push(format!("agent {index} sent no final report"));
+            }
+            continue;
+        };
+        ledger.merge(&agent_final.ledger);
+        latency_ack.merge(&LatencyHistogram::from_base64(&agent_final.latency_ack)?)?;
+        latency_delivery.merge(&LatencyHistogram::from_base64(&agent_final.latency_delivery)?)?;
+        latency_offline.merge(&LatencyHistogram::from_base64(&agent_final.latency_offline_delivery)?)?;
+        report.connections_established += agent_final.counters.connections_established;
+        report.connections_peak += agent_final.connections_peak;
+        report.connect_errors += agent_final.counters.connect_errors;
+        for (kind, count) in &agent_final.errors {
+            *report.errors.entry(kind.clone()).or_default() += count;
+        }
+        ramp_done_at_us = match (ramp_done_at_us, agent_final.ramp_done_at_us) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+        report.storm_dropped += agent_final.storm_dropped;
+        report.storm_recovery_seconds = max_seconds(report.storm_recovery_seconds, agent_final.storm_recovery_us);
+        report.offline_drain_seconds = max_seconds(report.offline_drain_seconds, agent_final.offline_drain_us);
+    }
+    report.notes.extend(agent_failures);
+    report.ramp_seconds = ramp_done_at_us.map(|at| at.saturating_sub(start_at_us) as f64 / 1e6);
+    report.messages_sent = ledger.counts.sent;
+    report.messages_acked = ledger.counts.acked;
+    report.messages_delivered = ledger.counts.delivered;
+    report.messages_rejected = ledger.counts.rejected;
+    report.receipts = ledger.counts.receipts;
+    report.lost = ledger.lost;
+    report.duplicated = ledger.counts.duplicated;
+    report.reordered = ledger.counts.reordered;
+    report.redelivered = ledger.counts.redelivered;
+    report.unresolved = ledger.unresolved;
+    report.receipts_missing = ledger.receipts_missing;
+    report.problems = ledger.problems.clone();
+    report.ledger = ledger.counts.clone();
+    report.latency_ack_us = latency_ack.summary();
+    report.latency_delivery_us = latency_delivery.summary();
+    report.latency_offline_delivery_us = latency_offline.summary();
+    // Over the hold that actually happened (a Ctrl-C shortens it).
+    let hold_elapsed_us = now_us().min(hold_end_at_us).saturating_sub(hold_start_at_us).max(1);
+    report.hold_seconds = hold_elapsed_us as f64 / 1e6;
+    report.throughput_msgs_per_s = report.messages_delivered as f64 / report.hold_seconds;
+    if let Some((plateau_connections, rss)) = rss_plateau {
+        report.server_rss_bytes = Some(rss);
+        if let Some(baseline) = report.server_rss_baseline_bytes
+            && plateau_connections > 0
+        {
+            report.server_rss_per_connection_bytes =
+                Some(rss.saturating_sub(baseline) as f64 / plateau_connections as f64);
+        }
+    }
+    if let Some(mut fleet) = engines.take() {
+        let killed = fleet.stop();
+        if killed > 0 {
+            report.notes.push(format!("{killed} engine process(es) needed SIGKILL after the grace period"));
+        }
+    }
+    drop(local_agents);
+
+    if let Some(path) = &args.report {
+        let json = serde_json::to_vec_pretty(&report).context("serialising the report")?;
+        std::fs::write(path, json).with_context(|| format!("writing the report to {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        crate::plot::write_plot(path, &report.timeline, &format!("{:?}", args.scenario))?;
+    }
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_all(report.render_summary().as_bytes());
+    let _ = stdout.flush();
+    Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn max_seconds(seconds: Option<f64>, us: Option<u64>) -> Option<f64> {
+    match (seconds, us.map(|us| us as f64 / 1e6)) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}

@@ -1,0 +1,65 @@
+//! The seam between the agent runtime and a chat protocol. The runtime (`agent/core.rs`) owns sockets, timers
+//! and accounting; a driver owns one connection's protocol state and speaks in protocol-neutral
+//! [`SessionEvent`]s (welcome, acked, rejected, delivered, receipt, goaway, error). ringline's native protocol is
+//! [`ClientSession`]; an XMPP driver would implement the same trait (stream negotiation and SASL before its
+//! `Welcome`, XEP-0198 acks as `Acked`, XEP-0184 receipts as `Receipt`), mapping its string ids to u64 ids.
+//! Drivers are sans-IO: bytes and times in, bytes and events out.
+
+use crate::body::MessageBody;
+use crate::session::{ClientSession, OutgoingMessage, SendRefused, SessionError, SessionEvent};
+
+/// One client connection of some chat protocol, as the agent runtime drives it.
+pub trait ChatDriver {
+    /// The user this connection logs in as.
+    fn user(&self) -> u64;
+    /// A TCP connection is up: queue the login.
+    fn handle_connected(&mut self, now_us: u64);
+    /// The connection is gone; unacknowledged sends stay and are retried after the next login.
+    fn handle_disconnected(&mut self);
+    /// Bytes arrived; events for the runtime are appended to `events`.
+    fn handle_input(&mut self, input: &[u8], events: &mut Vec<SessionEvent>) -> Result<(), SessionError>;
+    /// Time passed: keepalives.
+    fn handle_timeout(&mut self, now_us: u64);
+    /// Schedules a message; refused when the driver's bounded backlog is full.
+    fn try_queue_send(&mut self, body: MessageBody) -> Result<OutgoingMessage, SendRefused>;
+    /// Bytes to write now, and how many were written.
+    fn transmit(&self) -> &[u8];
+    fn handle_transmitted(&mut self, written: usize);
+    /// Logged in and serving.
+    fn is_online(&self) -> bool;
+    /// The server is closing the connection on purpose (GOAWAY, ERROR, or the protocol's equivalent).
+    fn is_closing(&self) -> bool;
+}
+
+impl ChatDriver for ClientSession {
+    fn user(&self) -> u64 {
+        ClientSession::user(self)
+    }
+    fn handle_connected(&mut self, now_us: u64) {
+        ClientSession::handle_connected(self, now_us)
+    }
+    fn handle_disconnected(&mut self) {
+        ClientSession::handle_disconnected(self)
+    }
+    fn handle_input(&mut self, input: &[u8], events: &mut Vec<SessionEvent>) -> Result<(), SessionError> {
+        ClientSession::handle_input(self, input, events)
+    }
+    fn handle_timeout(&mut self, now_us: u64) {
+        ClientSession::handle_timeout(self, now_us)
+    }
+    fn try_queue_send(&mut self, body: MessageBody) -> Result<OutgoingMessage, SendRefused> {
+        ClientSession::try_queue_send(self, body)
+    }
+    fn transmit(&self) -> &[u8] {
+        ClientSession::transmit(self)
+    }
+    fn handle_transmitted(&mut self, written: usize) {
+        ClientSession::handle_transmitted(self, written)
+    }
+    fn is_online(&self) -> bool {
+        ClientSession::is_online(self)
+    }
+    fn is_closing(&self) -> bool {
+        ClientSession::is_closing(self)
+    }
+}

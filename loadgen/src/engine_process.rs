@@ -1,0 +1,185 @@
+//! Local engine processes for `--spawn-engine`: provisions the users once (`ringline users provision`), starts
+//! enough `ringline serve` processes on their own ports to hold the connections under the fd limit (all on the
+//! same data directory, so each accepts exactly the provisioned users), waits until each accepts TCP, reads
+//! their RSS, and stops them (SIGTERM, then SIGKILL after a grace period) when done, on error and on Ctrl-C
+//! (the fleet stops itself when dropped). Engines run in their own process group, so a terminal's Ctrl-C
+//! reaches the controller only and the shutdown stays in order.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long an engine may take to accept its first TCP connection.
+const ENGINE_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an engine may take to exit after SIGTERM before it is killed.
+const ENGINE_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Running engine processes.
+pub struct EngineFleet {
+    engines: Vec<(Child, SocketAddr)>,
+    pub keys_file: PathBuf,
+    pub data_dir: PathBuf,
+    remove_data_dir: bool,
+}
+
+/// The `ringline` binary: `--engine-bin`, or next to this executable (also from a test's `deps/` directory).
+pub fn locate_engine_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        anyhow::ensure!(path.is_file(), "--engine-bin {} is not a file", path.display());
+        return Ok(path.to_owned());
+    }
+    let exe = std::env::current_exe().context("finding this executable")?;
+    let mut dir = exe.parent().map(Path::to_owned);
+    while let Some(candidate_dir) = dir {
+        let candidate = candidate_dir.join("ringline");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        if candidate_dir.file_name().is_some_and(|name| name == "deps") {
+            dir = candidate_dir.parent().map(Path::to_owned);
+        } else {
+            break;
+        }
+    }
+    bail!(
+        "no `ringline` binary next to {}: build it (cargo build -p ringline) or pass --engine-bin PATH",
+        exe.display()
+    )
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr().context("finding a free port")?.port())
+}
+
+/// Asks the kernel to SIGTERM the child if the controller dies first.
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+}
+
+impl EngineFleet {
+    /// Provisions `users` users and starts `processes` engines.
+    pub fn start(
+        bin: &Path,
+        data_dir: Option<&Path>,
+        processes: usize,
+        users: u64,
+        cores: Option<usize>,
+    ) -> anyhow::Result<Self> {
+        let (data_dir, remove_data_dir) = match data_dir {
+            Some(dir) => (dir.to_owned(), false),
+            None => {
+                let unique = format!("ringline-loadgen-{}-{}", std::process::id(), crate::agent::now_us());
+                (std::env::temp_dir().join(unique), true)
+            }
+        };
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let keys_file = data_dir.join("loadgen-keys.txt");
+        let output = Command::new(bin)
+            .args(["users", "provision", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--count", &users.to_string(), "--keys-out"])
+            .arg(&keys_file)
+            .output()
+            .with_context(|| format!("running {} users provision", bin.display()))?;
+        if !output.status.success() {
+            bail!(
+                "`ringline users provision` failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let mut fleet = Self { engines: Vec::new(), keys_file, data_dir, remove_data_dir };
+        for index in 0..processes {
+            let address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            let log_path = fleet.data_dir.join(format!("engine-{index}.log"));
+            let log = File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+            let mut command = Command::new(bin);
+            command.args(["serve", "--listen", &address.to_string(), "--data-dir"]).arg(&fleet.data_dir);
+            if let Some(cores) = cores {
+                command.args(["--cores", &cores.to_string()]);
+            }
+            command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).process_group(0);
+            die_with_parent(&mut command);
+            let child = command.spawn().with_context(|| format!("starting {} serve", bin.display()))?;
+            fleet.engines.push((child, address));
+        }
+        for (index, (child, address)) in fleet.engines.iter_mut().enumerate() {
+            let started = Instant::now();
+            loop {
+                if TcpStream::connect_timeout(address, Duration::from_millis(200)).is_ok() {
+                    break;
+                }
+                if let Some(status) = child.try_wait().context("checking an engine")? {
+                    bail!(
+                        "engine {index} exited with {status} before accepting; see {}/engine-{index}.log",
+                        fleet.data_dir.display()
+                    );
+                }
+                if started.elapsed() > ENGINE_START_TIMEOUT {
+                    bail!("engine {index} did not accept on {address} within {ENGINE_START_TIMEOUT:?}");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(fleet)
+    }
+
+    pub fn targets(&self) -> Vec<SocketAddr> {
+        self.engines.iter().map(|(_, address)| *address).collect()
+    }
+
+    /// Sum of the engines' VmRSS.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.engines.iter().map(|(child, _)| crate::machine::rss_bytes(child.id())).sum()
+    }
+
+    /// SIGTERM every engine, wait for the grace period, SIGKILL what is left. Returns how many needed SIGKILL.
+    pub fn stop(&mut self) -> usize {
+        for (child, _) in &self.engines {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                // SAFETY: sending a signal to our own child process.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        }
+        let started = Instant::now();
+        let mut killed = 0;
+        for (child, _) in &mut self.engines {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if started.elapsed() > ENGINE_STOP_GRACE => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        killed += 1;
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+        self.engines.clear();
+        if self.remove_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+            self.remove_data_dir = false;
+        }
+        killed
+    }
+}
+
+impl Drop for EngineFleet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,20 @@
+//! ringline-loadgen: capacity testing for ringline. A controller spawns or drives agents; each agent holds up to
+//! RLIMIT_NOFILE client connections on one glommio executor per core and reports to the controller.
+//!
+//! Sans-IO layers (tested without sockets): `body`, `ledger`, `latency`, `schedule`, `session`, `contacts`,
+//! `control`, `report`, `source_addr`, `connect_error`. Runtime layers: `agent` (glommio, sockets), `controller`
+//! (processes, aggregation, output), `engine_process` (spawning `ringline serve`), `plot`.
+
+pub mod body;
+pub mod cli;
+pub mod contacts;
+pub mod control;
+pub mod driver;
+pub mod error_kind;
+pub mod latency;
+pub mod ledger;
+pub mod limits;
+pub mod report;
+pub mod schedule;
+pub mod session;
+pub mod source_addr;

@@ -1,0 +1,52 @@
+//! Every bound the load generator puts on a queue, buffer or count, in one place, with why it has its value.
+//! Owns no state; modules that hold a queue import its cap from here. Related limits are checked at compile time.
+
+/// File descriptors an agent keeps free for itself (control socket, stdio, /proc reads, glommio's rings and
+/// eventfds) below its RLIMIT_NOFILE: the rest may be client sockets.
+pub const FD_HEADROOM: u64 = 100;
+
+/// Bytes of the per-core read buffer that every connection of the core reads into while it is polled. There is
+/// one per core, not one per connection, so idle connections hold no read buffer.
+pub const CORE_READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Largest frame a client accepts from the server. Loadgen bodies are small; this is the wire default.
+pub const FRAME_SIZE_MAX: usize = wire::FRAME_SIZE_MAX_DEFAULT;
+
+/// Bytes a connection keeps of a frame that is split across reads. A whole frame at most.
+pub const PARTIAL_FRAME_BYTES_MAX: usize = FRAME_SIZE_MAX + wire::LENGTH_PREFIX_BYTES;
+
+/// Bytes encoded for a connection and not yet written. Past it, new SENDs wait in the connection's backlog.
+pub const OUTBOUND_BYTES_MAX: usize = 256 * 1024;
+
+/// SENDs a connection has written and not seen ACKed or REJECTed. Past it, new SENDs wait in the backlog; the
+/// unacked ones are retried, in order and with the same client_msg_id, after a reconnect.
+pub const UNACKED_SENDS_MAX: usize = 1024;
+
+/// SENDs scheduled for a connection that could not be written yet (offline, or the limits above). Past it a
+/// scheduled send is refused and counted as `send_backlog_full`: the generator never grows a queue unbounded.
+pub const SEND_BACKLOG_MAX: usize = 4096;
+
+/// Sends a core's schedule releases in one tick; the rest stay due (with their scheduled times) for the next
+/// tick, so a stalled core catches up without a burst that starves its connections.
+pub const SENDS_PER_TICK_MAX: usize = 4096;
+
+/// Problems (lost, duplicated, reordered messages) named one by one in a report, per kind; the rest are counted.
+pub const PROBLEMS_NAMED_MAX: usize = 10;
+
+/// Progress and final reports a core may have queued for its agent's main thread.
+pub const CORE_REPORT_QUEUE_CAPACITY: usize = 64;
+
+/// Bytes of one control-protocol line (a JSON object). The start plan carries the agent's users inline:
+/// 20,000 users of ~90 bytes each fit with room to spare.
+pub const CONTROL_LINE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Connections (users) one agent core may hold.
+pub const CONNECTIONS_PER_CORE_MAX: usize = 1 << 20;
+
+/// Body bytes of a loadgen message: a fixed header plus padding up to this.
+pub const BODY_BYTES_MAX: usize = 4096;
+
+const _: () = assert!(CORE_READ_BUFFER_BYTES >= 4096);
+const _: () = assert!(PARTIAL_FRAME_BYTES_MAX > FRAME_SIZE_MAX);
+const _: () = assert!(BODY_BYTES_MAX + 64 < FRAME_SIZE_MAX);
+const _: () = assert!(OUTBOUND_BYTES_MAX >= UNACKED_SENDS_MAX * 64);

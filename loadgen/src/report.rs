@@ -1,0 +1,248 @@
+//! The run report: the JSON written by `--report` (its field names are a contract with whoever reads it) and the
+//! human summary printed at the end. Owns the shape and the rendering; the controller fills it in.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::control::Scenario;
+use crate::latency::LatencySummary;
+use crate::ledger::{LedgerCounts, Problem};
+
+/// The machine the controller ran on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineInfo {
+    pub cores: usize,
+    pub memory_bytes: u64,
+    pub kernel: String,
+    pub hostname: String,
+}
+
+/// One second of the run, for the plot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    pub t_s: f64,
+    pub connections_up: u64,
+    pub msgs_per_s: f64,
+    pub latency_delivery_p50_us: u64,
+    pub latency_delivery_p99_us: u64,
+    pub latency_delivery_p999_us: u64,
+}
+
+/// Everything a run found out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The exact command line, argv as given.
+    pub command_line: Vec<String>,
+    pub machine: MachineInfo,
+    pub scenario: Option<Scenario>,
+    pub connections_target: u64,
+    /// Users that completed HELLO/WELCOME at least once.
+    pub connections_established: u64,
+    /// Most connections up at once.
+    pub connections_peak: u64,
+    pub connect_errors: u64,
+    /// From the start until every user that should be online was connected; `None` if that never happened.
+    pub ramp_seconds: Option<f64>,
+    pub hold_seconds: f64,
+    pub messages_sent: u64,
+    pub messages_acked: u64,
+    pub messages_delivered: u64,
+    pub messages_rejected: u64,
+    pub receipts: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    /// Same item delivered again after a reconnect: expected, deduplicated, not an error.
+    pub redelivered: u64,
+    /// Sent and never answered when the run ended.
+    pub unresolved: u64,
+    pub receipts_missing: u64,
+    pub latency_ack_us: LatencySummary,
+    pub latency_delivery_us: LatencySummary,
+    /// Deliveries to users that were offline when the message was sent.
+    pub latency_offline_delivery_us: LatencySummary,
+    /// Messages delivered per second of the hold.
+    pub throughput_msgs_per_s: f64,
+    /// VmRSS of the local engine processes at the plateau (sum).
+    pub server_rss_bytes: Option<u64>,
+    /// VmRSS of the local engine processes before any connection (sum).
+    pub server_rss_baseline_bytes: Option<u64>,
+    /// (plateau − baseline) / connections at the plateau.
+    pub server_rss_per_connection_bytes: Option<f64>,
+    pub storm_dropped: u64,
+    pub storm_recovery_seconds: Option<f64>,
+    pub offline_drain_seconds: Option<f64>,
+    /// Errors by kind: `connect/<errno>`, `io/<errno>`, `error/<code>`, `goaway/<reason>`, `reject/<code>`.
+    pub errors: BTreeMap<String, u64>,
+    /// The first few lost, duplicated and reordered messages.
+    pub problems: Vec<Problem>,
+    pub ledger: LedgerCounts,
+    pub agents: u64,
+    /// Agents whose final report never came (crashed or unreachable).
+    pub agents_lost: u64,
+    /// Why the run ended before its plan (Ctrl-C), if it did.
+    pub stopped_early: Option<String>,
+    /// Notes printed during the run that the reader should know (e.g. a defaulted connection count).
+    pub notes: Vec<String>,
+    pub timeline: Vec<TimelinePoint>,
+}
+
+impl Report {
+    /// True when nothing was lost, duplicated or reordered and every agent reported.
+    pub fn is_clean(&self) -> bool {
+        self.lost == 0 && self.duplicated == 0 && self.reordered == 0 && self.agents_lost == 0
+    }
+
+    /// The summary printed at the end of a run.
+    pub fn render_summary(&self) -> String {
+        let mut out = String::new();
+        let latency = |summary: &LatencySummary| {
+            format!(
+                "p50 {} p90 {} p99 {} p99.9 {} max {} ({} samples)",
+                us(summary.p50),
+                us(summary.p90),
+                us(summary.p99),
+                us(summary.p999),
+                us(summary.max),
+                summary.count
+            )
+        };
+        let _ = writeln!(out, "== ringline-loadgen summary ==");
+        if let Some(scenario) = self.scenario {
+            let _ =
+                writeln!(out, "scenario        {scenario:?}, hold {:.0} s, {} agents", self.hold_seconds, self.agents);
+        }
+        let ramp = self.ramp_seconds.map_or("not reached".to_owned(), |seconds| format!("{seconds:.1} s"));
+        let _ = writeln!(
+            out,
+            "connections     {} established of {} (peak {}), ramp {ramp}, {} connect errors",
+            self.connections_established, self.connections_target, self.connections_peak, self.connect_errors
+        );
+        let _ = writeln!(
+            out,
+            "messages        {} sent, {} acked, {} rejected, {} delivered, {} receipts, {:.0} msgs/s",
+            self.messages_sent,
+            self.messages_acked,
+            self.messages_rejected,
+            self.messages_delivered,
+            self.receipts,
+            self.throughput_msgs_per_s
+        );
+        let _ = writeln!(
+            out,
+            "ledger          lost {} duplicated {} reordered {} (redelivered {}, unresolved {}, receipts missing {})",
+            self.lost, self.duplicated, self.reordered, self.redelivered, self.unresolved, self.receipts_missing
+        );
+        let _ = writeln!(out, "latency ack     {}", latency(&self.latency_ack_us));
+        let _ = writeln!(out, "latency deliver {}", latency(&self.latency_delivery_us));
+        if self.latency_offline_delivery_us.count > 0 {
+            let _ = writeln!(out, "offline deliver {}", latency(&self.latency_offline_delivery_us));
+        }
+        if let Some(seconds) = self.offline_drain_seconds {
+            let _ = writeln!(out, "offline drain   {seconds:.2} s after the users came back");
+        }
+        if self.storm_dropped > 0 {
+            let recovery = self.storm_recovery_seconds.map_or("not recovered".to_owned(), |s| format!("{s:.2} s"));
+            let _ = writeln!(out, "storm           {} dropped, recovered in {recovery}", self.storm_dropped);
+        }
+        if let (Some(rss), Some(per_connection)) = (self.server_rss_bytes, self.server_rss_per_connection_bytes) {
+            let _ = writeln!(out, "server rss      {} MiB, {per_connection:.0} bytes per connection", rss >> 20);
+        }
+        if !self.errors.is_empty() {
+            let listed: Vec<String> = self.errors.iter().map(|(kind, count)| format!("{kind} {count}")).collect();
+            let _ = writeln!(out, "errors          {}", listed.join(", "));
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note            {note}");
+        }
+        if let Some(reason) = &self.stopped_early {
+            let _ = writeln!(out, "stopped early   {reason}");
+        }
+        if self.agents_lost > 0 {
+            let _ = writeln!(out, "AGENTS LOST     {} agents never sent their final report", self.agents_lost);
+        }
+        for problem in &self.problems {
+            let message = &problem.message;
+            let _ = writeln!(
+                out,
+                "{:?} message {}->{} #{} (server id {:?}, detail {:?})",
+                problem.kind, message.sender, message.recipient, message.pair_seq, problem.server_id, problem.detail
+            );
+        }
+        let verdict = if self.is_clean() { "PASS: nothing lost, duplicated or reordered" } else { "FAIL" };
+        let _ = writeln!(out, "verdict         {verdict}");
+        out
+    }
+}
+
+fn us(value: u64) -> String {
+    if value >= 1_000_000 {
+        format!("{:.2}s", value as f64 / 1e6)
+    } else if value >= 1_000 {
+        format!("{:.2}ms", value as f64 / 1e3)
+    } else {
+        format!("{value}µs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_json_has_the_contracted_field_names() {
+        let report =
+            Report { server_rss_bytes: Some(1), server_rss_per_connection_bytes: Some(2.0), ..Default::default() };
+        let value = serde_json::to_value(&report).expect("serialises");
+        for field in [
+            "connections_target",
+            "connections_established",
+            "connect_errors",
+            "ramp_seconds",
+            "messages_sent",
+            "messages_acked",
+            "messages_delivered",
+            "lost",
+            "duplicated",
+            "reordered",
+            "latency_ack_us",
+            "latency_delivery_us",
+            "throughput_msgs_per_s",
+            "server_rss_bytes",
+            "server_rss_per_connection_bytes",
+            "command_line",
+            "machine",
+        ] {
+            assert!(value.get(field).is_some(), "missing {field}");
+        }
+        for latency in ["latency_ack_us", "latency_delivery_us"] {
+            for percentile in ["p50", "p90", "p99", "p999", "max"] {
+                assert!(value[latency].get(percentile).is_some(), "missing {latency}.{percentile}");
+            }
+        }
+        for machine in ["cores", "memory_bytes", "kernel"] {
+            assert!(value["machine"].get(machine).is_some(), "missing machine.{machine}");
+        }
+    }
+
+    #[test]
+    fn summary_names_the_verdict_and_problems() {
+        let clean = Report::default();
+        assert!(clean.render_summary().contains("PASS"));
+        let lost = Report {
+            lost: 1,
+            problems: vec![Problem {
+                kind: crate::ledger::ProblemKind::Lost,
+                message: crate::ledger::MessageKey { sender: 1, recipient: 2, pair_seq: 3 },
+                server_id: Some(4),
+                detail: None,
+            }],
+            ..Default::default()
+        };
+        let text = lost.render_summary();
+        assert!(text.contains("FAIL"));
+        assert!(text.contains("Lost message 1->2 #3"), "{text}");
+    }
+}
