@@ -549,15 +549,17 @@ impl Core {
                     if slot.session.is_closing() {
                         return Poll::Ready(Exit::ServerClosed);
                     }
+                    if slot.up && !*welcomed {
+                        // Clear the handshake timeouts before the next read is submitted: a read already
+                        // pending keeps the timeout it was submitted with, and would fail an idle session.
+                        *welcomed = true;
+                        let _ = stream.set_read_timeout(None);
+                        let _ = stream.set_write_timeout(None);
+                    }
                 }
                 Poll::Ready(Err(error)) => return Poll::Ready(Exit::Io(error)),
                 Poll::Pending => break,
             }
-        }
-        if slot.up && !*welcomed {
-            *welcomed = true;
-            let _ = stream.set_read_timeout(None);
-            let _ = stream.set_write_timeout(None);
         }
         loop {
             let outbound = slot.session.transmit();
