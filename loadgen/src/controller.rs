@@ -121,6 +121,10 @@ fn key_hex(key: &[u8; 32]) -> String {
 struct AgentLink {
     writer: TcpStream,
     latest: AgentCounters,
+    /// When the latest progress report arrived, to rate acks over the agent's own report interval.
+    latest_at_us: u64,
+    /// Acks per second between this agent's last two progress reports.
+    acked_per_s: f64,
     alive: bool,
     final_report: Option<Box<AgentFinal>>,
 }
@@ -207,7 +211,14 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             other => bail!("agent {address} did not greet with ready: {other:?}"),
         };
         readers.push((reader, ready));
-        links.push(AgentLink { writer: stream, latest: AgentCounters::default(), alive: true, final_report: None });
+        links.push(AgentLink {
+            writer: stream,
+            latest: AgentCounters::default(),
+            latest_at_us: 0,
+            acked_per_s: 0.0,
+            alive: true,
+            final_report: None,
+        });
     }
     report.agents = links.len() as u64;
     let capacity: u64 = readers.iter().map(|(_, ready): &(_, AgentReady)| ready.connections_max).sum();
@@ -291,7 +302,6 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     // Progress.
     let mut interval_delivery = LatencyHistogram::new();
     let mut interval_ack = LatencyHistogram::new();
-    let mut last_acked = 0u64;
     let mut next_line_us = start_at_us + 1_000_000;
     let mut stop_sent = false;
     let mut rss_plateau: Option<(u64, u64)> = None;
@@ -312,7 +322,14 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         }
         match incoming.recv_timeout(Duration::from_millis(100)) {
             Ok(Incoming::Message(index, AgentMessage::Progress(progress))) => {
-                links[index].latest = progress.counters;
+                let link = &mut links[index];
+                let now = now_us();
+                if link.latest_at_us != 0 && now > link.latest_at_us {
+                    let acked = progress.counters.acked.saturating_sub(link.latest.acked);
+                    link.acked_per_s = acked as f64 * 1e6 / (now - link.latest_at_us) as f64;
+                }
+                link.latest = progress.counters;
+                link.latest_at_us = now;
                 if let Ok(histogram) = LatencyHistogram::from_base64(&progress.interval_latency_delivery) {
                     let _ = interval_delivery.merge(&histogram);
                 }
@@ -342,9 +359,9 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             next_line_us += 1_000_000;
             let up: u64 = links.iter().map(|link| link.latest.connections_up).sum();
             let errors: u64 = links.iter().map(|link| link.latest.connect_errors).sum();
-            let acked: u64 = links.iter().map(|link| link.latest.acked).sum();
-            let msgs_per_s = acked.saturating_sub(last_acked);
-            last_acked = acked;
+            // Each agent's own rate over its last report interval: the line and the reports are not in phase.
+            let msgs_per_s =
+                links.iter().filter(|link| link.alive).map(|link| link.acked_per_s).sum::<f64>().round() as u64;
             let alive = links.iter().filter(|link| link.alive).count();
             let delivery = interval_delivery.summary();
             let t_s = now.saturating_sub(start_at_us) as f64 / 1e6;
