@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::account::{Directory, KeyAuthority};
+use std::collections::HashMap;
+
+use wire::UserId;
+
+use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, PinSenderKind, RegistrationLimits};
 use crate::limits;
 use crate::shard::{QueueLimits, ShardConfig};
 
@@ -55,6 +59,13 @@ pub struct ServeArgs {
     /// Time SIGTERM waits for in-flight work before closing connections hard, e.g. 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
+    /// Where registration PINs go: `log` (the server log; development), `file:PATH` (one line per PIN),
+    /// or `command:PROGRAM` (runs PROGRAM PHONE PIN, e.g. an SMS gateway client).
+    #[arg(long)]
+    pub pin_sender: Option<PinSenderKind>,
+    /// How long a registration PIN stays valid, e.g. 10m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub pin_ttl: Option<Duration>,
 }
 
 /// The `--config` file: the same settings as the flags.
@@ -77,6 +88,9 @@ struct ServeFile {
     queue_age_max: Option<Duration>,
     #[serde(default, with = "humantime_serde_opt")]
     shutdown_grace: Option<Duration>,
+    pin_sender: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    pin_ttl: Option<Duration>,
 }
 
 mod humantime_serde_opt {
@@ -116,6 +130,8 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     pub queue: QueueLimits,
     pub shutdown_grace: Duration,
+    pub pin_sender: PinSenderKind,
+    pub registration: RegistrationLimits,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -212,11 +228,34 @@ impl ServeConfig {
                 .as_micros() as u64,
             },
             shutdown_grace: args.shutdown_grace.or(file.shutdown_grace).unwrap_or(limits::SHUTDOWN_GRACE_DEFAULT),
+            pin_sender: match (&args.pin_sender, &file.pin_sender) {
+                (Some(kind), _) => kind.clone(),
+                (None, Some(text)) => text.parse().map_err(|expected| ConfigError::OutOfRange {
+                    setting: "pin-sender",
+                    value: text.clone(),
+                    expected,
+                })?,
+                (None, None) => PinSenderKind::Log,
+            },
+            registration: RegistrationLimits {
+                pin_ttl_us: duration_in_range(
+                    "pin-ttl",
+                    args.pin_ttl.or(file.pin_ttl).unwrap_or(limits::PIN_TTL_DEFAULT),
+                    second,
+                )?
+                .as_micros() as u64,
+                pin_attempts_max: limits::PIN_ATTEMPTS_MAX,
+                requests_per_phone_max: limits::PIN_REQUESTS_PER_PHONE_MAX,
+                source_actions_max: limits::REGISTRATION_SOURCE_ACTIONS_MAX,
+                window_us: limits::REGISTRATION_WINDOW.as_micros() as u64,
+                phones_max: limits::REGISTRATION_PHONES_PER_SHARD_MAX,
+                sources_max: limits::REGISTRATION_SOURCES_PER_SHARD_MAX,
+            },
         })
     }
 
     /// The per-core configuration for `cores` cores with these accounts.
-    pub fn shard_config(&self, cores: u16, keys: KeyAuthority, directory: Arc<Directory>) -> ShardConfig {
+    pub fn shard_config(&self, cores: u16, accounts: ShardAccounts) -> ShardConfig {
         ShardConfig {
             cores,
             frame_size_max: self.frame_size_max,
@@ -225,10 +264,24 @@ impl ServeConfig {
             queue: self.queue,
             dedup_entries_max: limits::DEDUP_ENTRIES_PER_SHARD_MAX,
             dedup_window_us: limits::DEDUP_WINDOW.as_micros() as u64,
-            keys,
-            directory,
+            keys: accounts.keys,
+            directory: accounts.directory,
+            generations: accounts.generations,
+            registration: self.registration,
+            pin_sender: accounts.pin_sender,
+            device_log: accounts.device_log,
         }
     }
+}
+
+/// The account state and services every shard shares.
+#[derive(Debug, Clone)]
+pub struct ShardAccounts {
+    pub keys: KeyAuthority,
+    pub directory: Arc<Directory>,
+    pub generations: Arc<HashMap<UserId, u32>>,
+    pub pin_sender: Arc<PinSender>,
+    pub device_log: Arc<DeviceLog>,
 }
 
 fn read_file(path: &Path) -> Result<ServeFile, ConfigError> {

@@ -83,3 +83,33 @@ const _: () = assert!(MESH_BATCH_MESSAGES_MAX <= MESH_OUTBOX_REQUESTS_MAX);
 const _: () = assert!(CORES_MAX <= u16::MAX as usize);
 const _: () = assert!(CONNECTIONS_PER_SHARD_MAX < u32::MAX as usize);
 const _: () = assert!(SENDER_RECEIPTS_MAX > DELIVERY_WINDOW_MAX);
+
+/// How long a registration PIN stays valid by default (`--pin-ttl`).
+pub const PIN_TTL_DEFAULT: Duration = Duration::from_secs(10 * 60);
+
+/// Wrong PINs one pending PIN survives; the next wrong one voids it (a 6-digit PIN then falls to a guesser
+/// with probability 5 in a million per PIN requested, and requests are limited too).
+pub const PIN_ATTEMPTS_MAX: u8 = 5;
+
+/// PIN requests one phone may make per registration window.
+pub const PIN_REQUESTS_PER_PHONE_MAX: u8 = 5;
+
+/// Registration requests plus wrong PINs one source address may make per registration window. Generous for
+/// a carrier NAT, far too few to guess PINs across many phones.
+pub const REGISTRATION_SOURCE_ACTIONS_MAX: u32 = 200;
+
+/// The window of the per-phone and per-source registration counts.
+pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(60 * 60);
+
+/// Phones in registration (pending PIN or counted requests) one core tracks; past it, REGISTER_REFUSED
+/// (Unavailable) until the sweep frees room.
+pub const REGISTRATION_PHONES_PER_SHARD_MAX: usize = 1 << 20;
+
+/// Source addresses one core tracks for registration limits.
+pub const REGISTRATION_SOURCES_PER_SHARD_MAX: usize = 1 << 20;
+
+/// PINs waiting for the PIN sender's worker; past it, REGISTER_REFUSED (Unavailable).
+pub const PIN_SEND_QUEUE_MAX: usize = 4096;
+
+/// How long a `command:` PIN sender may run before it is killed.
+pub const PIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);

@@ -22,6 +22,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start; boxing buys nothing")]
 enum Command {
     /// Serve the native protocol on every core.
     Serve(ServeArgs),

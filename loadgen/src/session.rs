@@ -66,6 +66,8 @@ pub enum SessionError {
     Decode(#[from] DecodeError),
     #[error("server sent a {kind:#04x} frame before WELCOME")]
     BeforeWelcome { kind: u8 },
+    #[error("server sent a registration frame ({kind:#04x}) to a session that never registers")]
+    UnexpectedRegistration { kind: u8 },
 }
 
 /// Why a scheduled SEND was refused.
@@ -276,6 +278,11 @@ impl ClientSession {
             ServerFrame::Receipt { item_id, server_id, peer, kind, .. } => {
                 encode_client(&ClientFrame::Delivered { item_id }, &mut self.outbound);
                 events.push(SessionEvent::Receipt { server_id, peer, kind });
+            }
+            other @ (ServerFrame::PinSent { .. }
+            | ServerFrame::Registered { .. }
+            | ServerFrame::RegisterRefused { .. }) => {
+                return Err(SessionError::UnexpectedRegistration { kind: other.kind() });
             }
         }
         Ok(())

@@ -90,6 +90,26 @@ wire_code! {
 }
 
 wire_code! {
+    /// Why a registration step was refused (REGISTER_REFUSED frame). The connection stays open.
+    RegisterRefusal: u16 {
+        /// The phone number is not a valid user id (E.164 digits, 7 to 15 of them).
+        PhoneInvalid = 1,
+        /// The PIN does not match; attempts remain.
+        PinWrong = 2,
+        /// No PIN is pending for this phone: never requested, expired, or used up.
+        PinExpired = 3,
+        /// Too many wrong PINs for this phone: the PIN is void; request a new one later.
+        TooManyAttempts = 4,
+        /// Too many PIN requests for this phone; wait `retry_after_s`.
+        TooManyRequests = 5,
+        /// Too many registration requests or wrong PINs from this source address; wait `retry_after_s`.
+        SourceLimited = 6,
+        /// The server cannot register now (PIN sender busy, storage failing); retry later.
+        Unavailable = 7,
+    }
+}
+
+wire_code! {
     /// What a RECEIPT reports about a message the receiving user sent earlier.
     ReceiptKind: u8 {
         /// The recipient's device acknowledged the message (DELIVERED).
@@ -111,6 +131,7 @@ mod tests {
             assert_eq!(ErrorCode::from_wire(value).to_wire(), value);
             assert_eq!(RejectCode::from_wire(value).to_wire(), value);
             assert_eq!(GoawayReason::from_wire(value).to_wire(), value);
+            assert_eq!(RegisterRefusal::from_wire(value).to_wire(), value);
         }
         assert_eq!(ErrorCode::from_wire(5), ErrorCode::AuthFailed);
         assert_eq!(ErrorCode::from_wire(999), ErrorCode::Other(999));

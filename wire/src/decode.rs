@@ -3,7 +3,7 @@
 //! allocates, and never panics, whatever the input: the caller keeps the buffer and discards consumed bytes.
 
 use crate::LENGTH_PREFIX_BYTES;
-use crate::codes::{ErrorCode, GoawayReason, ReceiptKind, RejectCode};
+use crate::codes::{ErrorCode, GoawayReason, ReceiptKind, RegisterRefusal, RejectCode};
 use crate::frame::{ClientFrame, ServerFrame, kind};
 
 /// Why bytes could not be decoded into a frame. Every variant is fatal for the connection.
@@ -105,6 +105,10 @@ impl<'a> Fields<'a> {
         u16::from_le_bytes(self.bytes())
     }
 
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.bytes())
+    }
+
     fn u64(&mut self) -> u64 {
         u64::from_le_bytes(self.bytes())
     }
@@ -155,6 +159,18 @@ pub fn decode_client(buf: &[u8], frame_size_max: usize) -> Result<Decoded<Client
         kind::READ => {
             let mut f = Fields::new(kind_byte, payload, 8 + 8)?;
             let frame = ClientFrame::Read { server_id: f.u64(), sender: f.u64() };
+            f.end()?;
+            frame
+        }
+        kind::REGISTER_REQUEST => {
+            let mut f = Fields::new(kind_byte, payload, 8)?;
+            let frame = ClientFrame::RegisterRequest { phone: f.u64() };
+            f.end()?;
+            frame
+        }
+        kind::REGISTER_VERIFY => {
+            let mut f = Fields::new(kind_byte, payload, 8 + 4)?;
+            let frame = ClientFrame::RegisterVerify { phone: f.u64(), pin: f.u32() };
             f.end()?;
             frame
         }
@@ -224,6 +240,26 @@ pub fn decode_server(buf: &[u8], frame_size_max: usize) -> Result<Decoded<Server
             let server_time_us = f.u64();
             f.end()?;
             ServerFrame::Receipt { item_id, server_id, peer, kind, server_time_us }
+        }
+        kind::PIN_SENT => {
+            let mut f = Fields::new(kind_byte, payload, 8 + 4)?;
+            let frame = ServerFrame::PinSent { phone: f.u64(), expires_in_s: f.u32() };
+            f.end()?;
+            frame
+        }
+        kind::REGISTERED => {
+            let mut f = Fields::new(kind_byte, payload, 8 + 32)?;
+            let frame = ServerFrame::Registered { user: f.u64(), key: f.bytes() };
+            f.end()?;
+            frame
+        }
+        kind::REGISTER_REFUSED => {
+            let mut f = Fields::new(kind_byte, payload, 8 + 2 + 4)?;
+            let phone = f.u64();
+            let code = RegisterRefusal::from_wire(f.u16());
+            let retry_after_s = f.u32();
+            f.end()?;
+            ServerFrame::RegisterRefused { phone, code, retry_after_s }
         }
         other => return Err(DecodeError::UnknownKind { kind: other }),
     };

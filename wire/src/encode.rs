@@ -40,6 +40,11 @@ pub fn encode_client(frame: &ClientFrame<'_>, out: &mut Vec<u8>) -> usize {
             out.extend_from_slice(&server_id.to_le_bytes());
             out.extend_from_slice(&sender.to_le_bytes());
         }
+        ClientFrame::RegisterRequest { phone } => out.extend_from_slice(&phone.to_le_bytes()),
+        ClientFrame::RegisterVerify { phone, pin } => {
+            out.extend_from_slice(&phone.to_le_bytes());
+            out.extend_from_slice(&pin.to_le_bytes());
+        }
     }
     finish(out, start)
 }
@@ -80,6 +85,19 @@ pub fn encode_server(frame: &ServerFrame<'_>, out: &mut Vec<u8>) -> usize {
             out.extend_from_slice(&peer.to_le_bytes());
             out.push(kind.to_wire());
             out.extend_from_slice(&server_time_us.to_le_bytes());
+        }
+        ServerFrame::PinSent { phone, expires_in_s } => {
+            out.extend_from_slice(&phone.to_le_bytes());
+            out.extend_from_slice(&expires_in_s.to_le_bytes());
+        }
+        ServerFrame::Registered { user, key } => {
+            out.extend_from_slice(&user.to_le_bytes());
+            out.extend_from_slice(key);
+        }
+        ServerFrame::RegisterRefused { phone, code, retry_after_s } => {
+            out.extend_from_slice(&phone.to_le_bytes());
+            out.extend_from_slice(&code.to_wire().to_le_bytes());
+            out.extend_from_slice(&retry_after_s.to_le_bytes());
         }
     }
     finish(out, start)

@@ -2,7 +2,7 @@
 //! lives in `decode.rs`/`encode.rs` and in docs/PROTOCOL.md. Bodies borrow from the buffer they were decoded
 //! from, so a frame is valid only until the caller discards those bytes.
 
-use crate::codes::{ErrorCode, GoawayReason, ReceiptKind, RejectCode};
+use crate::codes::{ErrorCode, GoawayReason, ReceiptKind, RegisterRefusal, RejectCode};
 
 /// A user's id: a number, e.g. an E.164 phone number without the plus.
 pub type UserId = u64;
@@ -25,6 +25,11 @@ pub mod kind {
     pub const DELIVERED: u8 = 0x14;
     pub const READ: u8 = 0x15;
     pub const RECEIPT: u8 = 0x16;
+    pub const REGISTER_REQUEST: u8 = 0x20;
+    pub const REGISTER_VERIFY: u8 = 0x21;
+    pub const PIN_SENT: u8 = 0x22;
+    pub const REGISTERED: u8 = 0x23;
+    pub const REGISTER_REFUSED: u8 = 0x24;
 }
 
 /// A frame a client sends to the server.
@@ -43,6 +48,10 @@ pub enum ClientFrame<'a> {
     Delivered { item_id: u64 },
     /// The user read message `server_id`, which `sender` sent; a READ receipt goes to `sender`.
     Read { server_id: u64, sender: UserId },
+    /// Instead of HELLO: asks for a one-time PIN for `phone` (the user id to be), sent out of band (SMS).
+    RegisterRequest { phone: UserId },
+    /// Instead of HELLO: proves the PIN; the answer is REGISTERED with a new device key.
+    RegisterVerify { phone: UserId, pin: u32 },
 }
 
 /// A frame the server sends to a client.
@@ -66,6 +75,12 @@ pub enum ServerFrame<'a> {
     Deliver { item_id: u64, from: UserId, server_time_us: u64, body: &'a [u8] },
     /// News about message `server_id` this user sent to `peer`. Answer DELIVERED(item_id).
     Receipt { item_id: u64, server_id: u64, peer: UserId, kind: ReceiptKind, server_time_us: u64 },
+    /// A PIN for `phone` went to the PIN sender; it is valid for `expires_in_s` seconds.
+    PinSent { phone: UserId, expires_in_s: u32 },
+    /// Registration done: `user` logs in with `key` from now on; every older device key of `user` is revoked.
+    Registered { user: UserId, key: DeviceKey },
+    /// A registration step was refused; the connection stays open. Retry no sooner than `retry_after_s`.
+    RegisterRefused { phone: UserId, code: RegisterRefusal, retry_after_s: u32 },
 }
 
 impl ClientFrame<'_> {
@@ -78,6 +93,8 @@ impl ClientFrame<'_> {
             Self::Send { .. } => kind::SEND,
             Self::Delivered { .. } => kind::DELIVERED,
             Self::Read { .. } => kind::READ,
+            Self::RegisterRequest { .. } => kind::REGISTER_REQUEST,
+            Self::RegisterVerify { .. } => kind::REGISTER_VERIFY,
         }
     }
 }
@@ -95,6 +112,9 @@ impl ServerFrame<'_> {
             Self::Reject { .. } => kind::REJECT,
             Self::Deliver { .. } => kind::DELIVER,
             Self::Receipt { .. } => kind::RECEIPT,
+            Self::PinSent { .. } => kind::PIN_SENT,
+            Self::Registered { .. } => kind::REGISTERED,
+            Self::RegisterRefused { .. } => kind::REGISTER_REFUSED,
         }
     }
 }

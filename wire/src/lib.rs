@@ -14,7 +14,7 @@ mod encode;
 mod frame;
 mod keys_file;
 
-pub use codes::{ErrorCode, GoawayReason, ReceiptKind, RejectCode};
+pub use codes::{ErrorCode, GoawayReason, ReceiptKind, RegisterRefusal, RejectCode};
 pub use decode::{DecodeError, Decoded, decode_client, decode_server};
 pub use encode::{encode_client, encode_server};
 pub use frame::{ClientFrame, DeviceKey, ServerFrame, UserId, kind};

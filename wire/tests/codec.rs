@@ -12,6 +12,8 @@ fn client_frames() -> Vec<ClientFrame<'static>> {
         ClientFrame::Send { client_msg_id: 43, to: 99, body: b"" },
         ClientFrame::Delivered { item_id: 77 },
         ClientFrame::Read { server_id: 77, sender: 5 },
+        ClientFrame::RegisterRequest { phone: 15_551_234_567 },
+        ClientFrame::RegisterVerify { phone: 15_551_234_567, pin: 123_456 },
     ]
 }
 
@@ -26,6 +28,9 @@ fn server_frames() -> Vec<ServerFrame<'static>> {
         ServerFrame::Reject { client_msg_id: 1, code: RejectCode::RecipientQueueFull },
         ServerFrame::Deliver { item_id: 5, from: 6, server_time_us: 7, body: b"hi" },
         ServerFrame::Receipt { item_id: 8, server_id: 5, peer: 6, kind: ReceiptKind::Delivered, server_time_us: 9 },
+        ServerFrame::PinSent { phone: 15_551_234_567, expires_in_s: 600 },
+        ServerFrame::Registered { user: 15_551_234_567, key: [3; 32] },
+        ServerFrame::RegisterRefused { phone: 15_551_234_567, code: RegisterRefusal::PinWrong, retry_after_s: 0 },
     ]
 }
 

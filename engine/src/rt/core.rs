@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::net::{TcpListener, TcpStream};
 
+use crate::account::SourceKey;
 use crate::home::ShardId;
 use crate::limits::{READ_BUFFER_BYTES, TICK_INTERVAL};
 use crate::shard::{ConnId, Handoff, Now, Shard, ShardConfig, ShardMsg};
@@ -237,7 +238,8 @@ async fn accept_loop(core: Rc<CoreContext>, listener: TcpListener) {
         match accepted {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                let registered = core.shard.borrow_mut().handle_accept(core.now());
+                let source = stream.peer_addr().map_or(SourceKey::UNKNOWN, |peer| SourceKey::from_ip(peer.ip()));
+                let registered = core.shard.borrow_mut().handle_accept_from(source, core.now());
                 match registered {
                     Ok(conn) => {
                         glommio::spawn_local(serve_connection(core.clone(), stream, conn)).detach();

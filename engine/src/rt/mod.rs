@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::account::{AccountStore, AccountStoreError};
-use crate::config::ServeConfig;
+use crate::account::{AccountStore, AccountStoreError, DeviceLog, PinSender};
+use crate::config::{ServeConfig, ShardAccounts};
 use crate::home::ShardId;
 use crate::limits::MESH_CHANNEL_CAPACITY;
 
@@ -42,6 +42,8 @@ pub enum ServeError {
     Accounts(#[from] AccountStoreError),
     #[error(transparent)]
     Listen(#[from] ListenError),
+    #[error("starting the PIN sender: {0}")]
+    PinSender(std::io::Error),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("starting the executor of core {core}: {message}")]
@@ -73,10 +75,15 @@ impl Server {
         let cores = cpus.len();
         let connections_max = log_capacity();
         let accounts = AccountStore::open(&config.data_dir)?;
-        if accounts.directory().is_empty() {
-            tracing::warn!(data_dir = %config.data_dir.display(), "no users provisioned: nobody can log in \
-                (run `ringline users provision --data-dir ...`)");
+        let (device_log, devices) = DeviceLog::open(&config.data_dir, cores)?;
+        for skipped in &devices.skipped {
+            tracing::warn!(%skipped, "device log: skipped a line (a torn write from a crash; its key was never issued)");
         }
+        if accounts.directory().is_empty() && devices.generations.is_empty() {
+            tracing::warn!(data_dir = %config.data_dir.display(), "no users provisioned or registered yet: only \
+                registration works (run `ringline users provision --data-dir ...` for test users)");
+        }
+        let pin_sender = PinSender::start(config.pin_sender.clone()).map_err(ServeError::PinSender)?;
         let listeners = bind_listeners(config.listen, cores, config.backlog)?;
         let listen = listeners[0].local_addr().ok().and_then(|addr| addr.as_socket()).unwrap_or(config.listen);
 
@@ -101,11 +108,18 @@ impl Server {
         });
         let cores_u16 = u16::try_from(cores).map_err(|_| ServeError::Cpus(format!("{cores} cores is too many")))?;
         let directory = Arc::new(accounts.directory().clone());
+        let shard_accounts = ShardAccounts {
+            keys: accounts.authority().clone(),
+            directory: directory.clone(),
+            generations: Arc::new(devices.generations),
+            pin_sender: Arc::new(pin_sender),
+            device_log: Arc::new(device_log),
+        };
         let mut executors = Vec::with_capacity(cores);
         for (index, ((cpu, listener), (senders, receivers))) in
             cpus.iter().zip(listeners).zip(senders.into_iter().zip(receivers)).enumerate()
         {
-            let shard_config = config.shard_config(cores_u16, accounts.authority().clone(), directory.clone());
+            let shard_config = config.shard_config(cores_u16, shard_accounts.clone());
             let coordination = coordination.clone();
             let mesh = MeshEnds { senders, receivers };
             let id = ShardId(index as u16);

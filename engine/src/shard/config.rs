@@ -1,9 +1,14 @@
-//! What a shard needs to know that is the same on every core: the core count, the protocol limits and the
-//! queue limits. Built once from the command line (`crate::config`); owns no state.
+//! What a shard needs to know that is the same on every core: the core count, the protocol, queue and
+//! registration limits, and the shared account services (keys, directory, PIN sender, device log). Built
+//! once from the command line (`crate::config`); owns no state.
 
 use std::sync::Arc;
 
-use crate::account::{Directory, KeyAuthority};
+use std::collections::HashMap;
+
+use wire::UserId;
+
+use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, RegistrationLimits};
 
 use super::offline_queue::QueueLimits;
 
@@ -18,4 +23,9 @@ pub struct ShardConfig {
     pub dedup_window_us: u64,
     pub keys: KeyAuthority,
     pub directory: Arc<Directory>,
+    /// Device generations issued by registration so far (all users; each shard keeps its own).
+    pub generations: Arc<HashMap<UserId, u32>>,
+    pub registration: RegistrationLimits,
+    pub pin_sender: Arc<PinSender>,
+    pub device_log: Arc<DeviceLog>,
 }

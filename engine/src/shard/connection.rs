@@ -4,6 +4,8 @@
 
 use wire::UserId;
 
+use crate::account::SourceKey;
+
 /// A connection's handle. The generation makes a handle to a closed connection miss instead of reaching the
 /// connection that reuses its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -15,7 +17,7 @@ pub struct ConnId {
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// Accepted, waiting for HELLO.
+    /// Accepted, waiting for HELLO (or registering: REGISTER_REQUEST / REGISTER_VERIFY, then HELLO).
     Handshaking,
     /// HELLO accepted on a core that is not the user's home; the socket moves there.
     HandingOff,
@@ -35,6 +37,8 @@ pub struct Connection {
     pub partial: Vec<u8>,
     /// SENDs forwarded to a home core and not yet answered.
     pub sends_inflight: u32,
+    /// The client's address, folded, for the registration limits per source.
+    pub source: SourceKey,
     /// Monotonic time of the last frame received, for the idle timeout.
     pub last_frame_us: u64,
     /// Waiting for room in a peer core's outbox.
@@ -44,12 +48,13 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(now_us: u64) -> Self {
+    pub fn new(now_us: u64, source: SourceKey) -> Self {
         Self {
             stage: Stage::Handshaking,
             outbound: Vec::new(),
             partial: Vec::new(),
             sends_inflight: 0,
+            source,
             last_frame_us: now_us,
             paused_for_mesh: false,
             close_now: false,
@@ -146,9 +151,9 @@ mod tests {
     #[test]
     fn a_stale_handle_misses_after_its_slot_is_reused() {
         let mut table = ConnTable::default();
-        let first = table.insert(Connection::new(0));
+        let first = table.insert(Connection::new(0, SourceKey::UNKNOWN));
         assert!(table.remove(first).is_some());
-        let second = table.insert(Connection::new(0));
+        let second = table.insert(Connection::new(0, SourceKey::UNKNOWN));
         assert_eq!(second.index, first.index);
         assert!(table.get(first).is_none());
         assert!(table.remove(first).is_none());

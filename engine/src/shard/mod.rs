@@ -22,8 +22,11 @@ mod stats;
 
 use std::collections::{HashMap, VecDeque};
 
-use wire::{ClientFrame, Decoded, ErrorCode, GoawayReason, ReceiptKind, RejectCode, ServerFrame, UserId};
+use wire::{
+    ClientFrame, Decoded, ErrorCode, GoawayReason, ReceiptKind, RegisterRefusal, RejectCode, ServerFrame, UserId,
+};
 
+use crate::account::{Refusal, Registrar, SourceKey};
 use crate::home::{ShardId, home_core};
 use crate::limits::{
     CONNECTIONS_PER_SHARD_MAX, DELIVERY_WINDOW_MAX, MESH_BATCH_MESSAGES_MAX, MESH_OUTBOX_REQUESTS_MAX,
@@ -64,14 +67,19 @@ pub enum ConnStatus {
     Gone,
 }
 
-/// A logged-in connection on its way to the user's home core.
+/// A connection on its way to the home core of its user: logged in (HELLO), or registering the phone
+/// number that will be its user id (REGISTER_*), which only that core may decide on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handoff {
     pub to: ShardId,
     pub user: UserId,
     pub generation: u32,
-    /// Bytes the client sent after HELLO, to be processed on the home core first.
+    /// Bytes the client sent after HELLO (or the REGISTER_* frame and what followed it), to be processed on
+    /// the home core first.
     pub leftover: Box<[u8]>,
+    /// The connection has not logged in: it registers on the home core, then may send HELLO there.
+    pub registering: bool,
+    pub source: SourceKey,
 }
 
 /// Refusal of a new connection.
@@ -87,8 +95,11 @@ pub struct Shard {
     config: ShardConfig,
     conns: ConnTable,
     sessions: HashMap<UserId, ConnId>,
-    /// Current device generation of users whose key was re-issued (absent: generation 0).
+    /// Current device generation of users whose key was re-issued by registration (absent: generation 0,
+    /// the provisioned key). A user registered here exists even if no provisioning batch holds it.
     generations: HashMap<UserId, u32>,
+    /// PINs pending and registration limits, for the phones whose home is this core.
+    registrar: Registrar,
     queue: OfflineQueue,
     dedup: SendDedup,
     item_seq: u64,
@@ -127,14 +138,21 @@ impl Shard {
     pub fn new(id: ShardId, config: ShardConfig) -> Self {
         assert!(id.0 < config.cores, "shard {id} of {} cores", config.cores);
         let cores = usize::from(config.cores);
+        let generations = config
+            .generations
+            .iter()
+            .filter(|&(&user, _)| home_core(user, config.cores) == id)
+            .map(|(&user, &generation)| (user, generation))
+            .collect();
         Self {
             id,
+            registrar: Registrar::new(config.registration, rand::random()),
             queue: OfflineQueue::new(config.queue),
             dedup: SendDedup::new(config.dedup_entries_max, config.dedup_window_us),
             config,
             conns: ConnTable::default(),
             sessions: HashMap::new(),
-            generations: HashMap::new(),
+            generations,
             item_seq: 0,
             outboxes: (0..cores).map(|_| Outbox::default()).collect(),
             mesh_waiters: vec![Vec::new(); cores],
@@ -200,12 +218,17 @@ impl Shard {
 
     // ---- inputs ---------------------------------------------------------------------------------------
 
-    /// A new socket was accepted on this core.
+    /// A new socket was accepted on this core; its source address is not known.
     pub fn handle_accept(&mut self, now: Now) -> Result<ConnId, ConnectionsFull> {
+        self.handle_accept_from(SourceKey::UNKNOWN, now)
+    }
+
+    /// A new socket from `source` was accepted on this core.
+    pub fn handle_accept_from(&mut self, source: SourceKey, now: Now) -> Result<ConnId, ConnectionsFull> {
         if self.conns.len() >= CONNECTIONS_PER_SHARD_MAX {
             return Err(ConnectionsFull { max: CONNECTIONS_PER_SHARD_MAX });
         }
-        let conn = self.conns.insert(Connection::new(now.mono_us));
+        let conn = self.conns.insert(Connection::new(now.mono_us, source));
         self.handshake_deadlines.push_back((now.mono_us + self.config.handshake_timeout_us, conn));
         self.stats.accepted += 1;
         if self.shutting_down {
@@ -220,9 +243,14 @@ impl Shard {
         if self.conns.len() >= CONNECTIONS_PER_SHARD_MAX {
             return Err(ConnectionsFull { max: CONNECTIONS_PER_SHARD_MAX });
         }
-        let conn = self.conns.insert(Connection::new(now.mono_us));
+        let conn = self.conns.insert(Connection::new(now.mono_us, handoff.source));
         self.stats.adopted += 1;
-        if self.activate(conn, handoff.user, handoff.generation, now) == Flow::Continue && !handoff.leftover.is_empty()
+        if handoff.registering {
+            // Still not logged in: the handshake deadline starts again here, where the socket now is.
+            self.handshake_deadlines.push_back((now.mono_us + self.config.handshake_timeout_us, conn));
+            self.process_input(conn, &handoff.leftover, now);
+        } else if self.activate(conn, handoff.user, handoff.generation, now) == Flow::Continue
+            && !handoff.leftover.is_empty()
         {
             self.process_input(conn, &handoff.leftover, now);
         }
@@ -285,6 +313,7 @@ impl Shard {
             }
         }
         self.sweep_idle(now);
+        self.registrar.tick(now.mono_us);
         self.dedup.expire(now.mono_us);
         for expired in self.queue.expire(now.wall_us) {
             self.stats.expired += 1;
@@ -441,7 +470,11 @@ impl Shard {
         match connection.stage {
             Stage::HandingOff => {
                 if let Some(handoff) = self.handoffs.get_mut(&conn) {
-                    handoff.leftover = rest.into();
+                    handoff.leftover = if handoff.leftover.is_empty() {
+                        rest.into()
+                    } else {
+                        [&handoff.leftover[..], rest].concat().into_boxed_slice()
+                    };
                 }
             }
             Stage::Closing => {}
@@ -505,13 +538,24 @@ impl Shard {
     fn handle_frame(&mut self, conn: ConnId, frame: ClientFrame<'_>, now: Now) -> Flow {
         let Some(connection) = self.conns.get(conn) else { return Flow::Stop };
         let user = match connection.stage {
-            Stage::Handshaking => return self.handle_hello(conn, frame, now),
+            Stage::Handshaking => {
+                return match frame {
+                    ClientFrame::RegisterRequest { .. } | ClientFrame::RegisterVerify { .. } => {
+                        self.handle_register(conn, frame, now)
+                    }
+                    _ => self.handle_hello(conn, frame, now),
+                };
+            }
             Stage::Active { user } => user,
             Stage::HandingOff | Stage::Closing => return Flow::Stop,
         };
         match frame {
             ClientFrame::Hello { .. } => {
                 self.fail(conn, ErrorCode::UnexpectedFrame, "HELLO on a connection that is logged in");
+                Flow::Stop
+            }
+            ClientFrame::RegisterRequest { .. } | ClientFrame::RegisterVerify { .. } => {
+                self.fail(conn, ErrorCode::UnexpectedFrame, "registration on a connection that is logged in");
                 Flow::Stop
             }
             ClientFrame::Ping { nonce } => {
@@ -525,7 +569,7 @@ impl Shard {
                 self.paused_flow(conn)
             }
             ClientFrame::Read { server_id, sender } => {
-                if self.config.directory.contains(sender) {
+                if self.config.directory.contains(sender) || is_phone(sender) {
                     let receipt = ShardMsg::Receipt {
                         to: sender,
                         server_id,
@@ -557,7 +601,13 @@ impl Shard {
             self.fail(conn, ErrorCode::UnsupportedVersion, "this server speaks protocol version 1");
             return Flow::Stop;
         }
-        let Some(generation) = self.config.keys.verify(user, &key).filter(|_| self.config.directory.contains(user))
+        // A key's MAC proves the server issued it: generation 0 to provisioned users, later generations by
+        // registration. Whether the generation is still current is the home core's to say (`activate`).
+        let Some(generation) = self
+            .config
+            .keys
+            .verify(user, &key)
+            .filter(|&generation| generation > 0 || self.config.directory.contains(user))
         else {
             self.fail(conn, ErrorCode::AuthFailed, "unknown user or wrong device key");
             return Flow::Stop;
@@ -569,9 +619,97 @@ impl Shard {
         if let Some(connection) = self.conns.get_mut(conn) {
             connection.stage = Stage::HandingOff;
         }
-        self.handoffs.insert(conn, Handoff { to: home, user, generation, leftover: Box::default() });
+        let source = self.conns.get(conn).map_or(SourceKey::UNKNOWN, |connection| connection.source);
+        self.handoffs
+            .insert(conn, Handoff { to: home, user, generation, leftover: Box::default(), registering: false, source });
         self.wakeups.push(conn);
         Flow::Stop
+    }
+
+    /// REGISTER_REQUEST or REGISTER_VERIFY on a connection that has not logged in. Decided on the phone's
+    /// home core (the connection moves there first); refusals keep the connection open.
+    fn handle_register(&mut self, conn: ConnId, frame: ClientFrame<'_>, now: Now) -> Flow {
+        let phone = match frame {
+            ClientFrame::RegisterRequest { phone } | ClientFrame::RegisterVerify { phone, .. } => phone,
+            _ => return Flow::Continue,
+        };
+        let source = self.conns.get(conn).map_or(SourceKey::UNKNOWN, |connection| connection.source);
+        if !is_phone(phone) {
+            self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::PhoneInvalid, retry_after_s: 0 });
+            return Flow::Continue;
+        }
+        let home = home_core(phone, self.config.cores);
+        if home != self.id {
+            let mut replay = Vec::new();
+            wire::encode_client(&frame, &mut replay);
+            if let Some(connection) = self.conns.get_mut(conn) {
+                connection.stage = Stage::HandingOff;
+            }
+            let handoff = Handoff {
+                to: home,
+                user: phone,
+                generation: 0,
+                leftover: replay.into_boxed_slice(),
+                registering: true,
+                source,
+            };
+            self.handoffs.insert(conn, handoff);
+            self.wakeups.push(conn);
+            return Flow::Stop;
+        }
+        match frame {
+            ClientFrame::RegisterRequest { .. } => match self.registrar.request(phone, source, now.mono_us) {
+                Ok(issued) => match self.config.pin_sender.send(issued) {
+                    Ok(()) => {
+                        self.stats.pins_sent += 1;
+                        self.write(conn, &ServerFrame::PinSent { phone, expires_in_s: issued.expires_in_s });
+                    }
+                    Err(_) => {
+                        let refusal = Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 5 };
+                        self.refuse_registration(conn, phone, refusal);
+                    }
+                },
+                Err(refusal) => self.refuse_registration(conn, phone, refusal),
+            },
+            ClientFrame::RegisterVerify { pin, .. } => match self.registrar.verify(phone, pin, source, now.mono_us) {
+                Ok(()) => self.register_device(conn, phone),
+                Err(refusal) => self.refuse_registration(conn, phone, refusal),
+            },
+            _ => {}
+        }
+        Flow::Continue
+    }
+
+    /// The PIN was right: a new device generation for `phone`, durable before its key leaves; every older
+    /// key is revoked and a live session of the old device is closed with GOAWAY(Revoked).
+    fn register_device(&mut self, conn: ConnId, phone: UserId) {
+        let generation = self.generations.get(&phone).copied().unwrap_or(0).saturating_add(1);
+        if let Err(error) = self.config.device_log.record(self.id.index(), phone, generation) {
+            tracing::warn!(core = %self.id, phone, %error, "cannot record a new device; registration refused");
+            self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 30 });
+            return;
+        }
+        self.generations.insert(phone, generation);
+        self.stats.registrations += 1;
+        if let Some(&previous) = self.sessions.get(&phone) {
+            self.stats.revoked += 1;
+            self.goaway(previous, GoawayReason::Revoked);
+        }
+        let key = self.config.keys.derive(phone, generation);
+        self.write(conn, &ServerFrame::Registered { user: phone, key });
+    }
+
+    fn refuse_registration(&mut self, conn: ConnId, phone: UserId, refusal: Refusal) {
+        self.stats.registrations_refused += 1;
+        self.write(
+            conn,
+            &ServerFrame::RegisterRefused { phone, code: refusal.code, retry_after_s: refusal.retry_after_s },
+        );
+    }
+
+    /// Whether `user` exists: provisioned, or registered on this, its home core.
+    fn user_exists(&self, user: UserId) -> bool {
+        self.config.directory.contains(user) || self.generations.contains_key(&user)
     }
 
     /// Makes `conn` the session of `user` on this, the user's home core.
@@ -696,6 +834,10 @@ impl Shard {
                 }
             }
             ShardMsg::Receipt { to, server_id, peer, kind, time_us } => {
+                if !self.user_exists(to) {
+                    // A READ for a sender that does not exist: nobody to tell.
+                    return;
+                }
                 self.stats.receipts_queued += 1;
                 let id = self.next_item_id();
                 self.queue.push(to, Item::Receipt { id, server_id, peer, kind, time_us });
@@ -707,7 +849,7 @@ impl Shard {
     /// Puts a message in `to`'s queue on this, `to`'s home core.
     fn store(&mut self, to: UserId, sender: UserId, body: Box<[u8]>, now: Now) -> Result<(u64, u64), RejectCode> {
         debug_assert_eq!(home_core(to, self.config.cores), self.id);
-        if !self.config.directory.contains(to) {
+        if !self.user_exists(to) {
             return Err(RejectCode::UnknownRecipient);
         }
         self.queue.check_room(to, body.len())?;
@@ -855,4 +997,9 @@ impl Shard {
             self.queue.rewind(user);
         }
     }
+}
+
+/// Whether `user` is in the range of phone numbers registration accepts.
+fn is_phone(user: UserId) -> bool {
+    (crate::account::PHONE_MIN..=crate::account::PHONE_MAX).contains(&user)
 }

@@ -26,6 +26,10 @@ pub struct ShardStats {
     pub timeouts_idle: u64,
     pub mesh_sent: u64,
     pub mesh_received: u64,
+    pub pins_sent: u64,
+    pub registrations: u64,
+    pub registrations_refused: u64,
+    pub revoked: u64,
 }
 
 impl ShardStats {

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use engine::account::AccountStore;
 use engine::home::{ShardId, home_core};
-use wire::{ClientFrame, DeviceKey, ErrorCode, GoawayReason, ReceiptKind, RejectCode, ServerFrame, UserId};
+use wire::{
+    ClientFrame, DeviceKey, ErrorCode, GoawayReason, ReceiptKind, RegisterRefusal, RejectCode, ServerFrame, UserId,
+};
 
 pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -95,6 +97,19 @@ impl TestServer {
     }
 
     /// Sends SIGTERM and waits for the exit status.
+    /// Stops the server with SIGTERM and starts it again on the same data directory and users.
+    pub fn restart(mut self, extra_args: &[&str]) -> Self {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "SIGTERM exit: {status}");
+        let data_dir = self.data_dir.clone();
+        let users = std::mem::take(&mut self.users);
+        let cores = self.cores;
+        std::mem::forget(self);
+        Self::spawn(data_dir, users, cores, extra_args)
+    }
+
     pub fn terminate(mut self) -> std::process::ExitStatus {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -151,6 +166,18 @@ pub enum Got {
         server_id: u64,
         peer: UserId,
         kind: ReceiptKind,
+    },
+    PinSent {
+        phone: UserId,
+    },
+    Registered {
+        user: UserId,
+        key: DeviceKey,
+    },
+    RegisterRefused {
+        phone: UserId,
+        code: RegisterRefusal,
+        retry_after_s: u32,
     },
     /// The server closed the connection.
     Closed,
@@ -266,5 +293,10 @@ fn own(frame: ServerFrame<'_>) -> Got {
         ServerFrame::Reject { client_msg_id, code } => Got::Reject { client_msg_id, code },
         ServerFrame::Deliver { item_id, from, body, .. } => Got::Deliver { item_id, from, body: body.to_vec() },
         ServerFrame::Receipt { item_id, server_id, peer, kind, .. } => Got::Receipt { item_id, server_id, peer, kind },
+        ServerFrame::PinSent { phone, .. } => Got::PinSent { phone },
+        ServerFrame::Registered { user, key } => Got::Registered { user, key },
+        ServerFrame::RegisterRefused { phone, code, retry_after_s } => {
+            Got::RegisterRefused { phone, code, retry_after_s }
+        }
     }
 }

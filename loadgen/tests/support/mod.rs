@@ -185,6 +185,8 @@ fn handle_frame(
             let _ = stream.write_all(&frame_bytes(&ServerFrame::Pong { nonce }));
         }
         ClientFrame::Pong { .. } | ClientFrame::Read { .. } => {}
+        // The fake server does not register: the loadgen never asks it to.
+        ClientFrame::RegisterRequest { .. } | ClientFrame::RegisterVerify { .. } => return false,
         ClientFrame::Send { client_msg_id, to, body } => {
             let sender = user_id.expect("checked above");
             let server_id = match state.dedup.get(&(sender, client_msg_id)) {
