@@ -145,6 +145,11 @@ pub struct AgentFinal {
     pub storm_dropped: u64,
     /// From the offline users' return until the last message queued for them was delivered.
     pub offline_drain_us: Option<u64>,
+    /// The agent process's own peak resident set and CPU time (user + system) over the run.
+    #[serde(default)]
+    pub rss_peak_bytes: u64,
+    #[serde(default)]
+    pub cpu_ms: u64,
 }
 
 /// A message from an agent.
@@ -228,6 +233,8 @@ mod tests {
             storm_recovery_us: None,
             storm_dropped: 0,
             offline_drain_us: None,
+            rss_peak_bytes: 80 << 20,
+            cpu_ms: 1234,
         }));
         let ready = AgentMessage::Ready(AgentReady { cores: 2, connections_max: 19_900, pid: 7 });
         let mut wire = Vec::new();

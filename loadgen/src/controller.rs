@@ -421,6 +421,8 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             _ => None,
         };
         report.storm_dropped += agent_final.storm_dropped;
+        report.loadgen_rss_peak_bytes += agent_final.rss_peak_bytes;
+        report.loadgen_cpu_seconds += agent_final.cpu_ms as f64 / 1e3;
         report.storm_recovery_seconds = max_seconds(report.storm_recovery_seconds, agent_final.storm_recovery_us);
         report.offline_drain_seconds = max_seconds(report.offline_drain_seconds, agent_final.offline_drain_us);
     }
@@ -455,7 +457,9 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
                 Some(rss.saturating_sub(baseline) as f64 / plateau_connections as f64);
         }
     }
+    report.run_seconds = now_us().saturating_sub(start_at_us) as f64 / 1e6;
     if let Some(mut fleet) = engines.take() {
+        report.server_cpu_seconds = fleet.cpu_seconds();
         let killed = fleet.stop();
         if killed > 0 {
             report.notes.push(format!("{killed} engine process(es) needed SIGKILL after the grace period"));

@@ -145,6 +145,13 @@ impl EngineFleet {
         self.engines.iter().map(|(child, _)| crate::machine::rss_bytes(child.id())).sum()
     }
 
+    /// CPU seconds (user + system) the engines used so far, summed.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let ms: Option<u64> =
+            self.engines.iter().map(|(child, _)| crate::machine::cpu_ms(&child.id().to_string())).sum();
+        ms.map(|ms| ms as f64 / 1e3)
+    }
+
     /// SIGTERM every engine, wait for the grace period, SIGKILL what is left. Returns how many needed SIGKILL.
     pub fn stop(&mut self) -> usize {
         for (child, _) in &self.engines {

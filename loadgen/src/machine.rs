@@ -1,5 +1,5 @@
 //! Facts about this host read from /proc: cores, memory, kernel, hostname, and a process's resident set
-//! (VmRSS). Owns nothing; reads only, and a missing file gives a default rather than an error.
+//! (VmRSS, peak VmHWM) and CPU time. Owns nothing; reads only, and a missing file gives a default rather than an error.
 
 use loadgen::report::MachineInfo;
 
@@ -28,6 +28,24 @@ pub fn machine_info() -> MachineInfo {
 pub fn memory_available_bytes() -> u64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     kib_field(&meminfo, "MemAvailable:").unwrap_or(0)
+}
+
+/// Peak VmRSS (VmHWM) of this process, bytes.
+pub fn own_rss_peak_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    kib_field(&status, "VmHWM:")
+}
+
+/// User plus system CPU time of process `pid` (or `self`), milliseconds.
+pub fn cpu_ms(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may contain spaces, closed by the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = u64::try_from(per_second).ok().filter(|&hz| hz > 0)?;
+    Some(ticks * 1000 / per_second)
 }
 
 /// VmRSS of process `pid`, bytes.

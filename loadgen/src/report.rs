@@ -71,6 +71,14 @@ pub struct Report {
     pub server_rss_baseline_bytes: Option<u64>,
     /// (plateau − baseline) / connections at the plateau.
     pub server_rss_per_connection_bytes: Option<f64>,
+    /// CPU seconds (user + system) the local engine processes used from their start to the end of the run.
+    pub server_cpu_seconds: Option<f64>,
+    /// The agents' own peak resident set (sum) and CPU seconds: the load generator's cost, to show it is not
+    /// the limit of a run.
+    pub loadgen_rss_peak_bytes: u64,
+    pub loadgen_cpu_seconds: f64,
+    /// Wall-clock seconds from the start of the ramp to the agents' final reports.
+    pub run_seconds: f64,
     pub storm_dropped: u64,
     pub storm_recovery_seconds: Option<f64>,
     pub offline_drain_seconds: Option<f64>,
@@ -149,6 +157,19 @@ impl Report {
         }
         if let (Some(rss), Some(per_connection)) = (self.server_rss_bytes, self.server_rss_per_connection_bytes) {
             let _ = writeln!(out, "server rss      {} MiB, {per_connection:.0} bytes per connection", rss >> 20);
+        }
+        if self.loadgen_rss_peak_bytes > 0 || self.loadgen_cpu_seconds > 0.0 {
+            let per_connection = self.loadgen_rss_peak_bytes as f64 / self.connections_peak.max(1) as f64;
+            let _ = writeln!(
+                out,
+                "loadgen cost    {} MiB peak RSS ({per_connection:.0} B per connection), {:.1} CPU s in {:.1} s",
+                self.loadgen_rss_peak_bytes >> 20,
+                self.loadgen_cpu_seconds,
+                self.run_seconds
+            );
+        }
+        if let Some(cpu) = self.server_cpu_seconds {
+            let _ = writeln!(out, "server cpu      {cpu:.1} CPU s in {:.1} s", self.run_seconds);
         }
         if !self.errors.is_empty() {
             let listed: Vec<String> = self.errors.iter().map(|(kind, count)| format!("{kind} {count}")).collect();

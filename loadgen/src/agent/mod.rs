@@ -207,6 +207,8 @@ fn run_plan(
         storm_recovery_us: None,
         storm_dropped: 0,
         offline_drain_us: None,
+        rss_peak_bytes: 0,
+        cpu_ms: 0,
     };
     let (mut ack, mut delivery, mut offline) =
         (LatencyHistogram::new(), LatencyHistogram::new(), LatencyHistogram::new());
@@ -233,6 +235,8 @@ fn run_plan(
     agent_final.latency_ack = ack.to_base64()?;
     agent_final.latency_delivery = delivery.to_base64()?;
     agent_final.latency_offline_delivery = offline.to_base64()?;
+    agent_final.rss_peak_bytes = crate::machine::own_rss_peak_bytes().unwrap_or(0);
+    agent_final.cpu_ms = crate::machine::cpu_ms("self").unwrap_or(0);
     write_message(&mut writer, &AgentMessage::Final(Box::new(agent_final)))?;
     Ok(())
 }
