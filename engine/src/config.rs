@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::account::{Directory, KeyAuthority};
 use crate::limits;
+use crate::metrics::AlertThresholds;
 use crate::shard::{QueueLimits, ShardConfig};
 
 /// Flags of `ringline serve`. Every one can also be set in the `--config` file (same name, `_` for `-`).
@@ -55,6 +56,21 @@ pub struct ServeArgs {
     /// Time SIGTERM waits for in-flight work before closing connections hard, e.g. 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
+    /// Address to serve Prometheus metrics on (path /metrics), e.g. 127.0.0.1:9100; default: no endpoint.
+    #[arg(long)]
+    pub metrics: Option<SocketAddr>,
+    /// Alert when one core's offline queue holds this many items (messages and receipts); 0: off.
+    #[arg(long)]
+    pub alert_offline_messages: Option<u64>,
+    /// Alert when one core's offline queue holds this many body bytes; 0: off.
+    #[arg(long)]
+    pub alert_offline_bytes: Option<u64>,
+    /// Alert when this many messages wait for one peer core (outbox plus channel); 0: off.
+    #[arg(long)]
+    pub alert_channel_depth: Option<u64>,
+    /// Alert when one core's connections hold this many unwritten outbound bytes; 0: off.
+    #[arg(long)]
+    pub alert_outbound_bytes: Option<u64>,
 }
 
 /// The `--config` file: the same settings as the flags.
@@ -77,6 +93,11 @@ struct ServeFile {
     queue_age_max: Option<Duration>,
     #[serde(default, with = "humantime_serde_opt")]
     shutdown_grace: Option<Duration>,
+    metrics: Option<SocketAddr>,
+    alert_offline_messages: Option<u64>,
+    alert_offline_bytes: Option<u64>,
+    alert_channel_depth: Option<u64>,
+    alert_outbound_bytes: Option<u64>,
 }
 
 mod humantime_serde_opt {
@@ -116,6 +137,9 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     pub queue: QueueLimits,
     pub shutdown_grace: Duration,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics: Option<SocketAddr>,
+    pub alerts: AlertThresholds,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -212,6 +236,25 @@ impl ServeConfig {
                 .as_micros() as u64,
             },
             shutdown_grace: args.shutdown_grace.or(file.shutdown_grace).unwrap_or(limits::SHUTDOWN_GRACE_DEFAULT),
+            metrics: args.metrics.or(file.metrics),
+            alerts: AlertThresholds {
+                offline_messages: args
+                    .alert_offline_messages
+                    .or(file.alert_offline_messages)
+                    .unwrap_or(limits::ALERT_OFFLINE_MESSAGES_DEFAULT),
+                offline_bytes: args
+                    .alert_offline_bytes
+                    .or(file.alert_offline_bytes)
+                    .unwrap_or(limits::ALERT_OFFLINE_BYTES_DEFAULT),
+                channel_depth: args
+                    .alert_channel_depth
+                    .or(file.alert_channel_depth)
+                    .unwrap_or(limits::ALERT_CHANNEL_DEPTH_DEFAULT),
+                outbound_bytes: args
+                    .alert_outbound_bytes
+                    .or(file.alert_outbound_bytes)
+                    .unwrap_or(limits::ALERT_OUTBOUND_BYTES_DEFAULT),
+            },
         })
     }
 
@@ -264,6 +307,25 @@ mod tests {
         let error =
             ServeConfig::resolve(&ServeArgs { listen, cores: Some(0), ..ServeArgs::default() }).expect_err("no cores");
         assert!(error.to_string().contains("cores"), "{error}");
+    }
+
+    #[test]
+    fn metrics_and_alert_thresholds_come_from_flags_file_or_defaults() {
+        let path = std::env::temp_dir().join(format!("ringline-config-alerts-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7001\"\nmetrics = \"127.0.0.1:9100\"\nalert_offline_messages = 50\n\
+             alert_channel_depth = 0\n",
+        )
+        .expect("write");
+        let args = ServeArgs { config: Some(path.clone()), alert_offline_messages: Some(60), ..ServeArgs::default() };
+        let config = ServeConfig::resolve(&args).expect("valid");
+        assert_eq!(config.metrics, Some("127.0.0.1:9100".parse().expect("addr")));
+        assert_eq!(config.alerts.offline_messages, 60, "the flag wins");
+        assert_eq!(config.alerts.channel_depth, 0, "the file turns it off");
+        assert_eq!(config.alerts.offline_bytes, limits::ALERT_OFFLINE_BYTES_DEFAULT);
+        assert_eq!(config.alerts.outbound_bytes, limits::ALERT_OUTBOUND_BYTES_DEFAULT);
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]

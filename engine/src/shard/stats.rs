@@ -3,6 +3,8 @@
 
 use wire::{ErrorCode, RejectCode};
 
+use crate::metrics::LatencyHistogram;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShardStats {
     pub accepted: u64,
@@ -26,6 +28,12 @@ pub struct ShardStats {
     pub timeouts_idle: u64,
     pub mesh_sent: u64,
     pub mesh_received: u64,
+    /// DELIVER frames written to connections of this core.
+    pub deliveries_written: u64,
+    /// Time from a SEND received to its `Stored` reply, on the sender's home core.
+    pub send_stored_us: LatencyHistogram,
+    /// Time of one write-ahead log sync; fed by the WAL once it is wired into the shard.
+    pub wal_sync_us: LatencyHistogram,
 }
 
 impl ShardStats {
