@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the native protocol on every core.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show a live per-core view of a running engine from its metrics endpoint.
     Top {
         /// The engine's `--metrics` address, e.g. 127.0.0.1:9100.

@@ -171,5 +171,6 @@ fn a_busy_metrics_address_exits_nonzero_with_one_clear_line() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].starts_with(&format!("ringline: cannot serve metrics on {busy_addr}")), "{stderr}");
+    assert_eq!(lines[0].matches("os error").count(), 1, "the cause once: {stderr}");
     assert!(output.stdout.is_empty(), "nothing on stdout: the server never listened");
 }

@@ -156,14 +156,14 @@ impl CoreMetrics {
 
 /// Binds `addr` and serves `GET /metrics` from `hub` on a thread of its own. Returns the bound address.
 pub fn start_endpoint(addr: SocketAddr, hub: Arc<MetricsHub>) -> Result<SocketAddr, ServeError> {
-    let listener = TcpListener::bind(addr).map_err(|source| ServeError::MetricsListen { addr, source })?;
-    let bound = listener.local_addr().map_err(|source| ServeError::MetricsListen { addr, source })?;
+    let listener = TcpListener::bind(addr).map_err(|error| ServeError::MetricsListen { addr, error })?;
+    let bound = listener.local_addr().map_err(|error| ServeError::MetricsListen { addr, error })?;
     let server = tiny_http::Server::from_listener(listener, None)
-        .map_err(|error| ServeError::MetricsListen { addr, source: std::io::Error::other(error.to_string()) })?;
+        .map_err(|error| ServeError::MetricsListen { addr, error: std::io::Error::other(error.to_string()) })?;
     std::thread::Builder::new()
         .name("ringline-metrics".to_owned())
         .spawn(move || serve_requests(&server, &hub))
-        .map_err(|source| ServeError::MetricsListen { addr, source })?;
+        .map_err(|error| ServeError::MetricsListen { addr, error })?;
     tracing::info!(%bound, "serving metrics on http://{bound}/metrics");
     Ok(bound)
 }

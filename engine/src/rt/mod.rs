@@ -50,8 +50,8 @@ pub enum ServeError {
     Executor { core: usize, message: String },
     #[error("core {core} stopped abnormally: {message}")]
     CorePanicked { core: usize, message: String },
-    #[error("cannot serve metrics on {addr}: {source}")]
-    MetricsListen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot serve metrics on {addr}: {error}")]
+    MetricsListen { addr: SocketAddr, error: std::io::Error },
 }
 
 /// A started server: where it listens, and the handle to wait for it.
