@@ -18,10 +18,10 @@ const RESPONSE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TopError {
-    #[error("cannot resolve {addr}: {source}")]
-    Resolve { addr: String, source: std::io::Error },
-    #[error("scraping http://{addr}/metrics: {source}")]
-    Io { addr: String, source: std::io::Error },
+    #[error("cannot resolve {addr}: {error}")]
+    Resolve { addr: String, error: std::io::Error },
+    #[error("scraping http://{addr}/metrics: {error}")]
+    Io { addr: String, error: std::io::Error },
     #[error("http://{addr}/metrics answered {status:?}")]
     Status { addr: String, status: String },
     #[error("line {line} of the metrics text: {message}")]
@@ -113,12 +113,12 @@ fn parse_labels(text: &str) -> Option<Vec<(String, String)>> {
 
 /// Fetches `http://addr/metrics` and parses it.
 pub fn scrape(addr: &str) -> Result<Scrape, TopError> {
-    let socket =
-        addr.to_socket_addrs()
-            .map_err(|source| TopError::Resolve { addr: addr.to_owned(), source })?
-            .next()
-            .ok_or_else(|| TopError::Resolve { addr: addr.to_owned(), source: std::io::Error::other("no address") })?;
-    let io = |source| TopError::Io { addr: addr.to_owned(), source };
+    let socket = addr
+        .to_socket_addrs()
+        .map_err(|error| TopError::Resolve { addr: addr.to_owned(), error })?
+        .next()
+        .ok_or_else(|| TopError::Resolve { addr: addr.to_owned(), error: std::io::Error::other("no address") })?;
+    let io = |error| TopError::Io { addr: addr.to_owned(), error };
     let mut stream = TcpStream::connect_timeout(&socket, SCRAPE_TIMEOUT).map_err(io)?;
     stream.set_read_timeout(Some(SCRAPE_TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(SCRAPE_TIMEOUT)).map_err(io)?;
@@ -230,7 +230,7 @@ pub fn render(previous: Option<&Scrape>, current: &Scrape) -> String {
 /// `ringline top`: with `once`, two scrapes `interval` apart and one table; otherwise a table every
 /// `interval` until interrupted (a failed scrape is shown and retried).
 pub fn run(addr: &str, once: bool, interval: Duration, out: &mut impl Write) -> Result<(), TopError> {
-    let io = |source| TopError::Io { addr: addr.to_owned(), source };
+    let io = |error| TopError::Io { addr: addr.to_owned(), error };
     let mut previous = scrape(addr)?;
     if once {
         std::thread::sleep(interval);
