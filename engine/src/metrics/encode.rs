@@ -161,8 +161,11 @@ pub fn encode_text(snapshots: &[CoreSnapshot], thresholds: &AlertThresholds) -> 
         duplicates.get_or_create(&core).inc_by(stats.duplicates_suppressed);
         expired.get_or_create(&core).inc_by(stats.expired);
         rejects.get_or_create(&with(core.clone(), "reason", "queue_full")).inc_by(stats.rejects_queue_full);
-        rejects.get_or_create(&with(core.clone(), "reason", "other")).inc_by(stats.rejects - stats.rejects_queue_full);
-        let errors_other = stats.errors_sent - stats.errors_auth - stats.errors_malformed - stats.timeouts_handshake;
+        rejects
+            .get_or_create(&with(core.clone(), "reason", "other"))
+            .inc_by(stats.rejects.saturating_sub(stats.rejects_queue_full));
+        let errors_other =
+            stats.errors_sent.saturating_sub(stats.errors_auth + stats.errors_malformed + stats.timeouts_handshake);
         for (kind, value) in [
             ("auth", stats.errors_auth),
             ("malformed", stats.errors_malformed),
