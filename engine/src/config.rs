@@ -15,6 +15,7 @@ use wire::UserId;
 
 use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, PinSenderKind, RegistrationLimits};
 use crate::limits;
+use crate::metrics::AlertThresholds;
 use crate::shard::{QueueLimits, ShardConfig};
 
 /// Flags of `ringline serve`. Every one can also be set in the `--config` file (same name, `_` for `-`).
@@ -66,6 +67,21 @@ pub struct ServeArgs {
     /// How long a registration PIN stays valid, e.g. 10m.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub pin_ttl: Option<Duration>,
+    /// Address to serve Prometheus metrics on (path /metrics), e.g. 127.0.0.1:9100; default: no endpoint.
+    #[arg(long)]
+    pub metrics: Option<SocketAddr>,
+    /// Alert when one core's offline queue holds this many items (messages and receipts); 0: off.
+    #[arg(long)]
+    pub alert_offline_messages: Option<u64>,
+    /// Alert when one core's offline queue holds this many body bytes; 0: off.
+    #[arg(long)]
+    pub alert_offline_bytes: Option<u64>,
+    /// Alert when this many messages wait for one peer core (outbox plus channel); 0: off.
+    #[arg(long)]
+    pub alert_channel_depth: Option<u64>,
+    /// Alert when one core's connections hold this many unwritten outbound bytes; 0: off.
+    #[arg(long)]
+    pub alert_outbound_bytes: Option<u64>,
 }
 
 /// The `--config` file: the same settings as the flags.
@@ -91,6 +107,11 @@ struct ServeFile {
     pin_sender: Option<String>,
     #[serde(default, with = "humantime_serde_opt")]
     pin_ttl: Option<Duration>,
+    metrics: Option<SocketAddr>,
+    alert_offline_messages: Option<u64>,
+    alert_offline_bytes: Option<u64>,
+    alert_channel_depth: Option<u64>,
+    alert_outbound_bytes: Option<u64>,
 }
 
 mod humantime_serde_opt {
@@ -132,6 +153,9 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     pub pin_sender: PinSenderKind,
     pub registration: RegistrationLimits,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics: Option<SocketAddr>,
+    pub alerts: AlertThresholds,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -251,6 +275,25 @@ impl ServeConfig {
                 phones_max: limits::REGISTRATION_PHONES_PER_SHARD_MAX,
                 sources_max: limits::REGISTRATION_SOURCES_PER_SHARD_MAX,
             },
+            metrics: args.metrics.or(file.metrics),
+            alerts: AlertThresholds {
+                offline_messages: args
+                    .alert_offline_messages
+                    .or(file.alert_offline_messages)
+                    .unwrap_or(limits::ALERT_OFFLINE_MESSAGES_DEFAULT),
+                offline_bytes: args
+                    .alert_offline_bytes
+                    .or(file.alert_offline_bytes)
+                    .unwrap_or(limits::ALERT_OFFLINE_BYTES_DEFAULT),
+                channel_depth: args
+                    .alert_channel_depth
+                    .or(file.alert_channel_depth)
+                    .unwrap_or(limits::ALERT_CHANNEL_DEPTH_DEFAULT),
+                outbound_bytes: args
+                    .alert_outbound_bytes
+                    .or(file.alert_outbound_bytes)
+                    .unwrap_or(limits::ALERT_OUTBOUND_BYTES_DEFAULT),
+            },
         })
     }
 
@@ -317,6 +360,25 @@ mod tests {
         let error =
             ServeConfig::resolve(&ServeArgs { listen, cores: Some(0), ..ServeArgs::default() }).expect_err("no cores");
         assert!(error.to_string().contains("cores"), "{error}");
+    }
+
+    #[test]
+    fn metrics_and_alert_thresholds_come_from_flags_file_or_defaults() {
+        let path = std::env::temp_dir().join(format!("ringline-config-alerts-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7001\"\nmetrics = \"127.0.0.1:9100\"\nalert_offline_messages = 50\n\
+             alert_channel_depth = 0\n",
+        )
+        .expect("write");
+        let args = ServeArgs { config: Some(path.clone()), alert_offline_messages: Some(60), ..ServeArgs::default() };
+        let config = ServeConfig::resolve(&args).expect("valid");
+        assert_eq!(config.metrics, Some("127.0.0.1:9100".parse().expect("addr")));
+        assert_eq!(config.alerts.offline_messages, 60, "the flag wins");
+        assert_eq!(config.alerts.channel_depth, 0, "the file turns it off");
+        assert_eq!(config.alerts.offline_bytes, limits::ALERT_OFFLINE_BYTES_DEFAULT);
+        assert_eq!(config.alerts.outbound_bytes, limits::ALERT_OUTBOUND_BYTES_DEFAULT);
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]

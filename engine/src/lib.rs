@@ -6,12 +6,16 @@
 //! - `home`: which core owns a user.
 //! - `limits`: every bound, in one place.
 //! - `config`: the `serve` command line, turned into per-core configuration.
+//! - `metrics`: histograms, per-core snapshots, alert thresholds, Prometheus text (sans-IO).
+//! - `top`: the `ringline top` client: scrape, parse, rates, table.
 //! - `rt`: the only code that touches glommio, sockets and threads.
 
 pub mod account;
 pub mod config;
 pub mod home;
 pub mod limits;
+pub mod metrics;
 pub mod rt;
 pub mod shard;
+pub mod top;
 pub mod wal;

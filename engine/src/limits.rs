@@ -77,6 +77,29 @@ pub const SHUTDOWN_GRACE_DEFAULT: Duration = Duration::from_secs(10);
 /// Default listen backlog per core (glommio's own `bind` is fixed at 1024).
 pub const LISTEN_BACKLOG_DEFAULT: u32 = 65_535;
 
+/// How often each core publishes its metrics snapshot and checks its alert thresholds. The snapshot sums the
+/// outbound buffers of all connections (O(connections)), so it runs once a second, not every tick.
+pub const METRICS_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Default alert threshold: offline queue items (messages and receipts) on one core: a million, what 100 users
+/// at their `OFFLINE_QUEUE_MESSAGES_MAX_DEFAULT` hold. A backlog worth a look, not an outage.
+pub const ALERT_OFFLINE_MESSAGES_DEFAULT: u64 = 100 * OFFLINE_QUEUE_MESSAGES_MAX_DEFAULT as u64;
+
+/// Default alert threshold: offline queue body bytes on one core, a quarter of `CORE_QUEUE_BYTES_MAX_DEFAULT`
+/// (past it SENDs start being refused with ServerQueueFull; the alert comes well before).
+pub const ALERT_OFFLINE_BYTES_DEFAULT: u64 = CORE_QUEUE_BYTES_MAX_DEFAULT / 4;
+
+/// Default alert threshold: messages waiting for one peer core (outbox plus channel), half of
+/// `MESH_OUTBOX_REQUESTS_MAX` (at which connections start being paused).
+pub const ALERT_CHANNEL_DEPTH_DEFAULT: u64 = MESH_OUTBOX_REQUESTS_MAX as u64 / 2;
+
+/// Default alert threshold: outbound bytes of one core's connections, 64 stalled readers at their
+/// `OUTBOUND_BYTES_MAX`.
+pub const ALERT_OUTBOUND_BYTES_DEFAULT: u64 = 64 * OUTBOUND_BYTES_MAX as u64;
+
+const _: () = assert!(ALERT_OFFLINE_BYTES_DEFAULT < CORE_QUEUE_BYTES_MAX_DEFAULT);
+const _: () = assert!(ALERT_CHANNEL_DEPTH_DEFAULT < MESH_OUTBOX_REQUESTS_MAX as u64);
+const _: () = assert!(METRICS_PUBLISH_INTERVAL.as_millis() >= TICK_INTERVAL.as_millis());
 const _: () = assert!(OUTBOUND_BYTES_MAX >= FRAME_SIZE_MAX_DEFAULT + wire::LENGTH_PREFIX_BYTES);
 const _: () = assert!(READ_BUFFER_BYTES >= wire::FRAME_SIZE_MAX_MIN);
 const _: () = assert!(MESH_BATCH_MESSAGES_MAX <= MESH_OUTBOX_REQUESTS_MAX);

@@ -19,13 +19,27 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log filter, e.g. warn, info, debug or `info,engine::rt=debug`; default: env RINGLINE_LOG, else info.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
-#[allow(clippy::large_enum_variant, reason = "parsed once at start; boxing buys nothing")]
 enum Command {
     /// Serve the native protocol on every core.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Show a live per-core view of a running engine from its metrics endpoint.
+    Top {
+        /// The engine's `--metrics` address, e.g. 127.0.0.1:9100.
+        #[arg(long)]
+        metrics: String,
+        /// Print one table (two scrapes one interval apart, for rates) and exit.
+        #[arg(long)]
+        once: bool,
+        /// Time between scrapes, e.g. 1s.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+    },
     /// Manage user accounts.
     Users {
         #[command(subcommand)]
@@ -53,14 +67,22 @@ enum UsersCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RINGLINE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // One line per significant event (start, alerts, refusals); nothing per message below debug.
+    let filter = match &cli.log_level {
+        Some(level) => tracing_subscriber::EnvFilter::try_new(level).map_err(|error| error.to_string()),
+        None => tracing_subscriber::EnvFilter::try_from_env("RINGLINE_LOG").map_err(|error| error.to_string()),
+    };
+    let filter = match filter {
+        Ok(filter) => filter,
+        Err(error) if cli.log_level.is_some() => {
+            eprintln!("ringline: --log-level: {error}");
+            return ExitCode::FAILURE;
+        }
+        Err(_) => tracing_subscriber::EnvFilter::new("info"),
+    };
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ringline: {error:#}");
@@ -74,6 +96,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = ServeConfig::resolve(&args)?;
             engine::rt::serve(&config)?;
+            Ok(())
+        }
+        Command::Top { metrics, once, interval } => {
+            engine::top::run(&metrics, once, interval, &mut std::io::stdout().lock())?;
             Ok(())
         }
         Command::Users { command: UsersCommand::Provision { data_dir, count, prefix, keys_out } } => {

@@ -19,6 +19,7 @@ use crate::limits::{READ_BUFFER_BYTES, TICK_INTERVAL};
 use crate::shard::{ConnId, Handoff, Now, Shard, ShardConfig, ShardMsg};
 
 use super::conn::serve_connection;
+use super::metrics::{CoreMetrics, MetricsHub};
 use super::notify::Notify;
 
 /// A socket moving to its user's home core, with what that core needs to adopt it.
@@ -33,6 +34,8 @@ pub struct Adopt {
 pub struct MeshBatch {
     pub messages: Vec<ShardMsg>,
     pub adopts: Vec<Adopt>,
+    /// When the pump handed the batch to the channel (for the hop latency metric).
+    pub sent_at: Option<Instant>,
 }
 
 /// The channel ends of one core: to and from every other core (`None` at its own index).
@@ -48,6 +51,7 @@ pub struct Coordination {
     pub quiesced: AtomicUsize,
     pub cores: usize,
     pub shutdown_grace: Duration,
+    pub metrics: Arc<MetricsHub>,
 }
 
 /// The state of one core's runtime, shared by its tasks (never across cores).
@@ -61,10 +65,11 @@ pub struct CoreContext {
     started: Instant,
     wake_scratch: RefCell<Vec<ConnId>>,
     ready_scratch: RefCell<Vec<ShardId>>,
+    pub metrics: CoreMetrics,
 }
 
 impl CoreContext {
-    fn new(shard: Shard, cores: usize) -> Self {
+    fn new(shard: Shard, cores: usize, metrics: CoreMetrics) -> Self {
         Self {
             shard: RefCell::new(shard),
             read_buffer: RefCell::new(vec![0u8; READ_BUFFER_BYTES].into_boxed_slice()),
@@ -75,6 +80,7 @@ impl CoreContext {
             started: Instant::now(),
             wake_scratch: RefCell::new(Vec::new()),
             ready_scratch: RefCell::new(Vec::new()),
+            metrics,
         }
     }
 
@@ -137,7 +143,8 @@ pub async fn run_core(
     coordination: Arc<Coordination>,
 ) {
     let cores = usize::from(config.cores);
-    let core = Rc::new(CoreContext::new(Shard::new(id, config), cores));
+    let metrics = CoreMetrics::new(id, coordination.metrics.clone());
+    let core = Rc::new(CoreContext::new(Shard::new(id, config), cores, metrics));
     // SAFETY: the listener socket was made by this process for this core and is handed over whole.
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
 
@@ -195,6 +202,8 @@ async fn pump(core: Rc<CoreContext>, peer: ShardId, sender: ConnectedSender<Mesh
             if batch.messages.is_empty() && batch.adopts.is_empty() {
                 break;
             }
+            core.metrics.batch_sent(peer, batch.messages.len());
+            batch.sent_at = Some(Instant::now());
             if sender.send(batch).await.is_err() {
                 // The peer core is gone (process exit): nothing more can reach it.
                 return;
@@ -210,6 +219,7 @@ async fn pump(core: Rc<CoreContext>, peer: ShardId, sender: ConnectedSender<Mesh
 async fn drain(core: Rc<CoreContext>, peer: ShardId, receiver: ConnectedReceiver<MeshBatch>) {
     while let Some(batch) = receiver.recv().await {
         let now = core.now();
+        core.metrics.batch_received(peer, batch.messages.len(), batch.sent_at);
         for adopt in batch.adopts {
             // SAFETY: the descriptor was dup'ed for this hand-over and is owned by `adopt.fd` alone.
             let stream = unsafe { TcpStream::from_raw_fd(adopt.fd.into_raw_fd()) };
@@ -269,6 +279,7 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
         glommio::timer::sleep(TICK_INTERVAL).await;
         let now = core.now();
         core.shard.borrow_mut().handle_timeout(now);
+        core.metrics.handle_tick(&core.shard.borrow());
         if shutdown_started.is_none() && coordination.shutdown.load(Ordering::Relaxed) {
             shutdown_started = Some(Instant::now());
             core.stop_accepting.notify();

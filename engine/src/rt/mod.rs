@@ -9,6 +9,7 @@ mod conn;
 mod core;
 mod cpus;
 mod listener;
+mod metrics;
 mod notify;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use crate::limits::MESH_CHANNEL_CAPACITY;
 
 pub use cpus::{allowed_cpus, choose_cpus};
 pub use listener::{ListenError, bind_listeners};
+pub use metrics::MetricsHub;
 
 use self::core::{Coordination, MeshEnds, run_core};
 
@@ -50,6 +52,8 @@ pub enum ServeError {
     Executor { core: usize, message: String },
     #[error("core {core} stopped abnormally: {message}")]
     CorePanicked { core: usize, message: String },
+    #[error("cannot serve metrics on {addr}: {error}")]
+    MetricsListen { addr: SocketAddr, error: std::io::Error },
 }
 
 /// A started server: where it listens, and the handle to wait for it.
@@ -58,6 +62,8 @@ pub struct Server {
     pub cores: usize,
     /// Connections this process can hold under its file-descriptor limit, if it could be read.
     pub connections_max: Option<u64>,
+    /// Where `/metrics` is served, if `--metrics` was given.
+    pub metrics: Option<SocketAddr>,
     shutdown: Arc<AtomicBool>,
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
 }
@@ -86,6 +92,11 @@ impl Server {
         let pin_sender = PinSender::start(config.pin_sender.clone()).map_err(ServeError::PinSender)?;
         let listeners = bind_listeners(config.listen, cores, config.backlog)?;
         let listen = listeners[0].local_addr().ok().and_then(|addr| addr.as_socket()).unwrap_or(config.listen);
+        let metrics_hub = Arc::new(MetricsHub::new(cores, config.alerts));
+        let metrics = match config.metrics {
+            Some(addr) => Some(metrics::start_endpoint(addr, metrics_hub.clone())?),
+            None => None,
+        };
 
         let mut senders: Vec<Vec<Option<_>>> = (0..cores).map(|_| (0..cores).map(|_| None).collect()).collect();
         let mut receivers: Vec<Vec<Option<_>>> = (0..cores).map(|_| (0..cores).map(|_| None).collect()).collect();
@@ -105,6 +116,7 @@ impl Server {
             quiesced: AtomicUsize::new(0),
             cores,
             shutdown_grace: config.shutdown_grace,
+            metrics: metrics_hub,
         });
         let cores_u16 = u16::try_from(cores).map_err(|_| ServeError::Cpus(format!("{cores} cores is too many")))?;
         let directory = Arc::new(accounts.directory().clone());
@@ -131,7 +143,7 @@ impl Server {
             executors.push(handle);
         }
         tracing::info!(%listen, cores, cpus = ?cpus, users = directory.len(), "ringline serving");
-        Ok(Self { listen, cores, connections_max, shutdown, executors })
+        Ok(Self { listen, cores, connections_max, metrics, shutdown, executors })
     }
 
     /// The flag that starts an orderly shutdown when set (SIGTERM sets it).
@@ -194,6 +206,11 @@ pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
         signal_hook::flag::register(signal, flag.clone()).map_err(ServeError::Signals)?;
     }
     println!("ringline listening on {} ({} cores)", server.listen, server.cores);
+    if let Some(metrics) = server.metrics {
+        // A second line, after the first that tools parse; a closed stdout is not the server's problem.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "ringline metrics on {metrics}");
+    }
     server.wait()?;
     tracing::info!("ringline stopped");
     Ok(())

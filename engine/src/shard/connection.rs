@@ -133,6 +133,18 @@ impl ConnTable {
         slot.connection.as_ref().map(|_| ConnId { index: index as u32, generation: slot.generation })
     }
 
+    /// Outbound bytes of all live connections, and how many of them hold at least `full_bytes`. O(slots):
+    /// for the metrics snapshot once per publish interval, not for the hot path.
+    pub fn outbound_totals(&self, full_bytes: usize) -> (u64, u64) {
+        let mut bytes = 0u64;
+        let mut full = 0u64;
+        for connection in self.slots.iter().filter_map(|slot| slot.connection.as_ref()) {
+            bytes += connection.outbound.len() as u64;
+            full += u64::from(connection.outbound.len() >= full_bytes);
+        }
+        (bytes, full)
+    }
+
     /// Handles of every live connection.
     pub fn ids(&self) -> Vec<ConnId> {
         self.slots

@@ -43,6 +43,14 @@ impl SendDedup {
         self.entries.get(&(sender, client_msg_id)).map(|entry| entry.prior)
     }
 
+    /// When a SEND still in flight was first remembered (for the SEND → Stored latency).
+    pub fn in_flight_since(&self, sender: UserId, client_msg_id: u64) -> Option<u64> {
+        self.entries
+            .get(&(sender, client_msg_id))
+            .filter(|entry| entry.prior == PriorSend::InFlight)
+            .map(|entry| entry.remembered_us)
+    }
+
     /// Records what is now known of a SEND, evicting the oldest entries past the limit.
     pub fn remember(&mut self, sender: UserId, client_msg_id: u64, prior: PriorSend, now_us: u64) {
         self.entries.insert((sender, client_msg_id), Entry { prior, remembered_us: now_us });

@@ -211,6 +211,16 @@ impl Shard {
         self.queue.len(user)
     }
 
+    /// Cores of the engine.
+    pub fn cores(&self) -> u16 {
+        self.config.cores
+    }
+
+    /// Bytes waiting in connections' outbound buffers, and connections whose buffer is full (metrics; O(n)).
+    pub fn outbound_backlog(&self) -> (u64, u64) {
+        self.conns.outbound_totals(OUTBOUND_BYTES_MAX)
+    }
+
     /// Messages waiting in the outbox for `peer`.
     pub fn outbox_len(&self, peer: ShardId) -> usize {
         self.outboxes.get(peer.index()).map_or(0, Outbox::len)
@@ -815,6 +825,9 @@ impl Shard {
                 self.send_to_shard(from, answer);
             }
             ShardMsg::Stored { sender, client_msg_id, origin, server_id, server_time_us } => {
+                if let Some(since_us) = self.dedup.in_flight_since(sender, client_msg_id) {
+                    self.stats.send_stored_us.record(now.mono_us.saturating_sub(since_us));
+                }
                 self.dedup.remember(
                     sender,
                     client_msg_id,
@@ -949,6 +962,7 @@ impl Shard {
                 },
             };
             wire::encode_server(&frame, &mut connection.outbound);
+            self.stats.deliveries_written += u64::from(matches!(frame, ServerFrame::Deliver { .. }));
         }
         if was_empty && !connection.outbound.is_empty() {
             self.wakeups.push(conn);

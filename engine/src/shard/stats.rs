@@ -3,6 +3,8 @@
 
 use wire::{ErrorCode, RejectCode};
 
+use crate::metrics::LatencyHistogram;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShardStats {
     pub accepted: u64,
@@ -30,6 +32,12 @@ pub struct ShardStats {
     pub registrations: u64,
     pub registrations_refused: u64,
     pub revoked: u64,
+    /// DELIVER frames written to connections of this core.
+    pub deliveries_written: u64,
+    /// Time from a SEND received to its `Stored` reply, on the sender's home core.
+    pub send_stored_us: LatencyHistogram,
+    /// Time of one write-ahead log sync; fed by the WAL once it is wired into the shard.
+    pub wal_sync_us: LatencyHistogram,
 }
 
 impl ShardStats {

@@ -24,6 +24,8 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     pub users: Vec<(UserId, DeviceKey)>,
     pub cores: u16,
+    /// The `/metrics` address, when started with `--metrics` (read from the second stdout line).
+    pub metrics: Option<SocketAddr>,
     child: Child,
 }
 
@@ -55,14 +57,22 @@ impl TestServer {
             .spawn()
             .expect("spawn ringline");
         let stdout = child.stdout.take().expect("stdout");
+        let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("listening line");
+        stdout.read_line(&mut line).expect("listening line");
         let addr = line
             .strip_prefix("ringline listening on ")
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        Self { addr, data_dir, users, cores, child }
+        let metrics = extra_args.contains(&"--metrics").then(|| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("metrics line");
+            line.strip_prefix("ringline metrics on ")
+                .and_then(|addr| addr.trim().parse().ok())
+                .unwrap_or_else(|| panic!("unexpected second line: {line:?}"))
+        });
+        Self { addr, data_dir, users, cores, metrics, child }
     }
 
     pub fn user(&self, index: usize) -> (UserId, DeviceKey) {

@@ -1,0 +1,17 @@
+//! Health of the engine, sans-IO: latency histograms the shard and runtime fill, the per-core snapshot a core
+//! publishes every `METRICS_PUBLISH_INTERVAL`, the queue thresholds with hysteresis that turn a snapshot into
+//! alerts, and the Prometheus text encoding of all cores' snapshots.
+//!
+//! Owns no socket, no thread and no clock: the runtime (`crate::rt::metrics`) captures snapshots on each
+//! core's tick, logs alert changes and serves `/metrics` from a plain thread. Invariant: nothing here runs
+//! per message except `LatencyHistogram::record` (a bucket search over a small fixed array).
+
+mod alert;
+mod encode;
+mod histogram;
+mod snapshot;
+
+pub use alert::{AlertChange, AlertMonitor, AlertThresholds, QueueKind, QueueLevels};
+pub use encode::encode_text;
+pub use histogram::LatencyHistogram;
+pub use snapshot::CoreSnapshot;

@@ -1,0 +1,187 @@
+//! Health against a real engine: the `/metrics` endpoint's names and `core` labels, an offline backlog that
+//! raises and then clears an alert, `ringline top --once`, and a busy metrics address. Waits poll the
+//! endpoint with a generous bound; no test asserts on time.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use engine::top::{Sample, scrape};
+use support::{Got, TestServer};
+
+/// Every metric family the endpoint must show (sample names, as scraped).
+const NAMES: &[&str] = &[
+    "ringline_cores",
+    "ringline_connections",
+    "ringline_sessions",
+    "ringline_accepted_total",
+    "ringline_logins_total",
+    "ringline_handoffs_total",
+    "ringline_adopted_total",
+    "ringline_replaced_total",
+    "ringline_closed_total",
+    "ringline_registration_pins_sent_total",
+    "ringline_registrations_total",
+    "ringline_registrations_refused_total",
+    "ringline_revoked_total",
+    "ringline_messages_in_total",
+    "ringline_messages_stored_total",
+    "ringline_messages_out_total",
+    "ringline_messages_delivered_total",
+    "ringline_receipts_queued_total",
+    "ringline_duplicates_suppressed_total",
+    "ringline_messages_expired_total",
+    "ringline_rejects_total",
+    "ringline_errors_total",
+    "ringline_mesh_sent_messages_total",
+    "ringline_mesh_received_messages_total",
+    "ringline_offline_queue_messages",
+    "ringline_offline_queue_bytes",
+    "ringline_offline_queue_users",
+    "ringline_dedup_entries",
+    "ringline_outbound_bytes",
+    "ringline_outbound_full_connections",
+    "ringline_mesh_outbox_messages",
+    "ringline_mesh_channel_messages",
+    "ringline_send_stored_latency_seconds_bucket",
+    "ringline_send_stored_latency_seconds_count",
+    "ringline_send_stored_latency_seconds_sum",
+    "ringline_mesh_hop_latency_seconds_bucket",
+    "ringline_wal_sync_latency_seconds_bucket",
+    "ringline_alert",
+    "ringline_alert_threshold",
+];
+
+/// The value of `name` with all of `labels`, in the latest scrape.
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|sample| {
+            sample.name == name
+                && labels.iter().all(|(key, value)| sample.labels.iter().any(|(k, v)| k == key && v == value))
+        })
+        .map(|sample| sample.value)
+}
+
+/// Scrapes until `done` holds (cores publish once a second); panics after a generous bound.
+fn wait_for(metrics: SocketAddr, what: &str, done: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
+    let started = Instant::now();
+    loop {
+        let samples = scrape(&metrics.to_string()).expect("scrape").samples;
+        if done(&samples) {
+            return samples;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn metrics_show_every_name_per_core_and_an_offline_backlog_raises_then_clears_an_alert() {
+    let server = TestServer::start("metrics", 2, 200, &["--metrics", "127.0.0.1:0", "--alert-offline-messages", "8"]);
+    let metrics = server.metrics.expect("metrics address");
+    let (alice, bob) = server.users_on_different_cores();
+    let bob_home = server.home(bob.0).0.to_string();
+    let mut a = server.login(alice);
+    // Each core publishes on its own tick: wait until both have, and alice's login shows.
+    let samples = wait_for(metrics, "alice's login", |samples| {
+        let published = ["0", "1"]
+            .iter()
+            .all(|core| value(samples, "ringline_alert", &[("core", core), ("queue", "offline_messages")]).is_some());
+        published
+            && (0..2)
+                .map(|core| value(samples, "ringline_logins_total", &[("core", &core.to_string())]))
+                .sum::<Option<f64>>()
+                == Some(1.0)
+    });
+    for name in NAMES {
+        assert!(samples.iter().any(|sample| sample.name == *name), "no {name} in /metrics");
+    }
+    for core in ["0", "1"] {
+        assert!(value(&samples, "ringline_connections", &[("core", core)]).is_some(), "no connections of {core}");
+        let offline = [("core", core), ("queue", "offline_messages")];
+        assert_eq!(value(&samples, "ringline_alert", &offline), Some(0.0));
+    }
+    assert_eq!(value(&samples, "ringline_alert_threshold", &[("queue", "offline_messages")]), Some(8.0));
+
+    // A burst to one offline user: past the threshold on bob's home core.
+    for n in 0..10u64 {
+        a.send(n, bob.0, format!("burst {n}").as_bytes());
+    }
+    for n in 0..10u64 {
+        a.expect_ack(n);
+    }
+    let bob_alert = [("core", bob_home.as_str()), ("queue", "offline_messages")];
+    let samples = wait_for(metrics, "the alert", |samples| value(samples, "ringline_alert", &bob_alert) == Some(1.0));
+    assert_eq!(value(&samples, "ringline_offline_queue_messages", &[("core", &bob_home)]), Some(10.0));
+    assert!(
+        value(&samples, "ringline_messages_in_total", &[("core", &server.home(alice.0).0.to_string())]) >= Some(10.0)
+    );
+    assert!(
+        value(&samples, "ringline_send_stored_latency_seconds_count", &[("core", &server.home(alice.0).0.to_string())])
+            >= Some(10.0)
+    );
+
+    // Bob drains his queue; alice acknowledges the receipts. The alert clears.
+    let mut b = server.login(bob);
+    for _ in 0..10 {
+        let (item_id, _, _) = b.expect_deliver();
+        b.delivered(item_id);
+    }
+    for _ in 0..10 {
+        match a.recv_significant() {
+            Got::Receipt { item_id, .. } => a.delivered(item_id),
+            other => panic!("expected a receipt, got {other:?}"),
+        }
+    }
+    let samples =
+        wait_for(metrics, "the alert to clear", |samples| value(samples, "ringline_alert", &bob_alert) == Some(0.0));
+    assert_eq!(value(&samples, "ringline_offline_queue_messages", &[("core", &bob_home)]), Some(0.0));
+    assert!(value(&samples, "ringline_messages_out_total", &[("core", &bob_home)]) >= Some(10.0));
+}
+
+#[test]
+fn top_once_prints_one_row_per_core() {
+    let server = TestServer::start("top", 2, 20, &["--metrics", "127.0.0.1:0"]);
+    let _alice = server.login(server.user(0));
+    let metrics = server.metrics.expect("metrics address").to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_ringline"))
+        .args(["top", "--once", "--interval", "200ms", "--metrics", &metrics])
+        .output()
+        .expect("run ringline top");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let table = String::from_utf8(output.stdout).expect("utf-8");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two cores:\n{table}");
+    assert!(lines[0].starts_with("CORE") || lines[0].trim_start().starts_with("CORE"), "{table}");
+    for (line, core) in lines[1..].iter().zip(["0", "1"]) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 11, "{line}");
+        assert_eq!(fields[0], core);
+        assert_eq!(fields[10], "-", "no alert: {line}");
+    }
+}
+
+#[test]
+fn a_busy_metrics_address_exits_nonzero_with_one_clear_line() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy_addr = busy.local_addr().expect("addr").to_string();
+    let data_dir = std::env::temp_dir().join(format!("ringline-it-busy-metrics-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_ringline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--cores", "1", "--metrics", &busy_addr, "--data-dir"])
+        .arg(&data_dir)
+        .env("RINGLINE_LOG", "error")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ringline serve");
+    let _ = std::fs::remove_dir_all(&data_dir);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with(&format!("ringline: cannot serve metrics on {busy_addr}")), "{stderr}");
+    assert_eq!(lines[0].matches("os error").count(), 1, "the cause once: {stderr}");
+    assert!(output.stdout.is_empty(), "nothing on stdout: the server never listened");
+}
