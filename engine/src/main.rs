@@ -81,7 +81,9 @@ fn main() -> ExitCode {
         }
         Err(_) => tracing_subscriber::EnvFilter::new("info"),
     };
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
+    // Colours only on a terminal: logs redirected to a file or a collector stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter).init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
