@@ -183,6 +183,11 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         (args.target.clone(), keys)
     };
     report.server_rss_baseline_bytes = engines.as_ref().and_then(EngineFleet::rss_bytes);
+    let host_baseline = crate::machine::host_memory();
+    report.host_slab_bytes_baseline = host_baseline.slab_bytes;
+    let mut host_plateau: Option<(u64, crate::machine::HostMemory)> = None;
+    let mut cpu_at_hold_start: Option<Vec<(u64, u64)>> = None;
+    let mut cpu_at_hold_end: Option<Vec<(u64, u64)>> = None;
     let users = load_users(&keys_file, connections)?;
 
     // Agents.
@@ -388,6 +393,21 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             {
                 rss_plateau = Some((up, rss));
             }
+            if now >= hold_start_at_us
+                && now <= hold_end_at_us
+                && host_plateau.is_none_or(|(connections_then, _)| up >= connections_then)
+            {
+                host_plateau = Some((up, crate::machine::host_memory()));
+            }
+            // CPU busy over the hold: the first and the last progress line inside it.
+            if now >= hold_start_at_us && now <= hold_end_at_us {
+                let times = crate::machine::cpu_times();
+                if cpu_at_hold_start.is_none() {
+                    cpu_at_hold_start = Some(times);
+                } else {
+                    cpu_at_hold_end = Some(times);
+                }
+            }
         }
     }
 
@@ -448,6 +468,19 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     let hold_elapsed_us = now_us().min(hold_end_at_us).saturating_sub(hold_start_at_us).max(1);
     report.hold_seconds = hold_elapsed_us as f64 / 1e6;
     report.throughput_msgs_per_s = report.messages_delivered as f64 / report.hold_seconds;
+    if let Some((connections, memory)) = host_plateau
+        && connections > 0
+    {
+        report.host_slab_bytes = memory.slab_bytes;
+        report.host_tcp_buffer_bytes = memory.tcp_buffer_bytes;
+        report.host_slab_per_connection_bytes =
+            Some(memory.slab_bytes.saturating_sub(host_baseline.slab_bytes) as f64 / connections as f64);
+        report.host_used_per_connection_bytes =
+            Some(memory.used_bytes.saturating_sub(host_baseline.used_bytes) as f64 / connections as f64);
+    }
+    if let (Some(start), Some(end)) = (&cpu_at_hold_start, &cpu_at_hold_end) {
+        report.cpu_busy_per_core = crate::machine::cpu_busy_between(start, end);
+    }
     if let Some((plateau_connections, rss)) = rss_plateau {
         report.server_rss_bytes = Some(rss);
         if let Some(baseline) = report.server_rss_baseline_bytes

@@ -48,6 +48,64 @@ pub fn cpu_ms(pid: &str) -> Option<u64> {
     Some(ticks * 1000 / per_second)
 }
 
+/// Host-wide memory figures that grow with connections: kernel slab (socket structures live there), memory
+/// in use (total − available) and TCP socket buffer memory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostMemory {
+    pub slab_bytes: u64,
+    pub used_bytes: u64,
+    pub tcp_buffer_bytes: u64,
+}
+
+pub fn host_memory() -> HostMemory {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let total = kib_field(&meminfo, "MemTotal:").unwrap_or(0);
+    let available = kib_field(&meminfo, "MemAvailable:").unwrap_or(0);
+    // /proc/net/sockstat: `TCP: inuse N orphan N tw N alloc N mem PAGES`.
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let tcp_pages = sockstat
+        .lines()
+        .find(|line| line.starts_with("TCP:"))
+        .and_then(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let at = fields.iter().position(|field| *field == "mem")?;
+            fields.get(at + 1)?.parse::<u64>().ok()
+        })
+        .unwrap_or(0);
+    HostMemory {
+        slab_bytes: kib_field(&meminfo, "Slab:").unwrap_or(0),
+        used_bytes: total.saturating_sub(available),
+        tcp_buffer_bytes: tcp_pages * 4096,
+    }
+}
+
+/// Busy and total jiffies of every CPU (`cpuN` lines of /proc/stat), in CPU order.
+pub fn cpu_times() -> Vec<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .filter(|line| line.starts_with("cpu") && line.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|line| {
+            let values: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+            let total: u64 = values.iter().sum();
+            // idle and iowait are the 4th and 5th values.
+            let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+            (total - idle.min(total), total)
+        })
+        .collect()
+}
+
+/// Share of each CPU that was busy between two `cpu_times` readings.
+pub fn cpu_busy_between(before: &[(u64, u64)], after: &[(u64, u64)]) -> Vec<f64> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(&(busy0, total0), &(busy1, total1))| {
+            let total = total1.saturating_sub(total0);
+            if total == 0 { 0.0 } else { busy1.saturating_sub(busy0) as f64 / total as f64 }
+        })
+        .collect()
+}
+
 /// VmRSS of process `pid`, bytes.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

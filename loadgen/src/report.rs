@@ -71,6 +71,16 @@ pub struct Report {
     pub server_rss_baseline_bytes: Option<u64>,
     /// (plateau − baseline) / connections at the plateau.
     pub server_rss_per_connection_bytes: Option<f64>,
+    /// Host kernel slab and memory in use, before the first connection and at the connection plateau, and
+    /// their growth per connection (a connection here is a client and a server socket when both are local).
+    pub host_slab_bytes_baseline: u64,
+    pub host_slab_bytes: u64,
+    pub host_slab_per_connection_bytes: Option<f64>,
+    pub host_used_per_connection_bytes: Option<f64>,
+    /// TCP socket buffer memory at the plateau (/proc/net/sockstat).
+    pub host_tcp_buffer_bytes: u64,
+    /// Share of each CPU busy during the hold (all processes, this host).
+    pub cpu_busy_per_core: Vec<f64>,
     /// CPU seconds (user + system) the local engine processes used from their start to the end of the run.
     pub server_cpu_seconds: Option<f64>,
     /// The agents' own peak resident set (sum) and CPU seconds: the load generator's cost, to show it is not
@@ -167,6 +177,14 @@ impl Report {
                 self.loadgen_cpu_seconds,
                 self.run_seconds
             );
+        }
+        if let (Some(slab), Some(used)) = (self.host_slab_per_connection_bytes, self.host_used_per_connection_bytes) {
+            let _ = writeln!(out, "host memory     {slab:.0} B slab and {used:.0} B in all per connection (both ends)");
+        }
+        if !self.cpu_busy_per_core.is_empty() {
+            let busy: Vec<String> =
+                self.cpu_busy_per_core.iter().map(|share| format!("{:.0}%", share * 100.0)).collect();
+            let _ = writeln!(out, "cpu busy        {} (per core, during the hold)", busy.join(" "));
         }
         if let Some(cpu) = self.server_cpu_seconds {
             let _ = writeln!(out, "server cpu      {cpu:.1} CPU s in {:.1} s", self.run_seconds);
