@@ -31,6 +31,7 @@ use crate::engine_process::{EngineFleet, locate_engine_bin};
 
 /// Seconds from sending the plans to the planned start, so every agent has its executors up.
 const START_DELAY_US: u64 = 1_000_000;
+const START_DELAY_PER_AGENT_US: u64 = 200_000;
 /// Default ramp length for `--spawn-engine` without `--connections`.
 const DEFAULT_RAMP_SECONDS: f64 = 60.0;
 /// Memory assumed per connection pair (client and server sockets, engine and agent state) when defaulting.
@@ -231,7 +232,9 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
 
     // Plans: users split evenly (within each agent's capacity), ramp and rate split by share.
     let run_id = rand::random::<u64>() | 1;
-    let start_at_us = now_us() + START_DELAY_US;
+    // Room to hand every agent its plan before any of them starts connecting: once they ramp, they and the
+    // engines take every core, and the last plans would go out late.
+    let start_at_us = now_us() + START_DELAY_US + START_DELAY_PER_AGENT_US * links.len() as u64;
     let ramp_us = (connections as f64 / args.ramp * 1e6) as u64;
     let hold_start_at_us = start_at_us + ramp_us;
     let hold_end_at_us = hold_start_at_us + args.duration * 1_000_000;

@@ -110,7 +110,16 @@ pub struct Report {
 impl Report {
     /// True when nothing was lost, duplicated or reordered and every agent reported.
     pub fn is_clean(&self) -> bool {
-        self.lost == 0 && self.duplicated == 0 && self.reordered == 0 && self.agents_lost == 0
+        self.lost == 0
+            && self.duplicated == 0
+            && self.reordered == 0
+            && self.agents_lost == 0
+            && self.connections_reached()
+    }
+
+    /// Whether every asked-for connection was up at the same time at some point of the run.
+    pub fn connections_reached(&self) -> bool {
+        self.connections_peak >= self.connections_target
     }
 
     /// The summary printed at the end of a run.
@@ -210,7 +219,16 @@ impl Report {
                 problem.kind, message.sender, message.recipient, message.pair_seq, problem.server_id, problem.detail
             );
         }
-        let verdict = if self.is_clean() { "PASS: nothing lost, duplicated or reordered" } else { "FAIL" };
+        let verdict = if self.is_clean() {
+            "PASS: nothing lost, duplicated or reordered".to_owned()
+        } else if !self.connections_reached() {
+            format!(
+                "FAIL: at most {} of the {} connections were up at once",
+                self.connections_peak, self.connections_target
+            )
+        } else {
+            "FAIL".to_owned()
+        };
         let _ = writeln!(out, "verdict         {verdict}");
         out
     }
@@ -282,6 +300,9 @@ mod tests {
         };
         let text = lost.render_summary();
         assert!(text.contains("FAIL"));
+        let short = Report { connections_target: 10, connections_peak: 9, ..Default::default() };
+        assert!(!short.is_clean());
+        assert!(short.render_summary().contains("FAIL: at most 9 of the 10 connections"), "{}", short.render_summary());
         assert!(text.contains("Lost message 1->2 #3"), "{text}");
     }
 }
