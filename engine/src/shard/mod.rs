@@ -683,17 +683,20 @@ impl Shard {
                     PriorSend::Stored { server_id, server_time_us },
                     now.mono_us,
                 );
-                self.settle_send(origin, now);
+                // Answer before settling: during shutdown, settling the last SEND of `origin` ends its
+                // session with GOAWAY, and an answer written after that would find no session and be lost.
                 if let Some(&session) = self.sessions.get(&sender) {
                     self.write(session, &ServerFrame::Ack { client_msg_id, server_id, server_time_us });
                 }
+                self.settle_send(origin, now);
             }
             ShardMsg::Refused { sender, client_msg_id, origin, code } => {
                 self.dedup.forget(sender, client_msg_id);
-                self.settle_send(origin, now);
+                // Answer before settling, as for `Stored`.
                 if let Some(&session) = self.sessions.get(&sender) {
                     self.reject(session, client_msg_id, code);
                 }
+                self.settle_send(origin, now);
             }
             ShardMsg::Receipt { to, server_id, peer, kind, time_us } => {
                 self.stats.receipts_queued += 1;

@@ -498,3 +498,33 @@ fn a_tiny_mesh_backs_pressure_up_to_the_senders_and_delivers_everything_in_order
     assert_eq!(delivered, total);
     sim.assert_settled();
 }
+
+#[test]
+fn shutdown_answers_sends_in_flight_then_says_goaway_and_quiesces() {
+    let (mut sim, alice, bob) = two_cores(SimConfig::new(seed_or(13), 2, 16));
+    let a = sim.client(alice);
+    let b = sim.client(bob);
+    login(&mut sim, a, 0);
+    login(&mut sim, b, 1);
+    sim.send(a, 1, bob, b"in flight at shutdown");
+    while sim.shards[0].stats().messages_in == 0 {
+        assert!(sim.step());
+    }
+    assert!(acks(sim.frames(a)).is_empty());
+    for shard in 0..2 {
+        sim.shards[shard].begin_shutdown(sim.now);
+    }
+    let late = sim.client(sim.user_homed_at(1, 1));
+    sim.connect(late, 1);
+    sim.run();
+    let frames = sim.frames(a);
+    assert_eq!(acks(frames).len(), 1, "the SEND in flight is answered: {frames:?}");
+    assert_eq!(frames[frames.len() - 2..], [Frame::Goaway { reason: GoawayReason::ShuttingDown }, Frame::Closed]);
+    let frames = sim.frames(b);
+    assert_eq!(frames[frames.len() - 2..], [Frame::Goaway { reason: GoawayReason::ShuttingDown }, Frame::Closed]);
+    assert_eq!(sim.frames(late), [Frame::Goaway { reason: GoawayReason::ShuttingDown }, Frame::Closed]);
+    for shard in &sim.shards {
+        assert!(shard.is_quiesced(), "{shard:?}");
+    }
+    assert_eq!(sim.shards[1].queued_for(bob), 1, "the message stays queued for bob");
+}
