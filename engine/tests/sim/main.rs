@@ -3,4 +3,5 @@
 //! `property` the seeded randomized runs with whole-system invariants. `RINGLINE_SEED=n` replays one seed.
 
 mod harness;
+mod property;
 mod scenarios;
