@@ -27,6 +27,10 @@ use engine::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES, READS_PER_POLL_MAX};
 use engine::shard::{ConnId, ConnStatus, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
 use wire::{ClientFrame, Decoded, DeviceKey, ErrorCode, GoawayReason, ReceiptKind, RejectCode, ServerFrame, UserId};
 
+/// Writes one poll of a connection's task makes before its socket counts as full for the moment: keeps a
+/// poll short when writes are tiny, and models a socket buffer that fills faster than the peer reads.
+const WRITES_PER_POLL_MAX: usize = 16;
+
 /// SplitMix64: small, fast, and the same on every platform and crate version.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -225,6 +229,8 @@ pub struct Client {
     decode: Vec<u8>,
     /// Every frame received, over all connections, in order.
     pub frames: Vec<Frame>,
+    /// For each of `frames`, its place in the order all clients received frames in.
+    pub frame_order: Vec<u64>,
     /// Answer every DELIVER and RECEIPT with DELIVERED as soon as it is read.
     pub auto_delivered: bool,
     /// Read from the socket at all (false: a reader that stopped reading).
@@ -278,6 +284,8 @@ pub struct Sim {
     pub channel_batches_seen_max: usize,
     /// Steps taken so far.
     pub steps: usize,
+    /// Frames received by all clients so far.
+    frames_received: u64,
     wake_scratch: Vec<ConnId>,
     ready_scratch: Vec<ShardId>,
 }
@@ -312,6 +320,7 @@ impl Sim {
             outbox_seen_max: 0,
             channel_batches_seen_max: 0,
             steps: 0,
+            frames_received: 0,
             wake_scratch: Vec::new(),
             ready_scratch: Vec::new(),
             config,
@@ -351,6 +360,7 @@ impl Sim {
             sock: None,
             decode: Vec::new(),
             frames: Vec::new(),
+            frame_order: Vec::new(),
             auto_delivered: true,
             reading: true,
             read_chunk_max: self.config.client_read_chunk_max,
@@ -433,6 +443,7 @@ impl Sim {
     }
 
     pub fn take_frames(&mut self, client: ClientId) -> Vec<Frame> {
+        self.clients[client].frame_order.clear();
         std::mem::take(&mut self.clients[client].frames)
     }
 
@@ -551,6 +562,7 @@ impl Sim {
         state.want_read = false;
         state.want_write = false;
         let mut reads = 0;
+        let mut writes = 0;
         loop {
             let mut write_blocked = false;
             let outbound_len = self.shards[shard].outbound(conn).len();
@@ -560,10 +572,16 @@ impl Sim {
                     return self.close_server_side(sock, shard, conn);
                 }
                 let room = self.config.socket_window_bytes.saturating_sub(self.socks[sock].to_client.len());
-                if room == 0 {
+                if room == 0 || writes == WRITES_PER_POLL_MAX {
+                    // No room (or, past a few writes, a socket buffer that is full for a moment): the write is
+                    // pending, and room wakes the task.
                     write_blocked = true;
                     self.socks[sock].want_write = true;
+                    if room > 0 {
+                        self.socks[sock].wake = true;
+                    }
                 } else {
+                    writes += 1;
                     let written = self.rng.range(1, outbound_len.min(room).min(self.config.write_chunk_max));
                     let bytes = &self.shards[shard].outbound(conn)[..written];
                     self.socks[sock].to_client.extend(bytes);
@@ -700,6 +718,8 @@ impl Sim {
                         }
                     }
                     state.frames.push(frame);
+                    state.frame_order.push(self.frames_received);
+                    self.frames_received += 1;
                 }
                 Ok(Decoded::Incomplete { .. }) => break,
                 Err(error) => panic!("client {client} got bytes that are no server frame: {error}"),
@@ -710,6 +730,8 @@ impl Sim {
         if closed {
             assert!(state.decode.is_empty(), "the server closed in the middle of a frame");
             state.frames.push(Frame::Closed);
+            state.frame_order.push(self.frames_received);
+            self.frames_received += 1;
             state.sock = None;
             return;
         }
