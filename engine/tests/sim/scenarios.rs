@@ -242,12 +242,17 @@ fn queue_limits_refuse_with_their_codes_and_every_send_is_answered_once() {
     acked.sort_unstable();
     assert_eq!(acked, vec![0, 1, 2, 10, 20]);
     assert_eq!(sim.shards[1].queued_bytes(), 30 + 90 + 90);
-    // A refused SEND is not remembered: once there is room, the same id is stored.
+    // A refused SEND is remembered like a stored one: a retry gets the same REJECT, even once there is room;
+    // a new client id is a new message.
     let b = sim.client(bob);
     login(&mut sim, b, 1);
     sim.send(a, 3, bob, b"0123456789");
+    sim.send(a, 4, bob, b"0123456789");
     sim.run();
-    assert!(acks(sim.frames(a)).iter().any(|&(id, _)| id == 3), "{:?}", sim.frames(a));
+    assert_eq!(rejects(sim.frames(a)).iter().filter(|&&(id, _)| id == 3).count(), 2, "{:?}", sim.frames(a));
+    assert!(rejects(sim.frames(a)).iter().all(|&(id, code)| id != 3 || code == RejectCode::RecipientQueueFull));
+    assert!(!acks(sim.frames(a)).iter().any(|&(id, _)| id == 3));
+    assert!(acks(sim.frames(a)).iter().any(|&(id, _)| id == 4), "{:?}", sim.frames(a));
 }
 
 #[test]
@@ -527,4 +532,40 @@ fn shutdown_answers_sends_in_flight_then_says_goaway_and_quiesces() {
         assert!(shard.is_quiesced(), "{shard:?}");
     }
     assert_eq!(sim.shards[1].queued_for(bob), 1, "the message stays queued for bob");
+}
+
+#[test]
+fn a_retry_that_crosses_its_reject_gets_the_same_reject_and_is_never_delivered() {
+    // Found by the property run (seed 220 of the first version): a retry sent from a new connection before the
+    // REJECT of the first attempt arrived was tried afresh, stored and delivered, while the client held the
+    // REJECT (the retry's ACK was lost with its connection).
+    let mut config = SimConfig::new(seed_or(14), 2, 16);
+    config.queue.messages_per_user_max = 1;
+    let (mut sim, alice, bob) = two_cores(config);
+    let a = sim.client(alice);
+    let b = sim.client(bob);
+    login(&mut sim, a, 0);
+    sim.send(a, 1, bob, b"fills bob's queue");
+    sim.run();
+    sim.send(a, 2, bob, b"refused");
+    while sim.shards[0].stats().messages_in < 2 {
+        assert!(sim.step());
+    }
+    // The first attempt is on its way to bob's core; the client drops the connection and logs in again, and
+    // does not read yet, so it does not know of the REJECT when it retries.
+    sim.disconnect(a);
+    sim.clients[a].reading = false;
+    sim.connect(a, 0);
+    sim.run();
+    assert_eq!(sim.shards[0].stats().rejects, 1, "the first attempt was refused");
+    // Room again: bob takes his message.
+    login(&mut sim, b, 1);
+    assert_eq!(sim.shards[1].queued_for(bob), 0);
+    sim.send(a, 2, bob, b"refused");
+    sim.clients[a].reading = true;
+    sim.run();
+    let frames = sim.frames(a);
+    assert_eq!(rejects(frames), vec![(2, RejectCode::RecipientQueueFull), (2, RejectCode::RecipientQueueFull)]);
+    assert!(acks(frames).iter().all(|&(id, _)| id != 2), "{frames:?}");
+    assert_eq!(delivers(sim.frames(b)).len(), 1, "only the first message: {:?}", sim.frames(b));
 }
