@@ -476,6 +476,14 @@ impl Sim {
         }
     }
 
+    /// SIGTERM on every core at once (what the tick loop does when the shutdown flag is set).
+    pub fn begin_shutdown(&mut self) {
+        for shard in 0..self.shards.len() {
+            self.shards[shard].begin_shutdown(self.now);
+            self.dispatch(shard);
+        }
+    }
+
     // ---- running --------------------------------------------------------------------------------------
 
     /// Steps until no task can make progress. Panics past `steps_max` steps (a livelock).

@@ -10,6 +10,9 @@
 //! - each delivered message gives its sender one RECEIPT(Delivered); READ receipts name real messages;
 //! - no ERROR is ever sent to a well-behaved client; queues, outboxes and channels end empty.
 //!
+//! One seed in four instead shuts every core down mid-run, lets the clients go on, and checks that every core
+//! quiesces, every connection is closed, and every ACKed message is delivered or still queued.
+//!
 //! `RINGLINE_SEED=n` runs seed n alone; `RINGLINE_SEEDS=n` runs n seeds.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -394,10 +397,58 @@ impl World {
     }
 }
 
+impl World {
+    /// Shuts every core down mid-run while clients go on (and try to reconnect), then lets all settle.
+    fn shut_down(&mut self, rounds: usize) {
+        self.sim.begin_shutdown();
+        self.run(rounds);
+        for client in &mut self.sim.clients {
+            client.reading = true;
+        }
+        self.sim.run();
+        self.absorb();
+    }
+
+    /// After a shutdown: every core quiesced, every client told GOAWAY(ShuttingDown) or gone, and every
+    /// ACKed message delivered or still queued on its recipient's home core.
+    fn check_after_shutdown(&self) {
+        self.sim.assert_settled();
+        self.check_outbound_bound();
+        for (index, shard) in self.sim.shards.iter().enumerate() {
+            assert!(shard.is_quiesced(), "core {index} is not quiesced: {shard:?}");
+        }
+        for (client, state) in self.sim.clients.iter().enumerate() {
+            assert!(!self.sim.is_connected(client), "client {client} still connected: {:?}", state.frames.last());
+        }
+        let mut undelivered: HashMap<UserId, usize> = HashMap::new();
+        for (&sender, account) in &self.accounts {
+            for (&id, server_ids) in &account.acks {
+                assert!(!account.rejects.contains_key(&id), "user {sender} id {id}: both ACK and REJECT");
+                assert!(server_ids.iter().all(|&sid| sid == server_ids[0]), "user {sender} id {id}: {server_ids:?}");
+                let (to, _) = &account.sent[&id];
+                if !self.accounts[to].items_seen.contains(&server_ids[0]) {
+                    *undelivered.entry(*to).or_default() += 1;
+                }
+            }
+        }
+        if !self.expiry {
+            for (&recipient, &count) in &undelivered {
+                let queued = self.sim.shards[self.sim.home(recipient)].queued_for(recipient);
+                assert!(queued >= count, "user {recipient}: {count} ACKed messages undelivered, {queued} queued");
+            }
+        }
+    }
+}
+
 fn run_seed(seed: u64, rounds: usize) {
     let result = std::panic::catch_unwind(|| {
         let mut world = World::new(seed);
         world.run(rounds);
+        if seed % 4 == 3 {
+            world.shut_down(rounds / 4);
+            world.check_after_shutdown();
+            return;
+        }
         world.drain();
         world.check();
     });
