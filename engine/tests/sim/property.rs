@@ -13,7 +13,7 @@
 //! One seed in four instead shuts every core down mid-run, lets the clients go on, and checks that every core
 //! quiesces, every connection is closed, and every ACKed message is delivered or still queued.
 //!
-//! `RINGLINE_SEED=n` runs seed n alone; `RINGLINE_SEEDS=n` runs n seeds.
+//! `RINGLINE_SEED=n` runs seed n alone; `RINGLINE_SEEDS=n` runs n seeds from `RINGLINE_SEED_FIRST` (0).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -468,7 +468,8 @@ fn random_runs_keep_every_promise() {
         return run_seed(seed, 200);
     }
     let seeds = std::env::var("RINGLINE_SEEDS").ok().and_then(|count| count.parse().ok()).unwrap_or(200);
-    for seed in 0..seeds {
+    let first: u64 = std::env::var("RINGLINE_SEED_FIRST").ok().and_then(|first| first.parse().ok()).unwrap_or(0);
+    for seed in first..first + seeds {
         run_seed(seed, 200);
     }
 }
