@@ -69,6 +69,8 @@ struct World {
     frames_seen: Vec<usize>,
     logged_in: Vec<bool>,
     expiry: bool,
+    /// Chance per round, in percent, that the clock ticks.
+    tick_percent: u64,
 }
 
 impl World {
@@ -96,6 +98,7 @@ impl World {
         if expiry {
             config.queue.age_max_us = rng.range(1, 5) as u64 * 1_000_000;
         }
+        let tick_percent = rng.range(5, 40) as u64;
         let mut sim = Sim::new(config);
         let mut accounts = BTreeMap::new();
         let mut owner = Vec::new();
@@ -109,7 +112,16 @@ impl World {
             accounts.insert(user, account);
         }
         let clients = owner.len();
-        Self { sim, rng, accounts, owner, frames_seen: vec![0; clients], logged_in: vec![false; clients], expiry }
+        Self {
+            sim,
+            rng,
+            accounts,
+            owner,
+            frames_seen: vec![0; clients],
+            logged_in: vec![false; clients],
+            expiry,
+            tick_percent,
+        }
     }
 
     /// Takes in what every device received since the last call, in the order the devices received it.
@@ -237,7 +249,7 @@ impl World {
             for _ in 0..self.rng.range(1, 3) {
                 self.sim.step();
             }
-            if self.rng.chance(10) {
+            if self.rng.chance(self.tick_percent) {
                 self.sim.tick();
             }
             self.check_outbound_bound();
