@@ -261,7 +261,20 @@ impl World {
                 self.sim.tick();
             }
             self.check_outbound_bound();
+            self.check_queue_bounds();
             self.absorb();
+        }
+    }
+
+    /// No queue over its limit: body bytes per core, items per user (messages plus receipts).
+    fn check_queue_bounds(&self) {
+        let limits = self.sim.config.queue;
+        for (index, shard) in self.sim.shards.iter().enumerate() {
+            assert!(shard.queued_bytes() <= limits.bytes_per_core_max, "core {index} over its byte limit");
+        }
+        for &user in self.accounts.keys() {
+            let queued = self.sim.shards[self.sim.home(user)].queued_for(user);
+            assert!(queued <= limits.messages_per_user_max + engine::limits::SENDER_RECEIPTS_MAX, "user {user}");
         }
     }
 
