@@ -603,13 +603,14 @@ impl Sim {
                 ConnStatus::CloseAfterFlush if !write_blocked => return self.close_server_side(sock, shard, conn),
                 ConnStatus::CloseAfterFlush | ConnStatus::Open { may_read: false } => return,
                 ConnStatus::HandOff => {
+                    // The runtime takes the socket without flushing: a connection on its way must owe nothing.
+                    assert!(self.shards[shard].outbound(conn).is_empty(), "a handed-off connection had output");
                     let handoff = self.shards[shard].take_handoff(conn);
                     self.by_conn.remove(&(shard, conn));
                     let Some(handoff) = handoff else {
                         self.socks[sock].place = Place::Closed;
                         return;
                     };
-                    assert!(self.shards[shard].outbound(conn).is_empty(), "a handed-off connection had output");
                     self.socks[sock].place = Place::InTransit;
                     let link = &mut self.links[shard][handoff.to.index()];
                     link.adopts.push((sock, handoff));
