@@ -144,7 +144,8 @@ fn limits_refuse_with_explicit_rejects() {
         b.delivered(item_id);
     }
     // Once drained (the receipts prove Bob's acknowledgements were processed), the queue takes messages
-    // again, and the refused id may be retried.
+    // again. A retry of the refused id gets the same REJECT (it could have crossed that REJECT); a new id
+    // is stored.
     for _ in 0..3 {
         match a.recv_significant() {
             Got::Receipt { kind: ReceiptKind::Delivered, item_id, .. } => a.delivered(item_id),
@@ -152,7 +153,9 @@ fn limits_refuse_with_explicit_rejects() {
         }
     }
     a.send(3, bob.0, b"fits now");
-    a.expect_ack(3);
+    assert_eq!(a.recv_significant(), Got::Reject { client_msg_id: 3, code: RejectCode::RecipientQueueFull });
+    a.send(6, bob.0, b"fits now");
+    a.expect_ack(6);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Deduplication of retried SENDs on the sender's home core. Remembers `(sender, client_msg_id)` for the
 //! dedup window, bounded per core; a retry of a stored message is answered with the first ACK, a retry of
-//! one still in flight is dropped (its ACK is on the way). Owns only this memory, not the messages.
+//! a refused one with the first REJECT, a retry of one still in flight is dropped (its answer is on the way).
+//! Owns only this memory, not the messages.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -13,6 +14,10 @@ pub enum PriorSend {
     InFlight,
     /// Stored as `server_id` at `server_time_us`.
     Stored { server_id: u64, server_time_us: u64 },
+    /// Refused by the recipient's home core with `code`. Remembered like a stored one: a retry that crossed
+    /// the REJECT (sent from a new connection before the REJECT arrived) must get the same answer, or it
+    /// could be stored while the client, having read the REJECT, takes the message for refused.
+    Refused { code: wire::RejectCode },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,11 +67,6 @@ impl SendDedup {
         }
     }
 
-    /// Forgets a SEND (it was refused, so a retry must be tried afresh).
-    pub fn forget(&mut self, sender: UserId, client_msg_id: u64) {
-        self.entries.remove(&(sender, client_msg_id));
-    }
-
     /// Drops entries older than the window.
     pub fn expire(&mut self, now_us: u64) {
         while let Some(&(at, _, _)) = self.order.front() {
@@ -113,7 +113,7 @@ mod tests {
         dedup.remember(7, 1, PriorSend::Stored { server_id: 1, server_time_us: 1 }, 50);
         dedup.expire(120);
         assert!(dedup.get(7, 1).is_some(), "the record made at 50 lives until 150");
-        dedup.forget(7, 1);
+        dedup.expire(150);
         assert_eq!(dedup.get(7, 1), None);
     }
 }

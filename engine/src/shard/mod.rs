@@ -774,8 +774,13 @@ impl Shard {
                 self.write(conn, &ServerFrame::Ack { client_msg_id, server_id, server_time_us });
                 return Flow::Continue;
             }
+            Some(PriorSend::Refused { code }) => {
+                self.stats.duplicates_suppressed += 1;
+                self.reject(conn, client_msg_id, code);
+                return Flow::Continue;
+            }
             Some(PriorSend::InFlight) => {
-                // The first copy's ACK goes to this user's current connection when it comes.
+                // The first copy's answer goes to this user's current connection when it comes.
                 self.stats.duplicates_suppressed += 1;
                 return Flow::Continue;
             }
@@ -834,17 +839,23 @@ impl Shard {
                     PriorSend::Stored { server_id, server_time_us },
                     now.mono_us,
                 );
-                self.settle_send(origin, now);
+                // Answer before settling: during shutdown, settling the last SEND of `origin` ends its
+                // session with GOAWAY, and an answer written after that would find no session and be lost.
                 if let Some(&session) = self.sessions.get(&sender) {
                     self.write(session, &ServerFrame::Ack { client_msg_id, server_id, server_time_us });
                 }
+                self.settle_send(origin, now);
             }
             ShardMsg::Refused { sender, client_msg_id, origin, code } => {
-                self.dedup.forget(sender, client_msg_id);
-                self.settle_send(origin, now);
+                // Remembered, not forgotten: a retry already on its way (sent from a new connection before
+                // this REJECT reached the client) would otherwise be tried afresh and could be stored, and if
+                // its ACK were lost the client would hold a REJECT for a message that is delivered.
+                self.dedup.remember(sender, client_msg_id, PriorSend::Refused { code }, now.mono_us);
+                // Answer before settling, as for `Stored`.
                 if let Some(&session) = self.sessions.get(&sender) {
                     self.reject(session, client_msg_id, code);
                 }
+                self.settle_send(origin, now);
             }
             ShardMsg::Receipt { to, server_id, peer, kind, time_us } => {
                 if !self.user_exists(to) {

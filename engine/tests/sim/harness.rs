@@ -1,0 +1,793 @@
+//! A deterministic simulated runtime for `Shard`s: N shards, simulated clients speaking the wire codec, a
+//! virtual clock, bounded mesh channels between every ordered pair of shards, hand-off of sockets, and
+//! partial reads and writes of random sizes. Everything random comes from one seeded generator, so a seed
+//! replays a run exactly.
+//!
+//! It drives each `Shard` the way `engine/src/rt` does:
+//! - a connection task (`rt/conn.rs`) writes what `outbound` holds, calls `consume_outbound` with what was
+//!   written, looks at `conn_status`, and reads (at most `READS_PER_POLL_MAX` times per poll) only while
+//!   `Open { may_read: true }`. It runs when the shard woke it (`poll_wakeups`), when its socket became
+//!   readable after a read found nothing, or writable after a write found no room;
+//! - a pump per ordered core pair (`rt/core.rs`) waits for `poll_mesh_ready`, then moves `poll_mesh`
+//!   batches (and sockets handed over) into a channel of `mesh_capacity` batches, holding one batch while
+//!   the channel is full;
+//! - a drain per ordered core pair adopts handed-over sockets first, then calls `handle_mesh`;
+//! - a tick calls `handle_timeout` on every shard.
+//!
+//! Each `step` runs every task that can make progress once, in a seeded random order.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use engine::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
+use engine::home::{ShardId, home_core};
+use engine::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES, READS_PER_POLL_MAX};
+use engine::shard::{ConnId, ConnStatus, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
+use wire::{ClientFrame, Decoded, DeviceKey, ErrorCode, GoawayReason, ReceiptKind, RejectCode, ServerFrame, UserId};
+
+/// Writes one poll of a connection's task makes before its socket counts as full for the moment: keeps a
+/// poll short when writes are tiny, and models a socket buffer that fills faster than the peer reads.
+const WRITES_PER_POLL_MAX: usize = 16;
+
+/// SplitMix64: small, fast, and the same on every platform and crate version.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `low..=high`.
+    pub fn range(&mut self, low: usize, high: usize) -> usize {
+        assert!(low <= high);
+        low + (self.next_u64() % (high - low + 1) as u64) as usize
+    }
+
+    /// True with probability `percent`/100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for index in (1..items.len()).rev() {
+            let other = self.range(0, index);
+            items.swap(index, other);
+        }
+    }
+}
+
+/// First provisioned user id: users are `USER_BASE + i`.
+pub const USER_BASE: UserId = 15_550_000_000;
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub cores: u16,
+    pub users: u64,
+    /// Batches one core-pair channel holds.
+    pub mesh_capacity: usize,
+    /// Largest piece a runtime write moves from `outbound` to the client's socket.
+    pub write_chunk_max: usize,
+    /// Largest piece one runtime read takes from the socket.
+    pub read_chunk_max: usize,
+    /// Largest piece a client reads from its socket at once.
+    pub client_read_chunk_max: usize,
+    /// Bytes in flight from server to client (socket buffers): a write finds no room past it.
+    pub socket_window_bytes: usize,
+    /// Largest number of batches a drain takes from a channel in one step.
+    pub drain_batches_max: usize,
+    pub frame_size_max: usize,
+    pub handshake_timeout_us: u64,
+    pub idle_timeout_us: u64,
+    pub tick_us: u64,
+    pub queue: QueueLimits,
+    pub dedup_entries_max: usize,
+    pub dedup_window_us: u64,
+    /// Steps `run` may take before it declares a livelock.
+    pub steps_max: usize,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64, cores: u16, users: u64) -> Self {
+        Self {
+            seed,
+            cores,
+            users,
+            mesh_capacity: 4,
+            write_chunk_max: 4096,
+            read_chunk_max: READ_BUFFER_BYTES,
+            client_read_chunk_max: 4096,
+            socket_window_bytes: 64 * 1024,
+            drain_batches_max: 2,
+            frame_size_max: wire::FRAME_SIZE_MAX_DEFAULT,
+            handshake_timeout_us: 10_000_000,
+            idle_timeout_us: 180_000_000,
+            tick_us: 100_000,
+            queue: QueueLimits {
+                messages_per_user_max: 10_000,
+                bytes_per_user_max: 16 * 1024 * 1024,
+                bytes_per_core_max: 1 << 32,
+                age_max_us: 30 * 24 * 3600 * 1_000_000,
+            },
+            dedup_entries_max: 1 << 20,
+            dedup_window_us: 600_000_000,
+            steps_max: 200_000,
+        }
+    }
+}
+
+/// A frame a simulated client received, owned, or the end of the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Welcome {
+        queued: u32,
+    },
+    Error {
+        code: ErrorCode,
+    },
+    Goaway {
+        reason: GoawayReason,
+    },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
+    Ack {
+        client_msg_id: u64,
+        server_id: u64,
+    },
+    Reject {
+        client_msg_id: u64,
+        code: RejectCode,
+    },
+    Deliver {
+        item_id: u64,
+        from: UserId,
+        body: Vec<u8>,
+    },
+    Receipt {
+        item_id: u64,
+        server_id: u64,
+        peer: UserId,
+        kind: ReceiptKind,
+    },
+    /// A registration answer (PIN_SENT, REGISTERED, REGISTER_REFUSED): the simulated clients never register.
+    Registration {
+        kind: u8,
+    },
+    /// The server closed the socket and the client has read everything before that.
+    Closed,
+}
+
+impl Frame {
+    fn from_wire(frame: &ServerFrame<'_>) -> Self {
+        match *frame {
+            ServerFrame::Welcome { queued, .. } => Self::Welcome { queued },
+            ServerFrame::Error { code, .. } => Self::Error { code },
+            ServerFrame::Goaway { reason } => Self::Goaway { reason },
+            ServerFrame::Ping { nonce } => Self::Ping { nonce },
+            ServerFrame::Pong { nonce } => Self::Pong { nonce },
+            ServerFrame::Ack { client_msg_id, server_id, .. } => Self::Ack { client_msg_id, server_id },
+            ServerFrame::Reject { client_msg_id, code } => Self::Reject { client_msg_id, code },
+            ServerFrame::Deliver { item_id, from, body, .. } => Self::Deliver { item_id, from, body: body.to_vec() },
+            ServerFrame::Receipt { item_id, server_id, peer, kind, .. } => {
+                Self::Receipt { item_id, server_id, peer, kind }
+            }
+            ServerFrame::PinSent { .. } | ServerFrame::Registered { .. } | ServerFrame::RegisterRefused { .. } => {
+                Self::Registration { kind: frame.kind() }
+            }
+        }
+    }
+}
+
+pub type ClientId = usize;
+type SockId = usize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Attached {
+        shard: usize,
+        conn: ConnId,
+    },
+    /// Taken by `take_handoff`, on its way to the home core.
+    InTransit,
+    /// The server side closed it (`handle_closed` was called).
+    Closed,
+}
+
+/// One TCP connection: both directions of bytes, and the server-side task's wake-up state.
+#[derive(Debug)]
+struct Sock {
+    place: Place,
+    client: ClientId,
+    /// Written by the client, not yet read by the server.
+    to_server: VecDeque<u8>,
+    /// Written by the server, not yet read by the client.
+    to_client: VecDeque<u8>,
+    /// The client closed (reset) the socket: the server reads EOF and writes fail.
+    client_closed: bool,
+    /// The server task must poll (a shard wake-up, or its own yield).
+    wake: bool,
+    /// The last poll found nothing to read: new bytes wake the task.
+    want_read: bool,
+    /// The last poll found no room to write: room wakes the task.
+    want_write: bool,
+}
+
+#[derive(Debug)]
+pub struct Client {
+    pub user: UserId,
+    pub key: DeviceKey,
+    sock: Option<SockId>,
+    /// Bytes read from the socket, not yet a whole frame.
+    decode: Vec<u8>,
+    /// Every frame received, over all connections, in order.
+    pub frames: Vec<Frame>,
+    /// For each of `frames`, its place in the order all clients received frames in.
+    pub frame_order: Vec<u64>,
+    /// Answer every DELIVER and RECEIPT with DELIVERED as soon as it is read.
+    pub auto_delivered: bool,
+    /// Read from the socket at all (false: a reader that stopped reading).
+    pub reading: bool,
+    /// Largest piece read at once (a slow reader reads little).
+    pub read_chunk_max: usize,
+}
+
+/// Batches in one ordered core-pair channel, and the pump that fills it.
+#[derive(Debug, Default)]
+struct Link {
+    channel: VecDeque<Batch>,
+    /// `poll_mesh_ready` named this peer, or a socket waits to be handed over.
+    notified: bool,
+    /// The pump is in its inner loop (it took a batch and the outbox said "more").
+    running: bool,
+    /// A batch the pump holds while the channel is full, and whether the outbox had more.
+    held: Option<(Batch, bool)>,
+    adopts: Vec<(SockId, Handoff)>,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    messages: Vec<ShardMsg>,
+    adopts: Vec<(SockId, Handoff)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Task {
+    Poll(SockId),
+    Pump(usize, usize),
+    Drain(usize, usize),
+    ClientRead(ClientId),
+}
+
+pub struct Sim {
+    pub config: SimConfig,
+    pub rng: Rng,
+    pub now: Now,
+    pub shards: Vec<Shard>,
+    pub clients: Vec<Client>,
+    keys: KeyAuthority,
+    socks: Vec<Sock>,
+    by_conn: HashMap<(usize, ConnId), SockId>,
+    links: Vec<Vec<Link>>,
+    /// Largest `outbound` seen on any connection.
+    pub outbound_bytes_seen_max: usize,
+    /// Largest outbox (messages waiting for one peer) seen by a pump.
+    pub outbox_seen_max: usize,
+    /// Largest number of batches seen in one channel.
+    pub channel_batches_seen_max: usize,
+    /// Steps taken so far.
+    pub steps: usize,
+    /// Frames received by all clients so far.
+    frames_received: u64,
+    wake_scratch: Vec<ConnId>,
+    ready_scratch: Vec<ShardId>,
+}
+
+impl Sim {
+    pub fn new(config: SimConfig) -> Self {
+        let keys = KeyAuthority::new([7; 32]);
+        let directory = Arc::new(Directory::new(vec![ProvisionBatch { prefix: 1555, width: 7, count: config.users }]));
+        assert_eq!(directory.batches()[0].first(), Some(USER_BASE), "USER_BASE matches the provisioning");
+        let shard_config = ShardConfig {
+            cores: config.cores,
+            frame_size_max: config.frame_size_max,
+            handshake_timeout_us: config.handshake_timeout_us,
+            idle_timeout_us: config.idle_timeout_us,
+            queue: config.queue,
+            dedup_entries_max: config.dedup_entries_max,
+            dedup_window_us: config.dedup_window_us,
+            keys: keys.clone(),
+            directory,
+            generations: Arc::new(HashMap::new()),
+            registration: RegistrationLimits {
+                pin_ttl_us: 600_000_000,
+                pin_attempts_max: 5,
+                requests_per_phone_max: 5,
+                source_actions_max: 200,
+                window_us: 3_600_000_000,
+                phones_max: 1024,
+                sources_max: 1024,
+            },
+            pin_sender: Arc::new(PinSender::in_memory()),
+            device_log: Arc::new(DeviceLog::in_memory()),
+        };
+        let cores = usize::from(config.cores);
+        Self {
+            rng: Rng::new(config.seed),
+            now: Now { mono_us: 1_000_000, wall_us: 1_700_000_000_000_000 },
+            shards: (0..config.cores).map(|id| Shard::new(ShardId(id), shard_config.clone())).collect(),
+            clients: Vec::new(),
+            keys,
+            socks: Vec::new(),
+            by_conn: HashMap::new(),
+            links: (0..cores).map(|_| (0..cores).map(|_| Link::default()).collect()).collect(),
+            outbound_bytes_seen_max: 0,
+            outbox_seen_max: 0,
+            channel_batches_seen_max: 0,
+            steps: 0,
+            frames_received: 0,
+            wake_scratch: Vec::new(),
+            ready_scratch: Vec::new(),
+            config,
+        }
+    }
+
+    // ---- users and clients ----------------------------------------------------------------------------
+
+    pub fn user(&self, index: u64) -> UserId {
+        assert!(index < self.config.users);
+        USER_BASE + index
+    }
+
+    pub fn home(&self, user: UserId) -> usize {
+        home_core(user, self.config.cores).index()
+    }
+
+    /// The `nth` provisioned user whose home is `shard`.
+    pub fn user_homed_at(&self, shard: usize, nth: usize) -> UserId {
+        (0..self.config.users)
+            .map(|index| self.user(index))
+            .filter(|&user| self.home(user) == shard)
+            .nth(nth)
+            .expect("enough users provisioned for this home")
+    }
+
+    /// A client device of `user` with its right key.
+    pub fn client(&mut self, user: UserId) -> ClientId {
+        let key = self.keys.derive(user, 0);
+        self.client_with_key(user, key)
+    }
+
+    pub fn client_with_key(&mut self, user: UserId, key: DeviceKey) -> ClientId {
+        self.clients.push(Client {
+            user,
+            key,
+            sock: None,
+            decode: Vec::new(),
+            frames: Vec::new(),
+            frame_order: Vec::new(),
+            auto_delivered: true,
+            reading: true,
+            read_chunk_max: self.config.client_read_chunk_max,
+        });
+        self.clients.len() - 1
+    }
+
+    pub fn is_connected(&self, client: ClientId) -> bool {
+        self.clients[client].sock.is_some()
+    }
+
+    /// Opens a socket to `shard` (as if SO_REUSEPORT picked it) without saying anything.
+    pub fn connect_silent(&mut self, client: ClientId, shard: usize) {
+        assert!(self.clients[client].sock.is_none(), "client {client} is connected already");
+        let conn = self.shards[shard].handle_accept(self.now).expect("room for a connection");
+        let sock = self.socks.len();
+        self.socks.push(Sock {
+            place: Place::Attached { shard, conn },
+            client,
+            to_server: VecDeque::new(),
+            to_client: VecDeque::new(),
+            client_closed: false,
+            wake: true,
+            want_read: false,
+            want_write: false,
+        });
+        self.by_conn.insert((shard, conn), sock);
+        let state = &mut self.clients[client];
+        state.sock = Some(sock);
+        state.decode.clear();
+        self.dispatch(shard);
+    }
+
+    /// Connects to `shard` and sends HELLO.
+    pub fn connect(&mut self, client: ClientId, shard: usize) {
+        self.connect_silent(client, shard);
+        let (user, key) = (self.clients[client].user, self.clients[client].key);
+        self.write_frame(client, &ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user, key });
+    }
+
+    /// The client resets its socket: unread bytes in both directions are lost.
+    pub fn disconnect(&mut self, client: ClientId) {
+        let Some(sock) = self.clients[client].sock.take() else { return };
+        self.clients[client].decode.clear();
+        let state = &mut self.socks[sock];
+        state.client_closed = true;
+        state.to_server.clear();
+        state.to_client.clear();
+        state.wake = true;
+    }
+
+    pub fn write_frame(&mut self, client: ClientId, frame: &ClientFrame<'_>) {
+        let mut bytes = Vec::new();
+        wire::encode_client(frame, &mut bytes);
+        self.write_raw(client, &bytes);
+    }
+
+    pub fn send(&mut self, client: ClientId, client_msg_id: u64, to: UserId, body: &[u8]) {
+        self.write_frame(client, &ClientFrame::Send { client_msg_id, to, body });
+    }
+
+    /// Bytes from the client to its socket (never refused: the client's send buffer is unbounded here, so
+    /// only the server's not reading holds them back).
+    pub fn write_raw(&mut self, client: ClientId, bytes: &[u8]) {
+        let sock = self.clients[client].sock.expect("the client is connected");
+        let state = &mut self.socks[sock];
+        state.to_server.extend(bytes);
+        if state.want_read {
+            state.wake = true;
+        }
+    }
+
+    /// Bytes the client wrote that the server has not read yet.
+    pub fn unread_by_server(&self, client: ClientId) -> usize {
+        self.clients[client].sock.map_or(0, |sock| self.socks[sock].to_server.len())
+    }
+
+    pub fn frames(&self, client: ClientId) -> &[Frame] {
+        &self.clients[client].frames
+    }
+
+    pub fn take_frames(&mut self, client: ClientId) -> Vec<Frame> {
+        self.clients[client].frame_order.clear();
+        std::mem::take(&mut self.clients[client].frames)
+    }
+
+    /// The connection serving `client` now: shard and handle (not while it is handed over).
+    pub fn server_side(&self, client: ClientId) -> Option<(usize, ConnId)> {
+        match self.socks[self.clients[client].sock?].place {
+            Place::Attached { shard, conn } => Some((shard, conn)),
+            Place::InTransit | Place::Closed => None,
+        }
+    }
+
+    // ---- time -----------------------------------------------------------------------------------------
+
+    /// One tick: the clock moves by `tick_us` and every shard runs its timers.
+    pub fn tick(&mut self) {
+        self.now.mono_us += self.config.tick_us;
+        self.now.wall_us += self.config.tick_us;
+        for shard in 0..self.shards.len() {
+            self.shards[shard].handle_timeout(self.now);
+            self.dispatch(shard);
+        }
+    }
+
+    /// Lets `us` of virtual time pass, tick by tick, running the tasks between ticks.
+    pub fn advance(&mut self, us: u64) {
+        let ticks = us.div_ceil(self.config.tick_us);
+        for _ in 0..ticks {
+            self.tick();
+            self.run();
+        }
+    }
+
+    /// SIGTERM on every core at once (what the tick loop does when the shutdown flag is set).
+    pub fn begin_shutdown(&mut self) {
+        for shard in 0..self.shards.len() {
+            self.shards[shard].begin_shutdown(self.now);
+            self.dispatch(shard);
+        }
+    }
+
+    // ---- running --------------------------------------------------------------------------------------
+
+    /// Steps until no task can make progress. Panics past `steps_max` steps (a livelock).
+    pub fn run(&mut self) {
+        let mut steps = 0;
+        while self.step() {
+            steps += 1;
+            assert!(steps < self.config.steps_max, "no quiescence after {steps} steps (livelock?)");
+        }
+    }
+
+    /// Runs every task that can make progress once, in a random order. Returns whether any could.
+    pub fn step(&mut self) -> bool {
+        self.steps += 1;
+        let mut tasks = Vec::new();
+        for (sock, state) in self.socks.iter().enumerate() {
+            if state.wake && matches!(state.place, Place::Attached { .. }) {
+                tasks.push(Task::Poll(sock));
+            }
+        }
+        let cores = self.shards.len();
+        for from in 0..cores {
+            for to in 0..cores {
+                let link = &self.links[from][to];
+                let pump_can = match &link.held {
+                    Some(_) => link.channel.len() < self.config.mesh_capacity,
+                    None => link.notified || link.running,
+                };
+                if pump_can {
+                    tasks.push(Task::Pump(from, to));
+                }
+                if !link.channel.is_empty() {
+                    tasks.push(Task::Drain(from, to));
+                }
+            }
+        }
+        for (client, state) in self.clients.iter().enumerate() {
+            if state.reading
+                && let Some(sock) = state.sock
+            {
+                let sock = &self.socks[sock];
+                if !sock.to_client.is_empty() || sock.place == Place::Closed {
+                    tasks.push(Task::ClientRead(client));
+                }
+            }
+        }
+        if tasks.is_empty() {
+            return false;
+        }
+        self.rng.shuffle(&mut tasks);
+        for task in tasks {
+            match task {
+                Task::Poll(sock) => self.poll_sock(sock),
+                Task::Pump(from, to) => self.pump(from, to),
+                Task::Drain(from, to) => {
+                    let count = self.rng.range(1, self.config.drain_batches_max.max(1));
+                    self.drain(from, to, count);
+                }
+                Task::ClientRead(client) => self.client_read(client),
+            }
+        }
+        true
+    }
+
+    /// What `CoreContext::dispatch` does: wake connections, notify pumps.
+    fn dispatch(&mut self, shard: usize) {
+        self.shards[shard].poll_wakeups(&mut self.wake_scratch);
+        for conn in self.wake_scratch.drain(..) {
+            if let Some(&sock) = self.by_conn.get(&(shard, conn)) {
+                self.socks[sock].wake = true;
+            }
+        }
+        self.shards[shard].poll_mesh_ready(&mut self.ready_scratch);
+        for peer in self.ready_scratch.drain(..) {
+            self.links[shard][peer.index()].notified = true;
+        }
+    }
+
+    /// One poll of a connection's task, as `rt/conn.rs` `Driver::poll`.
+    fn poll_sock(&mut self, sock: SockId) {
+        let Place::Attached { shard, conn } = self.socks[sock].place else { return };
+        let state = &mut self.socks[sock];
+        state.wake = false;
+        state.want_read = false;
+        state.want_write = false;
+        let mut reads = 0;
+        let mut writes = 0;
+        loop {
+            let mut write_blocked = false;
+            let outbound_len = self.shards[shard].outbound(conn).len();
+            self.outbound_bytes_seen_max = self.outbound_bytes_seen_max.max(outbound_len);
+            if outbound_len > 0 {
+                if self.socks[sock].client_closed {
+                    return self.close_server_side(sock, shard, conn);
+                }
+                let room = self.config.socket_window_bytes.saturating_sub(self.socks[sock].to_client.len());
+                if room == 0 || writes == WRITES_PER_POLL_MAX {
+                    // No room (or, past a few writes, a socket buffer that is full for a moment): the write is
+                    // pending, and room wakes the task.
+                    write_blocked = true;
+                    self.socks[sock].want_write = true;
+                    if room > 0 {
+                        self.socks[sock].wake = true;
+                    }
+                } else {
+                    writes += 1;
+                    let written = self.rng.range(1, outbound_len.min(room).min(self.config.write_chunk_max));
+                    let bytes = &self.shards[shard].outbound(conn)[..written];
+                    self.socks[sock].to_client.extend(bytes);
+                    self.shards[shard].consume_outbound(conn, written, self.now);
+                    self.dispatch(shard);
+                    continue;
+                }
+            }
+            match self.shards[shard].conn_status(conn) {
+                ConnStatus::Gone | ConnStatus::CloseNow => return self.close_server_side(sock, shard, conn),
+                ConnStatus::CloseAfterFlush if !write_blocked => return self.close_server_side(sock, shard, conn),
+                ConnStatus::CloseAfterFlush | ConnStatus::Open { may_read: false } => return,
+                ConnStatus::HandOff => {
+                    // The runtime takes the socket without flushing: a connection on its way must owe nothing.
+                    assert!(self.shards[shard].outbound(conn).is_empty(), "a handed-off connection had output");
+                    let handoff = self.shards[shard].take_handoff(conn);
+                    self.by_conn.remove(&(shard, conn));
+                    let Some(handoff) = handoff else {
+                        self.socks[sock].place = Place::Closed;
+                        return;
+                    };
+                    self.socks[sock].place = Place::InTransit;
+                    let link = &mut self.links[shard][handoff.to.index()];
+                    link.adopts.push((sock, handoff));
+                    link.notified = true;
+                    return;
+                }
+                ConnStatus::Open { may_read: true } => {}
+            }
+            if reads == READS_PER_POLL_MAX {
+                self.socks[sock].wake = true;
+                return;
+            }
+            let state = &mut self.socks[sock];
+            if state.to_server.is_empty() {
+                if state.client_closed {
+                    return self.close_server_side(sock, shard, conn);
+                }
+                state.want_read = true;
+                return;
+            }
+            let read = self.rng.range(1, state.to_server.len().min(self.config.read_chunk_max));
+            let bytes: Vec<u8> = state.to_server.drain(..read).collect();
+            reads += 1;
+            self.shards[shard].handle_bytes(conn, &bytes, self.now);
+            self.dispatch(shard);
+        }
+    }
+
+    fn close_server_side(&mut self, sock: SockId, shard: usize, conn: ConnId) {
+        self.shards[shard].handle_closed(conn);
+        self.by_conn.remove(&(shard, conn));
+        self.socks[sock].place = Place::Closed;
+        self.dispatch(shard);
+    }
+
+    /// The pump from `from` to `to`, as `rt/core.rs` `pump`.
+    fn pump(&mut self, from: usize, to: usize) {
+        let link = &mut self.links[from][to];
+        if link.held.is_none() {
+            if !link.running {
+                if !std::mem::take(&mut link.notified) {
+                    return;
+                }
+                link.running = true;
+            }
+            self.outbox_seen_max = self.outbox_seen_max.max(self.shards[from].outbox_len(ShardId(to as u16)));
+            let mut batch = Batch::default();
+            let more = self.shards[from].poll_mesh(ShardId(to as u16), &mut batch.messages, self.now);
+            batch.adopts = std::mem::take(&mut self.links[from][to].adopts);
+            self.dispatch(from);
+            let link = &mut self.links[from][to];
+            if batch.messages.is_empty() && batch.adopts.is_empty() {
+                link.running = false;
+                return;
+            }
+            link.held = Some((batch, more));
+        }
+        let link = &mut self.links[from][to];
+        if link.channel.len() < self.config.mesh_capacity
+            && let Some((batch, more)) = link.held.take()
+        {
+            link.channel.push_back(batch);
+            self.channel_batches_seen_max = self.channel_batches_seen_max.max(link.channel.len());
+            link.running = more;
+        }
+    }
+
+    /// The drain of channel `from` → `to`, as `rt/core.rs` `drain`, for up to `count` batches.
+    fn drain(&mut self, from: usize, to: usize, count: usize) {
+        for _ in 0..count {
+            let Some(batch) = self.links[from][to].channel.pop_front() else { return };
+            for (sock, handoff) in batch.adopts {
+                match self.shards[to].handle_adopt(handoff, self.now) {
+                    Ok(conn) => {
+                        self.socks[sock].place = Place::Attached { shard: to, conn };
+                        self.socks[sock].wake = true;
+                        self.by_conn.insert((to, conn), sock);
+                    }
+                    Err(full) => panic!("{full}"),
+                }
+            }
+            self.shards[to].handle_mesh(ShardId(from as u16), batch.messages, self.now);
+            self.dispatch(to);
+        }
+    }
+
+    /// The client reads a random piece of what the server wrote and handles the whole frames in it.
+    fn client_read(&mut self, client: ClientId) {
+        let Some(sock) = self.clients[client].sock else { return };
+        let available = self.socks[sock].to_client.len();
+        if available > 0 {
+            let chunk_max = self.clients[client].read_chunk_max.max(1);
+            let read = self.rng.range(1, available.min(chunk_max));
+            let state = &mut self.socks[sock];
+            self.clients[client].decode.extend(state.to_client.drain(..read));
+            if state.want_write {
+                state.wake = true;
+            }
+        }
+        let mut answers = Vec::new();
+        let state = &mut self.clients[client];
+        let mut used = 0;
+        loop {
+            match wire::decode_server(&state.decode[used..], usize::MAX / 2) {
+                Ok(Decoded::Frame { frame, consumed }) => {
+                    used += consumed;
+                    let frame = Frame::from_wire(&frame);
+                    if state.auto_delivered {
+                        match frame {
+                            Frame::Deliver { item_id, .. } | Frame::Receipt { item_id, .. } => {
+                                answers.push(item_id);
+                            }
+                            _ => {}
+                        }
+                    }
+                    state.frames.push(frame);
+                    state.frame_order.push(self.frames_received);
+                    self.frames_received += 1;
+                }
+                Ok(Decoded::Incomplete { .. }) => break,
+                Err(error) => panic!("client {client} got bytes that are no server frame: {error}"),
+            }
+        }
+        state.decode.drain(..used);
+        let closed = self.socks[sock].place == Place::Closed && self.socks[sock].to_client.is_empty();
+        if closed {
+            assert!(state.decode.is_empty(), "the server closed in the middle of a frame");
+            state.frames.push(Frame::Closed);
+            state.frame_order.push(self.frames_received);
+            self.frames_received += 1;
+            state.sock = None;
+            return;
+        }
+        for item_id in answers {
+            self.write_frame(client, &ClientFrame::Delivered { item_id });
+        }
+    }
+
+    // ---- whole-system checks --------------------------------------------------------------------------
+
+    /// Nothing left to move anywhere: no socket task to run, no batch in a channel or pump, no byte unread.
+    pub fn assert_settled(&self) {
+        for (from, links) in self.links.iter().enumerate() {
+            for (to, link) in links.iter().enumerate() {
+                assert!(link.channel.is_empty() && link.held.is_none(), "channel {from}→{to} still holds batches");
+                assert!(self.shards[from].outbox_len(ShardId(to as u16)) == 0, "outbox {from}→{to} not empty");
+            }
+        }
+    }
+
+    /// The bound on any connection's outbound bytes: a full buffer plus one frame, plus the answers to one
+    /// read's worth of frames (PONG, ACK, REJECT), which are written whatever the buffer holds.
+    pub fn outbound_bound(&self) -> usize {
+        OUTBOUND_BYTES_MAX + wire::LENGTH_PREFIX_BYTES + self.config.frame_size_max + READ_BUFFER_BYTES
+    }
+}
+
+/// `RINGLINE_SEED` if set, else `default`.
+pub fn seed_or(default: u64) -> u64 {
+    std::env::var("RINGLINE_SEED").ok().and_then(|seed| seed.parse().ok()).unwrap_or(default)
+}
