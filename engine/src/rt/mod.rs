@@ -8,8 +8,13 @@
 mod conn;
 mod core;
 mod cpus;
+mod linger;
 mod listener;
 mod notify;
+mod readiness;
+mod sockets;
+mod sys;
+mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,9 +32,11 @@ pub use cpus::{allowed_cpus, choose_cpus};
 pub use listener::{ListenError, bind_listeners};
 
 use self::core::{Coordination, MeshEnds, run_core};
+use self::readiness::ReadinessSetup;
 
-/// Memory glommio reserves per executor for its own I/O buffers. Small: the engine reads sockets into its
-/// own per-core buffer, and RLIMIT_MEMLOCK may be as low as 8 MiB for the whole process.
+/// Memory glommio reserves per executor for its own I/O buffers. Small: the engine reads sockets itself into
+/// its own per-core buffer (glommio only reads the readiness eventfd), and RLIMIT_MEMLOCK may be as low as
+/// 8 MiB for the whole process.
 const EXECUTOR_IO_MEMORY_BYTES: usize = 512 * 1024;
 
 /// Why the server could not run.
@@ -42,6 +49,8 @@ pub enum ServeError {
     Accounts(#[from] AccountStoreError),
     #[error(transparent)]
     Listen(#[from] ListenError),
+    #[error("setting up socket readiness (epoll, io_uring, eventfd): {0}")]
+    Readiness(std::io::Error),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("starting the executor of core {core}: {message}")]
@@ -109,10 +118,11 @@ impl Server {
             let coordination = coordination.clone();
             let mesh = MeshEnds { senders, receivers };
             let id = ShardId(index as u16);
+            let readiness = ReadinessSetup::new().map_err(ServeError::Readiness)?;
             let handle = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
                 .name(&format!("ringline-core-{index}"))
                 .io_memory(EXECUTOR_IO_MEMORY_BYTES)
-                .spawn(move || run_core(id, shard_config, listener, mesh, coordination))
+                .spawn(move || run_core(id, shard_config, listener, readiness, mesh, coordination))
                 .map_err(|error| ServeError::Executor { core: index, message: error.to_string() })?;
             executors.push(handle);
         }
