@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::limits::{LINGER_DISCARD_BYTES_MAX, LINGER_DURATION, LINGERING_PER_CORE_MAX};
 
@@ -74,7 +74,7 @@ impl Lingering {
     }
 
     #[cfg(test)]
-    pub fn fd(&self, index: u32, generation: u32) -> Option<RawFd> {
+    pub fn fd(&self, index: u32, generation: u32) -> Option<std::os::fd::RawFd> {
         let slot = self.slots.get(index as usize).filter(|slot| slot.generation == generation)?;
         slot.lingerer.as_ref().map(|lingerer| lingerer.fd.as_raw_fd())
     }
