@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Marginal memory per idle authenticated connection: starts one engine, lets ringline-loadgen log in N idle
-# connections against it at 1,000 a second (--target, so this script owns the engine process), and samples the engine's VmRSS
-# and its socket count every half second. Prints and writes to OUT_DIR/slope.txt:
+# connections against it at 1,000 a second (--target, so this script owns the engine process), and samples
+# the engine's VmRSS and its socket count every half second. Prints and writes to OUT_DIR/slope.txt:
 #   - the least-squares slope of RSS over sockets during the ramp (bytes per added connection: one-time
 #     start-up costs such as first-touch of per-core buffers and allocator arenas do not count), and
 #   - (RSS at the plateau - RSS before the first connection) / sockets at the plateau, the figure the
