@@ -261,20 +261,10 @@ impl ServeConfig {
                 })?,
                 (None, None) => PinSenderKind::Log,
             },
-            registration: RegistrationLimits {
-                pin_ttl_us: duration_in_range(
-                    "pin-ttl",
-                    args.pin_ttl.or(file.pin_ttl).unwrap_or(limits::PIN_TTL_DEFAULT),
-                    second,
-                )?
-                .as_micros() as u64,
-                pin_attempts_max: limits::PIN_ATTEMPTS_MAX,
-                requests_per_phone_max: limits::PIN_REQUESTS_PER_PHONE_MAX,
-                source_actions_max: limits::REGISTRATION_SOURCE_ACTIONS_MAX,
-                window_us: limits::REGISTRATION_WINDOW.as_micros() as u64,
-                phones_max: limits::REGISTRATION_PHONES_PER_SHARD_MAX,
-                sources_max: limits::REGISTRATION_SOURCES_PER_SHARD_MAX,
-            },
+            registration: RegistrationLimits::standard(
+                duration_in_range("pin-ttl", args.pin_ttl.or(file.pin_ttl).unwrap_or(limits::PIN_TTL_DEFAULT), second)?
+                    .as_micros() as u64,
+            ),
             metrics: args.metrics.or(file.metrics),
             alerts: AlertThresholds {
                 offline_messages: args

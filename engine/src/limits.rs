@@ -11,12 +11,41 @@ pub const FRAME_SIZE_MAX_DEFAULT: usize = wire::FRAME_SIZE_MAX_DEFAULT;
 /// while it is being polled, so an idle connection owns no read buffer.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 
-/// Reads one connection may do in one poll before it yields to the others on its core (fairness).
+/// Reads of one connection in one visit before it goes to the back of the core's ready queue (fairness).
 pub const READS_PER_POLL_MAX: usize = 4;
+
+/// Readiness events a core takes from epoll at once (one round of its I/O loop).
+pub const EPOLL_EVENTS_PER_ROUND_MAX: usize = 1024;
+
+/// Connections a core serves in one round of its I/O loop before it lets its other tasks (mesh, timers) run.
+pub const CONNECTIONS_SERVED_PER_ROUND_MAX: usize = 1024;
+
+/// Connections a core accepts in one round of its I/O loop.
+pub const ACCEPTS_PER_ROUND_MAX: usize = 256;
+
+/// Sockets of one core closing gracefully (FIN sent, late input discarded) at once; past it they close at
+/// once. Also bounds the linger deadline queue.
+pub const LINGERING_PER_CORE_MAX: usize = 16 * 1024;
+
+/// How long a closing socket is kept to discard late input, so its last frame is not destroyed by a reset.
+pub const LINGER_DURATION: Duration = Duration::from_secs(2);
+
+/// Late input one closing socket may send before it is closed anyway.
+pub const LINGER_DISCARD_BYTES_MAX: usize = 64 * 1024;
 
 /// Outbound bytes queued for one connection above which the server writes no further deliveries to it and
 /// stops reading from it until the client drains them. Messages that do not fit stay in the user's queue.
 pub const OUTBOUND_BYTES_MAX: usize = 256 * 1024;
+
+/// Capacity of a buffer from a core's buffer pool (outbound bytes, partial frames): room for a burst of
+/// small frames to one connection without growing.
+pub const POOLED_BUFFER_BYTES: usize = 4 * 1024;
+
+/// A buffer that grew past this is freed when it empties instead of going back to the pool.
+pub const POOLED_BUFFER_BYTES_MAX: usize = 16 * 1024;
+
+/// Free buffers a core's pool keeps: at most 2 MiB per core, and only as many as were busy at once.
+pub const POOLED_BUFFERS_MAX: usize = 128;
 
 /// Items (messages and receipts) written to one connection and not yet acknowledged with DELIVERED.
 pub const DELIVERY_WINDOW_MAX: usize = 512;

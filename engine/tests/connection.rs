@@ -152,3 +152,30 @@ fn a_port_in_use_and_bad_flags_fail_with_one_clear_line() {
     }
     let _ = std::io::stdout().flush();
 }
+
+/// Frames sent right behind HELLO, in the same write, follow the socket to the user's home core and are
+/// answered there in order; so are frames that arrive after the hand-over. With two cores, eight
+/// connections are all accepted on their user's home core only with probability 1/256.
+#[test]
+fn frames_pipelined_behind_hello_follow_the_socket_to_its_home_core() {
+    let server = TestServer::start("pipelined", 2, 100, &[]);
+    let bob = server.user(0);
+    let mut bob_client = server.login(bob);
+    for round in 0..8u64 {
+        let sender = server.user(1 + round as usize);
+        let mut bytes = Vec::new();
+        wire::encode_client(&ClientFrame::Hello { version: 1, user: sender.0, key: sender.1 }, &mut bytes);
+        wire::encode_client(&ClientFrame::Ping { nonce: round }, &mut bytes);
+        wire::encode_client(&ClientFrame::Send { client_msg_id: round, to: bob.0, body: b"behind hello" }, &mut bytes);
+        let mut client = server.connect();
+        client.write_raw(&bytes);
+        assert!(matches!(client.recv(), Got::Welcome { queued: 0 }));
+        assert_eq!(client.recv(), Got::Pong { nonce: round });
+        client.expect_ack(round);
+        client.send_frame(&ClientFrame::Ping { nonce: 100 + round });
+        assert_eq!(client.recv(), Got::Pong { nonce: 100 + round });
+        let (item_id, from, body) = bob_client.expect_deliver();
+        assert_eq!((from, body.as_slice()), (sender.0, &b"behind hello"[..]));
+        bob_client.delivered(item_id);
+    }
+}

@@ -31,6 +31,22 @@ pub struct RegistrationLimits {
     pub sources_max: usize,
 }
 
+impl RegistrationLimits {
+    /// The engine's limits (`crate::limits`) with PINs valid for `pin_ttl_us`.
+    pub fn standard(pin_ttl_us: u64) -> Self {
+        use crate::limits;
+        Self {
+            pin_ttl_us,
+            pin_attempts_max: limits::PIN_ATTEMPTS_MAX,
+            requests_per_phone_max: limits::PIN_REQUESTS_PER_PHONE_MAX,
+            source_actions_max: limits::REGISTRATION_SOURCE_ACTIONS_MAX,
+            window_us: limits::REGISTRATION_WINDOW.as_micros() as u64,
+            phones_max: limits::REGISTRATION_PHONES_PER_SHARD_MAX,
+            sources_max: limits::REGISTRATION_SOURCES_PER_SHARD_MAX,
+        }
+    }
+}
+
 /// A refusal with the time after which trying again makes sense.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {

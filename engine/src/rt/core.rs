@@ -1,26 +1,28 @@
-//! One core's runtime: the executor-side context (the shard, the wakers of its connections, the shared read
-//! buffer) and the core's tasks: accepting, timers, and per peer core one pump (outbox → channel) and one
-//! drain (channel → shard). Owns nothing that crosses cores except what travels in a `MeshBatch`.
+//! One core's runtime: the executor-side context (the shard, the sockets of its connections and their
+//! readiness, the shared read buffer) and the core's tasks: the I/O loop and its readiness watcher
+//! (`conn.rs`), timers, and per peer core one pump (outbox → channel) and one drain (channel → shard).
+//! Owns nothing that crosses cores except what travels in a `MeshBatch`.
 
-use std::cell::RefCell;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
-use glommio::net::{TcpListener, TcpStream};
 
-use crate::account::SourceKey;
 use crate::home::ShardId;
 use crate::limits::{READ_BUFFER_BYTES, TICK_INTERVAL};
 use crate::shard::{ConnId, Handoff, Now, Shard, ShardConfig, ShardMsg};
 
-use super::conn::serve_connection;
+use super::conn::{run_io, watch_readiness};
+use super::linger::Lingering;
 use super::metrics::{CoreMetrics, MetricsHub};
 use super::notify::Notify;
+use super::readiness::{Readiness, ReadinessSetup};
+use super::sockets::SocketTable;
+use super::token::Token;
 
 /// A socket moving to its user's home core, with what that core needs to adopt it.
 #[derive(Debug)]
@@ -57,11 +59,20 @@ pub struct Coordination {
 /// The state of one core's runtime, shared by its tasks (never across cores).
 pub struct CoreContext {
     pub shard: RefCell<Shard>,
+    /// The one read buffer of the core, lent to each read in turn.
     pub read_buffer: RefCell<Box<[u8]>>,
-    wakers: RefCell<Vec<Option<Waker>>>,
+    pub sockets: RefCell<SocketTable>,
+    pub lingering: RefCell<Lingering>,
+    pub readiness: Readiness,
+    listener: RefCell<Option<OwnedFd>>,
+    /// The listener may have connections waiting (an edge was seen, or the tick asks for a retry).
+    pub accept_pending: Cell<bool>,
+    /// Wakes the I/O loop: epoll has events, a connection has news, or a socket arrived.
+    pub io_wake: Notify,
+    /// The I/O loop took every event epoll had: the readiness watcher may arm again.
+    pub epoll_drained: Notify,
     pumps: Vec<Notify>,
     adopts_out: RefCell<Vec<Vec<Adopt>>>,
-    stop_accepting: Notify,
     started: Instant,
     wake_scratch: RefCell<Vec<ConnId>>,
     ready_scratch: RefCell<Vec<ShardId>>,
@@ -69,14 +80,19 @@ pub struct CoreContext {
 }
 
 impl CoreContext {
-    fn new(shard: Shard, cores: usize, metrics: CoreMetrics) -> Self {
+    fn new(shard: Shard, cores: usize, readiness: Readiness, listener: OwnedFd, metrics: CoreMetrics) -> Self {
         Self {
             shard: RefCell::new(shard),
             read_buffer: RefCell::new(vec![0u8; READ_BUFFER_BYTES].into_boxed_slice()),
-            wakers: RefCell::new(Vec::new()),
+            sockets: RefCell::new(SocketTable::default()),
+            lingering: RefCell::new(Lingering::default()),
+            readiness,
+            listener: RefCell::new(Some(listener)),
+            accept_pending: Cell::new(true),
+            io_wake: Notify::default(),
+            epoll_drained: Notify::default(),
             pumps: (0..cores).map(|_| Notify::default()).collect(),
             adopts_out: RefCell::new((0..cores).map(|_| Vec::new()).collect()),
-            stop_accepting: Notify::default(),
             started: Instant::now(),
             wake_scratch: RefCell::new(Vec::new()),
             ready_scratch: RefCell::new(Vec::new()),
@@ -89,25 +105,8 @@ impl CoreContext {
         Now { mono_us: self.started.elapsed().as_micros() as u64, wall_us }
     }
 
-    pub fn set_waker(&self, conn: ConnId, waker: &Waker) {
-        let mut wakers = self.wakers.borrow_mut();
-        let index = conn.index as usize;
-        if wakers.len() <= index {
-            wakers.resize(index + 1, None);
-        }
-        match &wakers[index] {
-            Some(existing) if existing.will_wake(waker) => {}
-            _ => wakers[index] = Some(waker.clone()),
-        }
-    }
-
-    pub fn clear_waker(&self, conn: ConnId) {
-        if let Some(slot) = self.wakers.borrow_mut().get_mut(conn.index as usize) {
-            *slot = None;
-        }
-    }
-
-    /// Carries out what the last shard calls asked for: wake connections, start pumps.
+    /// Carries out what the last shard calls asked for: queue connections with news for the I/O loop, start
+    /// pumps.
     pub fn dispatch(&self) {
         let mut woken = self.wake_scratch.borrow_mut();
         let mut ready = self.ready_scratch.borrow_mut();
@@ -116,15 +115,38 @@ impl CoreContext {
             shard.poll_wakeups(&mut woken);
             shard.poll_mesh_ready(&mut ready);
         }
-        let wakers = self.wakers.borrow();
-        for conn in woken.drain(..) {
-            if let Some(Some(waker)) = wakers.get(conn.index as usize) {
-                waker.wake_by_ref();
+        if !woken.is_empty() {
+            let mut sockets = self.sockets.borrow_mut();
+            for conn in woken.drain(..) {
+                sockets.enqueue(conn);
             }
+            self.io_wake.notify();
         }
         for peer in ready.drain(..) {
             self.pumps[peer.index()].notify();
         }
+    }
+
+    /// Serves `fd` as the shard's connection `conn` from now on.
+    pub fn add_connection(&self, conn: ConnId, fd: OwnedFd) {
+        let raw = fd.as_raw_fd();
+        self.sockets.borrow_mut().insert(conn, fd);
+        if let Err(error) = self.readiness.register_connection(raw, Token::Connection(conn)) {
+            tracing::warn!(%error, "cannot watch a connection's socket; closing it");
+            drop(self.sockets.borrow_mut().remove(conn));
+            self.shard.borrow_mut().handle_closed(conn);
+        }
+        self.io_wake.notify();
+    }
+
+    /// The core's listening socket, while it accepts.
+    pub fn listener(&self) -> Option<std::os::fd::RawFd> {
+        self.listener.borrow().as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    fn close_listener(&self) {
+        drop(self.listener.borrow_mut().take());
+        self.accept_pending.set(false);
     }
 
     pub fn send_adopt(&self, adopt: Adopt) {
@@ -139,14 +161,19 @@ pub async fn run_core(
     id: ShardId,
     config: ShardConfig,
     listener: socket2::Socket,
+    readiness: ReadinessSetup,
     mesh: MeshEnds,
     coordination: Arc<Coordination>,
 ) {
     let cores = usize::from(config.cores);
+    let readiness = readiness.start();
+    let listener = OwnedFd::from(listener);
+    if let Err(error) = readiness.register_input(listener.as_raw_fd(), Token::Listener) {
+        // The tick still retries accepting every interval.
+        tracing::warn!(%error, "cannot watch the listener; accepting once per tick only");
+    }
     let metrics = CoreMetrics::new(id, coordination.metrics.clone());
-    let core = Rc::new(CoreContext::new(Shard::new(id, config), cores, metrics));
-    // SAFETY: the listener socket was made by this process for this core and is handed over whole.
-    let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
+    let core = Rc::new(CoreContext::new(Shard::new(id, config), cores, readiness, listener, metrics));
 
     let (senders, receivers) = connect_mesh(mesh).await;
     for (peer, sender) in senders.into_iter().enumerate() {
@@ -159,9 +186,9 @@ pub async fn run_core(
             glommio::spawn_local(drain(core.clone(), ShardId(peer as u16), receiver)).detach();
         }
     }
-    let accepting = glommio::spawn_local(accept_loop(core.clone(), listener));
+    glommio::spawn_local(watch_readiness(core.clone())).detach();
+    glommio::spawn_local(run_io(core.clone())).detach();
     tick_loop(&core, &coordination).await;
-    accepting.await;
 }
 
 /// Connects this core's channel ends; each waits for its peer, so all connect concurrently.
@@ -221,52 +248,14 @@ async fn drain(core: Rc<CoreContext>, peer: ShardId, receiver: ConnectedReceiver
         let now = core.now();
         core.metrics.batch_received(peer, batch.messages.len(), batch.sent_at);
         for adopt in batch.adopts {
-            // SAFETY: the descriptor was dup'ed for this hand-over and is owned by `adopt.fd` alone.
-            let stream = unsafe { TcpStream::from_raw_fd(adopt.fd.into_raw_fd()) };
             let adopted = core.shard.borrow_mut().handle_adopt(adopt.handoff, now);
             match adopted {
-                Ok(conn) => {
-                    glommio::spawn_local(serve_connection(core.clone(), stream, conn)).detach();
-                }
+                Ok(conn) => core.add_connection(conn, adopt.fd),
                 Err(full) => tracing::warn!(%full, "refusing a connection handed over from {peer}"),
             }
         }
         core.shard.borrow_mut().handle_mesh(peer, batch.messages, now);
         core.dispatch();
-    }
-}
-
-async fn accept_loop(core: Rc<CoreContext>, listener: TcpListener) {
-    let mut last_error_log: Option<Instant> = None;
-    loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            core.stop_accepting.wait().await;
-            None
-        })
-        .await;
-        let Some(accepted) = accepted else { return };
-        match accepted {
-            Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                let source = stream.peer_addr().map_or(SourceKey::UNKNOWN, |peer| SourceKey::from_ip(peer.ip()));
-                let registered = core.shard.borrow_mut().handle_accept_from(source, core.now());
-                match registered {
-                    Ok(conn) => {
-                        glommio::spawn_local(serve_connection(core.clone(), stream, conn)).detach();
-                    }
-                    Err(full) => tracing::warn!(%full, "refusing a new connection"),
-                }
-                core.dispatch();
-            }
-            Err(error) => {
-                // EMFILE and friends: say so at most once a second, and let the condition pass.
-                if last_error_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                    tracing::warn!(%error, "accept failed (at the file descriptor limit?)");
-                    last_error_log = Some(Instant::now());
-                }
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
-        }
     }
 }
 
@@ -280,9 +269,15 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
         let now = core.now();
         core.shard.borrow_mut().handle_timeout(now);
         core.metrics.handle_tick(&core.shard.borrow());
+        core.lingering.borrow_mut().expire(now.mono_us);
+        if core.listener().is_some() {
+            // Edges can be missed after a failed accept (EMFILE): look at the listener every tick anyway.
+            core.accept_pending.set(true);
+            core.io_wake.notify();
+        }
         if shutdown_started.is_none() && coordination.shutdown.load(Ordering::Relaxed) {
             shutdown_started = Some(Instant::now());
-            core.stop_accepting.notify();
+            core.close_listener();
             core.shard.borrow_mut().begin_shutdown(now);
         }
         if let Some(started) = shutdown_started {

@@ -8,9 +8,14 @@
 mod conn;
 mod core;
 mod cpus;
+mod linger;
 mod listener;
 mod metrics;
 mod notify;
+mod readiness;
+mod sockets;
+mod sys;
+mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,9 +34,11 @@ pub use listener::{ListenError, bind_listeners};
 pub use metrics::MetricsHub;
 
 use self::core::{Coordination, MeshEnds, run_core};
+use self::readiness::ReadinessSetup;
 
-/// Memory glommio reserves per executor for its own I/O buffers. Small: the engine reads sockets into its
-/// own per-core buffer, and RLIMIT_MEMLOCK may be as low as 8 MiB for the whole process.
+/// Memory glommio reserves per executor for its own I/O buffers. Small: the engine reads sockets itself into
+/// its own per-core buffer (glommio only reads the readiness eventfd), and RLIMIT_MEMLOCK may be as low as
+/// 8 MiB for the whole process.
 const EXECUTOR_IO_MEMORY_BYTES: usize = 512 * 1024;
 
 /// Why the server could not run.
@@ -46,6 +53,8 @@ pub enum ServeError {
     Listen(#[from] ListenError),
     #[error("starting the PIN sender: {0}")]
     PinSender(std::io::Error),
+    #[error("setting up socket readiness (epoll, io_uring, eventfd): {0}")]
+    Readiness(std::io::Error),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("starting the executor of core {core}: {message}")]
@@ -135,10 +144,11 @@ impl Server {
             let coordination = coordination.clone();
             let mesh = MeshEnds { senders, receivers };
             let id = ShardId(index as u16);
+            let readiness = ReadinessSetup::new().map_err(ServeError::Readiness)?;
             let handle = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
                 .name(&format!("ringline-core-{index}"))
                 .io_memory(EXECUTOR_IO_MEMORY_BYTES)
-                .spawn(move || run_core(id, shard_config, listener, mesh, coordination))
+                .spawn(move || run_core(id, shard_config, listener, readiness, mesh, coordination))
                 .map_err(|error| ServeError::Executor { core: index, message: error.to_string() })?;
             executors.push(handle);
         }

@@ -1,6 +1,6 @@
 //! A one-task wake-up flag for the same core: `notify` sets it and wakes the waiter, `wait` completes once it
-//! is set and clears it. Used to tell a core's mesh pump that its outbox has something. Not `Send`: it never
-//! crosses cores.
+//! is set and clears it. Used to tell a core's mesh pump that its outbox has something, and its I/O loop that
+//! a connection has news or epoll has events. Not `Send`: it never crosses cores.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

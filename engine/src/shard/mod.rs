@@ -13,12 +13,15 @@
 //!   while the outbound buffer is under `OUTBOUND_BYTES_MAX`; the rest stays queued.
 //! - Every public `handle_*` call ends with the local queue drained (no message to self is left pending).
 
+mod buffer_pool;
 mod config;
 mod connection;
 mod dedup;
 mod mesh;
 mod offline_queue;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -40,6 +43,7 @@ pub use mesh::ShardMsg;
 pub use offline_queue::{Item, QueueLimits};
 pub use stats::ShardStats;
 
+use buffer_pool::BufferPool;
 use connection::{ConnTable, Connection};
 use dedup::SendDedup;
 use mesh::Outbox;
@@ -94,6 +98,8 @@ pub struct Shard {
     id: ShardId,
     config: ShardConfig,
     conns: ConnTable,
+    /// Buffers for connections' outbound bytes and partial frames, lent while they hold bytes.
+    buffers: BufferPool,
     sessions: HashMap<UserId, ConnId>,
     /// Current device generation of users whose key was re-issued by registration (absent: generation 0,
     /// the provisioned key). A user registered here exists even if no provisioning batch holds it.
@@ -151,6 +157,7 @@ impl Shard {
             dedup: SendDedup::new(config.dedup_entries_max, config.dedup_window_us),
             config,
             conns: ConnTable::default(),
+            buffers: BufferPool::default(),
             sessions: HashMap::new(),
             generations,
             item_seq: 0,
@@ -199,6 +206,11 @@ impl Shard {
     /// Users with something waiting in this core's offline queue.
     pub fn users_waiting(&self) -> usize {
         self.queue.users_waiting()
+    }
+
+    /// Free buffers in this core's pool (outbound bytes, partial frames).
+    pub fn pooled_buffers(&self) -> usize {
+        self.buffers.len()
     }
 
     /// SENDs remembered for deduplicating retries.
@@ -277,9 +289,12 @@ impl Shard {
     /// The connection's socket is closed (by the peer, by an error, or by the runtime on `Close*`).
     pub fn handle_closed(&mut self, conn: ConnId) {
         let Some(connection) = self.conns.remove(conn) else { return };
+        let user = connection.user();
+        self.buffers.give(connection.outbound);
+        self.buffers.give(connection.partial);
         self.stats.closed += 1;
         self.handoffs.remove(&conn);
-        if let Some(user) = connection.user() {
+        if let Some(user) = user {
             self.end_session(user, conn);
         }
     }
@@ -291,7 +306,7 @@ impl Shard {
         connection.outbound.drain(..written.min(connection.outbound.len()));
         if connection.outbound.is_empty() {
             // An idle connection owns no buffer.
-            connection.outbound = Vec::new();
+            self.buffers.give(std::mem::take(&mut connection.outbound));
         }
         if let Some(user) = connection.user() {
             self.fill_deliveries(user);
@@ -421,7 +436,10 @@ impl Shard {
     /// socket and this handoff to that core, which calls `handle_adopt`.
     pub fn take_handoff(&mut self, conn: ConnId) -> Option<Handoff> {
         let handoff = self.handoffs.remove(&conn)?;
-        self.conns.remove(conn);
+        if let Some(connection) = self.conns.remove(conn) {
+            self.buffers.give(connection.outbound);
+            self.buffers.give(connection.partial);
+        }
         self.stats.handoffs_out += 1;
         Some(handoff)
     }
@@ -464,19 +482,22 @@ impl Shard {
             && matches!(connection.stage, Stage::Handshaking | Stage::Active { .. })
     }
 
-    /// Processes `bytes` after whatever the connection kept from earlier reads.
+    /// Processes `bytes` after whatever the connection kept from earlier reads. What is left (a partial
+    /// frame, or frames held back while paused) is kept in a pooled buffer, and only then.
     fn process_input(&mut self, conn: ConnId, bytes: &[u8], now: Now) {
         let Some(connection) = self.conns.get_mut(conn) else { return };
-        let mut buffer = std::mem::take(&mut connection.partial);
-        let input: &[u8] = if buffer.is_empty() {
-            bytes
-        } else {
-            buffer.extend_from_slice(bytes);
-            &buffer
-        };
+        let mut kept = std::mem::take(&mut connection.partial);
+        let from_kept = !kept.is_empty();
+        if from_kept {
+            kept.extend_from_slice(bytes);
+        }
+        let input: &[u8] = if from_kept { &kept } else { bytes };
         let used = self.process_frames(conn, input, now);
         let rest = &input[used..];
-        let Some(connection) = self.conns.get_mut(conn) else { return };
+        let Some(connection) = self.conns.get_mut(conn) else {
+            self.buffers.give(kept);
+            return;
+        };
         match connection.stage {
             Stage::HandingOff => {
                 if let Some(handoff) = self.handoffs.get_mut(&conn) {
@@ -488,16 +509,19 @@ impl Shard {
                 }
             }
             Stage::Closing => {}
-            Stage::Handshaking | Stage::Active { .. } => {
-                if !rest.is_empty() {
-                    if rest.len() == buffer.len() {
-                        connection.partial = buffer;
-                    } else {
-                        connection.partial = rest.to_vec();
-                    }
+            Stage::Handshaking | Stage::Active { .. } if !rest.is_empty() => {
+                if from_kept {
+                    kept.drain(..used);
+                    connection.partial = kept;
+                    return;
                 }
+                let mut buffer = self.buffers.take();
+                buffer.extend_from_slice(rest);
+                connection.partial = buffer;
             }
+            Stage::Handshaking | Stage::Active { .. } => {}
         }
+        self.buffers.give(kept);
     }
 
     /// Decodes and handles frames while the connection may go on; returns the bytes used.
@@ -941,6 +965,9 @@ impl Shard {
         let Some(connection) = self.conns.get_mut(conn) else { return };
         if connection.outbound.is_empty() {
             self.wakeups.push(conn);
+            if connection.outbound.capacity() == 0 {
+                connection.outbound = self.buffers.take();
+            }
         }
         wire::encode_server(frame, &mut connection.outbound);
     }
@@ -960,6 +987,9 @@ impl Shard {
         let was_empty = connection.outbound.is_empty();
         while connection.outbound.len() < OUTBOUND_BYTES_MAX && self.queue.unacknowledged(user) < DELIVERY_WINDOW_MAX {
             let Some(item) = self.queue.next_unwritten(user) else { break };
+            if connection.outbound.capacity() == 0 {
+                connection.outbound = self.buffers.take();
+            }
             let frame = match item {
                 Item::Message { id, from, time_us, body } => {
                     ServerFrame::Deliver { item_id: *id, from: *from, server_time_us: *time_us, body }
@@ -1007,7 +1037,7 @@ impl Shard {
     fn close_after_flush(&mut self, conn: ConnId) {
         let Some(connection) = self.conns.get_mut(conn) else { return };
         let previous = std::mem::replace(&mut connection.stage, Stage::Closing);
-        connection.partial = Vec::new();
+        self.buffers.give(std::mem::take(&mut connection.partial));
         self.handoffs.remove(&conn);
         self.wakeups.push(conn);
         if let Stage::Active { user } = previous {

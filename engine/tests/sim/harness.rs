@@ -313,15 +313,7 @@ impl Sim {
             keys: keys.clone(),
             directory,
             generations: Arc::new(HashMap::new()),
-            registration: RegistrationLimits {
-                pin_ttl_us: 600_000_000,
-                pin_attempts_max: 5,
-                requests_per_phone_max: 5,
-                source_actions_max: 200,
-                window_us: 3_600_000_000,
-                phones_max: 1024,
-                sources_max: 1024,
-            },
+            registration: RegistrationLimits::standard(600_000_000),
             pin_sender: Arc::new(PinSender::in_memory()),
             device_log: Arc::new(DeviceLog::in_memory()),
         };
