@@ -18,6 +18,7 @@ use crate::limits::{READ_BUFFER_BYTES, TICK_INTERVAL};
 use crate::shard::{ConnId, Handoff, Now, Shard, ShardConfig, ShardMsg};
 
 use super::conn::serve_connection;
+use super::log::{CoreLog, run_log};
 use super::notify::Notify;
 
 /// A socket moving to its user's home core, with what that core needs to adopt it.
@@ -57,6 +58,8 @@ pub struct CoreContext {
     pumps: Vec<Notify>,
     adopts_out: RefCell<Vec<Vec<Adopt>>>,
     stop_accepting: Notify,
+    /// Set when the shard has log records waiting for the log task.
+    pub log_wake: Notify,
     started: Instant,
     wake_scratch: RefCell<Vec<ConnId>>,
     ready_scratch: RefCell<Vec<ShardId>>,
@@ -71,6 +74,7 @@ impl CoreContext {
             pumps: (0..cores).map(|_| Notify::default()).collect(),
             adopts_out: RefCell::new((0..cores).map(|_| Vec::new()).collect()),
             stop_accepting: Notify::default(),
+            log_wake: Notify::default(),
             started: Instant::now(),
             wake_scratch: RefCell::new(Vec::new()),
             ready_scratch: RefCell::new(Vec::new()),
@@ -108,6 +112,9 @@ impl CoreContext {
             let mut shard = self.shard.borrow_mut();
             shard.poll_wakeups(&mut woken);
             shard.poll_mesh_ready(&mut ready);
+            if shard.wal_pending() {
+                self.log_wake.notify();
+            }
         }
         let wakers = self.wakers.borrow();
         for conn in woken.drain(..) {
@@ -134,9 +141,13 @@ pub async fn run_core(
     listener: socket2::Socket,
     mesh: MeshEnds,
     coordination: Arc<Coordination>,
+    log: CoreLog,
 ) {
     let cores = usize::from(config.cores);
-    let core = Rc::new(CoreContext::new(Shard::new(id, config), cores));
+    let mut shard = Shard::new(id, config);
+    shard.recover(log.recovered, log.segment_bytes);
+    let core = Rc::new(CoreContext::new(shard, cores));
+    glommio::spawn_local(run_log(core.clone(), log.dir)).detach();
     // SAFETY: the listener socket was made by this process for this core and is handed over whole.
     let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
 

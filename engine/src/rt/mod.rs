@@ -9,6 +9,7 @@ mod conn;
 mod core;
 mod cpus;
 mod listener;
+mod log;
 mod notify;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use crate::limits::MESH_CHANNEL_CAPACITY;
 
 pub use cpus::{allowed_cpus, choose_cpus};
 pub use listener::{ListenError, bind_listeners};
+pub use log::LogError;
 
 use self::core::{Coordination, MeshEnds, run_core};
 
@@ -42,6 +44,8 @@ pub enum ServeError {
     Accounts(#[from] AccountStoreError),
     #[error(transparent)]
     Listen(#[from] ListenError),
+    #[error("recovering the logs: {0}")]
+    Log(#[from] LogError),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("starting the executor of core {core}: {message}")]
@@ -100,10 +104,11 @@ impl Server {
             shutdown_grace: config.shutdown_grace,
         });
         let cores_u16 = u16::try_from(cores).map_err(|_| ServeError::Cpus(format!("{cores} cores is too many")))?;
+        let logs = log::recover(&config.data_dir, cores_u16, crate::limits::DEDUP_WINDOW)?;
         let directory = Arc::new(accounts.directory().clone());
         let mut executors = Vec::with_capacity(cores);
-        for (index, ((cpu, listener), (senders, receivers))) in
-            cpus.iter().zip(listeners).zip(senders.into_iter().zip(receivers)).enumerate()
+        for (index, (((cpu, listener), (senders, receivers)), log)) in
+            cpus.iter().zip(listeners).zip(senders.into_iter().zip(receivers)).zip(logs).enumerate()
         {
             let shard_config = config.shard_config(cores_u16, accounts.authority().clone(), directory.clone());
             let coordination = coordination.clone();
@@ -112,7 +117,7 @@ impl Server {
             let handle = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
                 .name(&format!("ringline-core-{index}"))
                 .io_memory(EXECUTOR_IO_MEMORY_BYTES)
-                .spawn(move || run_core(id, shard_config, listener, mesh, coordination))
+                .spawn(move || run_core(id, shard_config, listener, mesh, coordination, log))
                 .map_err(|error| ServeError::Executor { core: index, message: error.to_string() })?;
             executors.push(handle);
         }
