@@ -67,6 +67,7 @@ fn numbered_entries(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, 
         let name = entry.file_name();
         match name.to_str().and_then(|name| numbered(name, prefix, suffix)) {
             Some(number) => found.push((number, entry.path())),
+            None if name == "LOCK" || entry.path().extension().is_some_and(|extension| extension == "tmp") => {}
             None => tracing::warn!(path = %entry.path().display(), "ignoring an unexpected entry in the log directory"),
         }
     }
@@ -108,6 +109,27 @@ fn read_epoch(epoch: &Path, recovery: &mut Recovery) -> Result<(), LogError> {
         }
     }
     Ok(())
+}
+
+/// Takes `DATA_DIR/wal/LOCK` for this process's lifetime (the returned file holds it): two engines on one
+/// data directory would rewrite and delete each other's logs.
+pub fn lock(data_dir: &Path) -> Result<File, LogError> {
+    let wal = data_dir.join("wal");
+    io_context("creating", &wal, std::fs::create_dir_all(&wal))?;
+    let path = wal.join("LOCK");
+    let file =
+        io_context("opening", &path, std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path))?;
+    // SAFETY: flock(2) on a descriptor this function owns.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let source = io::Error::last_os_error();
+        let source = if source.kind() == io::ErrorKind::WouldBlock {
+            io::Error::new(io::ErrorKind::WouldBlock, "another engine is running on this data directory")
+        } else {
+            source
+        };
+        return Err(LogError { action: "locking", path, source });
+    }
+    Ok(file)
 }
 
 /// Recovers the logs under `data_dir` for a process of `cores` cores: see the module documentation.
@@ -341,6 +363,11 @@ mod tests {
         assert_eq!(items(&again[0]), vec![1, 3]);
         assert!(again[0].dir.ends_with("wal/epoch-000005/core-0000"));
         assert!(again[0].dir.join("segment-00000000.log").exists());
+        let held = lock(&data).expect("lock");
+        let error = lock(&data).expect_err("a second engine on the same data directory");
+        assert!(error.to_string().contains("another engine"), "{error}");
+        drop(held);
+        lock(&data).expect("free again");
         let _ = std::fs::remove_dir_all(&data);
     }
 }

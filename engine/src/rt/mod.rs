@@ -62,6 +62,8 @@ pub struct Server {
     pub connections_max: Option<u64>,
     shutdown: Arc<AtomicBool>,
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
+    /// Holds the data directory's log lock while the server runs.
+    _log_lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Server {
@@ -104,6 +106,7 @@ impl Server {
             shutdown_grace: config.shutdown_grace,
         });
         let cores_u16 = u16::try_from(cores).map_err(|_| ServeError::Cpus(format!("{cores} cores is too many")))?;
+        let log_lock = log::lock(&config.data_dir)?;
         let logs = log::recover(&config.data_dir, cores_u16, crate::limits::DEDUP_WINDOW)?;
         let directory = Arc::new(accounts.directory().clone());
         let mut executors = Vec::with_capacity(cores);
@@ -122,7 +125,7 @@ impl Server {
             executors.push(handle);
         }
         tracing::info!(%listen, cores, cpus = ?cpus, users = directory.len(), "ringline serving");
-        Ok(Self { listen, cores, connections_max, shutdown, executors })
+        Ok(Self { listen, cores, connections_max, shutdown, executors, _log_lock: log_lock })
     }
 
     /// The flag that starts an orderly shutdown when set (SIGTERM sets it).
