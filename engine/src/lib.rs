@@ -6,7 +6,8 @@
 //! - `home`: which core owns a user.
 //! - `limits`: every bound, in one place.
 //! - `config`: the `serve` command line, turned into per-core configuration.
-//! - `rt`: the only code that touches glommio, sockets and threads.
+//! - `wal`: the per-core log's format, group commit, replay and recovery rules (sans-IO).
+//! - `rt`: the only code that touches glommio, sockets, files and threads.
 
 pub mod account;
 pub mod config;
