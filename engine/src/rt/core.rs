@@ -165,6 +165,7 @@ pub async fn run_core(
     let accepting = glommio::spawn_local(accept_loop(core.clone(), listener));
     tick_loop(&core, &coordination).await;
     accepting.await;
+    super::log::log_summary(&core.shard.borrow());
 }
 
 /// Connects this core's channel ends; each waits for its peer, so all connect concurrently.

@@ -198,6 +198,25 @@ pub fn recover(data_dir: &Path, cores: u16, dedup_window: Duration) -> Result<Ve
         .collect())
 }
 
+/// Logs what a core's log did, at its stop.
+pub fn log_summary(shard: &crate::shard::Shard) {
+    let stats = shard.wal_stats();
+    let (on_disk, pending) = shard.wal_bytes();
+    tracing::info!(
+        writes = stats.writes,
+        records = stats.records,
+        records_per_write = stats.records.checked_div(stats.writes).unwrap_or(0),
+        bytes = stats.bytes,
+        failures = stats.failures,
+        compactions = stats.compactions,
+        segments_deleted = stats.segments_deleted,
+        bytes_on_disk = on_disk,
+        bytes_pending = pending,
+        "{}: log summary",
+        shard.id()
+    );
+}
+
 /// The segment file being appended to.
 struct OpenSegment {
     segment: u64,

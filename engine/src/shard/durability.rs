@@ -109,6 +109,23 @@ pub struct ShardLog {
     segment_bytes_max: u64,
     compaction: Option<Compaction>,
     deletions: Vec<u64>,
+    stats: LogStats,
+}
+
+/// Counters of one core's log since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Groups made durable (one write and one fdatasync each).
+    pub writes: u64,
+    /// Records made durable.
+    pub records: u64,
+    /// Bytes written, padding included.
+    pub bytes: u64,
+    /// Writes that failed (each retried).
+    pub failures: u64,
+    /// Compactions finished, and segments they deleted.
+    pub compactions: u64,
+    pub segments_deleted: u64,
 }
 
 impl ShardLog {
@@ -125,7 +142,12 @@ impl ShardLog {
             segment_bytes_max,
             compaction: None,
             deletions: Vec::new(),
+            stats: LogStats::default(),
         }
+    }
+
+    pub fn stats(&self) -> LogStats {
+        self.stats
     }
 
     pub fn durability(&self) -> Durability {
@@ -169,6 +191,7 @@ impl ShardLog {
     /// The next group to write, if none is in flight.
     pub fn poll_write(&mut self) -> Option<PendingWrite> {
         let write = self.writer.poll_write()?;
+        self.stats.bytes += write.bytes.len() as u64;
         *self.segments.entry(write.segment).or_default() += write.bytes.len() as u64;
         self.log_bytes += write.bytes.len() as u64;
         Some(write)
@@ -176,6 +199,8 @@ impl ShardLog {
 
     /// The write up to `lsn` is durable: moves the answers it releases into `released`.
     pub fn handle_write_done(&mut self, lsn: u64, released: &mut Vec<(ShardId, ShardMsg)>) {
+        self.stats.writes += 1;
+        self.stats.records += lsn - self.writer.durable_lsn();
         self.writer.handle_write_done(lsn);
         self.failed = false;
         while let Some(&(held_lsn, _, _)) = self.held.front() {
@@ -189,17 +214,20 @@ impl ShardLog {
             && lsn >= compaction.lsn
         {
             self.compaction = None;
+            self.stats.compactions += 1;
             let kept = self.segments.split_off(&compaction.first_kept_segment);
             let reclaimed = std::mem::replace(&mut self.segments, kept);
             for (segment, bytes) in reclaimed {
                 self.log_bytes -= bytes;
                 self.deletions.push(segment);
+                self.stats.segments_deleted += 1;
             }
         }
     }
 
     /// The write in flight failed; the runtime retries it. New messages are refused meanwhile.
     pub fn handle_write_failed(&mut self) {
+        self.stats.failures += 1;
         self.failed = true;
     }
 

@@ -37,7 +37,7 @@ use crate::wal::{ITEM_SEQ_MASK, LogRecord, PendingWrite, RecoveredCore};
 pub use config::ShardConfig;
 pub use connection::{ConnId, Stage};
 pub use dedup::PriorSend;
-pub use durability::Durability;
+pub use durability::{Durability, LogStats};
 pub use mesh::ShardMsg;
 pub use offline_queue::{Item, QueueLimits};
 pub use stats::ShardStats;
@@ -436,6 +436,11 @@ impl Shard {
     /// Log segments the runtime may delete now (a compaction made them redundant).
     pub fn poll_wal_deletions(&mut self, out: &mut Vec<u64>) {
         self.log.poll_deletions(out);
+    }
+
+    /// Counters of this core's log.
+    pub fn wal_stats(&self) -> LogStats {
+        self.log.stats()
     }
 
     /// Bytes in this core's log segments, and bytes the queued items' records take.
