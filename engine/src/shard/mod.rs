@@ -12,7 +12,9 @@
 //!   under `Durability::Sync` that core answers only once the message's log record is durable.
 //! - Every change to a queue is appended to this core's log (`poll_wal_write` out, `handle_wal_done` in).
 //! - Items are written to a connection in queue order, at most `DELIVERY_WINDOW_MAX` unacknowledged and
-//!   while the outbound buffer is under `OUTBOUND_BYTES_MAX`; the rest stays queued.
+//!   while the outbound buffer is under `OUTBOUND_BYTES_MAX`; the rest stays queued. Under
+//!   `Durability::Sync` an item is written only once its record is durable: nobody sees a message (or a
+//!   receipt) that a crash could take back.
 //! - Every public `handle_*` call ends with the local queue drained (no message to self is left pending).
 
 mod config;
@@ -100,6 +102,12 @@ pub struct Shard {
     log: ShardLog,
     /// Answers released by a durable write, waiting to be routed.
     released_scratch: Vec<(ShardId, ShardMsg)>,
+    /// Under `Durability::Sync`: items made here whose record is not durable yet, as (lsn, item sequence,
+    /// user), in sequence order; and the highest item sequence known durable (items of this core with a
+    /// higher one are not delivered yet; recovered items are durable).
+    undurable_items: VecDeque<(u64, u64, UserId)>,
+    durable_item_seq: u64,
+    users_scratch: Vec<UserId>,
     item_seq: u64,
     outboxes: Vec<Outbox>,
     mesh_waiters: Vec<Vec<ConnId>>,
@@ -142,6 +150,9 @@ impl Shard {
             dedup: SendDedup::new(config.dedup_entries_max, config.dedup_window_us),
             log: ShardLog::new(config.durability, config.log_segment_bytes_max, 1),
             released_scratch: Vec::new(),
+            undurable_items: VecDeque::new(),
+            durable_item_seq: 0,
+            users_scratch: Vec::new(),
             config,
             conns: ConnTable::default(),
             sessions: HashMap::new(),
@@ -171,6 +182,7 @@ impl Shard {
         assert_eq!(self.item_seq, 0, "recovery comes first");
         assert!(recovered.item_seq_next <= ITEM_SEQ_MASK, "item sequence numbers fit in 48 bits");
         self.item_seq = recovered.item_seq_next.saturating_sub(1);
+        self.durable_item_seq = self.item_seq;
         self.log.note_segment(0, segment_bytes);
         for record in recovered.items {
             let Some((user, item)) = durability::record_item(record) else { continue };
@@ -416,6 +428,22 @@ impl Shard {
             self.send_to_shard(to, message);
         }
         self.released_scratch = released;
+        let mut users = std::mem::take(&mut self.users_scratch);
+        while let Some(&(item_lsn, seq, user)) = self.undurable_items.front() {
+            if item_lsn > lsn {
+                break;
+            }
+            self.undurable_items.pop_front();
+            debug_assert!(seq > self.durable_item_seq, "item sequence numbers only increase");
+            self.durable_item_seq = seq;
+            users.push(user);
+        }
+        users.sort_unstable();
+        users.dedup();
+        for user in users.drain(..) {
+            self.fill_deliveries(user);
+        }
+        self.users_scratch = users;
         if self.log.wants_compaction() {
             self.log.compact(self.item_seq + 1, self.queue.iter());
         }
@@ -795,7 +823,8 @@ impl Shard {
                 self.stats.receipts_queued += 1;
                 let id = self.next_item_id();
                 let item = Item::Receipt { id, server_id, peer, kind, time_us };
-                self.log.append_item(&durability::item_record(to, &item));
+                let lsn = self.log.append_item(&durability::item_record(to, &item));
+                self.note_undurable(lsn, id, to);
                 self.queue.push(to, item);
                 self.fill_deliveries(to);
             }
@@ -824,6 +853,7 @@ impl Shard {
         let time_us = now.wall_us;
         let record = LogRecord::Message { item_id: id, to, sender, client_msg_id, time_us, body };
         let lsn = self.log.append_item(&record);
+        self.note_undurable(lsn, id, to);
         let LogRecord::Message { body, .. } = record else { unreachable!("built as a message above") };
         self.queue.push(to, Item::Message { id, from: sender, client_msg_id, time_us, body });
         self.stats.messages_stored += 1;
@@ -840,6 +870,13 @@ impl Shard {
             self.goaway_when_settled(origin);
         } else if was_blocked {
             self.resume(origin, now);
+        }
+    }
+
+    /// Item `id` of `user`, made here, waits for its record (`lsn`) before it is delivered.
+    fn note_undurable(&mut self, lsn: u64, id: u64, user: UserId) {
+        if self.log.durability().waits_for_sync() {
+            self.undurable_items.push_back((lsn, id & ITEM_SEQ_MASK, user));
         }
     }
 
@@ -905,8 +942,13 @@ impl Shard {
             return;
         }
         let was_empty = connection.outbound.is_empty();
+        let (core, durable_seq) = (u64::from(self.id.0), self.durable_item_seq);
+        let waits_for_sync = self.log.durability().waits_for_sync();
+        // Items of other cores' ids were recovered, so durable; this core's are durable up to `durable_seq`.
+        let durable =
+            |item: &Item| !waits_for_sync || item.id() >> 48 != core || item.id() & ITEM_SEQ_MASK <= durable_seq;
         while connection.outbound.len() < OUTBOUND_BYTES_MAX && self.queue.unacknowledged(user) < DELIVERY_WINDOW_MAX {
-            let Some(item) = self.queue.next_unwritten(user) else { break };
+            let Some(item) = self.queue.next_unwritten_if(user, durable) else { break };
             let frame = match item {
                 Item::Message { id, from, time_us, body, .. } => {
                     ServerFrame::Deliver { item_id: *id, from: *from, server_time_us: *time_us, body }

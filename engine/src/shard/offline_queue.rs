@@ -160,9 +160,15 @@ impl OfflineQueue {
     }
 
     /// The next item to write to `user`'s connection, advancing the cursor.
+    #[cfg(test)]
     pub fn next_unwritten(&mut self, user: UserId) -> Option<&Item> {
+        self.next_unwritten_if(user, |_| true)
+    }
+
+    /// The next item to write to `user`'s connection if `ready` accepts it, advancing the cursor.
+    pub fn next_unwritten_if(&mut self, user: UserId, ready: impl Fn(&Item) -> bool) -> Option<&Item> {
         let inbox = self.inboxes.get_mut(&user)?;
-        let item = inbox.items.get(inbox.cursor)?;
+        let item = inbox.items.get(inbox.cursor).filter(|item| ready(item))?;
         inbox.cursor += 1;
         Some(item)
     }
