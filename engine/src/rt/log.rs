@@ -13,11 +13,12 @@
 //! `fdatasync` returned; a new segment's directory entry is synced before its first write counts; a failed
 //! write is retried (same bytes, same offset) until it succeeds, the shard refusing new messages meanwhile.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::io::{Directory, DmaFile, OpenOptions};
 
@@ -198,14 +199,23 @@ pub fn recover(data_dir: &Path, cores: u16, dedup_window: Duration) -> Result<Ve
         .collect())
 }
 
+thread_local! {
+    /// This core's time from starting a group's write to its fdatasync returning: total and maximum, in µs.
+    /// (Each core is one thread, so this is per core.)
+    static WRITE_TIME_US: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
 /// Logs what a core's log did, at its stop.
 pub fn log_summary(shard: &crate::shard::Shard) {
     let stats = shard.wal_stats();
+    let (write_us_total, write_us_max) = WRITE_TIME_US.with(Cell::get);
     let (on_disk, pending) = shard.wal_bytes();
     tracing::info!(
         writes = stats.writes,
         records = stats.records,
         records_per_write = stats.records.checked_div(stats.writes).unwrap_or(0),
+        write_us_mean = write_us_total.checked_div(stats.writes).unwrap_or(0),
+        write_us_max,
         bytes = stats.bytes,
         failures = stats.failures,
         compactions = stats.compactions,
@@ -281,6 +291,7 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
             let write = core.shard.borrow_mut().poll_wal_write();
             let Some(write) = write else { break };
             let mut failures = 0u64;
+            let started = Instant::now();
             while let Err(error) = write_durably(&dir, &dir_path, &mut open, &write).await {
                 if failures == 0 {
                     tracing::error!(%error, segment = write.segment, offset = write.offset,
@@ -296,6 +307,11 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
                 }
                 glommio::timer::sleep(LOG_RETRY_INTERVAL).await;
             }
+            let took_us = started.elapsed().as_micros() as u64;
+            WRITE_TIME_US.with(|time| {
+                let (total, max) = time.get();
+                time.set((total + took_us, max.max(took_us)));
+            });
             if failures > 0 {
                 tracing::warn!(failures, "{id}: log write succeeded after failing: accepting messages again");
             }
