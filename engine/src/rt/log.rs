@@ -267,7 +267,7 @@ async fn write_durably(
 
 /// The core's log task: takes each group the shard has, makes it durable, reports back; deletes the
 /// segments compaction freed. Under `Durability::Sync` it runs whenever records wait (the next group forms
-/// while a write is in flight); under `Async` every flush interval.
+/// while a write is in flight); under `Async` it writes one group per flush interval.
 pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
     let durability = core.shard.borrow().durability();
     let id = core.shard.borrow().id();
@@ -323,6 +323,10 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
                 if let Err(error) = glommio::io::remove(&path).await {
                     tracing::warn!(%error, path = %path.display(), "{id}: cannot delete a compacted log segment");
                 }
+            }
+            if !durability.waits_for_sync() {
+                // One group per interval: what was appended during this write waits for the next one.
+                break;
             }
         }
     }
