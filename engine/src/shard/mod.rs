@@ -21,6 +21,8 @@ mod config;
 mod connection;
 mod dedup;
 mod durability;
+#[cfg(test)]
+mod durability_tests;
 mod mesh;
 mod offline_queue;
 mod stats;
