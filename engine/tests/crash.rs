@@ -298,7 +298,6 @@ fn wal_bytes(server: &TestServer) -> u64 {
 fn delivered_messages_are_reclaimed_from_disk_by_compaction() {
     let mut server = TestServer::start("crash-reclaim", 2, 20, &SEGMENT_ARGS);
     let (alice, bob) = server.users_on_different_cores();
-    let carol = server.users.iter().copied().find(|user| user.0 != alice.0 && user.0 != bob.0).expect("a third user");
     let mut a = server.login(alice);
     let mut b = server.login(bob);
     let total = 600u64;
@@ -321,27 +320,26 @@ fn delivered_messages_are_reclaimed_from_disk_by_compaction() {
         }
     }
     let written = total * body(alice.0, bob.0, 0).len() as u64;
-    // Each user's SENDs after their DELIVEREDs, answered only once durable, make those removals durable; a
-    // few more writes on every core let compaction run and its deleted segments go.
-    let mut pending = Vec::new();
-    for round in 0..4u64 {
+    // Each user sends to itself, so the SEND is stored on the user's own home core after its DELIVEREDs,
+    // and its ACK means the log of that core is durable past their removals. The write that made them
+    // durable starts a compaction; the next SEND's write comes after the compaction's snapshot and after
+    // the deletion of the segments before it.
+    let mut pending: HashMap<UserId, Vec<Sent>> = HashMap::new();
+    for round in 0..3u64 {
         for (sender, client) in [(alice, &mut a), (bob, &mut b)] {
             let n = 100_000 + round;
-            client.send(n, carol.0, &body(sender.0, carol.0, n));
+            client.send(n, sender.0, &body(sender.0, sender.0, n));
             let (_, server_id) = next_ack(client);
-            pending.push(Sent { server_id, sender: sender.0, n });
+            pending.entry(sender.0).or_default().push(Sent { server_id, sender: sender.0, n });
         }
     }
     let on_disk = wal_bytes(&server);
     assert!(on_disk < written / 2, "{on_disk} bytes of log for {written} bytes sent, nearly all delivered");
 
     server.kill_and_restart(2, &SEGMENT_ARGS);
-    let b = server.login(bob);
-    assert_eq!(b.queued_at_login, 0, "delivered messages stay delivered");
-    let mut c = server.login(carol);
-    let queued = c.queued_at_login as usize;
-    let mut got = read_deliveries(&mut c, queued);
-    got.sort_by_key(|sent| (sent.sender, sent.n));
-    pending.sort_by_key(|sent| (sent.sender, sent.n));
-    assert_eq!(got, pending);
+    for user in [alice, bob] {
+        let mut client = server.login(user);
+        let queued = client.queued_at_login as usize;
+        assert_eq!(read_deliveries(&mut client, queued), pending[&user.0], "only what was not delivered");
+    }
 }
