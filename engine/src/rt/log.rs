@@ -261,8 +261,40 @@ async fn write_durably(
             format!("short log write: {written} of {} bytes", write.bytes.len()),
         ));
     }
-    file.fdatasync().await?;
-    Ok(())
+    sync_data(file).await
+}
+
+thread_local! {
+    /// Whether this blocking-pool thread has been unpinned.
+    static UNPINNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `fdatasync` on the executor's blocking thread, unpinned from the executor's CPU: the sync waits on the
+/// device, and the thread that issues it must not wait for a CPU behind the busy executor it serves (an
+/// io_uring fsync runs in a worker pinned like the executor; on an oversubscribed host that stalled one
+/// core's syncs to tens of milliseconds, results/durability/README.md).
+async fn sync_data(file: &DmaFile) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    glommio::executor()
+        .spawn_blocking(move || {
+            UNPINNED.with(|unpinned| {
+                if !unpinned.replace(true) {
+                    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays within its bounds; the call only
+                    // changes this thread's affinity (the kernel keeps it within the allowed cpuset).
+                    unsafe {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        for cpu in 0..libc::CPU_SETSIZE as usize {
+                            libc::CPU_SET(cpu, &mut set);
+                        }
+                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                    }
+                }
+            });
+            // SAFETY: `fd` belongs to a file the caller keeps open until this returns.
+            if unsafe { libc::fdatasync(fd) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+        })
+        .await
 }
 
 /// The core's log task: takes each group the shard has, makes it durable, reports back; deletes the
