@@ -16,7 +16,20 @@ use wire::UserId;
 use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, PinSenderKind, RegistrationLimits};
 use crate::limits;
 use crate::metrics::AlertThresholds;
-use crate::shard::{QueueLimits, ShardConfig};
+use crate::shard::{Durability, QueueLimits, ShardConfig};
+
+/// `--durability`: what a server ACK promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityLevel {
+    /// ACK after the message's log record is written and fdatasync'ed on the recipient's home core (group
+    /// commit); an ACKed message survives a crash of the engine or of the machine.
+    #[default]
+    Sync,
+    /// ACK as soon as the recipient's home core holds the message in memory; each core writes and syncs its
+    /// log every --durability-flush-interval, so a crash loses the messages ACKed in about the last interval.
+    Async,
+}
 
 /// Flags of `ringline serve`. Every one can also be set in the `--config` file (same name, `_` for `-`).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -27,7 +40,8 @@ pub struct ServeArgs {
     /// Cores to run on (one pinned executor each); default: every core this process may use.
     #[arg(long)]
     pub cores: Option<usize>,
-    /// Directory of the account files (secret, provisioned users); default ./ringline-data.
+    /// Directory of the account files (secret, provisioned users) and of each core's log (wal/); default
+    /// ./ringline-data.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// TOML file with any of these settings; flags given on the command line win.
@@ -82,6 +96,20 @@ pub struct ServeArgs {
     /// Alert when one core's connections hold this many unwritten outbound bytes; 0: off.
     #[arg(long)]
     pub alert_outbound_bytes: Option<u64>,
+    /// What the ACK of a SEND promises. `sync` (default): the message is in the recipient's home core's log
+    /// and fdatasync'ed before the ACK, so it survives a crash of the engine or the machine. `async`: the ACK
+    /// goes once the message is in memory; logs are synced every --durability-flush-interval, so a crash
+    /// loses the messages ACKed in about that last interval. Both replay the logs at start.
+    #[arg(long, value_enum)]
+    pub durability: Option<DurabilityLevel>,
+    /// With --durability async: how often each core writes and syncs its log, e.g. 10ms.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub durability_flush_interval: Option<Duration>,
+    /// Bytes after which a core's log segment is closed and a new one started (multiple of 4096). Disk use
+    /// stays within about max(2 segments, 2 × the pending messages' size) per core: compaction rewrites
+    /// what is pending and deletes older segments.
+    #[arg(long)]
+    pub log_segment_bytes: Option<u64>,
 }
 
 /// The `--config` file: the same settings as the flags.
@@ -112,6 +140,10 @@ struct ServeFile {
     alert_offline_bytes: Option<u64>,
     alert_channel_depth: Option<u64>,
     alert_outbound_bytes: Option<u64>,
+    durability: Option<DurabilityLevel>,
+    #[serde(default, with = "humantime_serde_opt")]
+    durability_flush_interval: Option<Duration>,
+    log_segment_bytes: Option<u64>,
 }
 
 mod humantime_serde_opt {
@@ -156,6 +188,8 @@ pub struct ServeConfig {
     /// Where `/metrics` is served, if anywhere.
     pub metrics: Option<SocketAddr>,
     pub alerts: AlertThresholds,
+    pub durability: Durability,
+    pub log_segment_bytes: u64,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -284,6 +318,34 @@ impl ServeConfig {
                     .or(file.alert_outbound_bytes)
                     .unwrap_or(limits::ALERT_OUTBOUND_BYTES_DEFAULT),
             },
+            durability: match args.durability.or(file.durability).unwrap_or_default() {
+                DurabilityLevel::Sync => Durability::Sync,
+                DurabilityLevel::Async => Durability::Async {
+                    flush_interval: duration_in_range(
+                        "durability-flush-interval",
+                        args.durability_flush_interval
+                            .or(file.durability_flush_interval)
+                            .unwrap_or(limits::LOG_FLUSH_INTERVAL_DEFAULT),
+                        millisecond,
+                    )?,
+                },
+            },
+            log_segment_bytes: {
+                let bytes = in_range(
+                    "log-segment-bytes",
+                    args.log_segment_bytes.or(file.log_segment_bytes).unwrap_or(limits::LOG_SEGMENT_BYTES_DEFAULT),
+                    crate::wal::PAGE_BYTES as u64,
+                    limits::LOG_SEGMENT_BYTES_MAX,
+                )?;
+                if !bytes.is_multiple_of(crate::wal::PAGE_BYTES as u64) {
+                    return Err(ConfigError::OutOfRange {
+                        setting: "log-segment-bytes",
+                        value: bytes.to_string(),
+                        expected: format!("a multiple of {}", crate::wal::PAGE_BYTES),
+                    });
+                }
+                bytes
+            },
         })
     }
 
@@ -303,6 +365,8 @@ impl ServeConfig {
             registration: self.registration,
             pin_sender: accounts.pin_sender,
             device_log: accounts.device_log,
+            durability: self.durability,
+            log_segment_bytes_max: self.log_segment_bytes,
         }
     }
 }
@@ -350,6 +414,21 @@ mod tests {
         let error =
             ServeConfig::resolve(&ServeArgs { listen, cores: Some(0), ..ServeArgs::default() }).expect_err("no cores");
         assert!(error.to_string().contains("cores"), "{error}");
+        let error = ServeConfig::resolve(&ServeArgs { listen, log_segment_bytes: Some(5000), ..ServeArgs::default() })
+            .expect_err("not whole pages");
+        assert!(error.to_string().contains("multiple of 4096"), "{error}");
+        let config = ServeConfig::resolve(&ServeArgs {
+            listen,
+            durability: Some(DurabilityLevel::Async),
+            durability_flush_interval: Some(Duration::from_millis(3)),
+            ..ServeArgs::default()
+        })
+        .expect("valid");
+        assert_eq!(config.durability, Durability::Async { flush_interval: Duration::from_millis(3) });
+        assert_eq!(
+            ServeConfig::resolve(&ServeArgs { listen, ..ServeArgs::default() }).expect("valid").durability,
+            Durability::Sync
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! - `config`: the `serve` command line, turned into per-core configuration.
 //! - `metrics`: histograms, per-core snapshots, alert thresholds, Prometheus text (sans-IO).
 //! - `top`: the `ringline top` client: scrape, parse, rates, table.
-//! - `rt`: the only code that touches glommio, sockets and threads.
+//! - `wal`: the per-core log's format, group commit, replay and recovery rules (sans-IO).
+//! - `rt`: the only code that touches glommio, sockets, files and threads.
 
 pub mod account;
 pub mod config;

@@ -129,6 +129,23 @@ pub const ALERT_OUTBOUND_BYTES_DEFAULT: u64 = 64 * OUTBOUND_BYTES_MAX as u64;
 const _: () = assert!(ALERT_OFFLINE_BYTES_DEFAULT < CORE_QUEUE_BYTES_MAX_DEFAULT);
 const _: () = assert!(ALERT_CHANNEL_DEPTH_DEFAULT < MESH_OUTBOX_REQUESTS_MAX as u64);
 const _: () = assert!(METRICS_PUBLISH_INTERVAL.as_millis() >= TICK_INTERVAL.as_millis());
+/// Default size of a log segment file. Compaction reclaims whole segments, so this is also about the disk a
+/// core's log uses beyond what is pending.
+pub const LOG_SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// Largest `--log-segment-bytes`.
+pub const LOG_SEGMENT_BYTES_MAX: u64 = 1 << 40;
+
+/// Default interval of log writes under `--durability async`: the most ACKed messages a crash may lose.
+pub const LOG_FLUSH_INTERVAL_DEFAULT: Duration = Duration::from_millis(10);
+
+/// Largest log record replay accepts: a message record holds a SEND body, which is under a frame, which is
+/// under `OUTBOUND_BYTES_MAX`; plus the record's own fields.
+pub const LOG_RECORD_BYTES_MAX: usize = OUTBOUND_BYTES_MAX + 64;
+
+/// Time between retries of a failed log write (disk full, I/O error); SENDs are refused meanwhile.
+pub const LOG_RETRY_INTERVAL: Duration = Duration::from_millis(100);
+
 const _: () = assert!(OUTBOUND_BYTES_MAX >= FRAME_SIZE_MAX_DEFAULT + wire::LENGTH_PREFIX_BYTES);
 const _: () = assert!(READ_BUFFER_BYTES >= wire::FRAME_SIZE_MAX_MIN);
 const _: () = assert!(MESH_BATCH_MESSAGES_MAX <= MESH_OUTBOX_REQUESTS_MAX);

@@ -139,7 +139,8 @@ fn a_new_device_revokes_the_old_one_also_after_a_restart() {
     assert!(matches!(stale.recv(), Got::Error { code: ErrorCode::AuthFailed, .. }));
 
     let sender = format!("file:{}", pins.display());
-    let server = server.restart(&["--pin-sender", &sender]);
+    let mut server = server;
+    server.terminate_and_restart(2, &["--pin-sender", &sender]);
     let mut stale = server.connect();
     stale.send_frame(&ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: alice, key: old_key });
     assert!(matches!(stale.recv(), Got::Error { code: ErrorCode::AuthFailed, .. }));

@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// `--cores` for each spawned engine process.
     #[arg(long)]
     pub engine_cores: Option<usize>,
+    /// Extra argument for each spawned `ringline serve`, repeatable, e.g. `--engine-arg=--durability
+    /// --engine-arg=async`.
+    #[arg(long = "engine-arg", allow_hyphen_values = true)]
+    pub engine_args: Vec<String>,
     /// Data directory for spawned engines (default: a fresh directory under the system temp dir).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,

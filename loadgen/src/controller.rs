@@ -174,7 +174,14 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         let bin = locate_engine_bin(args.engine_bin.as_deref())?;
         let processes = connections.div_ceil(per_process) as usize;
         println!("starting {processes} engine process(es) from {} for {connections} connections", bin.display());
-        let fleet = EngineFleet::start(&bin, args.data_dir.as_deref(), processes, connections, args.engine_cores)?;
+        let fleet = EngineFleet::start(
+            &bin,
+            args.data_dir.as_deref(),
+            processes,
+            connections,
+            args.engine_cores,
+            &args.engine_args,
+        )?;
         let targets = fleet.targets();
         let keys = fleet.keys_file.clone();
         engines = Some(fleet);

@@ -76,6 +76,7 @@ impl EngineFleet {
         processes: usize,
         users: u64,
         cores: Option<usize>,
+        extra_args: &[String],
     ) -> anyhow::Result<Self> {
         let (data_dir, remove_data_dir) = match data_dir {
             Some(dir) => (dir.to_owned(), false),
@@ -105,11 +106,24 @@ impl EngineFleet {
             let address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
             let log_path = fleet.data_dir.join(format!("engine-{index}.log"));
             let log = File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+            // Each engine owns its logs: a second process gets a copy of the accounts in its own directory.
+            let engine_dir = if index == 0 {
+                fleet.data_dir.clone()
+            } else {
+                let dir = fleet.data_dir.join(format!("engine-{index}"));
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                for file in ["secret", "users"] {
+                    std::fs::copy(fleet.data_dir.join(file), dir.join(file))
+                        .with_context(|| format!("copying the accounts to {}", dir.display()))?;
+                }
+                dir
+            };
             let mut command = Command::new(bin);
-            command.args(["serve", "--listen", &address.to_string(), "--data-dir"]).arg(&fleet.data_dir);
+            command.args(["serve", "--listen", &address.to_string(), "--data-dir"]).arg(&engine_dir);
             if let Some(cores) = cores {
                 command.args(["--cores", &cores.to_string()]);
             }
+            command.args(extra_args);
             command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).process_group(0);
             die_with_parent(&mut command);
             let child = command.spawn().with_context(|| format!("starting {} serve", bin.display()))?;

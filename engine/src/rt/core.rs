@@ -18,6 +18,7 @@ use crate::shard::{ConnId, Handoff, Now, Shard, ShardConfig, ShardMsg};
 
 use super::conn::{run_io, watch_readiness};
 use super::linger::Lingering;
+use super::log::{CoreLog, run_log};
 use super::metrics::{CoreMetrics, MetricsHub};
 use super::notify::Notify;
 use super::readiness::{Readiness, ReadinessSetup};
@@ -73,6 +74,8 @@ pub struct CoreContext {
     pub epoll_drained: Notify,
     pumps: Vec<Notify>,
     adopts_out: RefCell<Vec<Vec<Adopt>>>,
+    /// Set when the shard has log records waiting for the log task.
+    pub log_wake: Notify,
     started: Instant,
     wake_scratch: RefCell<Vec<ConnId>>,
     ready_scratch: RefCell<Vec<ShardId>>,
@@ -93,6 +96,7 @@ impl CoreContext {
             epoll_drained: Notify::default(),
             pumps: (0..cores).map(|_| Notify::default()).collect(),
             adopts_out: RefCell::new((0..cores).map(|_| Vec::new()).collect()),
+            log_wake: Notify::default(),
             started: Instant::now(),
             wake_scratch: RefCell::new(Vec::new()),
             ready_scratch: RefCell::new(Vec::new()),
@@ -114,6 +118,9 @@ impl CoreContext {
             let mut shard = self.shard.borrow_mut();
             shard.poll_wakeups(&mut woken);
             shard.poll_mesh_ready(&mut ready);
+            if shard.wal_pending() {
+                self.log_wake.notify();
+            }
         }
         if !woken.is_empty() {
             let mut sockets = self.sockets.borrow_mut();
@@ -164,6 +171,7 @@ pub async fn run_core(
     readiness: ReadinessSetup,
     mesh: MeshEnds,
     coordination: Arc<Coordination>,
+    log: CoreLog,
 ) {
     let cores = usize::from(config.cores);
     let readiness = readiness.start();
@@ -173,7 +181,10 @@ pub async fn run_core(
         tracing::warn!(%error, "cannot watch the listener; accepting once per tick only");
     }
     let metrics = CoreMetrics::new(id, coordination.metrics.clone());
-    let core = Rc::new(CoreContext::new(Shard::new(id, config), cores, readiness, listener, metrics));
+    let mut shard = Shard::new(id, config);
+    shard.recover(log.recovered, log.segment_bytes);
+    let core = Rc::new(CoreContext::new(shard, cores, readiness, listener, metrics));
+    glommio::spawn_local(run_log(core.clone(), log.dir)).detach();
 
     let (senders, receivers) = connect_mesh(mesh).await;
     for (peer, sender) in senders.into_iter().enumerate() {
@@ -189,6 +200,7 @@ pub async fn run_core(
     glommio::spawn_local(watch_readiness(core.clone())).detach();
     glommio::spawn_local(run_io(core.clone())).detach();
     tick_loop(&core, &coordination).await;
+    super::log::log_summary(&core.shard.borrow());
 }
 
 /// Connects this core's channel ends; each waits for its peer, so all connect concurrently.

@@ -10,6 +10,7 @@ mod core;
 mod cpus;
 mod linger;
 mod listener;
+mod log;
 mod metrics;
 mod notify;
 mod readiness;
@@ -31,6 +32,7 @@ use crate::limits::MESH_CHANNEL_CAPACITY;
 
 pub use cpus::{allowed_cpus, choose_cpus};
 pub use listener::{ListenError, bind_listeners};
+pub use log::LogError;
 pub use metrics::MetricsHub;
 
 use self::core::{Coordination, MeshEnds, run_core};
@@ -55,6 +57,8 @@ pub enum ServeError {
     PinSender(std::io::Error),
     #[error("setting up socket readiness (epoll, io_uring, eventfd): {0}")]
     Readiness(std::io::Error),
+    #[error("recovering the logs: {0}")]
+    Log(#[from] LogError),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("starting the executor of core {core}: {message}")]
@@ -75,6 +79,8 @@ pub struct Server {
     pub metrics: Option<SocketAddr>,
     shutdown: Arc<AtomicBool>,
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
+    /// Holds the data directory's log lock while the server runs.
+    _log_lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Server {
@@ -128,6 +134,8 @@ impl Server {
             metrics: metrics_hub,
         });
         let cores_u16 = u16::try_from(cores).map_err(|_| ServeError::Cpus(format!("{cores} cores is too many")))?;
+        let log_lock = log::lock(&config.data_dir)?;
+        let logs = log::recover(&config.data_dir, cores_u16, crate::limits::DEDUP_WINDOW)?;
         let directory = Arc::new(accounts.directory().clone());
         let shard_accounts = ShardAccounts {
             keys: accounts.authority().clone(),
@@ -137,8 +145,8 @@ impl Server {
             device_log: Arc::new(device_log),
         };
         let mut executors = Vec::with_capacity(cores);
-        for (index, ((cpu, listener), (senders, receivers))) in
-            cpus.iter().zip(listeners).zip(senders.into_iter().zip(receivers)).enumerate()
+        for (index, (((cpu, listener), (senders, receivers)), log)) in
+            cpus.iter().zip(listeners).zip(senders.into_iter().zip(receivers)).zip(logs).enumerate()
         {
             let shard_config = config.shard_config(cores_u16, shard_accounts.clone());
             let coordination = coordination.clone();
@@ -148,12 +156,12 @@ impl Server {
             let handle = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
                 .name(&format!("ringline-core-{index}"))
                 .io_memory(EXECUTOR_IO_MEMORY_BYTES)
-                .spawn(move || run_core(id, shard_config, listener, readiness, mesh, coordination))
+                .spawn(move || run_core(id, shard_config, listener, readiness, mesh, coordination, log))
                 .map_err(|error| ServeError::Executor { core: index, message: error.to_string() })?;
             executors.push(handle);
         }
         tracing::info!(%listen, cores, cpus = ?cpus, users = directory.len(), "ringline serving");
-        Ok(Self { listen, cores, connections_max, metrics, shutdown, executors })
+        Ok(Self { listen, cores, connections_max, metrics, shutdown, executors, _log_lock: log_lock })
     }
 
     /// The flag that starts an orderly shutdown when set (SIGTERM sets it).

@@ -10,6 +10,7 @@ use wire::UserId;
 
 use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, RegistrationLimits};
 
+use super::durability::Durability;
 use super::offline_queue::QueueLimits;
 
 #[derive(Debug, Clone)]
@@ -21,6 +22,10 @@ pub struct ShardConfig {
     pub queue: QueueLimits,
     pub dedup_entries_max: usize,
     pub dedup_window_us: u64,
+    /// When an ACK may go, relative to the log.
+    pub durability: Durability,
+    /// Size after which a log segment is closed and the next one started.
+    pub log_segment_bytes_max: u64,
     pub keys: KeyAuthority,
     pub directory: Arc<Directory>,
     /// Device generations issued by registration so far (all users; each shard keeps its own).

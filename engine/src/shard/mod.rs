@@ -8,15 +8,22 @@
 //!
 //! Invariants:
 //! - A user has at most one session, on the user's home core; a newer login replaces the older (GOAWAY).
-//! - An ACK is written only after the recipient's home core reported the message stored (`Stored`).
+//! - An ACK is written only after the recipient's home core reported the message stored (`Stored`), and
+//!   under `Durability::Sync` that core answers only once the message's log record is durable.
+//! - Every change to a queue is appended to this core's log (`poll_wal_write` out, `handle_wal_done` in).
 //! - Items are written to a connection in queue order, at most `DELIVERY_WINDOW_MAX` unacknowledged and
-//!   while the outbound buffer is under `OUTBOUND_BYTES_MAX`; the rest stays queued.
+//!   while the outbound buffer is under `OUTBOUND_BYTES_MAX`; the rest stays queued. Under
+//!   `Durability::Sync` an item is written only once its record is durable: nobody sees a message (or a
+//!   receipt) that a crash could take back.
 //! - Every public `handle_*` call ends with the local queue drained (no message to self is left pending).
 
 mod buffer_pool;
 mod config;
 mod connection;
 mod dedup;
+mod durability;
+#[cfg(test)]
+mod durability_tests;
 mod mesh;
 mod offline_queue;
 mod stats;
@@ -35,10 +42,12 @@ use crate::limits::{
     CONNECTIONS_PER_SHARD_MAX, DELIVERY_WINDOW_MAX, MESH_BATCH_MESSAGES_MAX, MESH_OUTBOX_REQUESTS_MAX,
     OUTBOUND_BYTES_MAX, SEND_INFLIGHT_MAX, SENDER_RECEIPTS_MAX,
 };
+use crate::wal::{ITEM_SEQ_MASK, LogRecord, PendingWrite, RecoveredCore};
 
 pub use config::ShardConfig;
 pub use connection::{ConnId, Stage};
 pub use dedup::PriorSend;
+pub use durability::{Durability, LogStats};
 pub use mesh::ShardMsg;
 pub use offline_queue::{Item, QueueLimits};
 pub use stats::ShardStats;
@@ -46,6 +55,7 @@ pub use stats::ShardStats;
 use buffer_pool::BufferPool;
 use connection::{ConnTable, Connection};
 use dedup::SendDedup;
+use durability::ShardLog;
 use mesh::Outbox;
 use offline_queue::OfflineQueue;
 
@@ -108,6 +118,15 @@ pub struct Shard {
     registrar: Registrar,
     queue: OfflineQueue,
     dedup: SendDedup,
+    log: ShardLog,
+    /// Answers released by a durable write, waiting to be routed.
+    released_scratch: Vec<(ShardId, ShardMsg)>,
+    /// Under `Durability::Sync`: items made here whose record is not durable yet, as (lsn, item sequence,
+    /// user), in sequence order; and the highest item sequence known durable (items of this core with a
+    /// higher one are not delivered yet; recovered items are durable).
+    undurable_items: VecDeque<(u64, u64, UserId)>,
+    durable_item_seq: u64,
+    users_scratch: Vec<UserId>,
     item_seq: u64,
     outboxes: Vec<Outbox>,
     mesh_waiters: Vec<Vec<ConnId>>,
@@ -155,6 +174,11 @@ impl Shard {
             registrar: Registrar::new(config.registration, rand::random()),
             queue: OfflineQueue::new(config.queue),
             dedup: SendDedup::new(config.dedup_entries_max, config.dedup_window_us),
+            log: ShardLog::new(config.durability, config.log_segment_bytes_max, 1),
+            released_scratch: Vec::new(),
+            undurable_items: VecDeque::new(),
+            durable_item_seq: 0,
+            users_scratch: Vec::new(),
             config,
             conns: ConnTable::default(),
             buffers: BufferPool::default(),
@@ -177,6 +201,26 @@ impl Shard {
 
     pub fn id(&self) -> ShardId {
         self.id
+    }
+
+    /// Loads what recovery found for this core's users: their queued items (already in the log's segment 0,
+    /// `segment_bytes` long, which recovery wrote) and their recent SENDs. Call before any other input.
+    pub fn recover(&mut self, recovered: RecoveredCore, segment_bytes: u64) {
+        assert_eq!(self.item_seq, 0, "recovery comes first");
+        assert!(recovered.item_seq_next <= ITEM_SEQ_MASK, "item sequence numbers fit in 48 bits");
+        self.item_seq = recovered.item_seq_next.saturating_sub(1);
+        self.durable_item_seq = self.item_seq;
+        self.log.note_segment(0, segment_bytes);
+        for record in recovered.items {
+            let Some((user, item)) = durability::record_item(record) else { continue };
+            debug_assert_eq!(home_core(user, self.config.cores), self.id);
+            self.log.note_recovered_item(&item);
+            self.queue.push(user, item);
+        }
+        for send in recovered.sends {
+            let prior = PriorSend::Stored { server_id: send.server_id, server_time_us: send.server_time_us };
+            self.dedup.remember(send.sender, send.client_msg_id, prior, 0);
+        }
     }
 
     pub fn stats(&self) -> &ShardStats {
@@ -340,7 +384,10 @@ impl Shard {
         self.sweep_idle(now);
         self.registrar.tick(now.mono_us);
         self.dedup.expire(now.mono_us);
-        for expired in self.queue.expire(now.wall_us) {
+        let log = &mut self.log;
+        for expired in self.queue.expire_with(now.wall_us, |user, item| {
+            log.append_removed(user, item);
+        }) {
             self.stats.expired += 1;
             let receipt = ShardMsg::Receipt {
                 to: expired.sender,
@@ -405,7 +452,84 @@ impl Shard {
 
     /// No connection left and nothing waiting to go to another core.
     pub fn is_quiesced(&self) -> bool {
-        self.conns.len() == 0 && self.local.is_empty() && self.outboxes.iter().all(Outbox::is_empty)
+        self.conns.len() == 0
+            && self.local.is_empty()
+            && self.outboxes.iter().all(Outbox::is_empty)
+            && self.log.is_idle()
+    }
+
+    // ---- the log --------------------------------------------------------------------------------------
+
+    /// The next group of log records to write and fdatasync, if no write is in flight. The runtime calls
+    /// `handle_wal_done` once it is durable, or `handle_wal_failed` and retries the same write.
+    pub fn poll_wal_write(&mut self) -> Option<PendingWrite> {
+        self.log.poll_write()
+    }
+
+    /// What an ACK promises on this core.
+    pub fn durability(&self) -> Durability {
+        self.log.durability()
+    }
+
+    /// Whether log records wait for `poll_wal_write`.
+    pub fn wal_pending(&self) -> bool {
+        self.log.has_pending()
+    }
+
+    /// The log is durable up to `lsn`: answers held for it go out; a compaction may start.
+    pub fn handle_wal_done(&mut self, lsn: u64, now: Now) {
+        let mut released = std::mem::take(&mut self.released_scratch);
+        self.log.handle_write_done(lsn, &mut released);
+        for (to, message) in released.drain(..) {
+            self.send_to_shard(to, message);
+        }
+        self.released_scratch = released;
+        let mut users = std::mem::take(&mut self.users_scratch);
+        while let Some(&(item_lsn, seq, user)) = self.undurable_items.front() {
+            if item_lsn > lsn {
+                break;
+            }
+            self.undurable_items.pop_front();
+            debug_assert!(seq > self.durable_item_seq, "item sequence numbers only increase");
+            self.durable_item_seq = seq;
+            users.push(user);
+        }
+        users.sort_unstable();
+        users.dedup();
+        for user in users.drain(..) {
+            self.fill_deliveries(user);
+        }
+        self.users_scratch = users;
+        if self.log.wants_compaction() {
+            self.log.compact(self.item_seq + 1, self.queue.iter());
+        }
+        self.run_local(now);
+    }
+
+    /// The write in flight failed (disk full, I/O error). Until a write succeeds, new messages for this
+    /// core's users are refused with `StorageUnavailable`; deliveries go on.
+    pub fn handle_wal_failed(&mut self) {
+        self.log.handle_write_failed();
+    }
+
+    /// Whether log writes are failing.
+    pub fn wal_failed(&self) -> bool {
+        self.log.is_failed()
+    }
+
+    /// Log segments the runtime may delete now (a compaction made them redundant).
+    pub fn poll_wal_deletions(&mut self, out: &mut Vec<u64>) {
+        self.log.poll_deletions(out);
+    }
+
+    /// Counters of this core's log.
+    pub fn wal_stats(&self) -> LogStats {
+        self.log.stats()
+    }
+
+    /// Bytes in this core's log segments, and bytes the queued items' records take.
+    pub fn wal_bytes(&self) -> (u64, u64) {
+        self.log.bytes()
     }
 
     // ---- outputs --------------------------------------------------------------------------------------
@@ -825,6 +949,7 @@ impl Shard {
 
     fn handle_delivered(&mut self, user: UserId, item_id: u64, now: Now) {
         let Some(item) = self.queue.acknowledge(user, item_id) else { return };
+        self.log.append_removed(user, &item);
         if let Item::Message { id, from, .. } = item {
             self.stats.messages_delivered += 1;
             let receipt = ShardMsg::Receipt {
@@ -844,14 +969,15 @@ impl Shard {
     fn handle_message(&mut self, from: ShardId, message: ShardMsg, now: Now) {
         match message {
             ShardMsg::Store { sender, client_msg_id, origin, to, body } => {
-                let outcome = self.store(to, sender, body, now);
-                let answer = match outcome {
-                    Ok((server_id, server_time_us)) => {
-                        ShardMsg::Stored { sender, client_msg_id, origin, server_id, server_time_us }
+                match self.store(to, sender, client_msg_id, body, now) {
+                    Ok((server_id, server_time_us, lsn)) => {
+                        let answer = ShardMsg::Stored { sender, client_msg_id, origin, server_id, server_time_us };
+                        if let Some((to, answer)) = self.log.answer_when_durable(lsn, from, answer) {
+                            self.send_to_shard(to, answer);
+                        }
                     }
-                    Err(code) => ShardMsg::Refused { sender, client_msg_id, origin, code },
-                };
-                self.send_to_shard(from, answer);
+                    Err(code) => self.send_to_shard(from, ShardMsg::Refused { sender, client_msg_id, origin, code }),
+                }
             }
             ShardMsg::Stored { sender, client_msg_id, origin, server_id, server_time_us } => {
                 if let Some(since_us) = self.dedup.in_flight_since(sender, client_msg_id) {
@@ -888,24 +1014,43 @@ impl Shard {
                 }
                 self.stats.receipts_queued += 1;
                 let id = self.next_item_id();
-                self.queue.push(to, Item::Receipt { id, server_id, peer, kind, time_us });
+                let item = Item::Receipt { id, server_id, peer, kind, time_us };
+                let lsn = self.log.append_item(&durability::item_record(to, &item));
+                self.note_undurable(lsn, id, to);
+                self.queue.push(to, item);
                 self.fill_deliveries(to);
             }
         }
     }
 
-    /// Puts a message in `to`'s queue on this, `to`'s home core.
-    fn store(&mut self, to: UserId, sender: UserId, body: Box<[u8]>, now: Now) -> Result<(u64, u64), RejectCode> {
+    /// Puts a message in `to`'s queue on this, `to`'s home core, and appends it to the log. Returns its
+    /// server id, time and log sequence number.
+    fn store(
+        &mut self,
+        to: UserId,
+        sender: UserId,
+        client_msg_id: u64,
+        body: Box<[u8]>,
+        now: Now,
+    ) -> Result<(u64, u64, u64), RejectCode> {
         debug_assert_eq!(home_core(to, self.config.cores), self.id);
         if !self.user_exists(to) {
             return Err(RejectCode::UnknownRecipient);
         }
+        if self.log.is_failed() {
+            return Err(RejectCode::StorageUnavailable);
+        }
         self.queue.check_room(to, body.len())?;
         let id = self.next_item_id();
-        self.queue.push(to, Item::Message { id, from: sender, time_us: now.wall_us, body });
+        let time_us = now.wall_us;
+        let record = LogRecord::Message { item_id: id, to, sender, client_msg_id, time_us, body };
+        let lsn = self.log.append_item(&record);
+        self.note_undurable(lsn, id, to);
+        let LogRecord::Message { body, .. } = record else { unreachable!("built as a message above") };
+        self.queue.push(to, Item::Message { id, from: sender, client_msg_id, time_us, body });
         self.stats.messages_stored += 1;
         self.fill_deliveries(to);
-        Ok((id, now.wall_us))
+        Ok((id, time_us, lsn))
     }
 
     /// One SEND of `origin` was answered.
@@ -920,9 +1065,16 @@ impl Shard {
         }
     }
 
+    /// Item `id` of `user`, made here, waits for its record (`lsn`) before it is delivered.
+    fn note_undurable(&mut self, lsn: u64, id: u64, user: UserId) {
+        if self.log.durability().waits_for_sync() {
+            self.undurable_items.push_back((lsn, id & ITEM_SEQ_MASK, user));
+        }
+    }
+
     fn next_item_id(&mut self) -> u64 {
         self.item_seq += 1;
-        assert!(self.item_seq < 1 << 48, "item ids of one core fit in 48 bits");
+        assert!(self.item_seq <= ITEM_SEQ_MASK, "item ids of one core fit in 48 bits");
         (u64::from(self.id.0) << 48) | self.item_seq
     }
 
@@ -985,13 +1137,18 @@ impl Shard {
             return;
         }
         let was_empty = connection.outbound.is_empty();
+        let (core, durable_seq) = (u64::from(self.id.0), self.durable_item_seq);
+        let waits_for_sync = self.log.durability().waits_for_sync();
+        // Items of other cores' ids were recovered, so durable; this core's are durable up to `durable_seq`.
+        let durable =
+            |item: &Item| !waits_for_sync || item.id() >> 48 != core || item.id() & ITEM_SEQ_MASK <= durable_seq;
         while connection.outbound.len() < OUTBOUND_BYTES_MAX && self.queue.unacknowledged(user) < DELIVERY_WINDOW_MAX {
-            let Some(item) = self.queue.next_unwritten(user) else { break };
+            let Some(item) = self.queue.next_unwritten_if(user, durable) else { break };
             if connection.outbound.capacity() == 0 {
                 connection.outbound = self.buffers.take();
             }
             let frame = match item {
-                Item::Message { id, from, time_us, body } => {
+                Item::Message { id, from, time_us, body, .. } => {
                     ServerFrame::Deliver { item_id: *id, from: *from, server_time_us: *time_us, body }
                 }
                 Item::Receipt { id, server_id, peer, kind, time_us } => ServerFrame::Receipt {

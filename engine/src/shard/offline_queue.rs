@@ -17,7 +17,7 @@ use wire::{ReceiptKind, RejectCode, UserId};
 /// Something waiting for a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    Message { id: u64, from: UserId, time_us: u64, body: Box<[u8]> },
+    Message { id: u64, from: UserId, client_msg_id: u64, time_us: u64, body: Box<[u8]> },
     Receipt { id: u64, server_id: u64, peer: UserId, kind: ReceiptKind, time_us: u64 },
 }
 
@@ -160,9 +160,15 @@ impl OfflineQueue {
     }
 
     /// The next item to write to `user`'s connection, advancing the cursor.
+    #[cfg(test)]
     pub fn next_unwritten(&mut self, user: UserId) -> Option<&Item> {
+        self.next_unwritten_if(user, |_| true)
+    }
+
+    /// The next item to write to `user`'s connection if `ready` accepts it, advancing the cursor.
+    pub fn next_unwritten_if(&mut self, user: UserId, ready: impl Fn(&Item) -> bool) -> Option<&Item> {
         let inbox = self.inboxes.get_mut(&user)?;
-        let item = inbox.items.get(inbox.cursor)?;
+        let item = inbox.items.get(inbox.cursor).filter(|item| ready(item))?;
         inbox.cursor += 1;
         Some(item)
     }
@@ -204,7 +210,13 @@ impl OfflineQueue {
     /// Drops items stored longer than the age limit, oldest first, and returns the messages among them so
     /// their senders can be told (expired receipts need no notice). Items written to a live connection are
     /// not dropped: their acknowledgement is on the way; such a user is looked at again one age later.
+    #[cfg(test)]
     pub fn expire(&mut self, now_us: u64) -> Vec<Expired> {
+        self.expire_with(now_us, |_, _| {})
+    }
+
+    /// `expire`, calling `on_removed` with every item it drops (messages and receipts).
+    pub fn expire_with(&mut self, now_us: u64, mut on_removed: impl FnMut(UserId, &Item)) -> Vec<Expired> {
         let mut expired = Vec::new();
         while let Some(&(oldest_us, user)) = self.by_age.first() {
             if oldest_us.saturating_add(self.limits.age_max_us) > now_us {
@@ -220,11 +232,17 @@ impl OfflineQueue {
                 continue;
             }
             let item = self.remove_at(user, 0);
+            on_removed(user, &item);
             if let Item::Message { id, from, .. } = item {
                 expired.push(Expired { sender: from, recipient: user, server_id: id });
             }
         }
         expired
+    }
+
+    /// Every queued item with its user, each user's in queue order (users in no particular order).
+    pub fn iter(&self) -> impl Iterator<Item = (UserId, &Item)> {
+        self.inboxes.iter().flat_map(|(user, inbox)| inbox.items.iter().map(move |item| (*user, item)))
     }
 
     /// Checks the invariants in O(items).
@@ -254,7 +272,7 @@ mod tests {
         QueueLimits { messages_per_user_max: 3, bytes_per_user_max: 10, bytes_per_core_max: 25, age_max_us: 100 };
 
     fn message(id: u64, len: usize, time_us: u64) -> Item {
-        Item::Message { id, from: 1, time_us, body: vec![0; len].into() }
+        Item::Message { id, from: 1, client_msg_id: id, time_us, body: vec![0; len].into() }
     }
 
     #[test]

@@ -28,6 +28,8 @@ fn one_core_shard() -> (Shard, KeyAuthority, UserId) {
         dedup_window_us: 1_000_000,
         keys: keys.clone(),
         directory: Arc::new(Directory::new(vec![batch])),
+        durability: Durability::Sync,
+        log_segment_bytes_max: 1 << 20,
         generations: Arc::new(HashMap::new()),
         registration: RegistrationLimits::standard(600_000_000),
         pin_sender: Arc::new(PinSender::in_memory()),

@@ -8,9 +8,11 @@
 //! zero padding, and reports where, so the tail can be truncated; log sequence numbers only increase.
 
 mod record;
+mod recover;
 mod replay;
 mod writer;
 
 pub use record::{LogRecord, RECORD_HEADER_BYTES, RecordError, encode_record};
+pub use recover::{ITEM_SEQ_MASK, RecoveredCore, RecoveredSend, Recovery};
 pub use replay::{ReplayEnd, ReplayedSegment, replay_segment};
 pub use writer::{LogWriter, PAGE_BYTES, PendingWrite};

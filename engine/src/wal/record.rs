@@ -10,6 +10,7 @@ const KIND_MESSAGE: u8 = 1;
 const KIND_RECEIPT: u8 = 2;
 const KIND_REMOVED: u8 = 3;
 const KIND_GENERATION: u8 = 4;
+const KIND_SEQUENCE: u8 = 5;
 
 /// One change to a core's durable state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,23 @@ pub enum LogRecord {
     Removed { user: UserId, item_id: u64 },
     /// `user`'s device generation changed (a new device was registered; older keys are revoked).
     Generation { user: UserId, generation: u32 },
+    /// Item ids below `item_seq_next` (in their low 48 bits) may have been handed out: after recovery no core
+    /// issues them again, even when compaction dropped every record that carried them.
+    Sequence { item_seq_next: u64 },
+}
+
+impl LogRecord {
+    /// Bytes `encode_record` writes for this record.
+    pub fn encoded_len(&self) -> usize {
+        let payload = match self {
+            Self::Message { body, .. } => 40 + body.len(),
+            Self::Receipt { .. } => 41,
+            Self::Removed { .. } => 16,
+            Self::Generation { .. } => 12,
+            Self::Sequence { .. } => 8,
+        };
+        RECORD_HEADER_BYTES + 1 + payload
+    }
 }
 
 /// Why bytes are not a valid record.
@@ -72,12 +90,18 @@ pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) -> usize {
             out.extend_from_slice(&user.to_le_bytes());
             out.extend_from_slice(&generation.to_le_bytes());
         }
+        LogRecord::Sequence { item_seq_next } => {
+            out.push(KIND_SEQUENCE);
+            out.extend_from_slice(&item_seq_next.to_le_bytes());
+        }
     }
     let body = &out[start + RECORD_HEADER_BYTES..];
     let len = u32::try_from(body.len()).expect("records are built from frames far under 4 GiB");
     let crc = crc32c::crc32c(body);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    debug_assert_eq!(out.len() - start, record.encoded_len());
+    debug_assert_eq!(decode_record(&out[start..], usize::MAX).ok().flatten().as_ref().map(|(r, _)| r), Some(record));
     out.len() - start
 }
 
@@ -154,6 +178,12 @@ pub fn decode_record(bytes: &[u8], record_size_max: usize) -> Result<Option<(Log
             let generation = u32::from_le_bytes(payload[8..12].try_into().map_err(|_| bad_length())?);
             LogRecord::Generation { user: word(0)?, generation }
         }
+        KIND_SEQUENCE => {
+            if payload.len() != 8 {
+                return Err(bad_length());
+            }
+            LogRecord::Sequence { item_seq_next: word(0)? }
+        }
         other => return Err(RecordError::UnknownKind { kind: other }),
     };
     Ok(Some((record, RECORD_HEADER_BYTES + len)))
@@ -177,6 +207,7 @@ mod tests {
             LogRecord::Receipt { item_id: 9, to: 3, server_id: 1, peer: 2, kind: ReceiptKind::Delivered, time_us: 10 },
             LogRecord::Removed { user: 2, item_id: 1 },
             LogRecord::Generation { user: 2, generation: 3 },
+            LogRecord::Sequence { item_seq_next: 11 },
         ]
     }
 
@@ -185,6 +216,7 @@ mod tests {
         for record in samples() {
             let mut bytes = Vec::new();
             let len = encode_record(&record, &mut bytes);
+            assert_eq!(len, record.encoded_len());
             assert_eq!(decode_record(&bytes, 1 << 20), Ok(Some((record, len))));
         }
     }

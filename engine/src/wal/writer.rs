@@ -37,6 +37,8 @@ pub struct LogWriter {
     pending_lsn: u64,
     durable_lsn: u64,
     in_flight: Option<u64>,
+    /// The next write starts a new segment even if this one has room (compaction asked for it).
+    rotate_requested: bool,
 }
 
 impl LogWriter {
@@ -53,6 +55,7 @@ impl LogWriter {
             pending_lsn: lsn,
             durable_lsn: lsn,
             in_flight: None,
+            rotate_requested: false,
         }
     }
 
@@ -69,10 +72,11 @@ impl LogWriter {
         if self.in_flight.is_some() || self.pending.is_empty() {
             return None;
         }
-        if self.offset >= self.segment_size_max {
+        if self.offset >= self.segment_size_max || (self.rotate_requested && self.offset > 0) {
             self.segment += 1;
             self.offset = 0;
         }
+        self.rotate_requested = false;
         let mut bytes = std::mem::take(&mut self.pending);
         let padded = bytes.len().next_multiple_of(PAGE_BYTES);
         bytes.resize(padded, 0);
@@ -80,6 +84,18 @@ impl LogWriter {
         self.offset += padded as u64;
         self.in_flight = Some(self.pending_lsn);
         Some(write)
+    }
+
+    /// Makes the next write start a new segment, so that everything appended from now on (and everything
+    /// still pending) lands in segments after the current one. Returns that next segment's number.
+    pub fn rotate(&mut self) -> u64 {
+        self.rotate_requested = true;
+        if self.offset > 0 { self.segment + 1 } else { self.segment }
+    }
+
+    /// Whether a write is in flight.
+    pub fn is_writing(&self) -> bool {
+        self.in_flight.is_some()
     }
 
     /// The write up to `lsn` is durable.
@@ -146,6 +162,24 @@ mod tests {
         writer.append(&removed(2));
         let write = writer.poll_write().expect("write");
         assert_eq!((write.segment, write.offset), (5, 0));
+    }
+
+    #[test]
+    fn rotate_moves_pending_and_later_records_to_a_new_segment() {
+        let mut writer = LogWriter::new(2, 0, 0, 1 << 20);
+        assert_eq!(writer.rotate(), 2, "an empty segment is reused");
+        writer.append(&removed(1));
+        let write = writer.poll_write().expect("write");
+        assert_eq!((write.segment, write.offset), (2, 0));
+        writer.append(&removed(2));
+        assert_eq!(writer.rotate(), 3);
+        writer.handle_write_done(1);
+        let write = writer.poll_write().expect("write");
+        assert_eq!((write.segment, write.offset, write.lsn), (3, 0, 2));
+        writer.handle_write_done(2);
+        writer.append(&removed(3));
+        let write = writer.poll_write().expect("write");
+        assert_eq!((write.segment, write.offset), (3, PAGE_BYTES as u64), "one rotation per request");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use engine::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
 use engine::home::{ShardId, home_core};
 use engine::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES, READS_PER_POLL_MAX};
-use engine::shard::{ConnId, ConnStatus, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
+use engine::shard::{ConnId, ConnStatus, Durability, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
 use wire::{ClientFrame, Decoded, DeviceKey, ErrorCode, GoawayReason, ReceiptKind, RejectCode, ServerFrame, UserId};
 
 /// Writes one poll of a connection's task makes before its socket counts as full for the moment: keeps a
@@ -271,6 +271,8 @@ enum Task {
     Pump(usize, usize),
     Drain(usize, usize),
     ClientRead(ClientId),
+    /// The core's log task: write what the shard appended and report it durable (a disk that never fails).
+    Log(usize),
 }
 
 pub struct Sim {
@@ -312,6 +314,8 @@ impl Sim {
             dedup_window_us: config.dedup_window_us,
             keys: keys.clone(),
             directory,
+            durability: Durability::Sync,
+            log_segment_bytes_max: 1 << 30,
             generations: Arc::new(HashMap::new()),
             registration: RegistrationLimits::standard(600_000_000),
             pin_sender: Arc::new(PinSender::in_memory()),
@@ -541,6 +545,11 @@ impl Sim {
                 }
             }
         }
+        for (shard, state) in self.shards.iter().enumerate() {
+            if state.wal_pending() {
+                tasks.push(Task::Log(shard));
+            }
+        }
         if tasks.is_empty() {
             return false;
         }
@@ -554,6 +563,12 @@ impl Sim {
                     self.drain(from, to, count);
                 }
                 Task::ClientRead(client) => self.client_read(client),
+                Task::Log(shard) => {
+                    if let Some(write) = self.shards[shard].poll_wal_write() {
+                        self.shards[shard].handle_wal_done(write.lsn, self.now);
+                        self.dispatch(shard);
+                    }
+                }
             }
         }
         true

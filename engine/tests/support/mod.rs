@@ -6,7 +6,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -32,6 +33,18 @@ pub struct TestServer {
 impl TestServer {
     /// Provisions `users` users in a fresh data dir and starts `ringline serve` on `cores` cores.
     pub fn start(name: &str, cores: u16, users: u64, extra_args: &[&str]) -> Self {
+        Self::start_with_file_size_max(name, cores, users, extra_args, None)
+    }
+
+    /// `start`, with the engine's soft RLIMIT_FSIZE at `file_size_max` (if any) and SIGXFSZ ignored, so
+    /// writes past that size fail with EFBIG like writes to a full disk.
+    pub fn start_with_file_size_max(
+        name: &str,
+        cores: u16,
+        users: u64,
+        extra_args: &[&str],
+        file_size_max: Option<u64>,
+    ) -> Self {
         let data_dir = std::env::temp_dir().join(format!("ringline-it-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
         let keys_path = data_dir.with_extension("keys");
@@ -43,19 +56,67 @@ impl TestServer {
             .filter_map(|line| wire::parse_keys_line(line).expect("keys line"))
             .map(|entry| (entry.user, entry.key))
             .collect();
-        Self::spawn(data_dir, users, cores, extra_args)
+        let (child, addr, metrics) = spawn_engine(&data_dir, cores, extra_args, file_size_max);
+        Self { addr, data_dir, users, cores, metrics, child }
     }
 
-    fn spawn(data_dir: PathBuf, users: Vec<(UserId, DeviceKey)>, cores: u16, extra_args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringline"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--cores", &cores.to_string(), "--data-dir"])
-            .arg(&data_dir)
-            .args(extra_args)
-            .env("RINGLINE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn ringline");
+    /// Kills the engine with SIGKILL (a crash: nothing is flushed) and starts it again on the same data
+    /// directory with `cores` cores.
+    pub fn kill_and_restart(&mut self, cores: u16, extra_args: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.child, self.addr, self.metrics) = spawn_engine(&self.data_dir, cores, extra_args, None);
+        self.cores = cores;
+    }
+
+    /// Stops the engine with SIGTERM, expects a clean exit, and starts it again on the same data directory.
+    pub fn terminate_and_restart(&mut self, cores: u16, extra_args: &[&str]) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "SIGTERM ends the engine cleanly: {status}");
+        (self.child, self.addr, self.metrics) = spawn_engine(&self.data_dir, cores, extra_args, None);
+        self.cores = cores;
+    }
+
+    /// Sets the running engine's soft RLIMIT_FSIZE (`None`: unlimited), as disk space running out or
+    /// coming back.
+    pub fn set_file_size_max(&self, file_size_max: Option<u64>) {
+        let limit =
+            libc::rlimit { rlim_cur: file_size_max.unwrap_or(libc::RLIM_INFINITY), rlim_max: libc::RLIM_INFINITY };
+        // SAFETY: prlimit(2) on our own child with a valid rlimit and no old-value pointer.
+        let result = unsafe { libc::prlimit(self.child.id() as i32, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
+        assert_eq!(result, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// A started engine: the process, its listening address and, with `--metrics`, its metrics address.
+type Spawned = (Child, SocketAddr, Option<SocketAddr>);
+
+fn spawn_engine(data_dir: &Path, cores: u16, extra_args: &[&str], file_size_max: Option<u64>) -> Spawned {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ringline"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--cores", &cores.to_string(), "--data-dir"])
+        .arg(data_dir)
+        .args(extra_args)
+        .env("RINGLINE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(bytes) = file_size_max {
+        // SAFETY: between fork and exec only async-signal-safe calls (signal, setrlimit) are made.
+        unsafe {
+            command.pre_exec(move || {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let limit = libc::rlimit { rlim_cur: bytes, rlim_max: libc::RLIM_INFINITY };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    {
+        let mut child = command.spawn().expect("spawn ringline");
         let stdout = child.stdout.take().expect("stdout");
         let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
@@ -72,9 +133,11 @@ impl TestServer {
                 .and_then(|addr| addr.trim().parse().ok())
                 .unwrap_or_else(|| panic!("unexpected second line: {line:?}"))
         });
-        Self { addr, data_dir, users, cores, metrics, child }
+        (child, addr, metrics)
     }
+}
 
+impl TestServer {
     pub fn user(&self, index: usize) -> (UserId, DeviceKey) {
         self.users[index]
     }
@@ -107,19 +170,6 @@ impl TestServer {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    /// Stops the server with SIGTERM and starts it again on the same data directory and users.
-    pub fn restart(mut self, extra_args: &[&str]) -> Self {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "SIGTERM exit: {status}");
-        let data_dir = self.data_dir.clone();
-        let users = std::mem::take(&mut self.users);
-        let cores = self.cores;
-        std::mem::forget(self);
-        Self::spawn(data_dir, users, cores, extra_args)
-    }
-
     pub fn terminate(mut self) -> std::process::ExitStatus {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
@@ -254,6 +304,34 @@ impl TestClient {
                 Err(error) => panic!("reading from the server: {error}"),
             }
         }
+    }
+
+    /// The next frame if one arrives within `wait`, else `None`. For polling a condition, never for
+    /// asserting on time.
+    pub fn recv_within(&mut self, wait: Duration) -> Option<Got> {
+        self.stream.set_read_timeout(Some(wait)).expect("timeout");
+        let got = loop {
+            match wire::decode_server(&self.buffer, 1 << 20) {
+                Ok(wire::Decoded::Frame { frame, consumed }) => {
+                    let got = own(frame);
+                    self.buffer.drain(..consumed);
+                    break Some(got);
+                }
+                Ok(wire::Decoded::Incomplete { .. }) => {}
+                Err(error) => panic!("server sent a malformed frame: {error}"),
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break Some(Got::Closed),
+                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
+                Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    break None;
+                }
+                Err(error) => panic!("reading from the server: {error}"),
+            }
+        };
+        self.stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+        got
     }
 
     /// The next frame that is not a PING/PONG.

@@ -1,0 +1,444 @@
+//! Per-core write-ahead log files: recovery at start (read every core's old log, truncate damaged tails,
+//! rewrite what is pending for the new core count) and each core's log task (group commit with glommio's
+//! DMA files). Owns the files and the directory layout; what to log, when to ACK and when a segment may go
+//! are the shard's (`shard::durability`), the record format and replay rules are `wal`'s.
+//!
+//! Layout: `DATA_DIR/wal/epoch-NNNNNN/core-CCCC/segment-SSSSSSSS.log`. Each start reads the newest epoch
+//! (whatever core count wrote it), folds it (`wal::Recovery`), and writes epoch N+1: per new core, segment 0
+//! holds the sequence floor and every pending item of that core's users, in order. Epoch N+1 is built as
+//! `epoch-…​.tmp` and renamed into place once synced, then epoch N is deleted: a crash at any point leaves
+//! either the old or the new epoch complete, never neither. Cores then append from segment 1.
+//!
+//! Invariants: a write is acknowledged to the shard only after `write_at` wrote all its bytes and
+//! `fdatasync` returned; a new segment's directory entry is synced before its first write counts; a failed
+//! write is retried (same bytes, same offset) until it succeeds, the shard refusing new messages meanwhile.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use glommio::io::{Directory, DmaFile, OpenOptions};
+
+use crate::limits::{LOG_RECORD_BYTES_MAX, LOG_RETRY_INTERVAL};
+use crate::shard::Durability;
+use crate::wal::{LogRecord, LogWriter, PendingWrite, RecoveredCore, Recovery, ReplayEnd, replay_segment};
+
+use super::core::CoreContext;
+
+/// Why the logs could not be recovered (the server does not start: it would lose acknowledged messages).
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {path}: {source}")]
+pub struct LogError {
+    action: &'static str,
+    path: PathBuf,
+    source: io::Error,
+}
+
+fn io_context<T>(action: &'static str, path: &Path, result: io::Result<T>) -> Result<T, LogError> {
+    result.map_err(|source| LogError { action, path: path.to_owned(), source })
+}
+
+/// What one core starts its log with.
+#[derive(Debug)]
+pub struct CoreLog {
+    /// The core's directory in the current epoch.
+    pub dir: PathBuf,
+    /// The pending state of its users.
+    pub recovered: RecoveredCore,
+    /// Bytes of segment 0, which holds that state.
+    pub segment_bytes: u64,
+}
+
+pub fn segment_path(dir: &Path, segment: u64) -> PathBuf {
+    dir.join(format!("segment-{segment:08}.log"))
+}
+
+fn numbered(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
+    name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()
+}
+
+/// Entries of `dir` named `PREFIX<number>SUFFIX`, by number.
+fn numbered_entries(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    let mut found = Vec::new();
+    for entry in io_context("listing", dir, std::fs::read_dir(dir))? {
+        let entry = io_context("listing", dir, entry)?;
+        let name = entry.file_name();
+        match name.to_str().and_then(|name| numbered(name, prefix, suffix)) {
+            Some(number) => found.push((number, entry.path())),
+            None if name == "LOCK" || entry.path().extension().is_some_and(|extension| extension == "tmp") => {}
+            None => tracing::warn!(path = %entry.path().display(), "ignoring an unexpected entry in the log directory"),
+        }
+    }
+    found.sort_unstable_by_key(|(number, _)| *number);
+    Ok(found)
+}
+
+fn sync_path(path: &Path) -> Result<(), LogError> {
+    let file = io_context("opening", path, File::open(path))?;
+    io_context("syncing", path, file.sync_all())
+}
+
+/// Reads every segment of an epoch into `recovery`, truncating damaged tails.
+fn read_epoch(epoch: &Path, recovery: &mut Recovery) -> Result<(), LogError> {
+    for (_, core_dir) in numbered_entries(epoch, "core-", "")? {
+        let segments = numbered_entries(&core_dir, "segment-", ".log")?;
+        let last = segments.last().map(|(number, _)| *number);
+        for (number, path) in segments {
+            let bytes = io_context("reading", &path, std::fs::read(&path))?;
+            let replayed = replay_segment(&bytes, LOG_RECORD_BYTES_MAX);
+            let records = replayed.records.len();
+            for record in replayed.records {
+                recovery.apply(record);
+            }
+            if let ReplayEnd::Damaged { offset, error } = replayed.end {
+                if Some(number) == last {
+                    tracing::warn!(path = %path.display(), offset, %error, records,
+                        "log ends in a torn or corrupt record (a write cut by the crash, never acknowledged): \
+                         truncating the segment there");
+                } else {
+                    tracing::error!(path = %path.display(), offset, %error, records,
+                        "log segment is damaged before its end: truncating it there and reading the next \
+                         segments; records after the damage in this segment are lost");
+                }
+                let file = io_context("opening", &path, std::fs::OpenOptions::new().write(true).open(&path))?;
+                io_context("truncating", &path, file.set_len(offset))?;
+                io_context("syncing", &path, file.sync_all())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Takes `DATA_DIR/wal/LOCK` for this process's lifetime (the returned file holds it): two engines on one
+/// data directory would rewrite and delete each other's logs.
+pub fn lock(data_dir: &Path) -> Result<File, LogError> {
+    let wal = data_dir.join("wal");
+    io_context("creating", &wal, std::fs::create_dir_all(&wal))?;
+    let path = wal.join("LOCK");
+    let file =
+        io_context("opening", &path, std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path))?;
+    // SAFETY: flock(2) on a descriptor this function owns.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let source = io::Error::last_os_error();
+        let source = if source.kind() == io::ErrorKind::WouldBlock {
+            io::Error::new(io::ErrorKind::WouldBlock, "another engine is running on this data directory")
+        } else {
+            source
+        };
+        return Err(LogError { action: "locking", path, source });
+    }
+    Ok(file)
+}
+
+/// Recovers the logs under `data_dir` for a process of `cores` cores: see the module documentation.
+pub fn recover(data_dir: &Path, cores: u16, dedup_window: Duration) -> Result<Vec<CoreLog>, LogError> {
+    let wal = data_dir.join("wal");
+    io_context("creating", &wal, std::fs::create_dir_all(&wal))?;
+    for entry in io_context("listing", &wal, std::fs::read_dir(&wal))? {
+        let path = io_context("listing", &wal, entry)?.path();
+        if path.extension().is_some_and(|extension| extension == "tmp") {
+            tracing::info!(path = %path.display(), "removing an epoch that recovery did not finish");
+            io_context("removing", &path, std::fs::remove_dir_all(&path))?;
+        }
+    }
+    let epochs = numbered_entries(&wal, "epoch-", "")?;
+    let mut recovery = Recovery::new();
+    if let Some((_, current)) = epochs.last() {
+        read_epoch(current, &mut recovery)?;
+    }
+    let next = epochs.last().map_or(1, |(number, _)| number + 1);
+    let (records, live) = (recovery.records(), recovery.live_items());
+    let now_wall_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_micros() as u64);
+    let per_core = recovery.finish(cores, now_wall_us, dedup_window.as_micros() as u64);
+
+    let building = wal.join(format!("epoch-{next:06}.tmp"));
+    io_context("creating", &building, std::fs::create_dir(&building))?;
+    let mut sizes = Vec::with_capacity(per_core.len());
+    for (index, core) in per_core.iter().enumerate() {
+        let dir = building.join(format!("core-{index:04}"));
+        io_context("creating", &dir, std::fs::create_dir(&dir))?;
+        let mut writer = LogWriter::new(0, 0, 0, u64::MAX);
+        writer.append(&LogRecord::Sequence { item_seq_next: core.item_seq_next });
+        for record in &core.items {
+            writer.append(record);
+        }
+        let write = writer.poll_write().expect("a sequence record is always pending");
+        let path = segment_path(&dir, 0);
+        io_context("writing", &path, std::fs::write(&path, &write.bytes))?;
+        sync_path(&path)?;
+        sync_path(&dir)?;
+        sizes.push(write.bytes.len() as u64);
+    }
+    sync_path(&building)?;
+    let current = wal.join(format!("epoch-{next:06}"));
+    io_context("renaming", &building, std::fs::rename(&building, &current))?;
+    sync_path(&wal)?;
+    for (_, old) in &epochs {
+        io_context("removing", old, std::fs::remove_dir_all(old))?;
+    }
+    tracing::info!(
+        epoch = next,
+        records,
+        pending_items = live,
+        cores,
+        "recovered the logs{}",
+        if epochs.is_empty() { " (none yet: a fresh data directory)" } else { "" }
+    );
+    Ok(per_core
+        .into_iter()
+        .zip(sizes)
+        .enumerate()
+        .map(|(index, (recovered, segment_bytes))| CoreLog {
+            dir: current.join(format!("core-{index:04}")),
+            recovered,
+            segment_bytes,
+        })
+        .collect())
+}
+
+thread_local! {
+    /// This core's time from starting a group's write to its fdatasync returning: total and maximum, in µs.
+    /// (Each core is one thread, so this is per core.)
+    static WRITE_TIME_US: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Logs what a core's log did, at its stop.
+pub fn log_summary(shard: &crate::shard::Shard) {
+    let stats = shard.wal_stats();
+    let (write_us_total, write_us_max) = WRITE_TIME_US.with(Cell::get);
+    let (on_disk, pending) = shard.wal_bytes();
+    tracing::info!(
+        writes = stats.writes,
+        records = stats.records,
+        records_per_write = stats.records.checked_div(stats.writes).unwrap_or(0),
+        write_us_mean = write_us_total.checked_div(stats.writes).unwrap_or(0),
+        write_us_max,
+        bytes = stats.bytes,
+        failures = stats.failures,
+        compactions = stats.compactions,
+        segments_deleted = stats.segments_deleted,
+        bytes_on_disk = on_disk,
+        bytes_pending = pending,
+        "{}: log summary",
+        shard.id()
+    );
+}
+
+/// The segment file being appended to.
+struct OpenSegment {
+    segment: u64,
+    file: DmaFile,
+}
+
+/// Writes `write` and makes it durable: the segment file (created, with its directory entry synced, if
+/// new), `write_at` of every byte, `fdatasync`.
+async fn write_durably(
+    dir: &Directory,
+    path: &Path,
+    open: &mut Option<OpenSegment>,
+    write: &PendingWrite,
+) -> io::Result<()> {
+    if open.as_ref().is_none_or(|current| current.segment != write.segment) {
+        if let Some(previous) = open.take() {
+            previous.file.close().await?;
+        }
+        // Readable too: glommio probes the device for iopoll support with a read.
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).dma_open(segment_path(path, write.segment)).await?;
+        dir.sync().await?;
+        *open = Some(OpenSegment { segment: write.segment, file });
+    }
+    let file = &open.as_ref().expect("opened above").file;
+    let mut buffer = file.alloc_dma_buffer(write.bytes.len());
+    buffer.as_bytes_mut().copy_from_slice(&write.bytes);
+    let written = file.write_at(buffer, write.offset).await?;
+    if written != write.bytes.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("short log write: {written} of {} bytes", write.bytes.len()),
+        ));
+    }
+    sync_data(file).await
+}
+
+thread_local! {
+    /// Whether this blocking-pool thread has been unpinned.
+    static UNPINNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `fdatasync` on the executor's blocking thread, unpinned from the executor's CPU: the sync waits on the
+/// device, and the thread that issues it must not wait for a CPU behind the busy executor it serves (an
+/// io_uring fsync runs in a worker pinned like the executor; on an oversubscribed host that stalled one
+/// core's syncs to tens of milliseconds, results/durability/README.md).
+async fn sync_data(file: &DmaFile) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    glommio::executor()
+        .spawn_blocking(move || {
+            UNPINNED.with(|unpinned| {
+                if !unpinned.replace(true) {
+                    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays within its bounds; the call only
+                    // changes this thread's affinity (the kernel keeps it within the allowed cpuset).
+                    unsafe {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        for cpu in 0..libc::CPU_SETSIZE as usize {
+                            libc::CPU_SET(cpu, &mut set);
+                        }
+                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                    }
+                }
+            });
+            // SAFETY: `fd` belongs to a file the caller keeps open until this returns.
+            if unsafe { libc::fdatasync(fd) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+        })
+        .await
+}
+
+/// The core's log task: takes each group the shard has, makes it durable, reports back; deletes the
+/// segments compaction freed. Under `Durability::Sync` it runs whenever records wait (the next group forms
+/// while a write is in flight); under `Async` it writes one group per flush interval.
+pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
+    let durability = core.shard.borrow().durability();
+    let id = core.shard.borrow().id();
+    let dir = match Directory::open(&dir_path).await {
+        Ok(dir) => dir,
+        Err(error) => {
+            // Recovery created it moments ago; without it nothing can be made durable. Refuse messages.
+            tracing::error!(%error, path = %dir_path.display(), "{id}: cannot open the log directory");
+            core.shard.borrow_mut().handle_wal_failed();
+            return;
+        }
+    };
+    let mut open: Option<OpenSegment> = None;
+    let mut deletions = Vec::new();
+    loop {
+        match durability {
+            Durability::Sync => core.log_wake.wait().await,
+            Durability::Async { flush_interval } => glommio::timer::sleep(flush_interval).await,
+        }
+        loop {
+            let write = core.shard.borrow_mut().poll_wal_write();
+            let Some(write) = write else { break };
+            let mut failures = 0u64;
+            let started = Instant::now();
+            while let Err(error) = write_durably(&dir, &dir_path, &mut open, &write).await {
+                if failures == 0 {
+                    tracing::error!(%error, segment = write.segment, offset = write.offset,
+                        "{id}: log write failed: refusing new messages (REJECT StorageUnavailable), \
+                         delivering queued ones, retrying");
+                    core.shard.borrow_mut().handle_wal_failed();
+                    core.dispatch();
+                }
+                failures += 1;
+                // Reopen on the next try: the error may have been the file's.
+                if let Some(previous) = open.take() {
+                    let _ = previous.file.close().await;
+                }
+                glommio::timer::sleep(LOG_RETRY_INTERVAL).await;
+            }
+            let took_us = started.elapsed().as_micros() as u64;
+            WRITE_TIME_US.with(|time| {
+                let (total, max) = time.get();
+                time.set((total + took_us, max.max(took_us)));
+            });
+            if failures > 0 {
+                tracing::warn!(failures, "{id}: log write succeeded after failing: accepting messages again");
+            }
+            core.shard.borrow_mut().handle_wal_done(write.lsn, core.now());
+            core.shard.borrow_mut().poll_wal_deletions(&mut deletions);
+            core.dispatch();
+            for segment in deletions.drain(..) {
+                let path = segment_path(&dir_path, segment);
+                if let Err(error) = glommio::io::remove(&path).await {
+                    tracing::warn!(%error, path = %path.display(), "{id}: cannot delete a compacted log segment");
+                }
+            }
+            if !durability.waits_for_sync() {
+                // One group per interval: what was appended during this write waits for the next one.
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(item_id: u64, to: u64, body: &[u8]) -> LogRecord {
+        LogRecord::Message { item_id, to, sender: 1, client_msg_id: item_id, time_us: 0, body: body.into() }
+    }
+
+    fn write_segment(dir: &Path, segment: u64, groups: &[Vec<LogRecord>]) -> Vec<u8> {
+        std::fs::create_dir_all(dir).expect("dir");
+        let mut writer = LogWriter::new(segment, 0, 0, u64::MAX);
+        let mut bytes = Vec::new();
+        for group in groups {
+            for record in group {
+                writer.append(record);
+            }
+            let write = writer.poll_write().expect("write");
+            bytes.extend_from_slice(&write.bytes);
+            writer.handle_write_done(write.lsn);
+        }
+        std::fs::write(segment_path(dir, segment), &bytes).expect("write segment");
+        bytes
+    }
+
+    fn items(core: &CoreLog) -> Vec<u64> {
+        core.recovered
+            .items
+            .iter()
+            .map(|record| match record {
+                LogRecord::Message { item_id, .. } => *item_id,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recovery_truncates_a_torn_tail_rehomes_and_replaces_the_epoch() {
+        let data = std::env::temp_dir().join(format!("ringline-log-recover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        let core_dir = data.join("wal/epoch-000003/core-0000");
+        write_segment(&core_dir, 1, &[vec![message(1, 7, b"one"), message(2, 8, b"two")]]);
+        let mut bytes = write_segment(
+            &core_dir,
+            2,
+            &[vec![LogRecord::Removed { user: 8, item_id: 2 }], vec![message(3, 7, b"three"), message(4, 7, b"four")]],
+        );
+        // The last write was torn: its second record is garbage.
+        let torn = 4096 + message(3, 7, b"three").encoded_len() + 3;
+        bytes[torn] ^= 0xFF;
+        std::fs::write(segment_path(&core_dir, 2), &bytes).expect("tear");
+        std::fs::create_dir_all(data.join("wal/epoch-000004.tmp/core-0000")).expect("an unfinished epoch");
+
+        let cores = recover(&data, 2, Duration::from_secs(1)).expect("recover");
+        assert_eq!(
+            std::fs::metadata(segment_path(&data.join("wal/epoch-000003/core-0000"), 2)).ok().map(|m| m.len()),
+            None,
+            "the old epoch is gone"
+        );
+        assert!(!data.join("wal/epoch-000004.tmp").exists());
+        assert_eq!(cores.len(), 2);
+        let home = crate::home::home_core(7, 2).index();
+        assert_eq!(items(&cores[home]), vec![1, 3], "item 2 was removed, item 4 torn");
+        assert!(cores.iter().all(|core| core.recovered.item_seq_next == 4));
+        assert_eq!(cores[1 - home].recovered.items.len(), 0);
+
+        // The rewritten epoch reads back the same, for one core now.
+        let again = recover(&data, 1, Duration::from_secs(1)).expect("recover again");
+        assert_eq!(items(&again[0]), vec![1, 3]);
+        assert!(again[0].dir.ends_with("wal/epoch-000005/core-0000"));
+        assert!(again[0].dir.join("segment-00000000.log").exists());
+        let held = lock(&data).expect("lock");
+        let error = lock(&data).expect_err("a second engine on the same data directory");
+        assert!(error.to_string().contains("another engine"), "{error}");
+        drop(held);
+        lock(&data).expect("free again");
+        let _ = std::fs::remove_dir_all(&data);
+    }
+}

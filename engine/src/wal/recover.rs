@@ -1,0 +1,220 @@
+//! Recovery, sans-IO: folds the records of every core's log, read back in order at start, into what each
+//! core of the new process starts with. Owns the rules that make a log mean a queue; the runtime reads the
+//! files and writes the result, the shard loads it.
+//!
+//! Rules:
+//! - A `Message` or `Receipt` record puts its item in the queue of its user at the record's position; a
+//!   later record for the same item id (compaction rewrote it) moves it to that later position, so a
+//!   compaction snapshot (which lists each user's whole queue in order) defines the order from there on.
+//! - `Removed` takes the item out; a `Removed` for an unknown id changes nothing (its item's segment was
+//!   reclaimed first).
+//! - Item ids are never reused: every core of the new process continues after the largest sequence number
+//!   seen in any id or `Sequence` record.
+//! - Each item goes to its user's home core for the *new* core count (re-homing), in its old order: all of
+//!   a user's records were in one core's log (its home then), so the order between cores does not matter.
+//! - `Message` records within the dedup window rebuild the SEND dedup memory on the sender's home core, so
+//!   a SEND retried across a restart is answered with its first ACK instead of being stored twice.
+
+use std::collections::HashMap;
+
+use wire::UserId;
+
+use super::record::LogRecord;
+use crate::home::home_core;
+
+/// The low bits of an item id that count items; the high bits name the core that issued it.
+pub const ITEM_SEQ_MASK: u64 = (1 << 48) - 1;
+
+/// A SEND found in the log: enough to answer its retry with the first ACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveredSend {
+    pub sender: UserId,
+    pub client_msg_id: u64,
+    pub server_id: u64,
+    pub server_time_us: u64,
+}
+
+/// What one core of the new process starts with.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveredCore {
+    /// Queued items (`Message` and `Receipt` records) of this core's users, in queue order per user.
+    pub items: Vec<LogRecord>,
+    /// SENDs of this core's users whose retries must be recognised.
+    pub sends: Vec<RecoveredSend>,
+    /// The first item sequence number this core may issue.
+    pub item_seq_next: u64,
+}
+
+#[derive(Debug)]
+struct Live {
+    order: u64,
+    user: UserId,
+    record: LogRecord,
+}
+
+/// Records applied so far.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    live: HashMap<u64, Live>,
+    sends: HashMap<(UserId, u64), RecoveredSend>,
+    next_order: u64,
+    item_seq_next: u64,
+    records: u64,
+}
+
+impl Recovery {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records applied.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Items live so far.
+    pub fn live_items(&self) -> usize {
+        self.live.len()
+    }
+
+    fn saw_id(&mut self, id: u64) {
+        self.item_seq_next = self.item_seq_next.max((id & ITEM_SEQ_MASK) + 1);
+    }
+
+    /// Applies the next record of a log, in log order.
+    pub fn apply(&mut self, record: LogRecord) {
+        self.records += 1;
+        self.next_order += 1;
+        let order = self.next_order;
+        match record {
+            LogRecord::Message { item_id, to, sender, client_msg_id, time_us, .. } => {
+                self.saw_id(item_id);
+                let send = RecoveredSend { sender, client_msg_id, server_id: item_id, server_time_us: time_us };
+                self.sends.insert((sender, client_msg_id), send);
+                self.live.insert(item_id, Live { order, user: to, record });
+            }
+            LogRecord::Receipt { item_id, to, server_id, .. } => {
+                self.saw_id(item_id);
+                self.saw_id(server_id);
+                self.live.insert(item_id, Live { order, user: to, record });
+            }
+            LogRecord::Removed { item_id, .. } => {
+                self.saw_id(item_id);
+                self.live.remove(&item_id);
+            }
+            LogRecord::Sequence { item_seq_next } => self.item_seq_next = self.item_seq_next.max(item_seq_next),
+            LogRecord::Generation { .. } => {}
+        }
+    }
+
+    /// Splits the state between `cores` cores by home core. SENDs older than `dedup_window_us` at
+    /// `now_wall_us` are forgotten, as they would have been without the restart.
+    pub fn finish(self, cores: u16, now_wall_us: u64, dedup_window_us: u64) -> Vec<RecoveredCore> {
+        let item_seq_next = self.item_seq_next.max(1);
+        let mut out: Vec<RecoveredCore> =
+            (0..cores).map(|_| RecoveredCore { item_seq_next, ..RecoveredCore::default() }).collect();
+        let mut live: Vec<Live> = self.live.into_values().collect();
+        live.sort_unstable_by_key(|live| live.order);
+        for item in live {
+            out[home_core(item.user, cores).index()].items.push(item.record);
+        }
+        let mut sends: Vec<RecoveredSend> = self
+            .sends
+            .into_values()
+            .filter(|send| send.server_time_us.saturating_add(dedup_window_us) > now_wall_us)
+            .collect();
+        sends.sort_unstable_by_key(|send| send.server_time_us);
+        for send in sends {
+            out[home_core(send.sender, cores).index()].sends.push(send);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(item_id: u64, to: UserId, client_msg_id: u64) -> LogRecord {
+        LogRecord::Message { item_id, to, sender: 500, client_msg_id, time_us: 1_000, body: vec![1].into() }
+    }
+
+    fn ids(core: &RecoveredCore) -> Vec<u64> {
+        core.items
+            .iter()
+            .map(|record| match record {
+                LogRecord::Message { item_id, .. } | LogRecord::Receipt { item_id, .. } => *item_id,
+                other => panic!("not an item: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn removed_items_are_gone_and_the_rest_keep_their_order() {
+        let mut recovery = Recovery::new();
+        for id in 1..=5 {
+            recovery.apply(message(id, 7, id));
+        }
+        recovery.apply(LogRecord::Removed { user: 7, item_id: 2 });
+        recovery.apply(LogRecord::Removed { user: 7, item_id: 99 });
+        let cores = recovery.finish(1, 2_000, 10_000);
+        assert_eq!(ids(&cores[0]), vec![1, 3, 4, 5]);
+        assert_eq!(cores[0].item_seq_next, 100, "ids of removed items are not issued again");
+        assert_eq!(cores[0].sends.len(), 5, "every SEND in the window is remembered, delivered or not");
+    }
+
+    #[test]
+    fn a_snapshot_defines_the_order_after_it() {
+        let mut recovery = Recovery::new();
+        // Segment 0 (old): item 1. Head: item 2 (appended before the snapshot), then the snapshot [1, 2].
+        recovery.apply(message(1, 7, 1));
+        recovery.apply(message(2, 7, 2));
+        recovery.apply(LogRecord::Sequence { item_seq_next: 40 });
+        recovery.apply(message(1, 7, 1));
+        recovery.apply(message(2, 7, 2));
+        recovery.apply(message(3, 7, 3));
+        assert_eq!(ids(&recovery.finish(1, 0, 10)[0]), vec![1, 2, 3]);
+
+        // The same log after the old segment was reclaimed.
+        let mut recovery = Recovery::new();
+        for record in [message(2, 7, 2), LogRecord::Sequence { item_seq_next: 40 }, message(1, 7, 1), message(2, 7, 2)]
+        {
+            recovery.apply(record);
+        }
+        let cores = recovery.finish(1, 0, 10);
+        assert_eq!(ids(&cores[0]), vec![1, 2]);
+        assert_eq!(cores[0].item_seq_next, 40);
+    }
+
+    #[test]
+    fn items_and_sends_move_to_their_new_home_core() {
+        let mut recovery = Recovery::new();
+        for user in 100..200u64 {
+            recovery.apply(LogRecord::Message {
+                item_id: (3 << 48) | user,
+                to: user,
+                sender: user + 1000,
+                client_msg_id: 1,
+                time_us: 50,
+                body: Box::default(),
+            });
+        }
+        let cores = recovery.finish(3, 60, 100);
+        assert_eq!(cores.iter().map(|core| core.items.len()).sum::<usize>(), 100);
+        for (index, core) in cores.iter().enumerate() {
+            for record in &core.items {
+                let LogRecord::Message { to, .. } = record else { panic!("a message") };
+                assert_eq!(home_core(*to, 3).index(), index);
+            }
+            for send in &core.sends {
+                assert_eq!(home_core(send.sender, 3).index(), index);
+            }
+            assert_eq!(core.item_seq_next, 200);
+        }
+        assert_eq!(cores.iter().map(|core| core.sends.len()).sum::<usize>(), 100);
+        assert!(Recovery::new().finish(2, 1_000, 10).iter().all(|core| core.sends.is_empty()));
+        let mut old = Recovery::new();
+        old.apply(message(1, 7, 1));
+        assert!(old.finish(1, 1_000 + 10, 10)[0].sends.is_empty(), "out of the dedup window");
+    }
+}
