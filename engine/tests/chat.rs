@@ -94,6 +94,11 @@ fn unacknowledged_deliveries_come_again_after_reconnect() {
     assert_eq!(b.expect_deliver().0, first);
     assert_eq!(b.expect_deliver().0, second);
     b.delivered(first);
+    // A PING after the DELIVERED: its PONG says the server has processed the DELIVERED (frames of one
+    // connection are handled in order). Without it, the next login may replace this connection first, and
+    // the DELIVERED of a replaced connection is not read: the message would (rightly) come again.
+    b.send_frame(&ClientFrame::Ping { nonce: 9 });
+    assert_eq!(b.recv_significant_or_pong(), Got::Pong { nonce: 9 });
     drop(b);
     // Only the acknowledged one is gone; the other comes again, same id.
     let mut b = server.login(bob);

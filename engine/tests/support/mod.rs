@@ -344,6 +344,16 @@ impl TestClient {
         }
     }
 
+    /// The next frame that is not a server PING (a PONG is returned).
+    pub fn recv_significant_or_pong(&mut self) -> Got {
+        loop {
+            match self.recv() {
+                Got::Ping { .. } => continue,
+                other => return other,
+            }
+        }
+    }
+
     pub fn expect_ack(&mut self, client_msg_id: u64) -> u64 {
         match self.recv_significant() {
             Got::Ack { client_msg_id: id, server_id } if id == client_msg_id => server_id,
