@@ -37,14 +37,16 @@ pub const LINGER_DISCARD_BYTES_MAX: usize = 64 * 1024;
 /// stops reading from it until the client drains them. Messages that do not fit stay in the user's queue.
 pub const OUTBOUND_BYTES_MAX: usize = 256 * 1024;
 
-/// Capacity of a buffer from a core's buffer pool (outbound bytes, partial frames): room for a burst of
-/// small frames to one connection without growing.
-pub const POOLED_BUFFER_BYTES: usize = 4 * 1024;
+/// Capacity of a new buffer from a core's buffer pool (outbound bytes, partial frames): room for a burst of
+/// small frames to one connection (a WELCOME is 19 bytes, a DELIVER of a 64-byte body 93); it grows when
+/// more is queued, and goes back to the pool up to `POOLED_BUFFER_BYTES_MAX`.
+pub const POOLED_BUFFER_BYTES: usize = 1024;
 
 /// A buffer that grew past this is freed when it empties instead of going back to the pool.
 pub const POOLED_BUFFER_BYTES_MAX: usize = 16 * 1024;
 
-/// Free buffers a core's pool keeps: at most 2 MiB per core, and only as many as were busy at once.
+/// Free buffers a core's pool keeps: at most 2 MiB per core (`POOLED_BUFFER_BYTES_MAX` each), and only as
+/// many as were busy at once.
 pub const POOLED_BUFFERS_MAX: usize = 128;
 
 /// Items (messages and receipts) written to one connection and not yet acknowledged with DELIVERED.

@@ -4,7 +4,7 @@
 # the engine's VmRSS and its socket count every half second. Prints and writes to OUT_DIR/slope.txt:
 #   - the least-squares slope of RSS over sockets during the ramp (bytes per added connection: one-time
 #     start-up costs such as first-touch of per-core buffers and allocator arenas do not count), and
-#   - (RSS at the plateau - RSS before the first connection) / sockets at the plateau, the figure the
+#   - (median RSS at the plateau - RSS before the first connection) / sockets at the plateau, the figure the
 #     loadgen report gives, but with the "before" sampled after 2 s of warm-up instead of at first accept.
 #
 #   results/memory/idle_slope.sh OUT_DIR [ENGINE_BIN] [LOADGEN_BIN] [CONNECTIONS]
@@ -55,8 +55,9 @@ plateau = [(s, r) for _, s, r in rows if s - sockets0 >= target * 0.99]
 print(f"samples during the ramp: {n}")
 print(f"slope: {slope:.0f} bytes of RSS per added connection")
 if plateau:
-    s, r = max(plateau, key=lambda p: p[1])
+    # The median sample of the plateau: RSS moves by a few MiB as the allocator returns memory.
+    s, r = sorted(plateau, key=lambda p: p[1])[len(plateau) // 2]
     held = s - sockets0
-    print(f"plateau: {held:.0f} sockets, RSS {r / 2**20:.1f} MiB, before {rss0 / 2**20:.1f} MiB: "
-          f"{(r - rss0) / held:.0f} bytes per connection")
+    print(f"plateau: {held:.0f} sockets, RSS {r / 2**20:.1f} MiB (median of {len(plateau)} samples), "
+          f"before {rss0 / 2**20:.1f} MiB: {(r - rss0) / held:.0f} bytes per connection")
 PY
