@@ -179,3 +179,45 @@ fn frames_pipelined_behind_hello_follow_the_socket_to_its_home_core() {
         bob_client.delivered(item_id);
     }
 }
+
+#[test]
+fn a_relative_data_dir_works_for_the_log() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    // The server runs in a scratch working directory with `--data-dir data`: the log must open and sync
+    // there (glommio's openat refuses relative paths; the server makes the path absolute first).
+    let work = std::env::temp_dir().join(format!("ringline-it-relative-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("work dir");
+    let keys = work.join("users.keys");
+    let mut store = engine::account::AccountStore::open(&work.join("data")).expect("data dir");
+    store.provision(4, 1555, &keys).expect("provision");
+    let users: Vec<_> = std::fs::read_to_string(&keys)
+        .expect("keys")
+        .lines()
+        .filter_map(|line| wire::parse_keys_line(line).expect("keys line"))
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--cores", "1", "--data-dir", "data"])
+        .current_dir(&work)
+        .env("RINGLINE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("first line");
+    let addr: std::net::SocketAddr = line
+        .strip_prefix("ringline listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    let mut alice = TestClient::connect(addr);
+    alice.hello(users[0].user, users[0].key);
+    alice.send(1, users[1].user, b"to an offline user, through the log");
+    // An ACK, not REJECT(StorageUnavailable): the record reached the disk.
+    alice.expect_ack(1);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&work);
+}

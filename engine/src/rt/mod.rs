@@ -96,7 +96,16 @@ impl Server {
         let cores = cpus.len();
         let connections_max = log_capacity();
         let accounts = AccountStore::open(&config.data_dir)?;
-        let (device_log, devices) = DeviceLog::open(&config.data_dir, cores)?;
+        // Absolute from here on: the log's directories are opened through glommio, whose io_uring `openat`
+        // fails on a relative path (EBADF), and a path that means the same after a chdir is clearer in logs.
+        let data_dir = std::fs::canonicalize(&config.data_dir).map_err(|source| {
+            ServeError::Accounts(AccountStoreError::Io {
+                action: "resolving the data directory",
+                path: config.data_dir.clone(),
+                source,
+            })
+        })?;
+        let (device_log, devices) = DeviceLog::open(&data_dir, cores)?;
         for skipped in &devices.skipped {
             tracing::warn!(%skipped, "device log: skipped a line (a torn write from a crash; its key was never issued)");
         }
@@ -134,8 +143,8 @@ impl Server {
             metrics: metrics_hub,
         });
         let cores_u16 = u16::try_from(cores).map_err(|_| ServeError::Cpus(format!("{cores} cores is too many")))?;
-        let log_lock = log::lock(&config.data_dir)?;
-        let logs = log::recover(&config.data_dir, cores_u16, crate::limits::DEDUP_WINDOW)?;
+        let log_lock = log::lock(&data_dir)?;
+        let logs = log::recover(&data_dir, cores_u16, crate::limits::DEDUP_WINDOW)?;
         let directory = Arc::new(accounts.directory().clone());
         let shard_accounts = ShardAccounts {
             keys: accounts.authority().clone(),
