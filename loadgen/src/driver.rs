@@ -1,12 +1,18 @@
 //! The seam between the agent runtime and a chat protocol. The runtime (`agent/core.rs`) owns sockets, timers
 //! and accounting; a driver owns one connection's protocol state and speaks in protocol-neutral
 //! [`SessionEvent`]s (welcome, acked, rejected, delivered, receipt, goaway, error). ringline's native protocol is
-//! [`ClientSession`]; an XMPP driver would implement the same trait (stream negotiation and SASL before its
-//! `Welcome`, XEP-0198 acks as `Acked`, XEP-0184 receipts as `Receipt`), mapping its string ids to u64 ids.
+//! [`ClientSession`]; XMPP is [`XmppSession`] (stream negotiation and SASL before its `Welcome`, XEP-0198 acks
+//! as `Acked`, XEP-0184 receipts as `Receipt`, string ids mapped to u64 ids). [`AnyDriver`] is what an agent core
+//! holds: one of them, chosen per run by `--protocol`.
 //! Drivers are sans-IO: bytes and times in, bytes and events out.
+
+use std::sync::Arc;
+
+use wire::UserKey;
 
 use crate::body::MessageBody;
 use crate::session::{ClientSession, OutgoingMessage, SendRefused, SessionError, SessionEvent};
+use crate::xmpp::{XmppRealm, XmppSession};
 
 /// One client connection of some chat protocol, as the agent runtime drives it.
 pub trait ChatDriver {
@@ -61,5 +67,89 @@ impl ChatDriver for ClientSession {
     }
     fn is_closing(&self) -> bool {
         ClientSession::is_closing(self)
+    }
+}
+
+/// Who a connection logs in as, per protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverUser {
+    Native(UserKey),
+    Xmpp { user: u64, password: Arc<str>, realm: Arc<XmppRealm> },
+}
+
+impl DriverUser {
+    pub fn user(&self) -> u64 {
+        match self {
+            DriverUser::Native(key) => key.user,
+            DriverUser::Xmpp { user, .. } => *user,
+        }
+    }
+}
+
+/// The driver of one connection, whichever protocol the run speaks. The XMPP session is boxed so that native
+/// runs, which hold the most connections, keep their small slots.
+#[derive(Debug)]
+pub enum AnyDriver {
+    Native(ClientSession),
+    Xmpp(Box<XmppSession>),
+}
+
+impl AnyDriver {
+    pub fn new(user: &DriverUser, body_bytes: u32, ping_interval_us: u64, client_msg_id_base: u64) -> Self {
+        match user {
+            DriverUser::Native(key) => {
+                AnyDriver::Native(ClientSession::new(*key, body_bytes, ping_interval_us, client_msg_id_base))
+            }
+            DriverUser::Xmpp { user, password, realm } => AnyDriver::Xmpp(Box::new(XmppSession::new(
+                realm.clone(),
+                *user,
+                password,
+                body_bytes,
+                ping_interval_us,
+                client_msg_id_base,
+            ))),
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $driver:ident => $call:expr) => {
+        match $self {
+            AnyDriver::Native($driver) => $call,
+            AnyDriver::Xmpp($driver) => $call,
+        }
+    };
+}
+
+impl ChatDriver for AnyDriver {
+    fn user(&self) -> u64 {
+        dispatch!(self, driver => driver.user())
+    }
+    fn handle_connected(&mut self, now_us: u64) {
+        dispatch!(self, driver => driver.handle_connected(now_us))
+    }
+    fn handle_disconnected(&mut self) {
+        dispatch!(self, driver => driver.handle_disconnected())
+    }
+    fn handle_input(&mut self, input: &[u8], events: &mut Vec<SessionEvent>) -> Result<(), SessionError> {
+        dispatch!(self, driver => driver.handle_input(input, events))
+    }
+    fn handle_timeout(&mut self, now_us: u64) {
+        dispatch!(self, driver => driver.handle_timeout(now_us))
+    }
+    fn try_queue_send(&mut self, body: MessageBody) -> Result<OutgoingMessage, SendRefused> {
+        dispatch!(self, driver => driver.try_queue_send(body))
+    }
+    fn transmit(&self) -> &[u8] {
+        dispatch!(self, driver => driver.transmit())
+    }
+    fn handle_transmitted(&mut self, written: usize) {
+        dispatch!(self, driver => driver.handle_transmitted(written))
+    }
+    fn is_online(&self) -> bool {
+        dispatch!(self, driver => driver.is_online())
+    }
+    fn is_closing(&self) -> bool {
+        dispatch!(self, driver => driver.is_closing())
     }
 }

@@ -28,20 +28,20 @@ use glommio::net::TcpStream;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
-use wire::UserKey;
 
 use loadgen::contacts::{ContactGraph, in_share};
 use loadgen::control::{AgentCounters, RunPlan, Scenario};
+use loadgen::driver::{AnyDriver, ChatDriver, DriverUser};
 use loadgen::error_kind::io_error_name;
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::{DeliveryVerdict, Ledger, LedgerSummary, MessageKey};
 use loadgen::limits::{CORE_READ_BUFFER_BYTES, SENDS_PER_TICK_MAX};
 use loadgen::schedule::SendSchedule;
-use loadgen::session::{ClientSession, SessionEvent};
+use loadgen::session::SessionEvent;
 
-/// The protocol driver connections speak (`--protocol native`). The runtime calls only methods that
-/// `loadgen::driver::ChatDriver` has; a second protocol turns this alias into a type parameter of `Core`.
-type Driver = ClientSession;
+/// The protocol driver connections speak (`--protocol`). The runtime calls only methods that
+/// `loadgen::driver::ChatDriver` has.
+type Driver = AnyDriver;
 use loadgen::source_addr::SourceAddresses;
 
 /// Reads one connection may do per poll before it yields to the others.
@@ -62,7 +62,7 @@ const BACKOFF_CAP_MS: u64 = 5_000;
 pub struct CorePlan {
     pub core_index: usize,
     pub cpu: usize,
-    pub users: Vec<UserKey>,
+    pub users: Vec<DriverUser>,
     pub plan: Arc<RunPlan>,
     pub sources: SourceAddresses,
     /// Where this core starts in the source address list, so cores and agents spread over it.
@@ -280,7 +280,7 @@ pub async fn run_core(core_plan: CorePlan, stop: Arc<AtomicBool>, reports: SyncS
         .iter()
         .enumerate()
         .map(|(index, user)| Slot {
-            session: Driver::new(*user, plan.body_bytes, plan.ping_interval_s * 1_000_000, client_msg_id_base),
+            session: Driver::new(user, plan.body_bytes, plan.ping_interval_s * 1_000_000, client_msg_id_base),
             waker: None,
             want_online: !in_share(index, offline_share),
             up: false,
