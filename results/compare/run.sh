@@ -8,7 +8,8 @@
 # storage on with high caps, large backlogs, stream management on), creates the users in bulk (ejabberd: a mnesia
 # text dump through `ejabberdctl load`; prosody: its accounts/*.dat files), then for each server runs
 #   idle     N_IDLE connections held: sessions, server RSS per session, logins/s (ramp offered faster than served)
-#   chat     N_CHAT connections at rising rates until delivery p99 > P99_MAX_MS (or anything lost)
+#   chat     N_CHAT connections (ramped at CHAT_RAMP/s) at rising rates until delivery p99 > P99_MAX_MS (or a
+#            loss, duplicate or reorder)
 #   offline  N_CHAT connections, 20% offline during the first half of the hold, then back: store and drain
 # and stops the peer servers again (and epmd) whatever happens. Writes results/compare/<host>-<date>/: every
 # loadgen report (JSON) and log, compare.json and compare.md (the table).
@@ -22,6 +23,9 @@ N_CHAT=${N_CHAT:-1000}
 RATES=${RATES:-"500 1000 2000 4000 8000"}
 DURATION=${DURATION:-10}
 P99_MAX_MS=${P99_MAX_MS:-10}
+# Chat and offline runs ramp slower than the slowest server logs in (prosody ~220/s), so that the hold, which
+# starts at the planned end of the ramp, finds every user logged in. The idle run offers 5,000/s to measure logins.
+CHAT_RAMP=${CHAT_RAMP:-150}
 SERVERS=${SERVERS:-"ejabberd prosody ringline"}
 PASSWORD=loadtest
 EJABBERD_PORT=5222
@@ -56,6 +60,7 @@ stop_peers() {
     fi
 }
 trap stop_peers EXIT
+trap "exit 130" INT TERM
 
 # --- build and install --------------------------------------------------------------------------------------
 log "building ringline and ringline-loadgen (release)"
@@ -84,7 +89,7 @@ setup_ejabberd() {
     chmod 755 "$WORK"
     cat > "$WORK/ejabberdctl.cfg" <<EOF
 ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"
-EJABBERD_PID_PATH=$WORK/ejabberd.pid
+EJABBERD_PID_PATH=$WORK/ejabberd-spool/ejabberd.pid
 EJABBERD_CONFIG_PATH=$WORK/ejabberd.yml
 ERL_MAX_PORTS=65536
 EOF
@@ -242,20 +247,21 @@ workloads() {
     local server=$1
     run_loadgen "$server" idle --scenario idle --connections "$N_IDLE" --ramp 5000 --duration "$DURATION"
     for rate in $RATES; do
-        run_loadgen "$server" "chat-$rate" --scenario chat --connections "$N_CHAT" --ramp 5000 \
-            --duration "$DURATION" --rate "$rate" --drain-timeout 30
+        run_loadgen "$server" "chat-$rate" --scenario chat --connections "$N_CHAT" --ramp "$CHAT_RAMP" \
+            --duration "$DURATION" --rate "$rate" --drain-timeout 20
         if ! chat_ok "$OUT/$server-chat-$rate.json"; then
             log "$server: p99 over $P99_MAX_MS ms (or a loss) at $rate msgs/s: higher rates skipped"
             break
         fi
     done
-    run_loadgen "$server" offline --scenario offline --connections "$N_CHAT" --ramp 5000 --duration 20 \
+    run_loadgen "$server" offline --scenario offline --connections "$N_CHAT" --ramp "$CHAT_RAMP" --duration 20 \
         --rate 500 --offline-share 0.2 --drain-timeout 60
 }
 
 : > "$WORK/runs.tsv"
 {
-    echo "command: $0 (N_IDLE=$N_IDLE N_CHAT=$N_CHAT RATES='$RATES' DURATION=$DURATION P99_MAX_MS=$P99_MAX_MS)"
+    echo "command: $0 (N_IDLE=$N_IDLE N_CHAT=$N_CHAT CHAT_RAMP=$CHAT_RAMP RATES='$RATES' DURATION=$DURATION P99_MAX_MS=$P99_MAX_MS)"
+    echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared)"
     echo "commit: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!results' || echo ' (with uncommitted changes)')"
     echo "host: $(hostname), $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
     echo "ejabberd: $(dpkg-query -W -f '${Version}' ejabberd), prosody: $(dpkg-query -W -f '${Version}' prosody)"
