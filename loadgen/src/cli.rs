@@ -29,13 +29,23 @@ pub enum Command {
 
 pub use crate::control::ProtocolName;
 
+/// What `run --help` says after the flags: where users come from, per protocol.
+const RUN_AFTER_HELP: &str = "\
+Users:
+  native  --spawn-engine provisions them; with --target, --users is the keys file of `ringline users provision`.
+  xmpp    --users FILE with `JID PASSWORD` lines (`user17@localhost secret`; every JID is {prefix}{digits}@{domain},
+          one prefix and domain per file), or --xmpp-password PASS for the accounts
+          {--xmpp-user-prefix}{N}@{--xmpp-domain}, N = --xmpp-first-user, +1, ... (one per connection).
+          Logins are SASL PLAIN over plaintext TCP (the server must offer PLAIN without requiring STARTTLS);
+          acks are XEP-0198 <a h/> (the XEP-0184 receipt on servers without stream management).
+
+Example (ejabberd on loopback, users user1..user2000 with password `loadtest`):
+  ringline-loadgen run --protocol xmpp --target 127.0.0.1:5222 --xmpp-password loadtest \\
+      --connections 2000 --scenario chat --rate 1000 --server-pid $(pgrep -u ejabberd beam.smp)";
+
 /// Load a ringline server, or an XMPP server such as ejabberd or prosody with `--protocol xmpp`.
-///
-/// XMPP users: either `--users FILE` with `JID PASSWORD` lines (`user17@localhost secret`; every JID is
-/// `{prefix}{digits}@{domain}`, one prefix and domain per file), or `--xmpp-password PASS` for the accounts
-/// `{--xmpp-user-prefix}{N}@{--xmpp-domain}`, N from `--xmpp-first-user` on. Logins use SASL PLAIN over plaintext
-/// TCP; acks are XEP-0198 `<a/>` (or the XEP-0184 receipt on servers without stream management).
 #[derive(Debug, Parser)]
+#[command(after_help = RUN_AFTER_HELP)]
 #[command(group(ArgGroup::new("server").required(true).args(["target", "spawn_engine"])))]
 #[command(group(ArgGroup::new("user_source").args(["users", "xmpp_password"])))]
 pub struct RunArgs {
