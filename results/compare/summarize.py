@@ -110,6 +110,19 @@ lines.append("| logins per second (ramp offered at 5,000/s) | " + " | ".join(cel
 lines.append("| server RSS per idle session | " + " | ".join(cell(s, "rss_per_session_bytes", 1, " KB", 1 / 1000) for s in servers) + " |")
 lines.append(f"| chat: highest delivered msgs/s with p99 ≤ {p99_max_ms:g} ms | " + " | ".join(
     cell(s, "chat_best_msgs_per_s_within_p99") for s in servers) + " |")
+rates = sorted({int(row["workload"].split("-")[1]) for e in summary.values() for row in e["runs"]
+                if row["workload"].startswith("chat-")})
+for rate in rates:
+    cells = []
+    for server in servers:
+        row = next((r for r in summary[server]["runs"] if r["workload"] == f"chat-{rate}"), None)
+        if row is None or "latency_delivery_us" not in row:
+            cells.append("not run (saturated below)" if row is None else "no report")
+            continue
+        bad = row["lost"] + row["duplicated"] + row["reordered"]
+        note = f", {row['lost']} lost / {row['duplicated']} dup / {row['reordered']} reord" if bad else ""
+        cells.append(f"{row['throughput_msgs_per_s']:,.0f}/s, p99 {ms(row['latency_delivery_us']['p99']):,.1f} ms{note}")
+    lines.append(f"| chat offered {rate:,}/s: delivered, delivery p99 | " + " | ".join(cells) + " |")
 lines.append("| offline: messages stored then drained | " + " | ".join(
     fmt(summary[s].get("offline", {}).get("delivered_to_offline"), 0) for s in servers) + " |")
 lines.append("| offline: drain time after login | " + " | ".join(
