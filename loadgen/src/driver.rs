@@ -26,6 +26,9 @@ pub trait ChatDriver {
     fn handle_input(&mut self, input: &[u8], events: &mut Vec<SessionEvent>) -> Result<(), SessionError>;
     /// Time passed: keepalives.
     fn handle_timeout(&mut self, now_us: u64);
+    /// The runtime is about to close the connection on purpose (end of the run): queue the protocol's goodbye,
+    /// if it has one, for one last best-effort write.
+    fn handle_close(&mut self);
     /// Schedules a message; refused when the driver's bounded backlog is full.
     fn try_queue_send(&mut self, body: MessageBody) -> Result<OutgoingMessage, SendRefused>;
     /// Bytes to write now, and how many were written.
@@ -35,6 +38,42 @@ pub trait ChatDriver {
     fn is_online(&self) -> bool;
     /// The server is closing the connection on purpose (GOAWAY, ERROR, or the protocol's equivalent).
     fn is_closing(&self) -> bool;
+}
+
+impl ChatDriver for XmppSession {
+    fn user(&self) -> u64 {
+        XmppSession::user(self)
+    }
+    fn handle_connected(&mut self, now_us: u64) {
+        XmppSession::handle_connected(self, now_us)
+    }
+    fn handle_disconnected(&mut self) {
+        XmppSession::handle_disconnected(self)
+    }
+    fn handle_input(&mut self, input: &[u8], events: &mut Vec<SessionEvent>) -> Result<(), SessionError> {
+        XmppSession::handle_input(self, input, events)
+    }
+    fn handle_timeout(&mut self, now_us: u64) {
+        XmppSession::handle_timeout(self, now_us)
+    }
+    fn handle_close(&mut self) {
+        XmppSession::handle_close(self)
+    }
+    fn try_queue_send(&mut self, body: MessageBody) -> Result<OutgoingMessage, SendRefused> {
+        XmppSession::try_queue_send(self, body)
+    }
+    fn transmit(&self) -> &[u8] {
+        XmppSession::transmit(self)
+    }
+    fn handle_transmitted(&mut self, written: usize) {
+        XmppSession::handle_transmitted(self, written)
+    }
+    fn is_online(&self) -> bool {
+        XmppSession::is_online(self)
+    }
+    fn is_closing(&self) -> bool {
+        XmppSession::is_closing(self)
+    }
 }
 
 impl ChatDriver for ClientSession {
@@ -53,6 +92,8 @@ impl ChatDriver for ClientSession {
     fn handle_timeout(&mut self, now_us: u64) {
         ClientSession::handle_timeout(self, now_us)
     }
+    /// The native protocol has no goodbye: the server ends the session when the socket closes.
+    fn handle_close(&mut self) {}
     fn try_queue_send(&mut self, body: MessageBody) -> Result<OutgoingMessage, SendRefused> {
         ClientSession::try_queue_send(self, body)
     }
@@ -136,6 +177,12 @@ impl ChatDriver for AnyDriver {
     }
     fn handle_timeout(&mut self, now_us: u64) {
         dispatch!(self, driver => driver.handle_timeout(now_us))
+    }
+    fn handle_close(&mut self) {
+        match self {
+            AnyDriver::Native(_) => {}
+            AnyDriver::Xmpp(driver) => driver.handle_close(),
+        }
     }
     fn try_queue_send(&mut self, body: MessageBody) -> Result<OutgoingMessage, SendRefused> {
         dispatch!(self, driver => driver.try_queue_send(body))

@@ -5,7 +5,8 @@
 #
 # Installs ejabberd and prosody (Debian packages), configures both for load on loopback after
 # /work/shared/reference/peer-servers.md (plain passwords, SASL PLAIN without TLS, no shapers or limits, offline
-# storage on with high caps, large backlogs, stream management on), creates the users in bulk (ejabberd: a mnesia
+# storage on with high caps, large backlogs, stream management on without resumption, which the load generator
+# never uses), creates the users in bulk (ejabberd: a mnesia
 # text dump through `ejabberdctl load`; prosody: its accounts/*.dat files), then for each server runs
 #   idle     N_IDLE connections offered at 5,000/s and held 20 s: sessions, server RSS per session, logins/s
 #   chat     N_CHAT connections (ramped at CHAT_RAMP/s) at each of RATES until saturated (p99 > P99_GIVE_UP_MS
@@ -124,7 +125,8 @@ access_rules:
 modules:
   mod_offline:
     access_max_user_messages: max_user_offline_messages
-  mod_stream_mgmt: {}
+  mod_stream_mgmt:
+    resume_timeout: 0
   mod_ping: {}
   mod_roster: {}
   mod_disco: {}
@@ -176,6 +178,8 @@ allow_unencrypted_plain_auth = true
 authentication = "internal_plain"
 storage = "internal"
 storage_archive_item_limit = 1000000
+-- The load generator never resumes a stream (XEP-0198 resumption): keep no session after a disconnect.
+smacks_hibernation_time = 0
 -- Lua GC left at prosody 0.12's default (incremental); generational is faster with long pauses.
 modules_enabled = { "roster", "saslauth", "disco", "ping", "offline", "smacks", "posix" }
 modules_disabled = { "s2s", "limits", "tls" }

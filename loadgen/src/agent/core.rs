@@ -524,6 +524,7 @@ impl Core {
         let CoreState { slots, read_buffer, events, accounting, stopping, .. } = &mut *state;
         let slot = &mut slots[index];
         if *stopping {
+            say_goodbye(&mut slot.session, stream);
             return Poll::Ready(Exit::Stopped);
         }
         if slot.drop_requested {
@@ -680,6 +681,24 @@ async fn run_connection(core: Rc<Core>, index: usize) {
         }
     }
     core.state.borrow_mut().tasks_alive -= 1;
+}
+
+/// Best effort at the end of a run: queues the driver's goodbye (XMPP `</stream:stream>`; nothing for the native
+/// protocol) and writes it with one non-blocking send before the socket is closed, so a server ends the session at
+/// once instead of keeping it for a resumption that will not come. Whatever does not fit is dropped.
+fn say_goodbye(session: &mut Driver, stream: &TcpStream) {
+    session.handle_close();
+    let bytes = session.transmit();
+    if bytes.is_empty() {
+        return;
+    }
+    // SAFETY: a connected socket fd that `stream` owns for the whole call, and a buffer valid for `bytes.len()`.
+    let sent = unsafe {
+        libc::send(stream.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+    };
+    if let Ok(sent) = usize::try_from(sent) {
+        session.handle_transmitted(sent);
+    }
 }
 
 /// A non-blocking TCP socket bound to `source` (port chosen at connect time) and connecting to `target`.

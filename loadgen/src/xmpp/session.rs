@@ -227,6 +227,15 @@ impl XmppSession {
         }
     }
 
+    /// The runtime closes the connection on purpose: end the stream, so the server ends the session now rather
+    /// than keep it for XEP-0198 resumption.
+    pub fn handle_close(&mut self) {
+        if !matches!(self.phase, Phase::Offline | Phase::Closing) {
+            self.outbound.extend_from_slice(b"</stream:stream>");
+            self.phase = Phase::Closing;
+        }
+    }
+
     pub fn transmit(&self) -> &[u8] {
         &self.outbound
     }

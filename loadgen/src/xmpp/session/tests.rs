@@ -305,6 +305,11 @@ fn keepalive_asks_for_acks_or_pings_with_whitespace() {
     written(&mut session);
     session.handle_timeout(2_000_000);
     assert_eq!(written(&mut session), "<r xmlns='urn:xmpp:sm:3'/>");
+    session.handle_close();
+    assert_eq!(written(&mut session), "</stream:stream>");
+    assert!(session.is_closing());
+    session.handle_close();
+    assert!(written(&mut session).is_empty());
 }
 
 #[test]
