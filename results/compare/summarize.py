@@ -106,7 +106,15 @@ def cell(server, key, digits=0, unit="", scale=1.0):
 
 lines.append("| idle sessions held / target | " + " | ".join(
     f"{summary[s].get('idle_sessions_held', '—')} / {summary[s].get('idle_sessions_target', '—')}" for s in servers) + " |")
-lines.append("| logins per second (ramp offered at 5,000/s) | " + " | ".join(cell(s, "logins_per_s") for s in servers) + " |")
+def logins(server):
+    value = summary[server].get("logins_per_s")
+    if value is None:
+        return "—"
+    # The idle run offers 5,000 logins/s: a server that keeps up is limited by the offer, not measured.
+    return f"≥ {value:,.0f} (as fast as offered)" if value >= 0.95 * 5000 else f"{value:,.0f}"
+
+
+lines.append("| logins per second (ramp offered at 5,000/s) | " + " | ".join(logins(s) for s in servers) + " |")
 lines.append("| server RSS per idle session | " + " | ".join(cell(s, "rss_per_session_bytes", 1, " KB", 1 / 1000) for s in servers) + " |")
 lines.append(f"| chat: highest delivered msgs/s with p99 ≤ {p99_max_ms:g} ms | " + " | ".join(
     cell(s, "chat_best_msgs_per_s_within_p99") for s in servers) + " |")
