@@ -102,9 +102,9 @@ pub struct RunPlan {
     pub cores: Option<usize>,
     #[serde(default)]
     pub protocol: ProtocolName,
-    /// The JIDs' prefix and domain (`--protocol xmpp`).
+    /// The JIDs' prefix and domain (`--protocol xmpp`). Boxed: a native plan carries `None` in 8 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xmpp_realm: Option<crate::xmpp::XmppRealm>,
+    pub xmpp_realm: Option<Box<crate::xmpp::XmppRealm>>,
 }
 
 /// Counters an agent reports; sums over agents are meaningful.
@@ -233,7 +233,10 @@ mod tests {
             drain_deadline_us: 40,
             cores: Some(2),
             protocol: ProtocolName::Xmpp,
-            xmpp_realm: Some(crate::xmpp::XmppRealm { user_prefix: "user".into(), domain: "localhost".into() }),
+            xmpp_realm: Some(Box::new(crate::xmpp::XmppRealm {
+                user_prefix: "user".into(),
+                domain: "localhost".into(),
+            })),
         }
     }
 

@@ -322,7 +322,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             drain_deadline_us,
             cores: args.agent_cores,
             protocol: args.protocol,
-            xmpp_realm: xmpp_realm.clone(),
+            xmpp_realm: xmpp_realm.clone().map(Box::new),
         };
         write_message(&mut link.writer, &ControllerMessage::Start(plan))
             .with_context(|| format!("sending the plan to agent {index}"))?;

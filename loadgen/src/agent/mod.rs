@@ -109,7 +109,8 @@ fn prepare(plan: &RunPlan, connections_max: u64) -> anyhow::Result<Vec<DriverUse
             })
             .collect(),
         ProtocolName::Xmpp => {
-            let realm = Arc::new(plan.xmpp_realm.clone().context("an XMPP plan names no realm (prefix, domain)")?);
+            let realm = plan.xmpp_realm.as_deref().context("an XMPP plan names no realm (prefix, domain)")?;
+            let realm = Arc::new(realm.clone());
             plan.users
                 .iter()
                 .map(|entry| {
