@@ -102,6 +102,8 @@ loglevel: warning
 certfiles: []
 auth_method: internal
 auth_password_format: plain
+# The default cache_size (1,000 entries) thrashes the auth and roster caches above 1,000 users.
+cache_size: 1000000
 listen:
   -
     port: $EJABBERD_PORT
@@ -239,6 +241,7 @@ run_loadgen() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$name" "$report" "$status" "$loadgen_cpu" "$server_cpu" \
         "$(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.1f", b - a }')" >> "$WORK/runs.tsv"
     tail -n 4 "$OUT/$server-$name.log" | sed 's/^/    /'
+    log "$server $name: exit $status, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # Whether a higher rate is worth running: delivery p99 under P99_GIVE_UP_MS and at least 80% of the offered
