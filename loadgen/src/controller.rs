@@ -160,6 +160,16 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         hold_seconds: args.duration as f64,
         ..Default::default()
     };
+    match args.protocol {
+        ProtocolName::Xmpp => anyhow::ensure!(
+            !args.spawn_engine,
+            "--spawn-engine starts ringline, which speaks the native protocol: load an XMPP server with --target"
+        ),
+        ProtocolName::Native => anyhow::ensure!(
+            args.xmpp_password.is_none(),
+            "--xmpp-password is for --protocol xmpp; native users come from --users or --spawn-engine"
+        ),
+    }
     let per_process = connections_max();
     anyhow::ensure!(per_process > 0, "RLIMIT_NOFILE leaves no room for client sockets");
     let connections = match (args.connections, args.spawn_engine) {
@@ -181,16 +191,6 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     };
     report.connections_target = connections;
 
-    match args.protocol {
-        ProtocolName::Xmpp => anyhow::ensure!(
-            !args.spawn_engine,
-            "--spawn-engine starts ringline, which speaks the native protocol: load an XMPP server with --target"
-        ),
-        ProtocolName::Native => anyhow::ensure!(
-            args.xmpp_password.is_none(),
-            "--xmpp-password is for --protocol xmpp; native users come from --users or --spawn-engine"
-        ),
-    }
     let mut engines = None;
     let (targets, keys_file) = if args.spawn_engine {
         let bin = locate_engine_bin(args.engine_bin.as_deref())?;
