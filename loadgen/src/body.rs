@@ -32,6 +32,9 @@ pub enum BodyError {
     Short { len: usize },
     #[error("body does not start with the loadgen magic")]
     BadMagic,
+    /// A text protocol's body (XMPP carries it in base64) did not decode to bytes.
+    #[error("body text is not valid base64")]
+    Encoding,
 }
 
 impl MessageBody {

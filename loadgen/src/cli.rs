@@ -27,17 +27,30 @@ pub enum Command {
     Agent(AgentArgs),
 }
 
-/// Which client protocol the agents speak. Only ringline's native protocol exists; the seam is for XMPP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProtocolName {
-    Native,
-}
+pub use crate::control::ProtocolName;
 
+/// What `run --help` says after the flags: where users come from, per protocol.
+const RUN_AFTER_HELP: &str = "\
+Users:
+  native  --spawn-engine provisions them; with --target, --users is the keys file of `ringline users provision`.
+  xmpp    --users FILE with `JID PASSWORD` lines (`user17@localhost secret`; every JID is {prefix}{digits}@{domain},
+          one prefix and domain per file), or --xmpp-password PASS for the accounts
+          {--xmpp-user-prefix}{N}@{--xmpp-domain}, N = --xmpp-first-user, +1, ... (one per connection).
+          Logins are SASL PLAIN over plaintext TCP (the server must offer PLAIN without requiring STARTTLS);
+          acks are XEP-0198 <a h/> (the XEP-0184 receipt on servers without stream management).
+
+Example (ejabberd on loopback, users user1..user2000 with password `loadtest`):
+  ringline-loadgen run --protocol xmpp --target 127.0.0.1:5222 --xmpp-password loadtest \\
+      --connections 2000 --scenario chat --rate 1000 --server-pid $(pgrep -u ejabberd beam.smp)";
+
+/// Load a ringline server, or an XMPP server such as ejabberd or prosody with `--protocol xmpp`.
 #[derive(Debug, Parser)]
+#[command(after_help = RUN_AFTER_HELP)]
 #[command(group(ArgGroup::new("server").required(true).args(["target", "spawn_engine"])))]
+#[command(group(ArgGroup::new("user_source").args(["users", "xmpp_password"])))]
 pub struct RunArgs {
     /// Server addresses to load, HOST:PORT[,HOST:PORT...]; users are spread over them.
-    #[arg(long, value_delimiter = ',', requires = "users")]
+    #[arg(long, value_delimiter = ',', requires = "user_source")]
     pub target: Vec<SocketAddr>,
     /// Start local `ringline serve` processes (enough for --connections under the fd limit) and stop them after.
     #[arg(long)]
@@ -65,7 +78,8 @@ pub struct RunArgs {
     /// Share of connections dropped at once (`reconnect-storm` scenario).
     #[arg(long, default_value_t = 0.5, value_parser = fraction)]
     pub storm_share: f64,
-    /// Keys file written by `ringline users provision` (required with --target).
+    /// Users file (required with --target unless --xmpp-password): the keys file written by `ringline users
+    /// provision` (native), or `JID PASSWORD` lines (xmpp).
     #[arg(long)]
     pub users: Option<PathBuf>,
     /// Write the JSON report here.
@@ -111,8 +125,34 @@ pub struct RunArgs {
     /// Milliseconds a connect (through WELCOME) may take before it counts as a timeout.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub connect_timeout_ms: u64,
+    /// The client protocol: ringline's `native` one, or `xmpp` (c2s, for ejabberd, prosody, …; needs --target).
     #[arg(long, value_enum, default_value_t = ProtocolName::Native)]
     pub protocol: ProtocolName,
+    /// XMPP: the password of every `{prefix}{N}@{domain}` account (instead of a --users file).
+    #[arg(long, conflicts_with = "spawn_engine")]
+    pub xmpp_password: Option<String>,
+    /// XMPP: the domain of the users' JIDs (with --xmpp-password).
+    #[arg(long, default_value = "localhost", value_parser = xmpp_name)]
+    pub xmpp_domain: String,
+    /// XMPP: the localpart before the user number (with --xmpp-password).
+    #[arg(long, default_value = "user", value_parser = xmpp_name)]
+    pub xmpp_user_prefix: String,
+    /// XMPP: the first user number (with --xmpp-password): users N, N+1, … N+connections-1.
+    #[arg(long, default_value_t = 1)]
+    pub xmpp_first_user: u64,
+    /// PIDs of a server not started by this run (e.g. ejabberd's beam.smp), PID[,PID...]: their RSS is reported
+    /// like a spawned engine's (baseline before the ramp, plateau during the hold, per connection).
+    #[arg(long, value_delimiter = ',', conflicts_with = "spawn_engine")]
+    pub server_pid: Vec<u32>,
+}
+
+/// A JID domain or localpart prefix: no characters that JIDs or XML attributes forbid.
+fn xmpp_name(text: &str) -> Result<String, String> {
+    let forbidden = ['@', '/', '\'', '"', '<', '>', '&', ' ', ':'];
+    if text.len() > 256 || text.chars().any(|c| forbidden.contains(&c) || c.is_control()) {
+        return Err(format!("`{text}` cannot be part of a JID (no @ / : quotes, <, >, &, spaces; 256 bytes at most)"));
+    }
+    Ok(text.to_owned())
 }
 
 #[derive(Debug, Parser)]
@@ -197,6 +237,24 @@ mod tests {
             .expect("valid");
         let Command::Run(run) = cli.command else { panic!("run") };
         assert!(matches!(run.agents, AgentsArg::Remote(list) if list.len() == 1));
+        let cli = Cli::try_parse_from([
+            "ringline-loadgen",
+            "run",
+            "--protocol",
+            "xmpp",
+            "--target",
+            "127.0.0.1:5222",
+            "--xmpp-password",
+            "secret",
+            "--server-pid",
+            "10,11",
+        ])
+        .expect("valid");
+        let Command::Run(run) = cli.command else { panic!("run") };
+        assert_eq!(run.protocol, ProtocolName::Xmpp);
+        assert_eq!(run.xmpp_password.as_deref(), Some("secret"));
+        assert_eq!(run.xmpp_domain, "localhost");
+        assert_eq!(run.server_pid, vec![10, 11]);
     }
 
     #[test]
@@ -214,5 +272,15 @@ mod tests {
         assert!(error_of(&["run", "--spawn-engine", "--agents", "somewhere"]).contains("HOST:PORT"));
         assert!(error_of(&["run", "--target", "nonsense", "--users", "k"]).contains("invalid"));
         assert!(error_of(&["agent"]).contains("--listen"));
+        assert!(error_of(&["run", "--spawn-engine", "--protocol", "irc"]).contains("possible values"));
+        assert!(error_of(&["run", "--spawn-engine", "--xmpp-password", "pw"]).contains("cannot be used"));
+        assert!(
+            error_of(&["run", "--target", "127.0.0.1:5222", "--xmpp-domain", "a@b", "--xmpp-password", "p"])
+                .contains("cannot be part of a JID")
+        );
+        assert!(
+            error_of(&["run", "--target", "127.0.0.1:5222", "--users", "f", "--xmpp-password", "p"])
+                .contains("cannot be used")
+        );
     }
 }

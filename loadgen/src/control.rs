@@ -50,11 +50,26 @@ pub enum Scenario {
     ReconnectStorm,
 }
 
-/// One user an agent is to connect as: id and hex device key, as in the keys file.
+/// Which client protocol the agents speak.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolName {
+    /// ringline's own binary protocol (`wire`).
+    #[default]
+    Native,
+    /// XMPP client-to-server: SASL PLAIN, XEP-0198 acks, XEP-0184 receipts (ejabberd, prosody, …).
+    Xmpp,
+}
+
+/// One user an agent is to connect as: id and hex device key, as in the keys file (native), or id and password
+/// (XMPP; the JID comes from the plan's realm).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanUser {
     pub user: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key_hex: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 /// What one agent is to do.
@@ -85,6 +100,11 @@ pub struct RunPlan {
     pub drain_deadline_us: u64,
     /// Executors (cores) to use; `None` for every core of the agent's machine.
     pub cores: Option<usize>,
+    #[serde(default)]
+    pub protocol: ProtocolName,
+    /// The JIDs' prefix and domain (`--protocol xmpp`). Boxed: a native plan carries `None` in 8 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmpp_realm: Option<Box<crate::xmpp::XmppRealm>>,
 }
 
 /// Counters an agent reports; sums over agents are meaningful.
@@ -197,7 +217,10 @@ mod tests {
         RunPlan {
             run_id: 1,
             scenario: Scenario::Offline,
-            users: vec![PlanUser { user: 15_550_000_000, key_hex: "ab".repeat(32) }],
+            users: vec![
+                PlanUser { user: 15_550_000_000, key_hex: "ab".repeat(32), password: None },
+                PlanUser { user: 7, key_hex: String::new(), password: Some("pw".into()) },
+            ],
             targets: vec!["127.0.0.1:7000".parse().expect("literal")],
             source_cidrs: "127.0.1.0/24".into(),
             ramp_per_s: 100.0,
@@ -214,6 +237,11 @@ mod tests {
             hold_end_at_us: 30,
             drain_deadline_us: 40,
             cores: Some(2),
+            protocol: ProtocolName::Xmpp,
+            xmpp_realm: Some(Box::new(crate::xmpp::XmppRealm {
+                user_prefix: "user".into(),
+                domain: "localhost".into(),
+            })),
         }
     }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use wire::{UserKey, parse_keys_line};
 
-use loadgen::cli::{AgentsArg, RunArgs};
+use loadgen::cli::{AgentsArg, ProtocolName, RunArgs};
 use loadgen::control::{
     AgentCounters, AgentFinal, AgentMessage, AgentReady, ControllerMessage, PlanUser, RunPlan, Scenario, read_message,
     write_message,
@@ -25,6 +25,7 @@ use loadgen::control::{
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::LedgerSummary;
 use loadgen::report::{Report, TimelinePoint};
+use loadgen::xmpp::{XmppRealm, XmppUser, read_users};
 
 use crate::agent::{connections_max, now_us};
 use crate::engine_process::{EngineFleet, locate_engine_bin};
@@ -114,6 +115,18 @@ fn load_users(path: &Path, wanted: u64) -> anyhow::Result<Vec<UserKey>> {
     Ok(users)
 }
 
+fn load_xmpp_users(path: &Path, wanted: u64) -> anyhow::Result<(XmppRealm, Vec<XmppUser>)> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening the XMPP users file {}", path.display()))?;
+    let (realm, users) = read_users(BufReader::new(file), wanted).with_context(|| format!("{}", path.display()))?;
+    anyhow::ensure!(
+        users.len() as u64 >= wanted,
+        "{} holds {} users, fewer than the {wanted} connections asked for",
+        path.display(),
+        users.len()
+    );
+    Ok((realm, users))
+}
+
 fn key_hex(key: &[u8; 32]) -> String {
     key.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -148,6 +161,16 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         hold_seconds: args.duration as f64,
         ..Default::default()
     };
+    match args.protocol {
+        ProtocolName::Xmpp => anyhow::ensure!(
+            !args.spawn_engine,
+            "--spawn-engine starts ringline, which speaks the native protocol: load an XMPP server with --target"
+        ),
+        ProtocolName::Native => anyhow::ensure!(
+            args.xmpp_password.is_none(),
+            "--xmpp-password is for --protocol xmpp; native users come from --users or --spawn-engine"
+        ),
+    }
     let per_process = connections_max();
     anyhow::ensure!(per_process > 0, "RLIMIT_NOFILE leaves no room for client sockets");
     let connections = match (args.connections, args.spawn_engine) {
@@ -185,18 +208,55 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         let targets = fleet.targets();
         let keys = fleet.keys_file.clone();
         engines = Some(fleet);
-        (targets, keys)
+        (targets, Some(keys))
     } else {
-        let keys = args.users.clone().context("--users FILE is required with --target")?;
-        (args.target.clone(), keys)
+        (args.target.clone(), args.users.clone())
     };
-    report.server_rss_baseline_bytes = engines.as_ref().and_then(EngineFleet::rss_bytes);
+    let server_rss = |engines: &Option<EngineFleet>| match engines {
+        Some(fleet) => fleet.rss_bytes(),
+        None if !args.server_pid.is_empty() => {
+            args.server_pid.iter().map(|&pid| crate::machine::rss_bytes(pid)).sum::<Option<u64>>()
+        }
+        None => None,
+    };
+    report.server_rss_baseline_bytes = server_rss(&engines);
     let host_baseline = crate::machine::host_memory();
     report.host_slab_bytes_baseline = host_baseline.slab_bytes;
     let mut host_plateau: Option<(u64, crate::machine::HostMemory)> = None;
     let mut cpu_at_hold_start: Option<Vec<(u64, u64)>> = None;
     let mut cpu_at_hold_end: Option<Vec<(u64, u64)>> = None;
-    let users = load_users(&keys_file, connections)?;
+    let (plan_users, xmpp_realm) = match (args.protocol, keys_file) {
+        (ProtocolName::Native, Some(path)) => {
+            let users = load_users(&path, connections)?;
+            let plan_users =
+                users.iter().map(|user| PlanUser { user: user.user, key_hex: key_hex(&user.key), password: None });
+            (plan_users.collect::<Vec<_>>(), None)
+        }
+        (ProtocolName::Xmpp, Some(path)) => {
+            let (realm, users) = load_xmpp_users(&path, connections)?;
+            let plan_users = users.into_iter().map(|user| PlanUser {
+                user: user.id,
+                key_hex: String::new(),
+                password: Some(user.password),
+            });
+            (plan_users.collect(), Some(realm))
+        }
+        (ProtocolName::Xmpp, None) => {
+            let password = args.xmpp_password.clone().context("--users FILE or --xmpp-password is required")?;
+            let last = args
+                .xmpp_first_user
+                .checked_add(connections)
+                .context("--xmpp-first-user plus --connections is over 2^64")?;
+            let plan_users = (args.xmpp_first_user..last).map(|user| PlanUser {
+                user,
+                key_hex: String::new(),
+                password: Some(password.clone()),
+            });
+            let realm = XmppRealm { user_prefix: args.xmpp_user_prefix.clone(), domain: args.xmpp_domain.clone() };
+            (plan_users.collect(), Some(realm))
+        }
+        (ProtocolName::Native, None) => bail!("--users FILE is required with --target"),
+    };
 
     // Agents.
     let mut local_agents = LocalAgents { children: Vec::new() };
@@ -247,6 +307,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     let hold_end_at_us = hold_start_at_us + args.duration * 1_000_000;
     let drain_deadline_us = hold_end_at_us + args.drain_timeout * 1_000_000;
     let rate = if args.scenario == Scenario::Idle { 0.0 } else { args.rate };
+    let users = plan_users;
     let mut next_user = 0usize;
     let agent_count = links.len();
     for (index, (link, (_, ready))) in links.iter_mut().zip(&readers).enumerate() {
@@ -258,7 +319,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         let plan = RunPlan {
             run_id,
             scenario: args.scenario,
-            users: slice.iter().map(|user| PlanUser { user: user.user, key_hex: key_hex(&user.key) }).collect(),
+            users: slice.to_vec(),
             targets: targets.clone(),
             source_cidrs: args.source_cidr.clone(),
             ramp_per_s: args.ramp * fraction,
@@ -275,6 +336,8 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             hold_end_at_us,
             drain_deadline_us,
             cores: args.agent_cores,
+            protocol: args.protocol,
+            xmpp_realm: xmpp_realm.clone().map(Box::new),
         };
         write_message(&mut link.writer, &ControllerMessage::Start(plan))
             .with_context(|| format!("sending the plan to agent {index}"))?;
@@ -395,11 +458,10 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             });
             interval_delivery.reset();
             interval_ack.reset();
-            if let Some(fleet) = &engines
-                && now >= hold_start_at_us
+            if now >= hold_start_at_us
                 && now <= hold_end_at_us
                 && rss_plateau.is_none_or(|(connections_then, _)| up >= connections_then)
-                && let Some(rss) = fleet.rss_bytes()
+                && let Some(rss) = server_rss(&engines)
             {
                 rss_plateau = Some((up, rss));
             }

@@ -68,6 +68,8 @@ pub enum SessionError {
     BeforeWelcome { kind: u8 },
     #[error("server sent a registration frame ({kind:#04x}) to a session that never registers")]
     UnexpectedRegistration { kind: u8 },
+    #[error("xmpp: {0}")]
+    Xmpp(#[from] crate::xmpp::session::XmppError),
 }
 
 /// Why a scheduled SEND was refused.

@@ -28,20 +28,20 @@ use glommio::net::TcpStream;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
-use wire::UserKey;
 
 use loadgen::contacts::{ContactGraph, in_share};
 use loadgen::control::{AgentCounters, RunPlan, Scenario};
+use loadgen::driver::{AnyDriver, ChatDriver, DriverUser};
 use loadgen::error_kind::io_error_name;
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::{DeliveryVerdict, Ledger, LedgerSummary, MessageKey};
 use loadgen::limits::{CORE_READ_BUFFER_BYTES, SENDS_PER_TICK_MAX};
 use loadgen::schedule::SendSchedule;
-use loadgen::session::{ClientSession, SessionEvent};
+use loadgen::session::SessionEvent;
 
-/// The protocol driver connections speak (`--protocol native`). The runtime calls only methods that
-/// `loadgen::driver::ChatDriver` has; a second protocol turns this alias into a type parameter of `Core`.
-type Driver = ClientSession;
+/// The protocol driver connections speak (`--protocol`). The runtime calls only methods that
+/// `loadgen::driver::ChatDriver` has.
+type Driver = AnyDriver;
 use loadgen::source_addr::SourceAddresses;
 
 /// Reads one connection may do per poll before it yields to the others.
@@ -62,7 +62,7 @@ const BACKOFF_CAP_MS: u64 = 5_000;
 pub struct CorePlan {
     pub core_index: usize,
     pub cpu: usize,
-    pub users: Vec<UserKey>,
+    pub users: Vec<DriverUser>,
     pub plan: Arc<RunPlan>,
     pub sources: SourceAddresses,
     /// Where this core starts in the source address list, so cores and agents spread over it.
@@ -280,7 +280,7 @@ pub async fn run_core(core_plan: CorePlan, stop: Arc<AtomicBool>, reports: SyncS
         .iter()
         .enumerate()
         .map(|(index, user)| Slot {
-            session: Driver::new(*user, plan.body_bytes, plan.ping_interval_s * 1_000_000, client_msg_id_base),
+            session: Driver::new(user, plan.body_bytes, plan.ping_interval_s * 1_000_000, client_msg_id_base),
             waker: None,
             want_online: !in_share(index, offline_share),
             up: false,
@@ -524,6 +524,7 @@ impl Core {
         let CoreState { slots, read_buffer, events, accounting, stopping, .. } = &mut *state;
         let slot = &mut slots[index];
         if *stopping {
+            say_goodbye(&mut slot.session, stream);
             return Poll::Ready(Exit::Stopped);
         }
         if slot.drop_requested {
@@ -680,6 +681,24 @@ async fn run_connection(core: Rc<Core>, index: usize) {
         }
     }
     core.state.borrow_mut().tasks_alive -= 1;
+}
+
+/// Best effort at the end of a run: queues the driver's goodbye (XMPP `</stream:stream>`; nothing for the native
+/// protocol) and writes it with one non-blocking send before the socket is closed, so a server ends the session at
+/// once instead of keeping it for a resumption that will not come. Whatever does not fit is dropped.
+fn say_goodbye(session: &mut Driver, stream: &TcpStream) {
+    session.handle_close();
+    let bytes = session.transmit();
+    if bytes.is_empty() {
+        return;
+    }
+    // SAFETY: a connected socket fd that `stream` owns for the whole call, and a buffer valid for `bytes.len()`.
+    let sent = unsafe {
+        libc::send(stream.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+    };
+    if let Ok(sent) = usize::try_from(sent) {
+        session.handle_transmitted(sent);
+    }
 }
 
 /// A non-blocking TCP socket bound to `source` (port chosen at connect time) and connecting to `target`.

@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use glommio::{LocalExecutorBuilder, Placement};
-use wire::{UserKey, parse_keys_line};
+use wire::parse_keys_line;
 
 use loadgen::cli::AgentArgs;
 use loadgen::control::{
-    AgentCounters, AgentFinal, AgentMessage, AgentProgress, AgentReady, ControllerMessage, RunPlan, read_message,
-    write_message,
+    AgentCounters, AgentFinal, AgentMessage, AgentProgress, AgentReady, ControllerMessage, ProtocolName, RunPlan,
+    read_message, write_message,
 };
+use loadgen::driver::DriverUser;
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::LedgerSummary;
 use loadgen::limits::{CONNECTIONS_PER_CORE_MAX, CORE_REPORT_QUEUE_CAPACITY, FD_HEADROOM};
@@ -87,29 +88,44 @@ fn serve_controller(stream: TcpStream) -> anyhow::Result<()> {
     }
 }
 
-fn prepare(plan: &RunPlan, connections_max: u64) -> anyhow::Result<Vec<UserKey>> {
+fn prepare(plan: &RunPlan, connections_max: u64) -> anyhow::Result<Vec<DriverUser>> {
     anyhow::ensure!(
         plan.users.len() as u64 <= connections_max,
         "{} users is over this agent's {connections_max} sockets (RLIMIT_NOFILE less {FD_HEADROOM})",
         plan.users.len()
     );
     anyhow::ensure!(!plan.targets.is_empty(), "the plan names no target");
-    plan.users
-        .iter()
-        .map(|entry| {
-            let line = format!("{} {}", entry.user, entry.key_hex);
-            match parse_keys_line(&line) {
-                Ok(Some(user)) => Ok(user),
-                Ok(None) => anyhow::bail!("empty user entry"),
-                Err(error) => Err(anyhow::anyhow!("user {}: {error}", entry.user)),
-            }
-        })
-        .collect()
+    match plan.protocol {
+        ProtocolName::Native => plan
+            .users
+            .iter()
+            .map(|entry| {
+                let line = format!("{} {}", entry.user, entry.key_hex);
+                match parse_keys_line(&line) {
+                    Ok(Some(user)) => Ok(DriverUser::Native(user)),
+                    Ok(None) => anyhow::bail!("empty user entry"),
+                    Err(error) => Err(anyhow::anyhow!("user {}: {error}", entry.user)),
+                }
+            })
+            .collect(),
+        ProtocolName::Xmpp => {
+            let realm = plan.xmpp_realm.as_deref().context("an XMPP plan names no realm (prefix, domain)")?;
+            let realm = Arc::new(realm.clone());
+            plan.users
+                .iter()
+                .map(|entry| {
+                    let password =
+                        entry.password.as_deref().with_context(|| format!("user {} has no password", entry.user))?;
+                    Ok(DriverUser::Xmpp { user: entry.user, password: password.into(), realm: realm.clone() })
+                })
+                .collect()
+        }
+    }
 }
 
 fn run_plan(
     plan: RunPlan,
-    users: Vec<UserKey>,
+    users: Vec<DriverUser>,
     mut reader: BufReader<TcpStream>,
     mut writer: TcpStream,
 ) -> anyhow::Result<()> {
