@@ -123,6 +123,11 @@ fn metrics_show_every_name_per_core_and_an_offline_backlog_raises_then_clears_an
         value(&samples, "ringline_send_stored_latency_seconds_count", &[("core", &server.home(alice.0).0.to_string())])
             >= Some(10.0)
     );
+    // The ten messages were logged and synced on bob's home core before their ACKs.
+    assert!(
+        value(&samples, "ringline_wal_sync_latency_seconds_count", &[("core", &bob_home)]) >= Some(1.0),
+        "no log sync recorded on core {bob_home}"
+    );
 
     // Bob drains his queue; alice acknowledges the receipts. The alert clears.
     let mut b = server.login(bob);

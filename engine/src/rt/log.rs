@@ -347,6 +347,7 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
             if failures > 0 {
                 tracing::warn!(failures, "{id}: log write succeeded after failing: accepting messages again");
             }
+            core.shard.borrow_mut().record_wal_sync(took_us);
             core.shard.borrow_mut().handle_wal_done(write.lsn, core.now());
             core.shard.borrow_mut().poll_wal_deletions(&mut deletions);
             core.dispatch();

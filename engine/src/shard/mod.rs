@@ -227,6 +227,11 @@ impl Shard {
         &self.stats
     }
 
+    /// One log group took `us` to write and sync (retries included): the log sync latency histogram.
+    pub fn record_wal_sync(&mut self, us: u64) {
+        self.stats.wal_sync_us.record(us);
+    }
+
     /// Connections on this core (any stage).
     pub fn connections(&self) -> usize {
         self.conns.len()
