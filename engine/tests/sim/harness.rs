@@ -164,7 +164,12 @@ pub enum Frame {
         peer: UserId,
         kind: ReceiptKind,
     },
-    /// A registration answer (PIN_SENT, REGISTERED, REGISTER_REFUSED): the simulated clients never register.
+    /// REGISTERED: the device key registration issued.
+    Registered {
+        user: UserId,
+        key: DeviceKey,
+    },
+    /// Another registration answer (PIN_SENT, REGISTER_REFUSED), by kind byte.
     Registration {
         kind: u8,
     },
@@ -186,7 +191,8 @@ impl Frame {
             ServerFrame::Receipt { item_id, server_id, peer, kind, .. } => {
                 Self::Receipt { item_id, server_id, peer, kind }
             }
-            ServerFrame::PinSent { .. } | ServerFrame::Registered { .. } | ServerFrame::RegisterRefused { .. } => {
+            ServerFrame::Registered { user, key } => Self::Registered { user, key },
+            ServerFrame::PinSent { .. } | ServerFrame::RegisterRefused { .. } => {
                 Self::Registration { kind: frame.kind() }
             }
         }
@@ -282,6 +288,7 @@ pub struct Sim {
     pub shards: Vec<Shard>,
     pub clients: Vec<Client>,
     keys: KeyAuthority,
+    pin_sender: Arc<PinSender>,
     socks: Vec<Sock>,
     by_conn: HashMap<(usize, ConnId), SockId>,
     links: Vec<Vec<Link>>,
@@ -304,6 +311,7 @@ impl Sim {
         let keys = KeyAuthority::new([7; 32]);
         let directory = Arc::new(Directory::new(vec![ProvisionBatch { prefix: 1555, width: 7, count: config.users }]));
         assert_eq!(directory.batches()[0].first(), Some(USER_BASE), "USER_BASE matches the provisioning");
+        let pin_sender = Arc::new(PinSender::in_memory());
         let shard_config = ShardConfig {
             cores: config.cores,
             frame_size_max: config.frame_size_max,
@@ -318,7 +326,7 @@ impl Sim {
             log_segment_bytes_max: 1 << 30,
             generations: Arc::new(HashMap::new()),
             registration: RegistrationLimits::standard(600_000_000),
-            pin_sender: Arc::new(PinSender::in_memory()),
+            pin_sender: pin_sender.clone(),
             device_log: Arc::new(DeviceLog::in_memory()),
         };
         let cores = usize::from(config.cores);
@@ -328,6 +336,7 @@ impl Sim {
             shards: (0..config.cores).map(|id| Shard::new(ShardId(id), shard_config.clone())).collect(),
             clients: Vec::new(),
             keys,
+            pin_sender,
             socks: Vec::new(),
             by_conn: HashMap::new(),
             links: (0..cores).map(|_| (0..cores).map(|_| Link::default()).collect()).collect(),
@@ -360,6 +369,11 @@ impl Sim {
             .filter(|&user| self.home(user) == shard)
             .nth(nth)
             .expect("enough users provisioned for this home")
+    }
+
+    /// The PINs the shards handed to the PIN sender so far, oldest first.
+    pub fn pins(&self) -> Vec<engine::account::IssuedPin> {
+        self.pin_sender.memory_pins()
     }
 
     /// A client device of `user` with its right key.

@@ -163,6 +163,7 @@ impl World {
                 }
                 Frame::Error { code } => panic!("client {client} got ERROR {code:?}"),
                 Frame::Registration { kind } => panic!("client {client} got registration frame {kind:#04x}"),
+                Frame::Registered { .. } => panic!("client {client} got REGISTERED"),
                 Frame::Goaway { .. } | Frame::Closed => self.logged_in[client] = false,
                 Frame::Ping { .. } | Frame::Pong { .. } => {}
             }

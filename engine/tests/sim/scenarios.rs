@@ -598,3 +598,46 @@ fn a_sender_past_its_in_flight_limit_is_paused_not_refused() {
     assert_eq!(numbers, (0..count).collect::<Vec<_>>());
     assert_eq!(receipts(sim.frames(a)).len() as u64, count);
 }
+
+#[test]
+fn registration_moves_to_the_home_core_issues_a_key_and_revokes_the_old_device() {
+    let (mut sim, alice, _bob) = two_cores(SimConfig::new(seed_or(17), 2, 16));
+    // Alice's provisioned device is logged in on her home core (0).
+    let old = sim.client(alice);
+    login(&mut sim, old, 0);
+
+    // A new device registers alice's number on a connection the other core accepted: it moves to core 0.
+    let new = sim.client_with_key(alice, [0; 32]);
+    sim.connect_silent(new, 1);
+    sim.write_frame(new, &ClientFrame::RegisterRequest { phone: alice });
+    sim.run();
+    assert_eq!(sim.frames(new), &[Frame::Registration { kind: wire::kind::PIN_SENT }]);
+    assert_eq!(sim.server_side(new).map(|(shard, _)| shard), Some(0), "registration is decided on the home core");
+    let pins = sim.pins();
+    let [issued] = pins[..] else { panic!("one PIN: {pins:?}") };
+    assert_eq!(issued.phone, alice);
+
+    // A wrong PIN is refused and the connection stays; the right one issues generation 1's key.
+    sim.write_frame(new, &ClientFrame::RegisterVerify { phone: alice, pin: (issued.pin + 1) % 1_000_000 });
+    sim.write_frame(new, &ClientFrame::RegisterVerify { phone: alice, pin: issued.pin });
+    sim.run();
+    let key = match &sim.frames(new)[1..] {
+        [Frame::Registration { kind: wire::kind::REGISTER_REFUSED }, Frame::Registered { user, key }] => {
+            assert_eq!(*user, alice);
+            *key
+        }
+        other => panic!("expected REGISTER_REFUSED then REGISTERED: {other:?}"),
+    };
+    // The old device is told and closed.
+    let old_frames = sim.frames(old);
+    assert!(old_frames.contains(&Frame::Goaway { reason: GoawayReason::Revoked }), "{old_frames:?}");
+
+    // The new key logs in (the same connection, on the home core now); the old key is refused.
+    sim.write_frame(new, &ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: alice, key });
+    sim.run();
+    assert_eq!(welcomes(sim.frames(new)).len(), 1, "{:?}", sim.frames(new));
+    let stale = sim.client(alice);
+    sim.connect(stale, 1);
+    sim.run();
+    assert_eq!(sim.frames(stale).first(), Some(&Frame::Error { code: ErrorCode::AuthFailed }));
+}
