@@ -14,6 +14,16 @@ use crate::body::MessageBody;
 use crate::session::{ClientSession, OutgoingMessage, SendRefused, SessionError, SessionEvent};
 use crate::xmpp::{XmppRealm, XmppSession};
 
+/// Drops the first `written` bytes of a driver's outbound buffer, and frees the buffer once it is empty and
+/// larger than `OUTBOUND_KEEP_BYTES_MAX`. Every driver's `handle_transmitted` is this.
+pub fn consume_written(outbound: &mut Vec<u8>, written: usize) {
+    let written = written.min(outbound.len());
+    outbound.drain(..written);
+    if outbound.is_empty() && outbound.capacity() > crate::limits::OUTBOUND_KEEP_BYTES_MAX {
+        *outbound = Vec::new();
+    }
+}
+
 /// One client connection of some chat protocol, as the agent runtime drives it.
 pub trait ChatDriver {
     /// The user this connection logs in as.

@@ -18,6 +18,10 @@ pub const PARTIAL_FRAME_BYTES_MAX: usize = FRAME_SIZE_MAX + wire::LENGTH_PREFIX_
 /// Bytes encoded for a connection and not yet written. Past it, new SENDs wait in the connection's backlog.
 pub const OUTBOUND_BYTES_MAX: usize = 256 * 1024;
 
+/// Capacity above which a connection's emptied outbound buffer is freed rather than kept, so a burst does not
+/// leave an idle connection holding its high-water mark.
+pub const OUTBOUND_KEEP_BYTES_MAX: usize = 4096;
+
 /// SENDs a connection has written and not seen ACKed or REJECTed. Past it, new SENDs wait in the backlog; the
 /// unacked ones are retried, in order and with the same client_msg_id, after a reconnect.
 pub const UNACKED_SENDS_MAX: usize = 1024;

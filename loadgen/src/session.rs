@@ -190,11 +190,7 @@ impl ClientSession {
 
     /// `written` bytes of [`Self::transmit`] went out.
     pub fn handle_transmitted(&mut self, written: usize) {
-        let written = written.min(self.outbound.len());
-        self.outbound.drain(..written);
-        if self.outbound.is_empty() && self.outbound.capacity() > 4096 {
-            self.outbound = Vec::new();
-        }
+        crate::driver::consume_written(&mut self.outbound, written);
     }
 
     /// Bytes read from the connection: decodes every whole frame, answers what needs answering (PONG,

@@ -8,25 +8,11 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use support::*;
-
-/// The `ringline` binary next to ours, built with the same profile.
-fn engine_bin() -> PathBuf {
-    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_ringline-loadgen"));
-    let profile_dir = loadgen.parent().expect("target profile dir").to_owned();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "-p", "ringline", "--bin", "ringline"]);
-    if profile_dir.file_name().is_some_and(|name| name == "release") {
-        build.arg("--release");
-    }
-    assert!(build.status().expect("cargo runs").success(), "building the engine failed");
-    profile_dir.join("ringline")
-}
 
 fn start_engine(bin: &Path, listen: &str, data_dir: &Path) -> Child {
     let mut child = Command::new(bin)

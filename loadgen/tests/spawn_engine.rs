@@ -4,26 +4,7 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use support::*;
-
-/// The `ringline` binary next to ours, built with the same profile.
-fn engine_bin() -> PathBuf {
-    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_ringline-loadgen"));
-    let profile_dir = loadgen.parent().expect("target profile dir").to_owned();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = std::process::Command::new(cargo);
-    build.args(["build", "--quiet", "-p", "ringline", "--bin", "ringline"]);
-    if profile_dir.file_name().is_some_and(|name| name == "release") {
-        build.arg("--release");
-    }
-    let status = build.status().expect("cargo runs");
-    assert!(status.success(), "building the engine failed");
-    let bin = profile_dir.join("ringline");
-    assert!(bin.is_file(), "no engine binary at {}", bin.display());
-    bin
-}
 
 #[test]
 fn spawned_engine_chat_with_offline_users_loses_nothing() {

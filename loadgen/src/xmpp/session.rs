@@ -241,11 +241,7 @@ impl XmppSession {
     }
 
     pub fn handle_transmitted(&mut self, written: usize) {
-        let written = written.min(self.outbound.len());
-        self.outbound.drain(..written);
-        if self.outbound.is_empty() && self.outbound.capacity() > 4096 {
-            self.outbound = Vec::new();
-        }
+        crate::driver::consume_written(&mut self.outbound, written);
     }
 
     /// Bytes read from the connection: parses every complete element, answers what needs answering and appends

@@ -2,7 +2,7 @@
 //! over all state) that keeps the protocol's promises — per-user queues, redelivery of unacknowledged items
 //! after a reconnect, SEND dedup by client_msg_id, receipts — and can be told to break them on purpose (lose a
 //! message after ACKing it) or to stress the client (cut a connection right after a DELIVER). Also helpers to
-//! write a keys file and run the loadgen binary.
+//! write a keys file and run the loadgen binary and locate (building it) the engine binary.
 
 #![allow(dead_code)]
 
@@ -259,4 +259,21 @@ pub fn run_loadgen(args: &[&str]) -> Output {
 /// The JSON report a run wrote.
 pub fn read_report(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report is JSON")
+}
+
+/// The `ringline` binary next to ours, built with the same profile.
+pub fn engine_bin() -> PathBuf {
+    let loadgen = PathBuf::from(env!("CARGO_BIN_EXE_ringline-loadgen"));
+    let profile_dir = loadgen.parent().expect("target profile dir").to_owned();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--quiet", "-p", "ringline", "--bin", "ringline"]);
+    if profile_dir.file_name().is_some_and(|name| name == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(status.success(), "building the engine failed");
+    let bin = profile_dir.join("ringline");
+    assert!(bin.is_file(), "no engine binary at {}", bin.display());
+    bin
 }
