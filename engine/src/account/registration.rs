@@ -112,6 +112,15 @@ struct SourceState {
     window_start_us: u64,
 }
 
+impl SourceState {
+    /// The refusal for a source that used up its actions in the current window, if it has.
+    fn limited(&self, limits: &RegistrationLimits, now_us: u64) -> Option<Refusal> {
+        let window_end_us = self.window_start_us + limits.window_us;
+        (now_us < window_end_us && self.actions >= limits.source_actions_max)
+            .then(|| Refusal::after(RegisterRefusal::SourceLimited, window_end_us - now_us))
+    }
+}
+
 /// One core's registration state.
 #[derive(Debug)]
 pub struct Registrar {
@@ -182,12 +191,8 @@ impl Registrar {
         if !(PHONE_MIN..=PHONE_MAX).contains(&phone) {
             return Err(Refusal::now(RegisterRefusal::PhoneInvalid));
         }
-        if let Some(source_state) = self.sources.get(&source)
-            && now_us.saturating_sub(source_state.window_start_us) < self.limits.window_us
-            && source_state.actions >= self.limits.source_actions_max
-        {
-            let wait = (source_state.window_start_us + self.limits.window_us).saturating_sub(now_us);
-            return Err(Refusal::after(RegisterRefusal::SourceLimited, wait));
+        if let Some(refusal) = self.sources.get(&source).and_then(|state| state.limited(&self.limits, now_us)) {
+            return Err(refusal);
         }
         let Some(state) = self.phones.get_mut(&phone) else {
             return Err(Refusal::now(RegisterRefusal::PinExpired));
@@ -254,9 +259,8 @@ impl Registrar {
             state.actions = 0;
             state.window_start_us = now_us;
         }
-        if state.actions >= limits.source_actions_max {
-            let wait = (state.window_start_us + limits.window_us).saturating_sub(now_us);
-            return Err(Refusal::after(RegisterRefusal::SourceLimited, wait));
+        if let Some(refusal) = state.limited(&limits, now_us) {
+            return Err(refusal);
         }
         state.actions += 1;
         Ok(())
