@@ -1,8 +1,8 @@
 //! Every bound the load generator puts on a queue, buffer or count, in one place, with why it has its value.
 //! Owns no state; modules that hold a queue import its cap from here. Related limits are checked at compile time.
 
-/// File descriptors an agent keeps free for itself (control socket, stdio, /proc reads, glommio's rings and
-/// eventfds) below its RLIMIT_NOFILE: the rest may be client sockets.
+/// File descriptors an agent keeps free for itself (control socket, stdio, /proc reads, the cores' epoll
+/// instances) below its RLIMIT_NOFILE: the rest may be client sockets.
 pub const FD_HEADROOM: u64 = 100;
 
 /// Bytes of the per-core read buffer that every connection of the core reads into while it is polled. There is
@@ -33,6 +33,13 @@ pub const SEND_BACKLOG_MAX: usize = 4096;
 /// Sends a core's schedule releases in one tick; the rest stay due (with their scheduled times) for the next
 /// tick, so a stalled core catches up without a burst that starves its connections.
 pub const SENDS_PER_TICK_MAX: usize = 4096;
+
+/// Connections an agent core starts (ramp slots and reconnects together) in one round of its loop; the rest
+/// start in the next round, so a core that fell behind its ramp still serves the connections it has.
+pub const CONNECTS_PER_ROUND_MAX: usize = 512;
+
+/// Socket events an agent core takes from epoll in one wait; the rest stay ready for the next wait.
+pub const EVENTS_PER_WAIT: usize = 1024;
 
 /// Problems (lost, duplicated, reordered messages) named one by one in a report, per kind; the rest are counted.
 pub const PROBLEMS_NAMED_MAX: usize = 10;

@@ -1,30 +1,30 @@
-//! One agent core: a glommio LocalExecutor pinned to a CPU, holding this core's share of the agent's users, one
-//! small task per connection plus one driver task. Owns the core's sockets, its sessions, its ledger and its
-//! histograms; shares nothing with other cores (it reports to the agent's main thread over a bounded channel
-//! and reads one stop flag).
+//! One agent core: a thread pinned to a CPU that holds this core's share of the agent's users in one
+//! edge-triggered epoll loop (mio), with no task, timer or buffer per connection. Owns the core's sockets, its
+//! sessions, its ledger and its histograms; shares nothing with other cores (it reports to the agent's main
+//! thread over a bounded channel and reads one stop flag).
 //!
-//! Memory per connection is kept small: a connection task holds its socket and nothing else; its session lives
-//! in the core's slot table; reads go into the one per-core read buffer while the task is polled (glommio's
-//! unbuffered TcpStream reads with a non-blocking recv and otherwise waits on a poll, holding no buffer), and a
-//! partial frame is the only inbound bytes kept between reads. Timers are per core (the driver ticks), not per
-//! connection, except while a connection waits to start or to retry.
+//! Memory per connection is what decides how many a host can hold, so a connection is a slot: its session
+//! (protocol state, unacked sends, a partial frame), its socket and a few flags. Reads go into the core's one
+//! read buffer; timers are per core: the ramp is a cursor over the slots (their start times rise with the
+//! index), reconnect backoffs wait in one heap, and connect timeouts and keepalives are checked by a scan once
+//! a second. Wake-ups cost the same whether the core holds ten connections or a hundred thousand (a glommio
+//! task per connection made every wake-up walk io_uring's poll table, which grew with the connections).
+//!
+//! Must not block: every socket is non-blocking, and a connection that has more to read than one visit allows
+//! is visited again before the next wait.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-use std::io;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
-use std::pin::Pin;
-use std::rc::Rc;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use futures_lite::future::poll_fn;
-use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -34,25 +34,25 @@ use loadgen::control::{AgentCounters, RunPlan, Scenario};
 use loadgen::driver::{AnyDriver, ChatDriver, DriverUser};
 use loadgen::error_kind::io_error_name;
 use loadgen::latency::LatencyHistogram;
-use loadgen::ledger::{DeliveryVerdict, Ledger, LedgerSummary, MessageKey};
-use loadgen::limits::{CORE_READ_BUFFER_BYTES, SENDS_PER_TICK_MAX};
+use loadgen::ledger::{LedgerSummary, MessageKey};
+use loadgen::limits::{CONNECTS_PER_ROUND_MAX, CORE_READ_BUFFER_BYTES, EVENTS_PER_WAIT, SENDS_PER_TICK_MAX};
 use loadgen::schedule::SendSchedule;
 use loadgen::session::SessionEvent;
+use loadgen::source_addr::SourceAddresses;
+
+use super::accounting::{Accounting, Storm};
 
 /// The protocol driver connections speak (`--protocol`). The runtime calls only methods that
 /// `loadgen::driver::ChatDriver` has.
 type Driver = AnyDriver;
-use loadgen::source_addr::SourceAddresses;
 
-/// Reads one connection may do per poll before it yields to the others.
-const READS_PER_POLL: usize = 16;
-/// How long the driver sleeps between ticks while it has sends to release, and otherwise.
-const TICK_SENDING: Duration = Duration::from_millis(1);
-const TICK_IDLE: Duration = Duration::from_millis(20);
+/// Reads one connection may do per visit before the others get their turn.
+const READS_PER_VISIT: usize = 16;
+/// How long the loop waits at most while it has sends to release, and otherwise.
+const TICK_SENDING_US: u64 = 1_000;
+const TICK_IDLE_US: u64 = 20_000;
 /// After a stop request the core drains this long at most.
 const STOP_DRAIN_US: u64 = 2_000_000;
-/// How long the core waits for its connection tasks to close their sockets at the end.
-const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Reconnect backoff: jittered exponential from the first to the cap.
 const BACKOFF_FIRST_MS: u64 = 50;
 const BACKOFF_CAP_MS: u64 = 5_000;
@@ -109,142 +109,28 @@ pub fn now_us() -> u64 {
 }
 
 /// One user's connection as the core tracks it.
-struct Slot {
-    session: Driver,
-    waker: Option<Waker>,
-    want_online: bool,
-    up: bool,
-    ever_up: bool,
-    drop_requested: bool,
-}
-
-impl Slot {
-    fn wake(&mut self) {
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
-        }
-    }
-
-    fn register(&mut self, cx: &Context<'_>) {
-        match &self.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => self.waker = Some(cx.waker().clone()),
-        }
-    }
-}
-
-#[derive(Default)]
-struct Storm {
-    dropped_at_us: u64,
-    dropped: u64,
-    up_before: u64,
-    recovered_at_us: Option<u64>,
-}
-
-/// Counters and histograms of a core.
-struct Accounting {
-    ledger: Ledger,
-    latency_ack: LatencyHistogram,
-    latency_delivery: LatencyHistogram,
-    latency_offline_delivery: LatencyHistogram,
-    interval_ack: LatencyHistogram,
-    interval_delivery: LatencyHistogram,
-    errors: BTreeMap<String, u64>,
-    connect_errors: u64,
-    connections_up: u64,
-    connections_peak: u64,
-    established: u64,
-    reconnects: u64,
-    established_expected: u64,
-    ramp_done_at_us: Option<u64>,
-    storm: Option<Storm>,
-    offline_back_at_us: Option<u64>,
-    offline_last_delivery_us: Option<u64>,
-}
-
-impl Accounting {
-    fn count_error(&mut self, kind: String) {
-        *self.errors.entry(kind).or_default() += 1;
-    }
-
-    fn counters(&self) -> AgentCounters {
-        let counts = self.ledger.counts();
-        AgentCounters {
-            connections_up: self.connections_up,
-            connections_established: self.established,
-            connect_errors: self.connect_errors,
-            reconnects: self.reconnects,
-            sent: counts.sent,
-            acked: counts.acked,
-            delivered: counts.delivered,
-        }
-    }
-
-    fn handle_events(&mut self, slot: &mut Slot, events: &mut Vec<SessionEvent>, now_us: u64) {
-        for event in events.drain(..) {
-            match event {
-                SessionEvent::Welcome { .. } => {
-                    slot.up = true;
-                    self.connections_up += 1;
-                    self.connections_peak = self.connections_peak.max(self.connections_up);
-                    if slot.ever_up {
-                        self.reconnects += 1;
-                    } else {
-                        slot.ever_up = true;
-                        self.established += 1;
-                        if self.established >= self.established_expected && self.ramp_done_at_us.is_none() {
-                            self.ramp_done_at_us = Some(now_us);
-                        }
-                    }
-                    if let Some(storm) = self.storm.as_mut()
-                        && storm.recovered_at_us.is_none()
-                        && self.connections_up >= storm.up_before
-                    {
-                        storm.recovered_at_us = Some(now_us);
-                    }
-                }
-                SessionEvent::Acked { message, server_id } => {
-                    if let Some(latency_us) = self.ledger.handle_ack(MessageKey::from(&message.body), server_id, now_us)
-                    {
-                        self.latency_ack.record(latency_us);
-                        self.interval_ack.record(latency_us);
-                    }
-                }
-                SessionEvent::Rejected { message, code } => {
-                    self.ledger.handle_reject(MessageKey::from(&message.body), code);
-                    self.count_error(format!("reject/{code:?}"));
-                }
-                SessionEvent::AnswerUnmatched { .. } => self.count_error("session/answer_unmatched".into()),
-                SessionEvent::Delivered { item_id, body, .. } => {
-                    match self.ledger.handle_deliver(body, item_id, now_us) {
-                        DeliveryVerdict::First { latency_us, recipient_offline_at_send: true } => {
-                            self.latency_offline_delivery.record(latency_us);
-                            self.offline_last_delivery_us = Some(now_us);
-                        }
-                        DeliveryVerdict::First { latency_us, .. } => {
-                            self.latency_delivery.record(latency_us);
-                            self.interval_delivery.record(latency_us);
-                        }
-                        _ => {}
-                    }
-                }
-                SessionEvent::Receipt { server_id, peer, kind } => {
-                    self.ledger.handle_receipt(slot.session.user(), peer, server_id, kind);
-                }
-                SessionEvent::Goaway { reason } => self.count_error(format!("goaway/{reason:?}")),
-                SessionEvent::ServerError { code } => self.count_error(format!("error/{code:?}")),
-            }
-        }
-    }
-}
-
-struct CoreState {
-    slots: Vec<Slot>,
-    read_buffer: Box<[u8]>,
-    events: Vec<SessionEvent>,
-    accounting: Accounting,
-    stopping: bool,
-    tasks_alive: usize,
+pub(super) struct Slot {
+    pub(super) session: Driver,
+    /// The socket while connecting or connected.
+    stream: Option<TcpStream>,
+    /// Bumped on every connect, and part of the socket's epoll token, so an event for an earlier socket
+    /// (in the same batch as its close) is not taken for the current one.
+    generation: u32,
+    /// TCP is connected (the session's bytes may be written).
+    tcp_connected: bool,
+    /// When the connect (through WELCOME) times out; 0 when not connecting.
+    connect_deadline_us: u64,
+    /// Consecutive failed attempts, for the backoff.
+    failures: u32,
+    /// Its ramp time has come.
+    started: bool,
+    /// A reconnect waits in the backoff heap.
+    retry_pending: bool,
+    /// In the list of connections with something to write.
+    queued_to_write: bool,
+    pub(super) want_online: bool,
+    pub(super) up: bool,
+    pub(super) ever_up: bool,
 }
 
 /// Why a connection ended.
@@ -266,73 +152,476 @@ struct Core {
     ramp_per_s: f64,
     rate_per_s: f64,
     core_index: usize,
-    state: RefCell<CoreState>,
+    connect_timeout_us: u64,
+    poll: Poll,
+    slots: Vec<Slot>,
+    read_buffer: Box<[u8]>,
+    events: Vec<SessionEvent>,
+    accounting: Accounting,
+    /// Reconnects waiting out their backoff: (when, slot). At most one per slot.
+    retries: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Connections with something to write, each once.
+    to_write: Vec<usize>,
+    /// Connections that stopped reading at the per-visit bound and have more.
+    to_read: Vec<usize>,
+    /// The next slot in ramp order that has not started.
+    next_start: usize,
+    stopping: bool,
+    rng: SmallRng,
 }
 
-/// Runs one core until its run is over; called on the core's executor.
-pub async fn run_core(core_plan: CorePlan, stop: Arc<AtomicBool>, reports: SyncSender<CoreReport>) {
-    let plan = core_plan.plan.clone();
-    let users = core_plan.users.len();
-    let offline_share = if plan.scenario == Scenario::Offline { plan.offline_share } else { 0.0 };
-    let client_msg_id_base = (plan.run_id & 0xffff_ffff) << 32;
-    let slots: Vec<Slot> = core_plan
-        .users
-        .iter()
-        .enumerate()
-        .map(|(index, user)| Slot {
-            session: Driver::new(user, plan.body_bytes, plan.ping_interval_s * 1_000_000, client_msg_id_base),
-            waker: None,
-            want_online: !in_share(index, offline_share),
-            up: false,
-            ever_up: false,
-            drop_requested: false,
-        })
-        .collect();
-    let established_expected = slots.iter().filter(|slot| slot.want_online).count() as u64;
-    let accounting = Accounting {
-        ledger: Ledger::new(plan.run_id),
-        latency_ack: LatencyHistogram::new(),
-        latency_delivery: LatencyHistogram::new(),
-        latency_offline_delivery: LatencyHistogram::new(),
-        interval_ack: LatencyHistogram::new(),
-        interval_delivery: LatencyHistogram::new(),
-        errors: BTreeMap::new(),
-        connect_errors: 0,
-        connections_up: 0,
-        connections_peak: 0,
-        established: 0,
-        reconnects: 0,
-        established_expected,
-        ramp_done_at_us: None,
-        storm: None,
-        offline_back_at_us: None,
-        offline_last_delivery_us: None,
-    };
-    let core = Rc::new(Core {
-        graph: ContactGraph::new(users, plan.targets.len(), plan.contacts_per_user),
-        plan,
-        sources: core_plan.sources,
-        source_offset: core_plan.source_offset,
-        ramp_per_s: core_plan.ramp_per_s,
-        rate_per_s: core_plan.rate_per_s,
-        core_index: core_plan.core_index,
-        state: RefCell::new(CoreState {
+/// Runs one core until its run is over, on the calling thread (which it pins to `core_plan.cpu`). Fails only
+/// when the core cannot start (no epoll instance); connection errors are counted, not returned.
+pub fn run_core(core_plan: CorePlan, stop: &AtomicBool, reports: &SyncSender<CoreReport>) -> io::Result<()> {
+    if let Err(error) = pin_to_cpu(core_plan.cpu) {
+        eprintln!("ringline-loadgen agent: core {} runs unpinned: {error}", core_plan.core_index);
+    }
+    let mut core = Core::new(core_plan)?;
+    core.drive(stop, reports);
+    core.close_all();
+    // The main thread waits for this; blocking at the very end is fine.
+    let _ = reports.send(CoreReport::Final(Box::new(core.final_report())));
+    Ok(())
+}
+
+fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it; sched_setaffinity reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn token_of(index: usize, generation: u32) -> Token {
+    Token((u64::from(generation) << 32 | index as u64) as usize)
+}
+
+fn slot_of(token: Token) -> (usize, u32) {
+    let raw = token.0 as u64;
+    ((raw & 0xffff_ffff) as usize, (raw >> 32) as u32)
+}
+
+impl Core {
+    fn new(core_plan: CorePlan) -> io::Result<Self> {
+        let plan = core_plan.plan;
+        let users = core_plan.users.len();
+        let offline_share = if plan.scenario == Scenario::Offline { plan.offline_share } else { 0.0 };
+        let client_msg_id_base = (plan.run_id & 0xffff_ffff) << 32;
+        let slots: Vec<Slot> = core_plan
+            .users
+            .iter()
+            .enumerate()
+            .map(|(index, user)| Slot {
+                session: Driver::new(user, plan.body_bytes, plan.ping_interval_s * 1_000_000, client_msg_id_base),
+                stream: None,
+                generation: 0,
+                tcp_connected: false,
+                connect_deadline_us: 0,
+                failures: 0,
+                started: false,
+                retry_pending: false,
+                queued_to_write: false,
+                want_online: !in_share(index, offline_share),
+                up: false,
+                ever_up: false,
+            })
+            .collect();
+        let established_expected = slots.iter().filter(|slot| slot.want_online).count() as u64;
+        let seed = plan.run_id ^ ((core_plan.core_index as u64 + 1) * 0x2545_F491_4F6C_DD1D);
+        Ok(Self {
+            graph: ContactGraph::new(users, plan.targets.len(), plan.contacts_per_user),
+            accounting: Accounting::new(plan.run_id, established_expected),
+            connect_timeout_us: plan.connect_timeout_ms * 1_000,
+            plan,
+            sources: core_plan.sources,
+            source_offset: core_plan.source_offset,
+            ramp_per_s: core_plan.ramp_per_s,
+            rate_per_s: core_plan.rate_per_s,
+            core_index: core_plan.core_index,
+            poll: Poll::new()?,
             slots,
             read_buffer: vec![0u8; CORE_READ_BUFFER_BYTES].into_boxed_slice(),
             events: Vec::new(),
-            accounting,
+            retries: BinaryHeap::new(),
+            to_write: Vec::new(),
+            to_read: Vec::new(),
+            next_start: 0,
             stopping: false,
-            tasks_alive: users,
-        }),
-    });
-    for index in 0..users {
-        glommio::spawn_local(run_connection(core.clone(), index)).detach();
+            rng: SmallRng::seed_from_u64(seed),
+        })
     }
-    drive_core(&core, &stop, &reports).await;
-    let final_report = {
-        let mut state = core.state.borrow_mut();
-        let state = &mut *state;
-        let accounting = &mut state.accounting;
+
+    fn slot_start_us(&self, index: usize) -> u64 {
+        self.plan.start_at_us + (index as f64 * 1e6 / self.ramp_per_s) as u64
+    }
+
+    fn source_for(&self, index: usize) -> Ipv4Addr {
+        self.sources.nth(self.source_offset + index as u64)
+    }
+
+    /// The loop: ramp, reconnects, sends, keepalives, then one wait for socket events; until the run is over.
+    fn drive(&mut self, stop: &AtomicBool, reports: &SyncSender<CoreReport>) {
+        let plan = self.plan.clone();
+        let sending = matches!(plan.scenario, Scenario::Chat | Scenario::Offline | Scenario::ReconnectStorm);
+        let rate = if sending { self.rate_per_s } else { 0.0 };
+        let seed = plan.run_id ^ ((self.core_index as u64 + 1) * 0x9E37_79B9);
+        let mut schedule = SendSchedule::new(plan.arrivals, rate, plan.hold_start_at_us, plan.hold_end_at_us, seed);
+        let mut send_rng = SmallRng::seed_from_u64(seed.rotate_left(17));
+        let hold_us = plan.hold_end_at_us.saturating_sub(plan.hold_start_at_us);
+        let mut offline_back_at_us =
+            (plan.scenario == Scenario::Offline).then_some(plan.hold_start_at_us + hold_us / 2);
+        let mut storm_at_us =
+            (plan.scenario == Scenario::ReconnectStorm).then_some(plan.hold_start_at_us + hold_us / 3);
+        let mut next_second_us = now_us() + 1_000_000;
+        let mut stop_deadline_us: Option<u64> = None;
+        let mut events = Events::with_capacity(EVENTS_PER_WAIT);
+        loop {
+            let now = now_us();
+            if stop_deadline_us.is_none() && stop.load(Ordering::Relaxed) {
+                schedule.handle_stop();
+                stop_deadline_us = Some(now + STOP_DRAIN_US);
+            }
+            if let Some(at) = offline_back_at_us
+                && (now >= at || stop_deadline_us.is_some())
+            {
+                offline_back_at_us = None;
+                self.bring_everyone_online(now);
+            }
+            if let Some(at) = storm_at_us
+                && now >= at
+            {
+                storm_at_us = None;
+                if stop_deadline_us.is_none() {
+                    self.start_storm(now);
+                }
+            }
+            self.start_due(now);
+            let mut released = 0;
+            while released < SENDS_PER_TICK_MAX {
+                let Some(scheduled_us) = schedule.poll_due(now) else { break };
+                released += 1;
+                self.send_one(scheduled_us, &mut send_rng);
+            }
+            if now >= next_second_us {
+                next_second_us = now + 1_000_000;
+                self.keepalive_and_report(now, reports);
+            }
+            self.write_queued(now);
+            for index in std::mem::take(&mut self.to_read) {
+                self.visit(index, now);
+            }
+            let hold_over = now >= plan.hold_end_at_us || stop_deadline_us.is_some();
+            if hold_over {
+                let settled = self.accounting.ledger.outstanding() == 0;
+                let deadline = stop_deadline_us.unwrap_or(plan.drain_deadline_us).min(plan.drain_deadline_us);
+                if settled || now >= deadline {
+                    break;
+                }
+            }
+            let tick = if schedule.poll_timeout().is_some() { TICK_SENDING_US } else { TICK_IDLE_US };
+            let mut wake_at = now + tick;
+            if self.next_start < self.slots.len() {
+                wake_at = wake_at.min(self.slot_start_us(self.next_start));
+            }
+            if let Some(Reverse((at, _))) = self.retries.peek() {
+                wake_at = wake_at.min(*at);
+            }
+            let timeout_us = if self.to_read.is_empty() { wake_at.saturating_sub(now) } else { 0 };
+            if let Err(error) = self.poll.poll(&mut events, Some(Duration::from_micros(timeout_us))) {
+                if error.kind() != io::ErrorKind::Interrupted {
+                    self.accounting.count_error(format!("core/epoll_wait/{}", io_error_name(&error)));
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                continue;
+            }
+            let now = now_us();
+            for event in events.iter() {
+                let (index, generation) = slot_of(event.token());
+                let Some(slot) = self.slots.get_mut(index) else { continue };
+                if slot.generation != generation || slot.stream.is_none() {
+                    continue;
+                }
+                if !slot.tcp_connected {
+                    match connect_result(slot) {
+                        Ok(true) => slot.tcp_connected = true,
+                        Ok(false) => continue,
+                        Err(error) => {
+                            self.end(index, Exit::ConnectFailed(error), now);
+                            continue;
+                        }
+                    }
+                }
+                self.visit(index, now);
+            }
+        }
+    }
+
+    /// Starts the connections whose ramp time has come, a bounded number per round.
+    fn start_due(&mut self, now: u64) {
+        let mut started = 0;
+        while self.next_start < self.slots.len()
+            && started < CONNECTS_PER_ROUND_MAX
+            && self.slot_start_us(self.next_start) <= now
+        {
+            let index = self.next_start;
+            self.next_start += 1;
+            started += 1;
+            self.slots[index].started = true;
+            self.connect(index, now);
+        }
+        while started < CONNECTS_PER_ROUND_MAX
+            && let Some(Reverse((at, index))) = self.retries.peek().copied()
+            && at <= now
+        {
+            self.retries.pop();
+            started += 1;
+            self.slots[index].retry_pending = false;
+            self.connect(index, now);
+        }
+    }
+
+    /// Opens the connection of a slot that should be online (a slot that should not waits, parked, until
+    /// `bring_everyone_online`).
+    fn connect(&mut self, index: usize, now: u64) {
+        let slot = &self.slots[index];
+        if self.stopping || !slot.want_online || !slot.started || slot.stream.is_some() || slot.retry_pending {
+            return;
+        }
+        let target = self.plan.targets[self.graph.target_of(index)];
+        let socket = match open_socket(self.source_for(index), target) {
+            Ok(socket) => socket,
+            Err(error) => return self.end(index, Exit::ConnectFailed(error), now),
+        };
+        let mut stream = TcpStream::from_std(std::net::TcpStream::from(socket));
+        let slot = &mut self.slots[index];
+        slot.generation = slot.generation.wrapping_add(1);
+        let token = token_of(index, slot.generation);
+        if let Err(error) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
+            return self.end(index, Exit::ConnectFailed(error), now);
+        }
+        slot.stream = Some(stream);
+        slot.tcp_connected = false;
+        slot.connect_deadline_us = now + self.connect_timeout_us;
+        // The login is queued now and written once the socket reports the connect done.
+        slot.session.handle_connected(now);
+    }
+
+    /// Reads what a connection has (bounded), hands it to its session, and writes what the session has.
+    fn visit(&mut self, index: usize, now: u64) {
+        if let Err(exit) = self.serve(index, now) {
+            self.end(index, exit, now);
+        }
+    }
+
+    fn serve(&mut self, index: usize, now: u64) -> Result<(), Exit> {
+        let Self { slots, read_buffer, events, accounting, to_read, .. } = self;
+        let slot = &mut slots[index];
+        let Some(mut stream) = slot.stream.take() else { return Ok(()) };
+        let result = (|| {
+            if !slot.tcp_connected {
+                return Ok(());
+            }
+            for reads in 0.. {
+                if reads == READS_PER_VISIT {
+                    to_read.push(index);
+                    break;
+                }
+                let read = match stream.read(read_buffer) {
+                    Ok(0) => return Err(Exit::Closed),
+                    Ok(read) => read,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(error) => return Err(Exit::Io(error)),
+                };
+                let handled = slot.session.handle_input(&read_buffer[..read], events);
+                accounting.handle_events(slot, events, now);
+                if let Err(error) = handled {
+                    return Err(Exit::Session(error.to_string()));
+                }
+                if slot.session.is_closing() {
+                    return Err(Exit::ServerClosed);
+                }
+                if slot.up {
+                    slot.connect_deadline_us = 0;
+                }
+                if read < read_buffer.len() {
+                    // A short read took all the socket had; new bytes raise a new edge.
+                    break;
+                }
+            }
+            write_out(&mut slot.session, &mut stream)
+        })();
+        slot.stream = Some(stream);
+        result
+    }
+
+    /// Writes the connections that have something queued since their last visit.
+    fn write_queued(&mut self, now: u64) {
+        for index in std::mem::take(&mut self.to_write) {
+            let slot = &mut self.slots[index];
+            slot.queued_to_write = false;
+            if !slot.tcp_connected {
+                continue;
+            }
+            let Some(stream) = slot.stream.as_mut() else { continue };
+            if let Err(exit) = write_out(&mut slot.session, stream) {
+                self.end(index, exit, now);
+            }
+        }
+    }
+
+    fn queue_write(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        if !slot.queued_to_write && slot.stream.is_some() {
+            slot.queued_to_write = true;
+            self.to_write.push(index);
+        }
+    }
+
+    /// A connection ended: close it, count why, and schedule what comes next (a reconnect after a backoff, at
+    /// once after a storm drop, nothing when the core stops).
+    fn end(&mut self, index: usize, exit: Exit, now: u64) {
+        let slot = &mut self.slots[index];
+        // Closing the socket also takes it out of the epoll set.
+        drop(slot.stream.take());
+        slot.tcp_connected = false;
+        slot.connect_deadline_us = 0;
+        slot.session.handle_disconnected();
+        let was_up = slot.up;
+        if was_up {
+            slot.up = false;
+            self.accounting.connections_up -= 1;
+        }
+        let phase = if was_up { "io" } else { "connect" };
+        if !was_up && !matches!(exit, Exit::Stopped | Exit::Dropped) {
+            self.accounting.connect_errors += 1;
+        }
+        match &exit {
+            Exit::Stopped => return,
+            Exit::Dropped => return self.connect(index, now),
+            Exit::ConnectFailed(error) | Exit::Io(error) => {
+                self.accounting.count_error(format!("{phase}/{}", io_error_name(error)));
+            }
+            Exit::Closed => self.accounting.count_error(format!("{phase}/closed")),
+            Exit::ServerClosed => {}
+            Exit::Session(text) => {
+                self.accounting.count_error(format!("{phase}/protocol"));
+                if self.accounting.errors.len() < 64 {
+                    self.accounting.count_error(format!("{phase}/protocol: {text}"));
+                }
+            }
+        }
+        if self.stopping {
+            return;
+        }
+        let slot = &mut self.slots[index];
+        slot.failures = if was_up { 1 } else { slot.failures.saturating_add(1) };
+        let ceiling_ms = (BACKOFF_FIRST_MS << slot.failures.min(16)).min(BACKOFF_CAP_MS);
+        let delay_ms = self.rng.gen_range(ceiling_ms / 2..=ceiling_ms);
+        slot.retry_pending = true;
+        self.retries.push(Reverse((now + delay_ms * 1_000, index)));
+    }
+
+    fn bring_everyone_online(&mut self, now: u64) {
+        let mut any = false;
+        for index in 0..self.slots.len() {
+            let slot = &mut self.slots[index];
+            if !slot.want_online {
+                slot.want_online = true;
+                any = true;
+                self.connect(index, now);
+            }
+        }
+        if any {
+            self.accounting.offline_back_at_us = Some(now);
+        }
+    }
+
+    fn start_storm(&mut self, now: u64) {
+        let up_before = self.accounting.connections_up;
+        let mut dropped = 0;
+        for index in 0..self.slots.len() {
+            if self.slots[index].up && in_share(index, self.plan.storm_share) {
+                dropped += 1;
+                self.end(index, Exit::Dropped, now);
+            }
+        }
+        self.accounting.storm = Some(Storm { dropped_at_us: now, dropped, up_before, recovered_at_us: None });
+    }
+
+    fn send_one(&mut self, scheduled_us: u64, rng: &mut SmallRng) {
+        let users = self.slots.len();
+        if users == 0 {
+            return;
+        }
+        // Pick an online-minded sender with contacts; a few tries, then the tick's send is skipped and counted.
+        let sender = (0..16)
+            .map(|_| rng.gen_range(0..users))
+            .find(|&index| self.slots[index].want_online && self.graph.contact_count(index) > 0);
+        let Some(sender) = sender else {
+            self.accounting.count_error("send/no_online_sender".into());
+            return;
+        };
+        let nth = rng.gen_range(0..self.graph.contact_count(sender));
+        let Some(recipient) = self.graph.contact(sender, nth) else { return };
+        let recipient_offline = !self.slots[recipient].want_online;
+        let sender_user = self.slots[sender].session.user();
+        let recipient_user = self.slots[recipient].session.user();
+        let body = self.accounting.ledger.handle_send(sender_user, recipient_user, scheduled_us, recipient_offline);
+        match self.slots[sender].session.try_queue_send(body) {
+            Ok(_) => self.queue_write(sender),
+            Err(_) => {
+                self.accounting.ledger.handle_send_abandoned(MessageKey::from(&body));
+                self.accounting.count_error("send/backlog_full".into());
+            }
+        }
+    }
+
+    /// Once a second: keepalives, connect timeouts, and a progress report.
+    fn keepalive_and_report(&mut self, now: u64, reports: &SyncSender<CoreReport>) {
+        for index in 0..self.slots.len() {
+            let slot = &mut self.slots[index];
+            if slot.up {
+                slot.session.handle_timeout(now);
+                if !slot.session.transmit().is_empty() {
+                    self.queue_write(index);
+                }
+            } else if slot.connect_deadline_us != 0 && now >= slot.connect_deadline_us {
+                self.end(index, Exit::Io(io::Error::from(io::ErrorKind::TimedOut)), now);
+            }
+        }
+        let accounting = &mut self.accounting;
+        let report = CoreReport::Progress(Box::new(CoreProgress {
+            core_index: self.core_index,
+            counters: accounting.counters(),
+            interval_ack: std::mem::take(&mut accounting.interval_ack),
+            interval_delivery: std::mem::take(&mut accounting.interval_delivery),
+        }));
+        // Never block the loop: a progress report the main thread has no room for is dropped.
+        let _ = reports.try_send(report);
+    }
+
+    /// The end of the run: every connection says goodbye (best effort) and closes.
+    fn close_all(&mut self) {
+        self.stopping = true;
+        let now = now_us();
+        for index in 0..self.slots.len() {
+            let slot = &mut self.slots[index];
+            if let Some(stream) = slot.stream.as_ref() {
+                if slot.tcp_connected {
+                    say_goodbye(&mut slot.session, stream);
+                }
+                self.end(index, Exit::Stopped, now);
+            }
+        }
+    }
+
+    fn final_report(&mut self) -> CoreFinal {
+        let accounting = &mut self.accounting;
         let storm = accounting.storm.take();
         CoreFinal {
             counters: accounting.counters(),
@@ -353,334 +642,36 @@ pub async fn run_core(core_plan: CorePlan, stop: Arc<AtomicBool>, reports: SyncS
                 _ => None,
             },
         }
-    };
-    // The main thread waits for this; blocking the executor at the very end is fine.
-    let _ = reports.send(CoreReport::Final(Box::new(final_report)));
+    }
 }
 
-async fn drive_core(core: &Rc<Core>, stop: &AtomicBool, reports: &SyncSender<CoreReport>) {
-    let plan = &core.plan;
-    let sending = matches!(plan.scenario, Scenario::Chat | Scenario::Offline | Scenario::ReconnectStorm);
-    let rate = if sending { core.rate_per_s } else { 0.0 };
-    let seed = plan.run_id ^ ((core.core_index as u64 + 1) * 0x9E37_79B9);
-    let mut schedule = SendSchedule::new(plan.arrivals, rate, plan.hold_start_at_us, plan.hold_end_at_us, seed);
-    let mut rng = SmallRng::seed_from_u64(seed.rotate_left(17));
-    let hold_us = plan.hold_end_at_us.saturating_sub(plan.hold_start_at_us);
-    let mut offline_back_at_us = (plan.scenario == Scenario::Offline).then_some(plan.hold_start_at_us + hold_us / 2);
-    let mut storm_at_us = (plan.scenario == Scenario::ReconnectStorm).then_some(plan.hold_start_at_us + hold_us / 3);
-    let mut next_second_us = now_us() + 1_000_000;
-    let mut stop_deadline_us: Option<u64> = None;
+/// Whether a connecting socket is connected now (`Ok(false)`: not yet), or why its connect failed.
+fn connect_result(slot: &Slot) -> io::Result<bool> {
+    let Some(stream) = slot.stream.as_ref() else { return Ok(false) };
+    if let Some(error) = stream.take_error()? {
+        return Err(error);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes what the session has queued until it is all out or the socket is full.
+fn write_out(session: &mut Driver, stream: &mut TcpStream) -> Result<(), Exit> {
     loop {
-        let now = now_us();
-        if stop_deadline_us.is_none() && stop.load(Ordering::Relaxed) {
-            schedule.handle_stop();
-            stop_deadline_us = Some(now + STOP_DRAIN_US);
+        let outbound = session.transmit();
+        if outbound.is_empty() {
+            return Ok(());
         }
-        if let Some(at) = offline_back_at_us
-            && (now >= at || stop_deadline_us.is_some())
-        {
-            offline_back_at_us = None;
-            core.bring_everyone_online(now);
-        }
-        if let Some(at) = storm_at_us
-            && now >= at
-        {
-            storm_at_us = None;
-            if stop_deadline_us.is_none() {
-                core.start_storm(now);
-            }
-        }
-        let mut released = 0;
-        while released < SENDS_PER_TICK_MAX {
-            let Some(scheduled_us) = schedule.poll_due(now) else { break };
-            released += 1;
-            core.send_one(scheduled_us, &mut rng);
-        }
-        if now >= next_second_us {
-            next_second_us = now + 1_000_000;
-            core.keepalive_and_report(now, reports);
-        }
-        let hold_over = now >= plan.hold_end_at_us || stop_deadline_us.is_some();
-        if hold_over {
-            let settled = core.state.borrow().accounting.ledger.outstanding() == 0;
-            let deadline = stop_deadline_us.unwrap_or(plan.drain_deadline_us).min(plan.drain_deadline_us);
-            if settled || now >= deadline {
-                break;
-            }
-        }
-        let tick = if schedule.poll_timeout().is_some() { TICK_SENDING } else { TICK_IDLE };
-        glommio::timer::sleep(tick).await;
-    }
-    // Close every connection and wait (bounded) for the tasks to let go of their sockets.
-    {
-        let mut state = core.state.borrow_mut();
-        state.stopping = true;
-        for slot in &mut state.slots {
-            slot.wake();
+        match stream.write(outbound) {
+            Ok(written) => session.handle_transmitted(written),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(Exit::Io(error)),
         }
     }
-    let waited_since = std::time::Instant::now();
-    while core.state.borrow().tasks_alive > 0 && waited_since.elapsed() < CLOSE_WAIT {
-        glommio::timer::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-impl Core {
-    fn slot_start_us(&self, index: usize) -> u64 {
-        self.plan.start_at_us + (index as f64 * 1e6 / self.ramp_per_s) as u64
-    }
-
-    fn bring_everyone_online(&self, now: u64) {
-        let mut state = self.state.borrow_mut();
-        let state = &mut *state;
-        let mut any = false;
-        for slot in &mut state.slots {
-            if !slot.want_online {
-                slot.want_online = true;
-                slot.wake();
-                any = true;
-            }
-        }
-        if any {
-            state.accounting.offline_back_at_us = Some(now);
-        }
-    }
-
-    fn start_storm(&self, now: u64) {
-        let mut state = self.state.borrow_mut();
-        let state = &mut *state;
-        let mut dropped = 0;
-        for (index, slot) in state.slots.iter_mut().enumerate() {
-            if slot.up && in_share(index, self.plan.storm_share) {
-                slot.drop_requested = true;
-                slot.wake();
-                dropped += 1;
-            }
-        }
-        let up_before = state.accounting.connections_up;
-        state.accounting.storm = Some(Storm { dropped_at_us: now, dropped, up_before, recovered_at_us: None });
-    }
-
-    fn send_one(&self, scheduled_us: u64, rng: &mut SmallRng) {
-        let mut state = self.state.borrow_mut();
-        let state = &mut *state;
-        let users = state.slots.len();
-        if users == 0 {
-            return;
-        }
-        // Pick an online-minded sender with contacts; a few tries, then the tick's send is skipped and counted.
-        let sender = (0..16)
-            .map(|_| rng.gen_range(0..users))
-            .find(|&index| state.slots[index].want_online && self.graph.contact_count(index) > 0);
-        let Some(sender) = sender else {
-            state.accounting.count_error("send/no_online_sender".into());
-            return;
-        };
-        let nth = rng.gen_range(0..self.graph.contact_count(sender));
-        let Some(recipient) = self.graph.contact(sender, nth) else { return };
-        let recipient_offline = !state.slots[recipient].want_online;
-        let sender_user = state.slots[sender].session.user();
-        let recipient_user = state.slots[recipient].session.user();
-        let body = state.accounting.ledger.handle_send(sender_user, recipient_user, scheduled_us, recipient_offline);
-        match state.slots[sender].session.try_queue_send(body) {
-            Ok(_) => state.slots[sender].wake(),
-            Err(_) => {
-                state.accounting.ledger.handle_send_abandoned(MessageKey::from(&body));
-                state.accounting.count_error("send/backlog_full".into());
-            }
-        }
-    }
-
-    fn keepalive_and_report(&self, now: u64, reports: &SyncSender<CoreReport>) {
-        let mut state = self.state.borrow_mut();
-        let state = &mut *state;
-        for slot in &mut state.slots {
-            if slot.up {
-                slot.session.handle_timeout(now);
-                if !slot.session.transmit().is_empty() {
-                    slot.wake();
-                }
-            }
-        }
-        let accounting = &mut state.accounting;
-        let report = CoreReport::Progress(Box::new(CoreProgress {
-            core_index: self.core_index,
-            counters: accounting.counters(),
-            interval_ack: std::mem::take(&mut accounting.interval_ack),
-            interval_delivery: std::mem::take(&mut accounting.interval_delivery),
-        }));
-        // Never block the executor: a progress report the main thread has no room for is dropped.
-        let _ = reports.try_send(report);
-    }
-
-    fn poll_connection(
-        &self,
-        cx: &mut Context<'_>,
-        index: usize,
-        stream: &mut TcpStream,
-        welcomed: &mut bool,
-    ) -> Poll<Exit> {
-        let mut state = self.state.borrow_mut();
-        let CoreState { slots, read_buffer, events, accounting, stopping, .. } = &mut *state;
-        let slot = &mut slots[index];
-        if *stopping {
-            say_goodbye(&mut slot.session, stream);
-            return Poll::Ready(Exit::Stopped);
-        }
-        if slot.drop_requested {
-            return Poll::Ready(Exit::Dropped);
-        }
-        slot.register(cx);
-        let mut reads = 0;
-        loop {
-            if reads == READS_PER_POLL {
-                // Yield to the other connections; come back at once.
-                cx.waker().wake_by_ref();
-                break;
-            }
-            match Pin::new(&mut *stream).poll_read(cx, read_buffer) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Exit::Closed),
-                Poll::Ready(Ok(read)) => {
-                    reads += 1;
-                    if let Err(error) = slot.session.handle_input(&read_buffer[..read], events) {
-                        accounting.handle_events(slot, events, now_us());
-                        return Poll::Ready(Exit::Session(error.to_string()));
-                    }
-                    accounting.handle_events(slot, events, now_us());
-                    if slot.session.is_closing() {
-                        return Poll::Ready(Exit::ServerClosed);
-                    }
-                    if slot.up && !*welcomed {
-                        // Clear the handshake timeouts before the next read is submitted: a read already
-                        // pending keeps the timeout it was submitted with, and would fail an idle session.
-                        *welcomed = true;
-                        let _ = stream.set_read_timeout(None);
-                        let _ = stream.set_write_timeout(None);
-                    }
-                }
-                Poll::Ready(Err(error)) => return Poll::Ready(Exit::Io(error)),
-                Poll::Pending => break,
-            }
-        }
-        loop {
-            let outbound = slot.session.transmit();
-            if outbound.is_empty() {
-                break;
-            }
-            match Pin::new(&mut *stream).poll_write(cx, outbound) {
-                Poll::Ready(Ok(written)) => slot.session.handle_transmitted(written),
-                Poll::Ready(Err(error)) => return Poll::Ready(Exit::Io(error)),
-                Poll::Pending => break,
-            }
-        }
-        Poll::Pending
-    }
-
-    /// Sleeps for `delay`, or less if the core stops.
-    async fn sleep_or_stop(&self, index: usize, delay: Duration) {
-        let stopped = poll_fn(|cx| {
-            let mut state = self.state.borrow_mut();
-            if state.stopping {
-                return Poll::Ready(());
-            }
-            state.slots[index].register(cx);
-            Poll::Pending
-        });
-        futures_lite::future::or(glommio::timer::sleep(delay), stopped).await;
-    }
-
-    /// Waits until the user should be online; false when the core stops instead.
-    async fn wait_until_wanted(&self, index: usize) -> bool {
-        poll_fn(|cx| {
-            let mut state = self.state.borrow_mut();
-            if state.stopping {
-                return Poll::Ready(false);
-            }
-            let slot = &mut state.slots[index];
-            if slot.want_online {
-                return Poll::Ready(true);
-            }
-            slot.register(cx);
-            Poll::Pending
-        })
-        .await
-    }
-
-    fn source_for(&self, index: usize) -> Ipv4Addr {
-        self.sources.nth(self.source_offset + index as u64)
-    }
-}
-
-/// One connection's whole life: wait for its ramp slot, connect, serve, reconnect with backoff, until the end.
-async fn run_connection(core: Rc<Core>, index: usize) {
-    let start_in_us = core.slot_start_us(index).saturating_sub(now_us());
-    core.sleep_or_stop(index, Duration::from_micros(start_in_us)).await;
-    let mut rng = SmallRng::seed_from_u64(core.plan.run_id ^ (index as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
-    let mut failures: u32 = 0;
-    let connect_timeout = Duration::from_millis(core.plan.connect_timeout_ms);
-    loop {
-        if !core.wait_until_wanted(index).await {
-            break;
-        }
-        let target = core.plan.targets[core.graph.target_of(index)];
-        let exit = match open_socket(core.source_for(index), target) {
-            Err(error) => Exit::ConnectFailed(error),
-            Ok(socket) => {
-                // SAFETY: the fd comes from a socket we own and hand over whole; nothing else closes it.
-                let mut stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
-                let _ = stream.set_write_timeout(Some(connect_timeout));
-                let _ = stream.set_read_timeout(Some(connect_timeout));
-                core.state.borrow_mut().slots[index].session.handle_connected(now_us());
-                let mut welcomed = false;
-                poll_fn(|cx| core.poll_connection(cx, index, &mut stream, &mut welcomed)).await
-            }
-        };
-        let retry_after = {
-            let mut state = core.state.borrow_mut();
-            let CoreState { slots, accounting, .. } = &mut *state;
-            let slot = &mut slots[index];
-            let was_up = slot.up;
-            slot.session.handle_disconnected();
-            if was_up {
-                slot.up = false;
-                accounting.connections_up -= 1;
-            }
-            let phase = if was_up { "io" } else { "connect" };
-            if !was_up && !matches!(exit, Exit::Stopped | Exit::Dropped) {
-                accounting.connect_errors += 1;
-            }
-            match &exit {
-                Exit::Stopped => break,
-                Exit::Dropped => {
-                    slot.drop_requested = false;
-                    None
-                }
-                Exit::ConnectFailed(error) | Exit::Io(error) => {
-                    accounting.count_error(format!("{phase}/{}", io_error_name(error)));
-                    Some(was_up)
-                }
-                Exit::Closed => {
-                    accounting.count_error(format!("{phase}/closed"));
-                    Some(was_up)
-                }
-                Exit::ServerClosed => Some(was_up),
-                Exit::Session(text) => {
-                    accounting.count_error(format!("{phase}/protocol"));
-                    if accounting.errors.len() < 64 {
-                        accounting.count_error(format!("{phase}/protocol: {text}"));
-                    }
-                    Some(was_up)
-                }
-            }
-        };
-        if let Some(was_up) = retry_after {
-            failures = if was_up { 1 } else { failures.saturating_add(1) };
-            let ceiling_ms = (BACKOFF_FIRST_MS << failures.min(16)).min(BACKOFF_CAP_MS);
-            let delay_ms = rng.gen_range(ceiling_ms / 2..=ceiling_ms);
-            core.sleep_or_stop(index, Duration::from_millis(delay_ms)).await;
-        }
-    }
-    core.state.borrow_mut().tasks_alive -= 1;
 }
 
 /// Best effort at the end of a run: queues the driver's goodbye (XMPP `</stream:stream>`; nothing for the native

@@ -1,8 +1,9 @@
-//! The agent process: listens for a controller, takes a run plan, runs one pinned glommio executor per core
-//! (`core.rs`) over its share of the users, and reports progress every second and a verdict at the end over the
-//! control protocol (`loadgen::control`). Owns the executor threads and the aggregation of their reports; the
+//! The agent process: listens for a controller, takes a run plan, runs one pinned thread per core
+//! (`core.rs`, an epoll loop) over its share of the users, and reports progress every second and a verdict at the end over the
+//! control protocol (`loadgen::control`). Owns the core threads and the aggregation of their reports; the
 //! main thread never touches a client socket. A broken control connection stops the run.
 
+mod accounting;
 mod core;
 
 use std::io::{BufReader, Write};
@@ -13,7 +14,6 @@ use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use glommio::{LocalExecutorBuilder, Placement};
 use wire::parse_keys_line;
 
 use loadgen::cli::AgentArgs;
@@ -30,9 +30,6 @@ use loadgen::source_addr::SourceAddresses;
 pub use self::core::now_us;
 use self::core::{CorePlan, CoreReport, run_core};
 
-/// Memory glommio reserves per executor for its own I/O buffers. Small: client sockets are read into the core's
-/// own buffer, and RLIMIT_MEMLOCK may be 8 MiB for the whole process.
-const EXECUTOR_IO_MEMORY_BYTES: usize = 512 * 1024;
 /// How long past the plan's drain deadline the main thread waits for the cores' final reports.
 const FINAL_GRACE: Duration = Duration::from_secs(15);
 
@@ -149,7 +146,7 @@ fn run_plan(
     let plan = Arc::new(RunPlan { users: Vec::new(), ..plan });
     let (report_sender, reports) = sync_channel(CORE_REPORT_QUEUE_CAPACITY);
     let total_users = users.len().max(1) as f64;
-    let mut executors = Vec::new();
+    let mut threads = Vec::new();
     let source_base = u64::from(std::process::id()) * 7919;
     for (core_index, chunk) in users.chunks(per_core).enumerate() {
         let share = chunk.len() as f64 / total_users;
@@ -165,15 +162,18 @@ fn run_plan(
         };
         let stop = stop.clone();
         let report_sender = report_sender.clone();
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(core_plan.cpu))
-            .name(&format!("loadgen-core-{core_index}"))
-            .io_memory(EXECUTOR_IO_MEMORY_BYTES)
-            .spawn(move || run_core(core_plan, stop, report_sender))
-            .map_err(|error| anyhow::anyhow!("starting the executor of core {core_index}: {error}"))?;
-        executors.push(handle);
+        let handle = std::thread::Builder::new()
+            .name(format!("loadgen-core-{core_index}"))
+            .spawn(move || {
+                if let Err(error) = run_core(core_plan, &stop, &report_sender) {
+                    eprintln!("ringline-loadgen agent: core {core_index} could not start: {error}");
+                }
+            })
+            .with_context(|| format!("starting the thread of core {core_index}"))?;
+        threads.push(handle);
     }
     drop(report_sender);
-    let core_count = executors.len();
+    let core_count = threads.len();
     let mut latest: Vec<AgentCounters> = vec![AgentCounters::default(); core_count];
     let mut interval_ack = LatencyHistogram::new();
     let mut interval_delivery = LatencyHistogram::new();
@@ -208,7 +208,7 @@ fn run_plan(
     }
     stop.store(true, Ordering::Relaxed);
     anyhow::ensure!(finals.len() == core_count, "{} of {core_count} cores never finished", core_count - finals.len());
-    for handle in executors {
+    for handle in threads {
         let _ = handle.join();
     }
     let mut agent_final = AgentFinal {
