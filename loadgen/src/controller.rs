@@ -385,6 +385,9 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     let mut rss_plateau: Option<(u64, u64)> = None;
     let hard_deadline_us = drain_deadline_us + FINAL_WAIT.as_micros() as u64;
     let mut agent_failures = Vec::new();
+    // The most connections the progress lines saw up at once: a lower bound of the peak that holds even when
+    // an agent's final report is lost.
+    let mut peak_seen = 0u64;
     loop {
         let finished = links.iter().all(|link| link.final_report.is_some() || !link.alive);
         if finished || now_us() > hard_deadline_us {
@@ -436,6 +439,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         if now >= next_line_us {
             next_line_us += 1_000_000;
             let up: u64 = links.iter().map(|link| link.latest.connections_up).sum();
+            peak_seen = peak_seen.max(up);
             let errors: u64 = links.iter().map(|link| link.latest.connect_errors).sum();
             // Each agent's own rate over its last report interval: the line and the reports are not in phase.
             let msgs_per_s =
@@ -518,6 +522,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         report.storm_recovery_seconds = max_seconds(report.storm_recovery_seconds, agent_final.storm_recovery_us);
         report.offline_drain_seconds = max_seconds(report.offline_drain_seconds, agent_final.offline_drain_us);
     }
+    report.connections_peak = report.connections_peak.max(peak_seen);
     report.notes.extend(agent_failures);
     report.ramp_seconds = ramp_done_at_us.map(|at| at.saturating_sub(start_at_us) as f64 / 1e6);
     report.messages_sent = ledger.counts.sent;

@@ -53,9 +53,10 @@ const TICK_SENDING_US: u64 = 1_000;
 const TICK_IDLE_US: u64 = 20_000;
 /// After a stop request the core drains this long at most.
 const STOP_DRAIN_US: u64 = 2_000_000;
-/// Reconnect backoff: jittered exponential from the first to the cap.
+/// Reconnect backoff: jittered exponential from the first to the cap. The cap is long, as a real client's is: a
+/// generator that retries failed logins every few seconds turns an overloaded server into a retry storm.
 const BACKOFF_FIRST_MS: u64 = 50;
-const BACKOFF_CAP_MS: u64 = 5_000;
+const BACKOFF_CAP_MS: u64 = 30_000;
 
 /// What the agent's main thread gives a core.
 #[derive(Debug)]
@@ -90,6 +91,7 @@ pub struct CoreProgress {
 /// A core's verdict.
 #[derive(Debug)]
 pub struct CoreFinal {
+    pub core_index: usize,
     pub counters: AgentCounters,
     pub connections_peak: u64,
     pub ledger: LedgerSummary,
@@ -624,6 +626,7 @@ impl Core {
         let accounting = &mut self.accounting;
         let storm = accounting.storm.take();
         CoreFinal {
+            core_index: self.core_index,
             counters: accounting.counters(),
             connections_peak: accounting.connections_peak,
             ledger: accounting.ledger.summary(),

@@ -207,9 +207,17 @@ fn run_plan(
         }
     }
     stop.store(true, Ordering::Relaxed);
-    anyhow::ensure!(finals.len() == core_count, "{} of {core_count} cores never finished", core_count - finals.len());
-    for handle in threads {
-        let _ = handle.join();
+    let unfinished = core_count - finals.len();
+    if unfinished == 0 {
+        for handle in threads {
+            let _ = handle.join();
+        }
+    } else {
+        // Report what is known rather than nothing: the finished cores' verdicts and the others' last progress.
+        // Their threads are left to stop on the flag.
+        eprintln!(
+            "ringline-loadgen agent: {unfinished} of {core_count} cores never finished; reporting their last progress"
+        );
     }
     let mut agent_final = AgentFinal {
         counters: AgentCounters::default(),
@@ -229,6 +237,15 @@ fn run_plan(
     let (mut ack, mut delivery, mut offline) =
         (LatencyHistogram::new(), LatencyHistogram::new(), LatencyHistogram::new());
     let mut counters = Vec::new();
+    let finished: Vec<usize> = finals.iter().map(|core_final| core_final.core_index).collect();
+    for (core_index, last) in latest.iter().enumerate() {
+        if !finished.contains(&core_index) {
+            counters.push(last.clone());
+            agent_final.connections_peak += last.connections_up;
+            agent_final.ramp_done_at_us = None;
+            *agent_final.errors.entry("agent/core_unfinished".into()).or_default() += 1;
+        }
+    }
     for core_final in &finals {
         counters.push(core_final.counters.clone());
         agent_final.connections_peak += core_final.connections_peak;
