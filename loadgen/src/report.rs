@@ -10,6 +10,9 @@ use crate::control::Scenario;
 use crate::latency::LatencySummary;
 use crate::ledger::{LedgerCounts, Problem};
 
+/// The error kind an agent counts for each of its cores that missed the deadline for its final report.
+pub const CORE_UNFINISHED: &str = "agent/core_unfinished";
+
 /// The machine the controller ran on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachineInfo {
@@ -114,7 +117,13 @@ impl Report {
             && self.duplicated == 0
             && self.reordered == 0
             && self.agents_lost == 0
+            && self.cores_unfinished() == 0
             && self.connections_reached()
+    }
+
+    /// Agent cores that missed the deadline for their final report: their ledgers are unknown.
+    pub fn cores_unfinished(&self) -> u64 {
+        self.errors.get(CORE_UNFINISHED).copied().unwrap_or(0)
     }
 
     /// Whether every asked-for connection was up at the same time at some point of the run.
@@ -221,6 +230,11 @@ impl Report {
         }
         let verdict = if self.is_clean() {
             "PASS: nothing lost, duplicated or reordered".to_owned()
+        } else if self.cores_unfinished() > 0 {
+            format!(
+                "FAIL: {} agent cores never sent their verdict, so their messages are not accounted for",
+                self.cores_unfinished()
+            )
         } else if !self.connections_reached() {
             format!(
                 "FAIL: at most {} of the {} connections were up at once",
@@ -304,5 +318,12 @@ mod tests {
         assert!(!short.is_clean());
         assert!(short.render_summary().contains("FAIL: at most 9 of the 10 connections"), "{}", short.render_summary());
         assert!(text.contains("Lost message 1->2 #3"), "{text}");
+    }
+
+    #[test]
+    fn unfinished_agent_cores_fail_the_run() {
+        let unfinished = Report { errors: BTreeMap::from([(CORE_UNFINISHED.to_owned(), 2)]), ..Default::default() };
+        assert!(!unfinished.is_clean());
+        assert!(unfinished.render_summary().contains("FAIL: 2 agent cores never sent their verdict"));
     }
 }

@@ -180,9 +180,10 @@ pub fn run_core(core_plan: CorePlan, stop: &AtomicBool, reports: &SyncSender<Cor
     }
     let mut core = Core::new(core_plan)?;
     core.drive(stop, reports);
-    core.close_all();
+    // The verdict goes first: closing every connection can take longer than the deadline for it.
     // The main thread waits for this; blocking at the very end is fine.
     let _ = reports.send(CoreReport::Final(Box::new(core.final_report())));
+    core.close_all();
     Ok(())
 }
 

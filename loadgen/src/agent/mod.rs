@@ -25,6 +25,7 @@ use loadgen::driver::DriverUser;
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::LedgerSummary;
 use loadgen::limits::{CONNECTIONS_PER_CORE_MAX, CORE_REPORT_QUEUE_CAPACITY, FD_HEADROOM};
+use loadgen::report::CORE_UNFINISHED;
 use loadgen::source_addr::SourceAddresses;
 
 pub use self::core::now_us;
@@ -208,11 +209,7 @@ fn run_plan(
     }
     stop.store(true, Ordering::Relaxed);
     let unfinished = core_count - finals.len();
-    if unfinished == 0 {
-        for handle in threads {
-            let _ = handle.join();
-        }
-    } else {
+    if unfinished > 0 {
         // Report what is known rather than nothing: the finished cores' verdicts and the others' last progress.
         // Their threads are left to stop on the flag.
         eprintln!(
@@ -243,7 +240,7 @@ fn run_plan(
             counters.push(last.clone());
             agent_final.connections_peak += last.connections_up;
             agent_final.ramp_done_at_us = None;
-            *agent_final.errors.entry("agent/core_unfinished".into()).or_default() += 1;
+            *agent_final.errors.entry(CORE_UNFINISHED.into()).or_default() += 1;
         }
     }
     for core_final in &finals {
@@ -271,6 +268,13 @@ fn run_plan(
     agent_final.rss_peak_bytes = crate::machine::own_rss_peak_bytes().unwrap_or(0);
     agent_final.cpu_ms = crate::machine::cpu_ms("self").unwrap_or(0);
     write_message(&mut writer, &AgentMessage::Final(Box::new(agent_final)))?;
+    // The cores close their connections after their verdict (a million closes take a while on a small box);
+    // wait for that only once the verdict is out.
+    if unfinished == 0 {
+        for handle in threads {
+            let _ = handle.join();
+        }
+    }
     Ok(())
 }
 
