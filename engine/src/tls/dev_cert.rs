@@ -57,7 +57,10 @@ impl DevCertificate {
         let mut params = rcgen::CertificateParams::new(names.to_vec())?;
         params.not_before = not_before;
         params.not_after = not_after;
-        params.distinguished_name.push(rcgen::DnType::CommonName, "ringline development certificate");
+        // A name of its own, so a client trusting another development certificate reports an unknown
+        // issuer rather than a bad signature from a namesake.
+        let name = format!("ringline development certificate {:08x}", rand::random::<u32>());
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
         let cert = params.self_signed(&key_pair)?;
         let cert_der = cert.der().to_vec();
         Ok(Self {

@@ -64,7 +64,7 @@ impl ServerIdentity {
         let no_certificate = |message: String| TlsSetupError::NoCertificate { path: certificate.to_owned(), message };
         let chain = CertificateDer::pem_slice_iter(chain_pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| no_certificate(error.to_string()))?;
+            .map_err(|error| no_certificate(pem_problem(&error)))?;
         let Some(end_entity) = chain.first() else {
             return Err(no_certificate("no CERTIFICATE section".to_owned()));
         };
@@ -72,7 +72,7 @@ impl ServerIdentity {
             .map_err(|error| TlsSetupError::BadCertificate { path: certificate.to_owned(), error })?;
         let fingerprint = sha256_fingerprint(end_entity);
         let private_key = PrivateKeyDer::from_pem_slice(key_pem)
-            .map_err(|error| TlsSetupError::NoKey { path: key.to_owned(), message: error.to_string() })?;
+            .map_err(|error| TlsSetupError::NoKey { path: key.to_owned(), message: pem_problem(&error) })?;
         let signing_key = crypto_provider()
             .key_provider
             .load_private_key(private_key)
@@ -105,6 +105,21 @@ impl ServerIdentity {
     /// The resolver that presents this identity.
     pub(super) fn resolver(&self) -> Arc<dyn ResolvesServerCert> {
         Arc::new(SniCheckedResolver { identity: self.clone() })
+    }
+}
+
+/// What is wrong with a PEM file, in words (the library's own text quotes the marker as a byte list).
+fn pem_problem(error: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match error {
+        Error::MissingSectionEnd { end_marker } => {
+            format!("a section has no `{}` line", String::from_utf8_lossy(end_marker).trim())
+        }
+        Error::IllegalSectionStart { line } => {
+            format!("malformed section start `{}`", String::from_utf8_lossy(line).trim())
+        }
+        Error::NoItemsFound => "no section of that kind".to_owned(),
+        other => other.to_string(),
     }
 }
 
