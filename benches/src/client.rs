@@ -216,13 +216,21 @@ impl Conn {
 }
 
 /// A client trusting the PEM certificate(s) in `ca`, offering ALPN `ringline/1`, resuming as `resumption`
-/// says.
-pub fn client_config(ca: &str, resumption: Resumption) -> Result<Arc<ClientConfig>, String> {
+/// says, offering only `suite` if given (else rustls' list, AES-256-GCM first).
+pub fn client_config(
+    ca: &str,
+    resumption: Resumption,
+    suite: Option<rustls::SupportedCipherSuite>,
+) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore::empty();
     for certificate in CertificateDer::pem_file_iter(ca).map_err(|error| format!("{ca}: {error}"))? {
         roots.add(certificate.map_err(|error| format!("{ca}: {error}"))?).map_err(|error| format!("{ca}: {error}"))?;
     }
-    let mut config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(suite) = suite {
+        provider.cipher_suites = vec![suite];
+    }
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .map_err(|error| error.to_string())?
         .with_root_certificates(roots)

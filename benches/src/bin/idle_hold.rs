@@ -107,7 +107,7 @@ fn main() {
     }
     let tls = args.ca.as_ref().map(|ca| {
         // Resumption off: every connection does a full handshake and holds a fresh session.
-        let config = client_config(ca, Resumption::disabled()).unwrap_or_else(|error| {
+        let config = client_config(ca, Resumption::disabled(), None).unwrap_or_else(|error| {
             eprintln!("idle_hold: {error}");
             std::process::exit(2);
         });

@@ -9,6 +9,7 @@
 //!
 //! Usage: tls_handshakes --target ADDR [--ca CERT] [--mode full|resumed|plain] [--count N] [--in-flight K]
 //!        [--threads T] [--name localhost] [--users KEYS_FILE] [--engine-pid PID]
+//!        [--suite aes128|aes256|chacha]   (offer only that TLS 1.3 suite; default: rustls' list)
 //! Prints one line: connections, seconds, rate, full/resumed/failed counts and, with --engine-pid, the
 //! engine's CPU microseconds per connection and the connections per second one core would take at that cost.
 
@@ -40,6 +41,7 @@ struct Args {
     name: String,
     users: Option<String>,
     engine_pid: Option<u32>,
+    suite: Option<rustls::SupportedCipherSuite>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -53,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
         name: "localhost".to_owned(),
         users: None,
         engine_pid: None,
+        suite: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,6 +78,15 @@ fn parse_args() -> Result<Args, String> {
             "--name" => args.name = value,
             "--users" => args.users = Some(value),
             "--engine-pid" => args.engine_pid = Some(value.parse().map_err(|_| format!("--engine-pid {value}"))?),
+            "--suite" => {
+                use rustls::crypto::ring::cipher_suite as suite;
+                args.suite = Some(match value.as_str() {
+                    "aes128" => suite::TLS13_AES_128_GCM_SHA256,
+                    "aes256" => suite::TLS13_AES_256_GCM_SHA384,
+                    "chacha" => suite::TLS13_CHACHA20_POLY1305_SHA256,
+                    other => return Err(format!("--suite {other}: aes128, aes256 or chacha")),
+                })
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -209,7 +221,7 @@ fn main() {
         (mode, Some(ca)) => {
             let resumption =
                 if mode == Mode::Resumed { Resumption::store(tickets.clone()) } else { Resumption::disabled() };
-            match client_config(ca, resumption) {
+            match client_config(ca, resumption, args.suite) {
                 Ok(config) => Some((config, name)),
                 Err(error) => {
                     eprintln!("tls_handshakes: {error}");
