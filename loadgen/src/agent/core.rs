@@ -8,6 +8,11 @@
 //! unbuffered TcpStream reads with a non-blocking recv and otherwise waits on a poll, holding no buffer), and a
 //! partial frame is the only inbound bytes kept between reads. Timers are per core (the driver ticks), not per
 //! connection, except while a connection waits to start or to retry.
+//!
+//! With TLS (`--tls`) a connection's task also holds its `TlsConnection` (sans-IO, `loadgen::tls`) between the
+//! socket and the driver: ciphertext is read into the same per-core buffer and handed to the driver as
+//! plaintext within the same poll. Each user keeps its `SessionTickets` in its slot between connections, so
+//! a reconnect resumes. A plaintext run takes none of these paths.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -38,6 +43,7 @@ use loadgen::ledger::{DeliveryVerdict, Ledger, LedgerSummary, MessageKey};
 use loadgen::limits::{CORE_READ_BUFFER_BYTES, SENDS_PER_TICK_MAX};
 use loadgen::schedule::SendSchedule;
 use loadgen::session::SessionEvent;
+use loadgen::tls::{HandshakeStats, SessionTickets, TlsClient, TlsConnection, TlsError, TlsInputError};
 
 /// The protocol driver connections speak (`--protocol`). The runtime calls only methods that
 /// `loadgen::driver::ChatDriver` has.
@@ -69,6 +75,8 @@ pub struct CorePlan {
     pub source_offset: u64,
     pub ramp_per_s: f64,
     pub rate_per_s: f64,
+    /// The agent's TLS client (`--tls`), shared by its cores.
+    pub tls: Option<Arc<TlsClient>>,
 }
 
 /// What a core tells the agent's main thread.
@@ -101,6 +109,8 @@ pub struct CoreFinal {
     pub storm_recovery_us: Option<u64>,
     pub storm_dropped: u64,
     pub offline_drain_us: Option<u64>,
+    /// TLS handshakes (with TLS).
+    pub tls: Option<HandshakeStats>,
 }
 
 /// Microseconds since the Unix epoch (CLOCK_REALTIME): the clock every agent on a host shares.
@@ -116,6 +126,8 @@ struct Slot {
     up: bool,
     ever_up: bool,
     drop_requested: bool,
+    /// The user's TLS sessions between its connections (with TLS, from its first connect on).
+    tls_tickets: Option<Arc<SessionTickets>>,
 }
 
 impl Slot {
@@ -160,6 +172,8 @@ struct Accounting {
     storm: Option<Storm>,
     offline_back_at_us: Option<u64>,
     offline_last_delivery_us: Option<u64>,
+    /// TLS handshakes (with TLS).
+    tls: Option<HandshakeStats>,
 }
 
 impl Accounting {
@@ -177,6 +191,9 @@ impl Accounting {
             sent: counts.sent,
             acked: counts.acked,
             delivered: counts.delivered,
+            tls_handshakes_full: self.tls.as_ref().map_or(0, |tls| tls.full),
+            tls_handshakes_resumed: self.tls.as_ref().map_or(0, |tls| tls.resumed),
+            tls_handshake_failures: self.tls.as_ref().map_or(0, |tls| tls.failures),
         }
     }
 
@@ -256,6 +273,7 @@ enum Exit {
     Closed,
     ServerClosed,
     Session(String),
+    Tls(TlsError),
 }
 
 struct Core {
@@ -266,6 +284,7 @@ struct Core {
     ramp_per_s: f64,
     rate_per_s: f64,
     core_index: usize,
+    tls: Option<Arc<TlsClient>>,
     state: RefCell<CoreState>,
 }
 
@@ -286,6 +305,7 @@ pub async fn run_core(core_plan: CorePlan, stop: Arc<AtomicBool>, reports: SyncS
             up: false,
             ever_up: false,
             drop_requested: false,
+            tls_tickets: None,
         })
         .collect();
     let established_expected = slots.iter().filter(|slot| slot.want_online).count() as u64;
@@ -307,6 +327,7 @@ pub async fn run_core(core_plan: CorePlan, stop: Arc<AtomicBool>, reports: SyncS
         storm: None,
         offline_back_at_us: None,
         offline_last_delivery_us: None,
+        tls: core_plan.tls.as_ref().map(|_| HandshakeStats::new()),
     };
     let core = Rc::new(Core {
         graph: ContactGraph::new(users, plan.targets.len(), plan.contacts_per_user),
@@ -316,6 +337,7 @@ pub async fn run_core(core_plan: CorePlan, stop: Arc<AtomicBool>, reports: SyncS
         ramp_per_s: core_plan.ramp_per_s,
         rate_per_s: core_plan.rate_per_s,
         core_index: core_plan.core_index,
+        tls: core_plan.tls,
         state: RefCell::new(CoreState {
             slots,
             read_buffer: vec![0u8; CORE_READ_BUFFER_BYTES].into_boxed_slice(),
@@ -352,6 +374,7 @@ pub async fn run_core(core_plan: CorePlan, stop: Arc<AtomicBool>, reports: SyncS
                 (Some(_), _) => Some(0),
                 _ => None,
             },
+            tls: accounting.tls.take(),
         }
     };
     // The main thread waits for this; blocking the executor at the very end is fine.
@@ -519,12 +542,13 @@ impl Core {
         index: usize,
         stream: &mut TcpStream,
         welcomed: &mut bool,
+        mut tls: Option<&mut TlsConnection>,
     ) -> Poll<Exit> {
         let mut state = self.state.borrow_mut();
         let CoreState { slots, read_buffer, events, accounting, stopping, .. } = &mut *state;
         let slot = &mut slots[index];
         if *stopping {
-            say_goodbye(&mut slot.session, stream);
+            say_goodbye(&mut slot.session, tls, stream);
             return Poll::Ready(Exit::Stopped);
         }
         if slot.drop_requested {
@@ -542,13 +566,23 @@ impl Core {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Exit::Closed),
                 Poll::Ready(Ok(read)) => {
                     reads += 1;
-                    if let Err(error) = slot.session.handle_input(&read_buffer[..read], events) {
-                        accounting.handle_events(slot, events, now_us());
-                        return Poll::Ready(Exit::Session(error.to_string()));
+                    let now = now_us();
+                    let input = &read_buffer[..read];
+                    let result = match tls.as_deref_mut() {
+                        None => {
+                            slot.session.handle_input(input, events).map_err(|error| Exit::Session(error.to_string()))
+                        }
+                        Some(tls) => handle_tls_input(tls, input, now, &mut slot.session, events, accounting),
+                    };
+                    accounting.handle_events(slot, events, now);
+                    if let Err(exit) = result {
+                        return Poll::Ready(exit);
                     }
-                    accounting.handle_events(slot, events, now_us());
                     if slot.session.is_closing() {
                         return Poll::Ready(Exit::ServerClosed);
+                    }
+                    if tls.as_deref().is_some_and(TlsConnection::peer_closed) {
+                        return Poll::Ready(Exit::Closed);
                     }
                     if slot.up && !*welcomed {
                         // Clear the handshake timeouts before the next read is submitted: a read already
@@ -563,17 +597,58 @@ impl Core {
             }
         }
         loop {
-            let outbound = slot.session.transmit();
+            let outbound = match tls.as_deref_mut() {
+                None => slot.session.transmit(),
+                Some(tls) => {
+                    let plaintext = slot.session.transmit();
+                    if !plaintext.is_empty() {
+                        let taken = tls.write_plaintext(plaintext);
+                        slot.session.handle_transmitted(taken);
+                    }
+                    tls.transmit()
+                }
+            };
             if outbound.is_empty() {
                 break;
             }
             match Pin::new(&mut *stream).poll_write(cx, outbound) {
-                Poll::Ready(Ok(written)) => slot.session.handle_transmitted(written),
+                Poll::Ready(Ok(written)) => match tls.as_deref_mut() {
+                    None => slot.session.handle_transmitted(written),
+                    Some(tls) => tls.handle_transmitted(written),
+                },
                 Poll::Ready(Err(error)) => return Poll::Ready(Exit::Io(error)),
                 Poll::Pending => break,
             }
         }
         Poll::Pending
+    }
+
+    /// The TLS side of a new connection of user `index` (with TLS), resuming with the user's tickets.
+    fn start_tls(
+        &self,
+        index: usize,
+        target: SocketAddr,
+        connect_started_us: u64,
+    ) -> Result<Option<Box<TlsConnection>>, TlsError> {
+        let Some(client) = &self.tls else { return Ok(None) };
+        let tickets = {
+            let mut state = self.state.borrow_mut();
+            let slot = &mut state.slots[index];
+            slot.tls_tickets.get_or_insert_with(|| Arc::new(SessionTickets::new())).clone()
+        };
+        client.connect(target, &tickets, connect_started_us).map(|tls| Some(Box::new(tls)))
+    }
+
+    /// A TLS connection ended: a handshake that never finished once bytes went through the socket counts as a
+    /// failure (a stop or a storm drop in the middle of one does not).
+    fn account_tls_end(&self, tls: Option<&TlsConnection>, exit: &Exit) {
+        let Some(tls) = tls else { return };
+        let failed = tls.is_handshaking()
+            && (tls.bytes_exchanged() || matches!(exit, Exit::Tls(_)))
+            && !matches!(exit, Exit::Stopped | Exit::Dropped);
+        if failed && let Some(stats) = self.state.borrow_mut().accounting.tls.as_mut() {
+            stats.record_failure();
+        }
     }
 
     /// Sleeps for `delay`, or less if the core stops.
@@ -623,6 +698,7 @@ async fn run_connection(core: Rc<Core>, index: usize) {
             break;
         }
         let target = core.plan.targets[core.graph.target_of(index)];
+        let connect_started_us = now_us();
         let exit = match open_socket(core.source_for(index), target) {
             Err(error) => Exit::ConnectFailed(error),
             Ok(socket) => {
@@ -630,9 +706,19 @@ async fn run_connection(core: Rc<Core>, index: usize) {
                 let mut stream = unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) };
                 let _ = stream.set_write_timeout(Some(connect_timeout));
                 let _ = stream.set_read_timeout(Some(connect_timeout));
-                core.state.borrow_mut().slots[index].session.handle_connected(now_us());
-                let mut welcomed = false;
-                poll_fn(|cx| core.poll_connection(cx, index, &mut stream, &mut welcomed)).await
+                match core.start_tls(index, target, connect_started_us) {
+                    Err(error) => Exit::Tls(error),
+                    Ok(mut tls) => {
+                        core.state.borrow_mut().slots[index].session.handle_connected(now_us());
+                        let mut welcomed = false;
+                        let exit = poll_fn(|cx| {
+                            core.poll_connection(cx, index, &mut stream, &mut welcomed, tls.as_deref_mut())
+                        })
+                        .await;
+                        core.account_tls_end(tls.as_deref(), &exit);
+                        exit
+                    }
+                }
             }
         };
         let retry_after = {
@@ -664,6 +750,10 @@ async fn run_connection(core: Rc<Core>, index: usize) {
                     Some(was_up)
                 }
                 Exit::ServerClosed => Some(was_up),
+                Exit::Tls(error) => {
+                    accounting.count_error(format!("{phase}/tls/{}", error.name()));
+                    Some(was_up)
+                }
                 Exit::Session(text) => {
                     accounting.count_error(format!("{phase}/protocol"));
                     if accounting.errors.len() < 64 {
@@ -683,22 +773,52 @@ async fn run_connection(core: Rc<Core>, index: usize) {
     core.state.borrow_mut().tasks_alive -= 1;
 }
 
+/// Ciphertext in, plaintext on to the driver; a handshake that finishes is counted.
+fn handle_tls_input(
+    tls: &mut TlsConnection,
+    input: &[u8],
+    now: u64,
+    session: &mut Driver,
+    events: &mut Vec<SessionEvent>,
+    accounting: &mut Accounting,
+) -> Result<(), Exit> {
+    match tls.handle_input(input, now, |plaintext| session.handle_input(plaintext, events)) {
+        Ok(handshake) => {
+            if let (Some(done), Some(stats)) = (handshake, accounting.tls.as_mut()) {
+                stats.record(done);
+            }
+            Ok(())
+        }
+        Err(TlsInputError::Tls(error)) => Err(Exit::Tls(error)),
+        Err(TlsInputError::Plaintext(error)) => Err(Exit::Session(error.to_string())),
+    }
+}
+
 /// Best effort at the end of a run: queues the driver's goodbye (XMPP `</stream:stream>`; nothing for the native
-/// protocol) and writes it with one non-blocking send before the socket is closed, so a server ends the session at
-/// once instead of keeping it for a resumption that will not come. Whatever does not fit is dropped.
-fn say_goodbye(session: &mut Driver, stream: &TcpStream) {
+/// protocol) and, with TLS, close_notify, and writes them with one non-blocking send before the socket is closed,
+/// so a server ends the session at once instead of keeping it for a resumption that will not come. Whatever does
+/// not fit is dropped.
+fn say_goodbye(session: &mut Driver, tls: Option<&mut TlsConnection>, stream: &TcpStream) {
     session.handle_close();
-    let bytes = session.transmit();
+    let bytes = match tls {
+        None => session.transmit(),
+        Some(tls) => {
+            let plaintext = session.transmit();
+            if !plaintext.is_empty() {
+                let taken = tls.write_plaintext(plaintext);
+                session.handle_transmitted(taken);
+            }
+            tls.handle_close();
+            tls.transmit()
+        }
+    };
     if bytes.is_empty() {
         return;
     }
     // SAFETY: a connected socket fd that `stream` owns for the whole call, and a buffer valid for `bytes.len()`.
-    let sent = unsafe {
+    let _ = unsafe {
         libc::send(stream.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
     };
-    if let Ok(sent) = usize::try_from(sent) {
-        session.handle_transmitted(sent);
-    }
 }
 
 /// A non-blocking TCP socket bound to `source` (port chosen at connect time) and connecting to `target`.
