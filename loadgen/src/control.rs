@@ -105,9 +105,9 @@ pub struct RunPlan {
     /// The JIDs' prefix and domain (`--protocol xmpp`). Boxed: a native plan carries `None` in 8 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xmpp_realm: Option<Box<crate::xmpp::XmppRealm>>,
-    /// TLS on every connection (`--tls`); `None` for plaintext.
+    /// TLS on every connection (`--tls`); `None` for plaintext. Boxed like the realm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsPlan>,
+    pub tls: Option<Box<TlsPlan>>,
 }
 
 /// How an agent's connections speak TLS.
@@ -153,7 +153,8 @@ pub struct TlsHandshakeLatency {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ControllerMessage {
-    Start(RunPlan),
+    /// Boxed: the plan is large and `Stop` is nothing.
+    Start(Box<RunPlan>),
     Stop,
 }
 
@@ -274,7 +275,7 @@ mod tests {
                 user_prefix: "user".into(),
                 domain: "localhost".into(),
             })),
-            tls: Some(TlsPlan { roots_pem: "-----BEGIN CERTIFICATE-----".into(), server_name: None }),
+            tls: Some(Box::new(TlsPlan { roots_pem: "-----BEGIN CERTIFICATE-----".into(), server_name: None })),
         }
     }
 
@@ -305,7 +306,7 @@ mod tests {
         let mut wire = Vec::new();
         write_message(&mut wire, &ready).expect("writes");
         write_message(&mut wire, &final_message).expect("writes");
-        write_message(&mut wire, &ControllerMessage::Start(plan())).expect("writes");
+        write_message(&mut wire, &ControllerMessage::Start(Box::new(plan()))).expect("writes");
         write_message(&mut wire, &ControllerMessage::Stop).expect("writes");
         let text = String::from_utf8(wire.clone()).expect("utf-8");
         assert!(text.starts_with("{\"type\":\"ready\""), "{text}");
@@ -319,7 +320,7 @@ mod tests {
         }
         assert_eq!(
             read_message::<ControllerMessage>(&mut input).expect("reads"),
-            Some(ControllerMessage::Start(plan()))
+            Some(ControllerMessage::Start(Box::new(plan())))
         );
         assert_eq!(read_message::<ControllerMessage>(&mut input).expect("reads"), Some(ControllerMessage::Stop));
         assert_eq!(read_message::<ControllerMessage>(&mut input).expect("eof"), None);

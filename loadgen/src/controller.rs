@@ -381,9 +381,9 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             cores: args.agent_cores,
             protocol: args.protocol,
             xmpp_realm: xmpp_realm.clone().map(Box::new),
-            tls: tls_plan.clone(),
+            tls: tls_plan.clone().map(Box::new),
         };
-        write_message(&mut link.writer, &ControllerMessage::Start(plan))
+        write_message(&mut link.writer, &ControllerMessage::Start(Box::new(plan)))
             .with_context(|| format!("sending the plan to agent {index}"))?;
     }
     anyhow::ensure!(next_user == users.len(), "could not place every user on an agent");

@@ -77,7 +77,7 @@ fn serve_controller(stream: TcpStream) -> anyhow::Result<()> {
     let ready = AgentReady { cores: cores_available(), connections_max, pid: std::process::id() };
     write_message(&mut writer, &AgentMessage::Ready(ready))?;
     let plan = match read_message::<ControllerMessage>(&mut reader)? {
-        Some(ControllerMessage::Start(plan)) => plan,
+        Some(ControllerMessage::Start(plan)) => *plan,
         Some(ControllerMessage::Stop) | None => return Ok(()),
     };
     match prepare(&plan, connections_max) {
