@@ -31,7 +31,8 @@ pub enum DurabilityLevel {
     Async,
 }
 
-/// Flags of `ringline serve`. Every one can also be set in the `--config` file (same name, `_` for `-`).
+/// Flags of `ringline serve`. Every one can also be set in the `--config` file (same name, `_` for `-`; the
+/// `--tls-*` flags go in a `[tls]` table, without the prefix: `[tls] listen = ...`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
     /// Address to accept native-protocol connections on, e.g. 127.0.0.1:7000 (port 0 picks a free port).
@@ -110,6 +111,26 @@ pub struct ServeArgs {
     /// what is pending and deletes older segments.
     #[arg(long)]
     pub log_segment_bytes: Option<u64>,
+    /// Address to accept native-protocol connections over TLS on, e.g. 0.0.0.0:7443 (port 0 picks a free
+    /// port); needs --tls-cert and --tls-key. Inside TLS the protocol is unchanged; ALPN is `ringline/1`.
+    /// The plain --listen stays for trusted networks and tests.
+    #[arg(long)]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM file with the certificate chain, server certificate first (`ringline tls dev-cert` makes a
+    /// self-signed one for development). Reloaded on SIGHUP and when the file changes.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the certificate's private key (PKCS#8, RSA or SEC1).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Time a TLS connection has, from accept, to complete its TLS handshake, e.g. 10s. (HELLO must also come
+    /// within --handshake-timeout of accept.)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub tls_handshake_timeout: Option<Duration>,
+    /// How often the certificate and key files are checked for a change, which reloads them like SIGHUP,
+    /// e.g. 5s; 0 reloads only on SIGHUP.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub tls_cert_check_interval: Option<Duration>,
 }
 
 /// The `--config` file: the same settings as the flags.
@@ -144,6 +165,20 @@ struct ServeFile {
     #[serde(default, with = "humantime_serde_opt")]
     durability_flush_interval: Option<Duration>,
     log_segment_bytes: Option<u64>,
+    tls: Option<TlsFile>,
+}
+
+/// The `[tls]` table of the `--config` file: the `--tls-*` flags without the prefix.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    listen: Option<SocketAddr>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde_opt")]
+    handshake_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    cert_check_interval: Option<Duration>,
 }
 
 mod humantime_serde_opt {
@@ -169,6 +204,25 @@ pub enum ConfigError {
     ParseFile { path: PathBuf, message: String },
     #[error("{setting} = {value} is out of range: {expected}")]
     OutOfRange { setting: &'static str, value: String, expected: String },
+    #[error("--tls-listen needs --tls-cert and --tls-key (flags, or cert and key in the config file's [tls] table)")]
+    TlsWithoutCertificate,
+    #[error(
+        "--tls-cert and --tls-key are used only with --tls-listen (flag, or listen in the config file's [tls] table)"
+    )]
+    TlsWithoutListen,
+    #[error("--tls-listen {addr} is the same address as --listen")]
+    TlsSameAddress { addr: SocketAddr },
+}
+
+/// Where and how the engine serves TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub handshake_timeout: Duration,
+    /// Zero: reload only on SIGHUP.
+    pub cert_check_interval: Duration,
 }
 
 /// The checked `serve` configuration.
@@ -190,6 +244,8 @@ pub struct ServeConfig {
     pub alerts: AlertThresholds,
     pub durability: Durability,
     pub log_segment_bytes: u64,
+    /// The TLS listener, if any.
+    pub tls: Option<TlsSettings>,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -223,6 +279,7 @@ impl ServeConfig {
             None => ServeFile::default(),
         };
         let listen = args.listen.or(file.listen).ok_or(ConfigError::MissingListen)?;
+        let tls = resolve_tls(args, file.tls.unwrap_or_default(), listen)?;
         let cores = match args.cores.or(file.cores) {
             Some(cores) => Some(in_range("cores", cores, 1, limits::CORES_MAX)?),
             None => None,
@@ -346,6 +403,7 @@ impl ServeConfig {
                 }
                 bytes
             },
+            tls,
         })
     }
 
@@ -379,6 +437,36 @@ pub struct ShardAccounts {
     pub generations: Arc<HashMap<UserId, u32>>,
     pub pin_sender: Arc<PinSender>,
     pub device_log: Arc<DeviceLog>,
+}
+
+/// The TLS settings from the `--tls-*` flags over the file's `[tls]` table over defaults.
+fn resolve_tls(args: &ServeArgs, file: TlsFile, plain: SocketAddr) -> Result<Option<TlsSettings>, ConfigError> {
+    let cert = args.tls_cert.clone().or(file.cert);
+    let key = args.tls_key.clone().or(file.key);
+    let Some(listen) = args.tls_listen.or(file.listen) else {
+        if cert.is_some() || key.is_some() {
+            return Err(ConfigError::TlsWithoutListen);
+        }
+        return Ok(None);
+    };
+    let (Some(cert), Some(key)) = (cert, key) else { return Err(ConfigError::TlsWithoutCertificate) };
+    if listen == plain && listen.port() != 0 {
+        return Err(ConfigError::TlsSameAddress { addr: listen });
+    }
+    Ok(Some(TlsSettings {
+        listen,
+        cert,
+        key,
+        handshake_timeout: duration_in_range(
+            "tls-handshake-timeout",
+            args.tls_handshake_timeout.or(file.handshake_timeout).unwrap_or(limits::TLS_HANDSHAKE_TIMEOUT_DEFAULT),
+            Duration::from_millis(1),
+        )?,
+        cert_check_interval: args
+            .tls_cert_check_interval
+            .or(file.cert_check_interval)
+            .unwrap_or(limits::TLS_CERT_CHECK_INTERVAL_DEFAULT),
+    }))
 }
 
 fn read_file(path: &Path) -> Result<ServeFile, ConfigError> {
@@ -448,6 +536,43 @@ mod tests {
         assert_eq!(config.alerts.offline_bytes, limits::ALERT_OFFLINE_BYTES_DEFAULT);
         assert_eq!(config.alerts.outbound_bytes, limits::ALERT_OUTBOUND_BYTES_DEFAULT);
         let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn tls_comes_from_flags_or_the_tls_table_and_needs_all_its_parts() {
+        let path = std::env::temp_dir().join(format!("ringline-config-tls-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7001\"\n[tls]\nlisten = \"127.0.0.1:7443\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n\
+             handshake_timeout = \"3s\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs { config: Some(path.clone()), tls_key: Some("other.pem".into()), ..ServeArgs::default() };
+        let tls = ServeConfig::resolve(&args).expect("valid").tls.expect("tls");
+        assert_eq!(tls.listen, "127.0.0.1:7443".parse().expect("addr"));
+        assert_eq!((tls.cert.as_path(), tls.key.as_path()), (Path::new("c.pem"), Path::new("other.pem")));
+        assert_eq!(tls.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(tls.cert_check_interval, limits::TLS_CERT_CHECK_INTERVAL_DEFAULT);
+        let _ = std::fs::remove_file(path);
+
+        let listen = Some("127.0.0.1:7000".parse().expect("addr"));
+        assert!(ServeConfig::resolve(&ServeArgs { listen, ..ServeArgs::default() }).expect("valid").tls.is_none());
+        let tls_listen = Some("127.0.0.1:7443".parse().expect("addr"));
+        let error =
+            ServeConfig::resolve(&ServeArgs { listen, tls_listen, ..ServeArgs::default() }).expect_err("no cert");
+        assert!(matches!(error, ConfigError::TlsWithoutCertificate), "{error}");
+        let error = ServeConfig::resolve(&ServeArgs { listen, tls_cert: Some("c".into()), ..ServeArgs::default() })
+            .expect_err("no listener");
+        assert!(matches!(error, ConfigError::TlsWithoutListen), "{error}");
+        let error = ServeConfig::resolve(&ServeArgs {
+            listen,
+            tls_listen: listen,
+            tls_cert: Some("c".into()),
+            tls_key: Some("k".into()),
+            ..ServeArgs::default()
+        })
+        .expect_err("same address");
+        assert!(matches!(error, ConfigError::TlsSameAddress { .. }), "{error}");
     }
 
     #[test]

@@ -155,6 +155,39 @@ const _: () = assert!(CORES_MAX <= u16::MAX as usize);
 const _: () = assert!(CONNECTIONS_PER_SHARD_MAX < u32::MAX as usize);
 const _: () = assert!(SENDER_RECEIPTS_MAX > DELIVERY_WINDOW_MAX);
 
+/// Default time a TLS connection has, from accept, to complete its TLS handshake (`--tls-handshake-timeout`).
+/// The HELLO deadline (`--handshake-timeout`) also counts from accept, so a TLS client must finish both
+/// within it.
+pub const TLS_HANDSHAKE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+
+/// TLS handshakes one core has in progress at once. At the limit the core stops accepting on its TLS
+/// listener (new connections wait in the kernel's backlog) until handshakes finish or time out, so
+/// connections that never finish (slowloris) cost at most this many rustls states (a few KiB each) per core
+/// and never delay plain connections or established ones.
+pub const TLS_HANDSHAKES_IN_PROGRESS_PER_CORE_MAX: usize = 4096;
+
+/// Bytes of incomplete TLS records one connection may hold between reads. rustls bounds a record to
+/// 16 KiB + 2 KiB and a handshake message to 64 KiB, and a read adds at most `READ_BUFFER_BYTES`; past this
+/// the connection fails.
+pub const TLS_INCOMPLETE_BYTES_MAX: usize = 64 * 1024 + 16 * 1024 + READ_BUFFER_BYTES;
+
+/// TLS 1.2 sessions (by session id, for clients without tickets) remembered for resumption, process-wide.
+/// TLS 1.3 and ticket-capable TLS 1.2 clients resume from stateless tickets and cost nothing here.
+pub const TLS12_SESSION_CACHE_ENTRIES: usize = 4096;
+
+/// Session tickets sent after each TLS 1.3 handshake (rustls' default): a client reconnecting uses one per
+/// resumption and gets new ones each time, and a spare covers a connection lost right after its handshake.
+pub const TLS13_TICKETS_PER_HANDSHAKE: usize = 2;
+
+/// Default interval between checks of the certificate and key files for a change (a change reloads them,
+/// like SIGHUP). `--tls-cert-check-interval 0` checks only on SIGHUP.
+pub const TLS_CERT_CHECK_INTERVAL_DEFAULT: Duration = Duration::from_secs(5);
+
+/// How often the reload thread looks for SIGHUP.
+pub const TLS_RELOAD_SIGNAL_POLL: Duration = Duration::from_millis(100);
+
+const _: () = assert!(TLS_INCOMPLETE_BYTES_MAX > 64 * 1024 + READ_BUFFER_BYTES);
+
 /// How long a registration PIN stays valid by default (`--pin-ttl`).
 pub const PIN_TTL_DEFAULT: Duration = Duration::from_secs(10 * 60);
 

@@ -45,6 +45,27 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// TLS helpers.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TlsCommand {
+    /// Make a self-signed development certificate (ECDSA P-256, valid a year) and its key: writes
+    /// DIR/cert.pem and DIR/key.pem (mode 0600) and prints `sha256 fingerprint AA:BB:...`, then where the
+    /// files are. Serve with `--tls-cert DIR/cert.pem --tls-key DIR/key.pem`; clients trust DIR/cert.pem.
+    DevCert {
+        /// Directory to write cert.pem and key.pem into (created if missing; existing files are replaced).
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// A DNS name or IP address the certificate is for; repeat for more. Default: localhost, 127.0.0.1,
+        /// ::1.
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +123,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Top { metrics, once, interval } => {
             engine::top::run(&metrics, once, interval, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
+        Command::Tls { command: TlsCommand::DevCert { out_dir, names } } => {
+            let names = if names.is_empty() {
+                engine::tls::DEV_CERT_DEFAULT_NAMES.iter().map(|name| (*name).to_owned()).collect()
+            } else {
+                names
+            };
+            let certificate = engine::tls::DevCertificate::generate(&names)?;
+            let (cert, key) = certificate.write(&out_dir)?;
+            println!("sha256 fingerprint {}", certificate.fingerprint);
+            println!(
+                "wrote {} and {} (key mode 0600) for {}; serve with --tls-cert {} --tls-key {}",
+                cert.display(),
+                key.display(),
+                names.join(", "),
+                cert.display(),
+                key.display()
+            );
             Ok(())
         }
         Command::Users { command: UsersCommand::Provision { data_dir, count, prefix, keys_out } } => {

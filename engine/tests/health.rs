@@ -52,6 +52,13 @@ const NAMES: &[&str] = &[
     "ringline_wal_sync_latency_seconds_bucket",
     "ringline_alert",
     "ringline_alert_threshold",
+    "ringline_tls_connections",
+    "ringline_tls_handshakes_in_progress",
+    "ringline_tls_handshakes_total",
+    "ringline_tls_handshake_failures_total",
+    "ringline_tls_handshake_limit_waits_total",
+    "ringline_tls_handshake_latency_seconds_bucket",
+    "ringline_tls_cert_reloads_total",
 ];
 
 /// The value of `name` with all of `labels`, in the latest scrape.

@@ -23,6 +23,10 @@ pub use keys_file::{KEYS_FILE_HEADER, KeysFileError, UserKey, parse_keys_line, w
 /// Protocol version spoken by this crate; HELLO and WELCOME carry it.
 pub const PROTOCOL_VERSION: u16 = 1;
 
+/// The ALPN protocol id of this protocol version over TLS (docs/PROTOCOL.md, "Over TLS"). A server refuses a
+/// client that offers ALPN without it; a client that offers no ALPN at all is served.
+pub const TLS_ALPN_PROTOCOL: &[u8] = b"ringline/1";
+
 /// Bytes of the length prefix that starts every frame.
 pub const LENGTH_PREFIX_BYTES: usize = 4;
 

@@ -13,7 +13,8 @@ use prometheus_client::registry::Registry;
 
 use super::alert::{AlertThresholds, QueueKind};
 use super::histogram::LatencyHistogram;
-use super::snapshot::CoreSnapshot;
+use super::snapshot::{CoreSnapshot, ProcessSnapshot};
+use crate::tls::TlsFailure;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -85,8 +86,9 @@ fn gauge_value(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Encodes every core's snapshot (and the configured thresholds) as Prometheus/OpenMetrics text.
-pub fn encode_text(snapshots: &[CoreSnapshot], thresholds: &AlertThresholds) -> String {
+/// Encodes every core's snapshot, the process's numbers and the configured thresholds as
+/// Prometheus/OpenMetrics text.
+pub fn encode_text(snapshots: &[CoreSnapshot], process: &ProcessSnapshot, thresholds: &AlertThresholds) -> String {
     let mut builder = Builder { registry: Registry::with_prefix("ringline") };
 
     let cores = Gauge::<i64>::default();
@@ -139,6 +141,22 @@ pub fn encode_text(snapshots: &[CoreSnapshot], thresholds: &AlertThresholds) -> 
     let wal_sync = builder.histogram("wal_sync_latency_seconds", "Time of one write-ahead log sync (fsync).");
     let alert = builder.gauge("alert", "1 while a queue of the core is above its alert threshold (hysteresis).");
     let alert_threshold = builder.gauge("alert_threshold", "Level at which a queue's alert is raised (0: off).");
+    let tls_connections = builder.gauge("tls_connections", "TLS connections on the core, any stage.");
+    let tls_in_progress = builder.gauge("tls_handshakes_in_progress", "TLS handshakes in progress on the core.");
+    let tls_handshakes = builder.counter("tls_handshakes", "TLS handshakes completed, by kind (full, resumed).");
+    let tls_failures = builder.counter(
+        "tls_handshake_failures",
+        "TLS connections refused or failed, by reason (bad_record: after the handshake).",
+    );
+    let tls_limit_waits = builder.counter(
+        "tls_handshake_limit_waits",
+        "Times the core left new TLS connections in the backlog at its limit of handshakes in progress.",
+    );
+    let tls_latency = builder.histogram("tls_handshake_latency_seconds", "Time from accept to TLS handshake complete.");
+    let tls_reloads = builder.counter("tls_cert_reloads", "TLS certificate reloads, by result (ok, failed).");
+    for (result, value) in [("ok", process.tls_cert_reloads_ok), ("failed", process.tls_cert_reloads_failed)] {
+        tls_reloads.get_or_create(&vec![("result", result.to_owned())]).inc_by(value);
+    }
 
     for queue in QueueKind::ALL {
         alert_threshold
@@ -208,6 +226,16 @@ pub fn encode_text(snapshots: &[CoreSnapshot], thresholds: &AlertThresholds) -> 
         for &(queue, raised) in &snapshot.alerts {
             alert.get_or_create(&with(core.clone(), "queue", queue.name())).set(i64::from(raised));
         }
+        let tls = &snapshot.tls;
+        tls_connections.get_or_create(&core).set(gauge_value(tls.connections));
+        tls_in_progress.get_or_create(&core).set(gauge_value(tls.handshakes_in_progress));
+        tls_handshakes.get_or_create(&with(core.clone(), "kind", "full")).inc_by(tls.handshakes_full);
+        tls_handshakes.get_or_create(&with(core.clone(), "kind", "resumed")).inc_by(tls.handshakes_resumed);
+        for failure in TlsFailure::ALL {
+            tls_failures.get_or_create(&with(core.clone(), "reason", failure.name())).inc_by(tls.failures_of(failure));
+        }
+        tls_limit_waits.get_or_create(&core).inc_by(tls.handshake_limit_waits);
+        tls_latency.get_or_create(&core).set(&tls.handshake_us);
     }
 
     let mut text = String::new();
@@ -223,6 +251,9 @@ mod tests {
     fn every_core_gets_its_series_and_histograms_are_cumulative() {
         let mut first = CoreSnapshot { core: 0, cores: 2, ..CoreSnapshot::default() };
         first.stats.logins = 7;
+        first.tls.handshakes_resumed = 4;
+        first.tls.count_failure(TlsFailure::Plaintext);
+        first.tls.connections = 3;
         first.stats.send_stored_us.record(10);
         first.stats.send_stored_us.record(40);
         first.outbox_messages = vec![0, 3];
@@ -231,7 +262,8 @@ mod tests {
         let second = CoreSnapshot { core: 1, cores: 2, offline_items: 5, ..CoreSnapshot::default() };
         let thresholds =
             AlertThresholds { offline_messages: 10, offline_bytes: 0, channel_depth: 0, outbound_bytes: 0 };
-        let text = encode_text(&[first, second], &thresholds);
+        let process = ProcessSnapshot { tls_cert_reloads_ok: 2, tls_cert_reloads_failed: 1 };
+        let text = encode_text(&[first, second], &process, &thresholds);
         for line in [
             "ringline_cores 2",
             "ringline_logins_total{core=\"0\"} 7",
@@ -246,6 +278,13 @@ mod tests {
             "ringline_send_stored_latency_seconds_bucket{le=\"0.000064\",core=\"0\"} 2",
             "ringline_send_stored_latency_seconds_bucket{le=\"+Inf\",core=\"0\"} 2",
             "ringline_errors_total{core=\"0\",kind=\"auth\"} 0",
+            "ringline_tls_connections{core=\"0\"} 3",
+            "ringline_tls_handshakes_total{core=\"0\",kind=\"resumed\"} 4",
+            "ringline_tls_handshakes_total{core=\"1\",kind=\"full\"} 0",
+            "ringline_tls_handshake_failures_total{core=\"0\",reason=\"plaintext\"} 1",
+            "ringline_tls_handshake_failures_total{core=\"0\",reason=\"timeout\"} 0",
+            "ringline_tls_cert_reloads_total{result=\"ok\"} 2",
+            "ringline_tls_cert_reloads_total{result=\"failed\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

@@ -14,4 +14,4 @@ mod snapshot;
 pub use alert::{AlertChange, AlertMonitor, AlertThresholds, QueueKind, QueueLevels};
 pub use encode::encode_text;
 pub use histogram::LatencyHistogram;
-pub use snapshot::CoreSnapshot;
+pub use snapshot::{CoreSnapshot, ProcessSnapshot};

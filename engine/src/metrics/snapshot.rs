@@ -3,6 +3,7 @@
 //! cross-thread traffic metrics cause; the core never waits for a reader.
 
 use crate::shard::{Shard, ShardStats};
+use crate::tls::TlsStats;
 
 use super::alert::{AlertMonitor, QueueKind, QueueLevels};
 use super::histogram::LatencyHistogram;
@@ -30,6 +31,15 @@ pub struct CoreSnapshot {
     pub mesh_hop_us: LatencyHistogram,
     /// Alerts raised on this core, in `QueueKind::ALL` order.
     pub alerts: Vec<(QueueKind, bool)>,
+    /// The core's TLS counters (all zero without TLS); the runtime adds them.
+    pub tls: TlsStats,
+}
+
+/// Numbers of the whole process rather than of one core.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSnapshot {
+    pub tls_cert_reloads_ok: u64,
+    pub tls_cert_reloads_failed: u64,
 }
 
 impl CoreSnapshot {
@@ -53,6 +63,7 @@ impl CoreSnapshot {
             channel_messages: vec![0; usize::from(cores)],
             mesh_hop_us: LatencyHistogram::default(),
             alerts: Vec::new(),
+            tls: TlsStats::default(),
         }
     }
 

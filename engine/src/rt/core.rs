@@ -1,7 +1,7 @@
 //! One core's runtime: the executor-side context (the shard, the sockets of its connections and their
-//! readiness, the shared read buffer) and the core's tasks: the I/O loop and its readiness watcher
-//! (`conn.rs`), timers, and per peer core one pump (outbox → channel) and one drain (channel → shard).
-//! Owns nothing that crosses cores except what travels in a `MeshBatch`.
+//! readiness, the shared read buffer, its TLS state) and the core's tasks: the I/O loop and its readiness
+//! watcher (`conn.rs`), timers, and per peer core one pump (outbox → channel) and one drain (channel →
+//! shard). Owns nothing that crosses cores except what travels in a `MeshBatch`.
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -16,20 +16,34 @@ use crate::home::ShardId;
 use crate::limits::{READ_BUFFER_BYTES, TICK_INTERVAL};
 use crate::shard::{ConnId, Handoff, Now, Shard, ShardConfig, ShardMsg};
 
-use super::conn::{run_io, watch_readiness};
+use super::conn::{expire_tls_handshakes, run_io, watch_readiness};
 use super::linger::Lingering;
 use super::log::{CoreLog, run_log};
 use super::metrics::{CoreMetrics, MetricsHub};
 use super::notify::Notify;
 use super::readiness::{Readiness, ReadinessSetup};
 use super::sockets::SocketTable;
+use super::tls::CoreTls;
+use super::tls_reload::TlsCertificates;
 use super::token::Token;
+use crate::tls::TlsSession;
 
 /// A socket moving to its user's home core, with what that core needs to adopt it.
 #[derive(Debug)]
 pub struct Adopt {
     pub fd: OwnedFd,
     pub handoff: Handoff,
+    /// A TLS connection's session (keys, an incomplete record, records not yet written): it moves with the
+    /// socket, so the home core goes on where this one stopped. The plaintext decrypted here and not yet
+    /// processed is in `handoff.leftover`.
+    pub tls: Option<Box<TlsSession>>,
+}
+
+/// What a core needs to serve TLS.
+pub struct CoreTlsSetup {
+    pub listener: socket2::Socket,
+    pub certificates: Arc<TlsCertificates>,
+    pub handshake_timeout: Duration,
 }
 
 /// What one core sends another in one channel slot.
@@ -68,6 +82,11 @@ pub struct CoreContext {
     listener: RefCell<Option<OwnedFd>>,
     /// The listener may have connections waiting (an edge was seen, or the tick asks for a retry).
     pub accept_pending: Cell<bool>,
+    tls_listener: RefCell<Option<OwnedFd>>,
+    /// The same for the TLS listener.
+    pub tls_accept_pending: Cell<bool>,
+    /// TLS settings, handshakes in progress and counters, if the engine serves TLS.
+    pub tls: Option<CoreTls>,
     /// Wakes the I/O loop: epoll has events, a connection has news, or a socket arrived.
     pub io_wake: Notify,
     /// The I/O loop took every event epoll had: the readiness watcher may arm again.
@@ -83,7 +102,15 @@ pub struct CoreContext {
 }
 
 impl CoreContext {
-    fn new(shard: Shard, cores: usize, readiness: Readiness, listener: OwnedFd, metrics: CoreMetrics) -> Self {
+    fn new(
+        shard: Shard,
+        cores: usize,
+        readiness: Readiness,
+        listeners: (OwnedFd, Option<OwnedFd>),
+        tls: Option<CoreTls>,
+        metrics: CoreMetrics,
+    ) -> Self {
+        let (listener, tls_listener) = listeners;
         Self {
             shard: RefCell::new(shard),
             read_buffer: RefCell::new(vec![0u8; READ_BUFFER_BYTES].into_boxed_slice()),
@@ -92,6 +119,9 @@ impl CoreContext {
             readiness,
             listener: RefCell::new(Some(listener)),
             accept_pending: Cell::new(true),
+            tls_accept_pending: Cell::new(tls_listener.is_some()),
+            tls_listener: RefCell::new(tls_listener),
+            tls,
             io_wake: Notify::default(),
             epoll_drained: Notify::default(),
             pumps: (0..cores).map(|_| Notify::default()).collect(),
@@ -134,13 +164,30 @@ impl CoreContext {
         }
     }
 
-    /// Serves `fd` as the shard's connection `conn` from now on.
-    pub fn add_connection(&self, conn: ConnId, fd: OwnedFd) {
+    /// Serves `fd` (with its TLS session, for a TLS connection) as the shard's connection `conn` from now on.
+    pub fn add_connection(&self, conn: ConnId, fd: OwnedFd, tls: Option<Box<TlsSession>>) {
+        if tls.is_some() && self.tls.is_none() {
+            // Every core serves TLS or none does; a TLS connection cannot arrive here otherwise.
+            tracing::warn!("a TLS connection on a core without TLS; closing it");
+            drop(fd);
+            self.shard.borrow_mut().handle_closed(conn);
+            return;
+        }
         let raw = fd.as_raw_fd();
-        self.sockets.borrow_mut().insert(conn, fd);
+        self.sockets.borrow_mut().insert(conn, fd, tls);
+        if let Some(core_tls) = &self.tls {
+            let sockets = self.sockets.borrow();
+            if let Some(session) = sockets.tls(conn) {
+                core_tls.session_added(conn, session, &sockets);
+            }
+        }
         if let Err(error) = self.readiness.register_connection(raw, Token::Connection(conn)) {
             tracing::warn!(%error, "cannot watch a connection's socket; closing it");
-            drop(self.sockets.borrow_mut().remove(conn));
+            let removed = self.sockets.borrow_mut().remove(conn);
+            if let (Some((_, Some(session))), Some(core_tls)) = (&removed, &self.tls) {
+                core_tls.session_removed(session);
+            }
+            drop(removed);
             self.shard.borrow_mut().handle_closed(conn);
         }
         self.io_wake.notify();
@@ -151,9 +198,16 @@ impl CoreContext {
         self.listener.borrow().as_ref().map(AsRawFd::as_raw_fd)
     }
 
+    /// The core's TLS listening socket, if it serves TLS and still accepts.
+    pub fn tls_listener(&self) -> Option<std::os::fd::RawFd> {
+        self.tls_listener.borrow().as_ref().map(AsRawFd::as_raw_fd)
+    }
+
     fn close_listener(&self) {
         drop(self.listener.borrow_mut().take());
         self.accept_pending.set(false);
+        drop(self.tls_listener.borrow_mut().take());
+        self.tls_accept_pending.set(false);
     }
 
     pub fn send_adopt(&self, adopt: Adopt) {
@@ -164,10 +218,12 @@ impl CoreContext {
 }
 
 /// Runs one core until the process shuts down.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_core(
     id: ShardId,
     config: ShardConfig,
     listener: socket2::Socket,
+    tls: Option<CoreTlsSetup>,
     readiness: ReadinessSetup,
     mesh: MeshEnds,
     coordination: Arc<Coordination>,
@@ -180,10 +236,21 @@ pub async fn run_core(
         // The tick still retries accepting every interval.
         tracing::warn!(%error, "cannot watch the listener; accepting once per tick only");
     }
+    let (tls_listener, core_tls) = match tls {
+        Some(setup) => {
+            let tls_listener = OwnedFd::from(setup.listener);
+            if let Err(error) = readiness.register_input(tls_listener.as_raw_fd(), Token::TlsListener) {
+                tracing::warn!(%error, "cannot watch the TLS listener; accepting once per tick only");
+            }
+            let timeout_us = setup.handshake_timeout.as_micros() as u64;
+            (Some(tls_listener), Some(CoreTls::new(setup.certificates, timeout_us)))
+        }
+        None => (None, None),
+    };
     let metrics = CoreMetrics::new(id, coordination.metrics.clone());
     let mut shard = Shard::new(id, config);
     shard.recover(log.recovered, log.segment_bytes);
-    let core = Rc::new(CoreContext::new(shard, cores, readiness, listener, metrics));
+    let core = Rc::new(CoreContext::new(shard, cores, readiness, (listener, tls_listener), core_tls, metrics));
     glommio::spawn_local(run_log(core.clone(), log.dir)).detach();
 
     let (senders, receivers) = connect_mesh(mesh).await;
@@ -262,7 +329,7 @@ async fn drain(core: Rc<CoreContext>, peer: ShardId, receiver: ConnectedReceiver
         for adopt in batch.adopts {
             let adopted = core.shard.borrow_mut().handle_adopt(adopt.handoff, now);
             match adopted {
-                Ok(conn) => core.add_connection(conn, adopt.fd),
+                Ok(conn) => core.add_connection(conn, adopt.fd, adopt.tls),
                 Err(full) => tracing::warn!(%full, "refusing a connection handed over from {peer}"),
             }
         }
@@ -278,13 +345,24 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
     let mut counted_quiesced = false;
     loop {
         glommio::timer::sleep(TICK_INTERVAL).await;
+        if let Some(tls) = &core.tls {
+            tls.refresh_config();
+        }
+        // Before the shard's timers: with equal timeouts a TLS connection still in its handshake is counted
+        // as a TLS handshake timeout.
+        expire_tls_handshakes(core);
         let now = core.now();
         core.shard.borrow_mut().handle_timeout(now);
-        core.metrics.handle_tick(&core.shard.borrow());
+        core.metrics.handle_tick(&core.shard.borrow(), core.tls.as_ref().map(|tls| &tls.stats));
         core.lingering.borrow_mut().expire(now.mono_us);
         if core.listener().is_some() {
             // Edges can be missed after a failed accept (EMFILE): look at the listener every tick anyway.
             core.accept_pending.set(true);
+            core.io_wake.notify();
+        }
+        if core.tls_listener().is_some() {
+            // Also after pausing at the limit of handshakes in progress.
+            core.tls_accept_pending.set(true);
             core.io_wake.notify();
         }
         if shutdown_started.is_none() && coordination.shutdown.load(Ordering::Relaxed) {

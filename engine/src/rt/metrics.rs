@@ -17,8 +17,11 @@ use std::time::Instant;
 
 use crate::home::ShardId;
 use crate::limits::METRICS_PUBLISH_INTERVAL;
-use crate::metrics::{AlertChange, AlertMonitor, AlertThresholds, CoreSnapshot, LatencyHistogram, QueueKind};
+use crate::metrics::{
+    AlertChange, AlertMonitor, AlertThresholds, CoreSnapshot, LatencyHistogram, ProcessSnapshot, QueueKind,
+};
 use crate::shard::Shard;
+use crate::tls::TlsStats;
 
 use super::ServeError;
 
@@ -32,6 +35,9 @@ pub struct MetricsHub {
     channel_sent: Vec<AtomicU64>,
     /// Messages taken out of the channel `from → to`; written by `to` only.
     channel_received: Vec<AtomicU64>,
+    /// Certificate reloads that succeeded / failed (process-wide; written by the reload thread).
+    pub tls_cert_reloads_ok: AtomicU64,
+    pub tls_cert_reloads_failed: AtomicU64,
 }
 
 impl MetricsHub {
@@ -45,6 +51,8 @@ impl MetricsHub {
                 .collect(),
             channel_sent: (0..cores * cores).map(|_| AtomicU64::new(0)).collect(),
             channel_received: (0..cores * cores).map(|_| AtomicU64::new(0)).collect(),
+            tls_cert_reloads_ok: AtomicU64::new(0),
+            tls_cert_reloads_failed: AtomicU64::new(0),
         }
     }
 
@@ -59,7 +67,11 @@ impl MetricsHub {
     pub fn encode(&self) -> String {
         let snapshots: Vec<CoreSnapshot> =
             self.snapshots.iter().map(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).clone()).collect();
-        crate::metrics::encode_text(&snapshots, &self.thresholds)
+        let process = ProcessSnapshot {
+            tls_cert_reloads_ok: self.tls_cert_reloads_ok.load(Ordering::Relaxed),
+            tls_cert_reloads_failed: self.tls_cert_reloads_failed.load(Ordering::Relaxed),
+        };
+        crate::metrics::encode_text(&snapshots, &process, &self.thresholds)
     }
 }
 
@@ -101,8 +113,9 @@ impl CoreMetrics {
         }
     }
 
-    /// Called every tick: once per publish interval, snapshot the shard, check alerts, publish.
-    pub fn handle_tick(&self, shard: &Shard) {
+    /// Called every tick: once per publish interval, snapshot the shard (and the core's TLS counters), check
+    /// alerts, publish.
+    pub fn handle_tick(&self, shard: &Shard, tls: Option<&RefCell<TlsStats>>) {
         let now = Instant::now();
         if self.published.get().is_some_and(|at| now.duration_since(at) < METRICS_PUBLISH_INTERVAL) {
             return;
@@ -115,6 +128,9 @@ impl CoreMetrics {
             }
         }
         snapshot.mesh_hop_us = self.mesh_hop_us.borrow().clone();
+        if let Some(tls) = tls {
+            snapshot.tls = tls.borrow().clone();
+        }
         let levels = snapshot.levels();
         let mut alerts = self.alerts.borrow_mut();
         let mut changes = self.changes.borrow_mut();

@@ -1,6 +1,7 @@
 //! The runtime: the only part of the engine that touches glommio, sockets, signals and threads. It starts
-//! one pinned executor per core, each with its own SO_REUSEPORT listener and its shard, connects every
-//! ordered pair of cores with a bounded channel, and turns SIGTERM into an orderly shutdown.
+//! one pinned executor per core, each with its own SO_REUSEPORT listener (and TLS listener) and its shard,
+//! connects every ordered pair of cores with a bounded channel, turns SIGTERM into an orderly shutdown and
+//! SIGHUP into a certificate reload.
 //!
 //! It makes no protocol decision: what to write, whom to wake, where a socket goes and what crosses cores
 //! all come from `Shard`.
@@ -16,6 +17,8 @@ mod notify;
 mod readiness;
 mod sockets;
 mod sys;
+mod tls;
+mod tls_reload;
 mod token;
 
 use std::net::SocketAddr;
@@ -29,14 +32,16 @@ use crate::account::{AccountStore, AccountStoreError, DeviceLog, PinSender};
 use crate::config::{ServeConfig, ShardAccounts};
 use crate::home::ShardId;
 use crate::limits::MESH_CHANNEL_CAPACITY;
+use crate::tls::TlsSetupError;
 
 pub use cpus::{allowed_cpus, choose_cpus};
 pub use listener::{ListenError, bind_listeners};
 pub use log::LogError;
 pub use metrics::MetricsHub;
 
-use self::core::{Coordination, MeshEnds, run_core};
+use self::core::{Coordination, CoreTlsSetup, MeshEnds, run_core};
 use self::readiness::ReadinessSetup;
+use self::tls_reload::{TlsCertificates, start_reload_thread};
 
 /// Memory glommio reserves per executor for its own I/O buffers. Small: the engine reads sockets itself into
 /// its own per-core buffer (glommio only reads the readiness eventfd), and RLIMIT_MEMLOCK may be as low as
@@ -67,6 +72,10 @@ pub enum ServeError {
     CorePanicked { core: usize, message: String },
     #[error("cannot serve metrics on {addr}: {error}")]
     MetricsListen { addr: SocketAddr, error: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    #[error("starting the TLS certificate reload thread: {0}")]
+    TlsReloadThread(std::io::Error),
 }
 
 /// A started server: where it listens, and the handle to wait for it.
@@ -77,6 +86,9 @@ pub struct Server {
     pub connections_max: Option<u64>,
     /// Where `/metrics` is served, if `--metrics` was given.
     pub metrics: Option<SocketAddr>,
+    /// Where TLS connections are accepted, if `--tls-listen` was given.
+    pub tls_listen: Option<SocketAddr>,
+    tls: Option<(Arc<TlsCertificates>, std::time::Duration)>,
     shutdown: Arc<AtomicBool>,
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
     /// Holds the data directory's log lock while the server runs.
@@ -114,9 +126,22 @@ impl Server {
                 registration works (run `ringline users provision --data-dir ...` for test users)");
         }
         let pin_sender = PinSender::start(config.pin_sender.clone()).map_err(ServeError::PinSender)?;
+        let metrics_hub = Arc::new(MetricsHub::new(cores, config.alerts));
+        // The certificate before any socket: a bad one stops the start with one line.
+        let tls_certificates = match &config.tls {
+            Some(settings) => Some(Arc::new(TlsCertificates::load(settings, metrics_hub.clone())?)),
+            None => None,
+        };
         let listeners = bind_listeners(config.listen, cores, config.backlog)?;
         let listen = listeners[0].local_addr().ok().and_then(|addr| addr.as_socket()).unwrap_or(config.listen);
-        let metrics_hub = Arc::new(MetricsHub::new(cores, config.alerts));
+        let (tls_listeners, tls_listen) = match &config.tls {
+            Some(settings) => {
+                let bound = bind_listeners(settings.listen, cores, config.backlog)?;
+                let addr = bound[0].local_addr().ok().and_then(|addr| addr.as_socket()).unwrap_or(settings.listen);
+                (bound.into_iter().map(Some).collect(), Some(addr))
+            }
+            None => ((0..cores).map(|_| None).collect::<Vec<_>>(), None),
+        };
         let metrics = match config.metrics {
             Some(addr) => Some(metrics::start_endpoint(addr, metrics_hub.clone())?),
             None => None,
@@ -154,23 +179,32 @@ impl Server {
             device_log: Arc::new(device_log),
         };
         let mut executors = Vec::with_capacity(cores);
-        for (index, (((cpu, listener), (senders, receivers)), log)) in
-            cpus.iter().zip(listeners).zip(senders.into_iter().zip(receivers)).zip(logs).enumerate()
+        for (index, ((((cpu, listener), tls_listener), (senders, receivers)), log)) in
+            cpus.iter().zip(listeners).zip(tls_listeners).zip(senders.into_iter().zip(receivers)).zip(logs).enumerate()
         {
             let shard_config = config.shard_config(cores_u16, shard_accounts.clone());
             let coordination = coordination.clone();
             let mesh = MeshEnds { senders, receivers };
             let id = ShardId(index as u16);
             let readiness = ReadinessSetup::new().map_err(ServeError::Readiness)?;
+            let tls = match (tls_listener, &tls_certificates, &config.tls) {
+                (Some(listener), Some(certificates), Some(settings)) => Some(CoreTlsSetup {
+                    listener,
+                    certificates: certificates.clone(),
+                    handshake_timeout: settings.handshake_timeout,
+                }),
+                _ => None,
+            };
             let handle = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
                 .name(&format!("ringline-core-{index}"))
                 .io_memory(EXECUTOR_IO_MEMORY_BYTES)
-                .spawn(move || run_core(id, shard_config, listener, readiness, mesh, coordination, log))
+                .spawn(move || run_core(id, shard_config, listener, tls, readiness, mesh, coordination, log))
                 .map_err(|error| ServeError::Executor { core: index, message: error.to_string() })?;
             executors.push(handle);
         }
-        tracing::info!(%listen, cores, cpus = ?cpus, users = directory.len(), "ringline serving");
-        Ok(Self { listen, cores, connections_max, metrics, shutdown, executors, _log_lock: log_lock })
+        tracing::info!(%listen, tls_listen = ?tls_listen, cores, cpus = ?cpus, users = directory.len(), "ringline serving");
+        let tls = tls_certificates.zip(config.tls.as_ref().map(|settings| settings.cert_check_interval));
+        Ok(Self { listen, cores, connections_max, metrics, tls_listen, tls, shutdown, executors, _log_lock: log_lock })
     }
 
     /// The flag that starts an orderly shutdown when set (SIGTERM sets it).
@@ -224,7 +258,12 @@ fn log_capacity() -> Option<u64> {
     Some(connections_max)
 }
 
-/// Runs the server until SIGTERM or SIGINT, then shuts down in order. A second signal exits at once.
+/// Runs the server until SIGTERM or SIGINT, then shuts down in order. A second signal exits at once. SIGHUP
+/// reloads the TLS certificate (and is ignored without TLS).
+///
+/// Stdout, in this order, each line once the address is bound (port 0 resolved): `ringline listening on
+/// ADDR (N cores)`; with `--tls-listen`, `ringline tls listening on ADDR`; with `--metrics`, `ringline
+/// metrics on ADDR`.
 pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
     let server = Server::start(config)?;
     let flag = server.shutdown_flag();
@@ -232,10 +271,18 @@ pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
         signal_hook::flag::register_conditional_shutdown(signal, 1, flag.clone()).map_err(ServeError::Signals)?;
         signal_hook::flag::register(signal, flag.clone()).map_err(ServeError::Signals)?;
     }
+    let sighup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, sighup.clone()).map_err(ServeError::Signals)?;
+    if let Some((certificates, check_interval)) = &server.tls {
+        start_reload_thread(certificates.clone(), sighup, *check_interval).map_err(ServeError::TlsReloadThread)?;
+    }
     println!("ringline listening on {} ({} cores)", server.listen, server.cores);
+    // Further lines after the first that tools parse; a closed stdout is not the server's problem.
+    use std::io::Write;
+    if let Some(tls_listen) = server.tls_listen {
+        let _ = writeln!(std::io::stdout(), "ringline tls listening on {tls_listen}");
+    }
     if let Some(metrics) = server.metrics {
-        // A second line, after the first that tools parse; a closed stdout is not the server's problem.
-        use std::io::Write;
         let _ = writeln!(std::io::stdout(), "ringline metrics on {metrics}");
     }
     server.wait()?;

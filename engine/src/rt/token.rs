@@ -1,5 +1,6 @@
 //! What an epoll event refers to: a connection (by its shard handle, generation included, so an event for
-//! a closed connection misses the one that reuses its slot), the core's listener, or a lingering socket.
+//! a closed connection misses the one that reuses its slot), one of the core's listeners (plain or TLS), or
+//! a lingering socket.
 //! Owns only the encoding into epoll's 64-bit event data.
 
 use crate::limits::{CONNECTIONS_PER_SHARD_MAX, LINGERING_PER_CORE_MAX};
@@ -8,14 +9,19 @@ use crate::shard::ConnId;
 /// Connection slot indices are below this bit; lingering sockets use it as their tag.
 const LINGER_TAG: u32 = 1 << 31;
 const LISTENER: u64 = u64::MAX;
+const TLS_LISTENER: u64 = u64::MAX - 1;
 
 const _: () = assert!(CONNECTIONS_PER_SHARD_MAX < LINGER_TAG as usize);
 const _: () = assert!(LINGERING_PER_CORE_MAX < LINGER_TAG as usize);
+// The listeners' values, read as a slot index, are above every connection and linger slot.
+const _: () = assert!((TLS_LISTENER as u32 & !LINGER_TAG) as usize > CONNECTIONS_PER_SHARD_MAX);
+const _: () = assert!((TLS_LISTENER as u32 & !LINGER_TAG) as usize > LINGERING_PER_CORE_MAX);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Token {
     Connection(ConnId),
     Listener,
+    TlsListener,
     /// A socket closing gracefully, by its slot in `Lingering`.
     Linger {
         index: u32,
@@ -31,6 +37,7 @@ impl Token {
                 (u64::from(conn.generation) << 32) | u64::from(conn.index)
             }
             Self::Listener => LISTENER,
+            Self::TlsListener => TLS_LISTENER,
             Self::Linger { index, generation } => {
                 assert!(index < LINGER_TAG, "linger slot {index} collides with the linger tag");
                 (u64::from(generation) << 32) | u64::from(index | LINGER_TAG)
@@ -41,6 +48,9 @@ impl Token {
     pub fn from_u64(data: u64) -> Self {
         if data == LISTENER {
             return Self::Listener;
+        }
+        if data == TLS_LISTENER {
+            return Self::TlsListener;
         }
         let index = data as u32;
         let generation = (data >> 32) as u32;
@@ -60,6 +70,7 @@ mod tests {
     fn tokens_round_trip() {
         for token in [
             Token::Listener,
+            Token::TlsListener,
             Token::Connection(ConnId { index: 0, generation: 0 }),
             Token::Connection(ConnId { index: 4_000_000, generation: u32::MAX }),
             Token::Linger { index: 0, generation: 7 },

@@ -17,7 +17,6 @@
 //!   receipt) that a crash could take back.
 //! - Every public `handle_*` call ends with the local queue drained (no message to self is left pending).
 
-mod buffer_pool;
 mod config;
 mod connection;
 mod dedup;
@@ -37,6 +36,7 @@ use wire::{
 };
 
 use crate::account::{Refusal, Registrar, SourceKey};
+use crate::buffer_pool::BufferPool;
 use crate::home::{ShardId, home_core};
 use crate::limits::{
     CONNECTIONS_PER_SHARD_MAX, DELIVERY_WINDOW_MAX, MESH_BATCH_MESSAGES_MAX, MESH_OUTBOX_REQUESTS_MAX,
@@ -52,7 +52,6 @@ pub use mesh::ShardMsg;
 pub use offline_queue::{Item, QueueLimits};
 pub use stats::ShardStats;
 
-use buffer_pool::BufferPool;
 use connection::{ConnTable, Connection};
 use dedup::SendDedup;
 use durability::ShardLog;

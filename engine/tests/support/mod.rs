@@ -1,8 +1,11 @@
-//! Test support: a real `ringline serve` process on a free loopback port with provisioned users, and a
-//! blocking protocol client. Reads have a generous timeout only so that a broken server fails a test
-//! instead of hanging it; no test asserts on time.
+//! Test support: a real `ringline serve` process on a free loopback port with provisioned users (and, with
+//! `start_tls`, a TLS port with a development certificate), and a blocking protocol client over plain TCP or
+//! TLS. Reads have a generous timeout only so that a broken server fails a test instead of hanging it; no
+//! test asserts on time.
 
 #![allow(dead_code)]
+
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -25,8 +28,12 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     pub users: Vec<(UserId, DeviceKey)>,
     pub cores: u16,
-    /// The `/metrics` address, when started with `--metrics` (read from the second stdout line).
+    /// The `/metrics` address, when started with `--metrics` (read from its stdout line).
     pub metrics: Option<SocketAddr>,
+    /// The TLS address, when started with `--tls-listen` (read from its stdout line).
+    pub tls_addr: Option<SocketAddr>,
+    /// The TLS certificate, when started with `start_tls`.
+    pub tls_files: Option<tls::TlsFiles>,
     child: Child,
 }
 
@@ -45,7 +52,7 @@ impl TestServer {
         extra_args: &[&str],
         file_size_max: Option<u64>,
     ) -> Self {
-        let data_dir = std::env::temp_dir().join(format!("ringline-it-{name}-{}", std::process::id()));
+        let data_dir = Self::data_dir(name);
         let _ = std::fs::remove_dir_all(&data_dir);
         let keys_path = data_dir.with_extension("keys");
         let mut store = AccountStore::open(&data_dir).expect("data dir");
@@ -56,8 +63,38 @@ impl TestServer {
             .filter_map(|line| wire::parse_keys_line(line).expect("keys line"))
             .map(|entry| (entry.user, entry.key))
             .collect();
-        let (child, addr, metrics) = spawn_engine(&data_dir, cores, extra_args, file_size_max);
-        Self { addr, data_dir, users, cores, metrics, child }
+        let spawned = spawn_engine(&data_dir, cores, extra_args, file_size_max);
+        Self {
+            addr: spawned.addr,
+            data_dir,
+            users,
+            cores,
+            metrics: spawned.metrics,
+            tls_addr: spawned.tls,
+            tls_files: None,
+            child: spawned.child,
+        }
+    }
+
+    fn data_dir(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("ringline-it-{name}-{}", std::process::id()))
+    }
+
+    /// `start`, with a TLS port too, serving a development certificate made by `ringline tls dev-cert`.
+    pub fn start_tls(name: &str, cores: u16, users: u64, extra_args: &[&str]) -> Self {
+        let files = tls::dev_cert(&Self::data_dir(name).with_extension("tls"));
+        Self::start_tls_with(name, cores, users, files, extra_args)
+    }
+
+    /// `start`, with a TLS port serving `files`.
+    pub fn start_tls_with(name: &str, cores: u16, users: u64, files: tls::TlsFiles, extra_args: &[&str]) -> Self {
+        let cert = files.cert.to_str().expect("utf-8 path").to_owned();
+        let key = files.key.to_str().expect("utf-8 path").to_owned();
+        let mut args = vec!["--tls-listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key];
+        args.extend_from_slice(extra_args);
+        let mut server = Self::start(name, cores, users, &args);
+        server.tls_files = Some(files);
+        server
     }
 
     /// Kills the engine with SIGKILL (a crash: nothing is flushed) and starts it again on the same data
@@ -65,7 +102,9 @@ impl TestServer {
     pub fn kill_and_restart(&mut self, cores: u16, extra_args: &[&str]) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        (self.child, self.addr, self.metrics) = spawn_engine(&self.data_dir, cores, extra_args, None);
+        let spawned = spawn_engine(&self.data_dir, cores, extra_args, None);
+        (self.child, self.addr, self.metrics, self.tls_addr) =
+            (spawned.child, spawned.addr, spawned.metrics, spawned.tls);
         self.cores = cores;
     }
 
@@ -75,7 +114,9 @@ impl TestServer {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().expect("wait");
         assert!(status.success(), "SIGTERM ends the engine cleanly: {status}");
-        (self.child, self.addr, self.metrics) = spawn_engine(&self.data_dir, cores, extra_args, None);
+        let spawned = spawn_engine(&self.data_dir, cores, extra_args, None);
+        (self.child, self.addr, self.metrics, self.tls_addr) =
+            (spawned.child, spawned.addr, spawned.metrics, spawned.tls);
         self.cores = cores;
     }
 
@@ -90,8 +131,23 @@ impl TestServer {
     }
 }
 
-/// A started engine: the process, its listening address and, with `--metrics`, its metrics address.
-type Spawned = (Child, SocketAddr, Option<SocketAddr>);
+/// A started engine: the process, its listening address and, with `--tls-listen` and `--metrics`, those.
+struct Spawned {
+    child: Child,
+    addr: SocketAddr,
+    tls: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+}
+
+/// The address after `prefix` on a stdout line of the engine.
+fn address_line(stdout: &mut impl BufRead, prefix: &str) -> SocketAddr {
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("a stdout line");
+    line.strip_prefix(prefix)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("expected {prefix:?}..., got {line:?}"))
+}
 
 fn spawn_engine(data_dir: &Path, cores: u16, extra_args: &[&str], file_size_max: Option<u64>) -> Spawned {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ringline"));
@@ -115,26 +171,14 @@ fn spawn_engine(data_dir: &Path, cores: u16, extra_args: &[&str], file_size_max:
             });
         }
     }
-    {
-        let mut child = command.spawn().expect("spawn ringline");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut stdout = BufReader::new(stdout);
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("listening line");
-        let addr = line
-            .strip_prefix("ringline listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        let metrics = extra_args.contains(&"--metrics").then(|| {
-            let mut line = String::new();
-            stdout.read_line(&mut line).expect("metrics line");
-            line.strip_prefix("ringline metrics on ")
-                .and_then(|addr| addr.trim().parse().ok())
-                .unwrap_or_else(|| panic!("unexpected second line: {line:?}"))
-        });
-        (child, addr, metrics)
-    }
+    let mut child = command.spawn().expect("spawn ringline");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut stdout = BufReader::new(stdout);
+    // The lines, in their documented order.
+    let addr = address_line(&mut stdout, "ringline listening on ");
+    let tls = extra_args.contains(&"--tls-listen").then(|| address_line(&mut stdout, "ringline tls listening on "));
+    let metrics = extra_args.contains(&"--metrics").then(|| address_line(&mut stdout, "ringline metrics on "));
+    Spawned { child, addr, tls, metrics }
 }
 
 impl TestServer {
@@ -167,6 +211,13 @@ impl TestServer {
         let queued = client.hello(user, key);
         client.queued_at_login = queued;
         client
+    }
+
+    /// Sends `signal` to the engine.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let result = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(result, 0, "kill: {}", std::io::Error::last_os_error());
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -243,8 +294,25 @@ pub enum Got {
     Closed,
 }
 
-pub struct TestClient {
-    pub stream: TcpStream,
+/// What a test client talks through: a TCP stream, or TLS over one.
+pub trait Transport: Read + Write {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl Transport for tls::TlsStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        self.sock.set_read_timeout(timeout)
+    }
+}
+
+pub struct TestClient<S: Transport = TcpStream> {
+    pub stream: S,
     buffer: Vec<u8>,
     pub queued_at_login: u32,
 }
@@ -252,8 +320,15 @@ pub struct TestClient {
 impl TestClient {
     pub fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
+        Self::over(stream)
+    }
+}
+
+impl<S: Transport> TestClient<S> {
+    /// A client speaking through `stream`.
+    pub fn over(stream: S) -> Self {
+        stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
         Self { stream, buffer: Vec::new(), queued_at_login: 0 }
     }
 
@@ -300,7 +375,15 @@ impl TestClient {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Got::Closed,
                 Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
-                Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return Got::Closed,
+                // A TLS stream that ends without close_notify reads as an unexpected end.
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                    ) =>
+                {
+                    return Got::Closed;
+                }
                 Err(error) => panic!("reading from the server: {error}"),
             }
         }

@@ -1,9 +1,10 @@
 //! A bounded pool of byte buffers for one core's connections: their outbound bytes and their partial input
-//! frames. A connection takes a buffer when it has bytes to keep and gives it back as soon as it is empty, so
+//! frames (the shard's pool), or their TLS records waiting to be written or completed (the runtime's pool,
+//! `tls::TlsSession`). A connection takes a buffer when it has bytes to keep and gives it back as soon as it is empty, so
 //! an idle connection owns none, and a busy one reuses capacity instead of growing a fresh allocation on
 //! every write.
 //!
-//! Owns only the free buffers. Does not decide when a connection keeps bytes: `Shard` does.
+//! Owns only the free buffers. Does not decide when a connection keeps bytes: `Shard` and `TlsSession` do.
 //!
 //! Limits: at most `POOLED_BUFFERS_MAX` free buffers are kept, and a buffer that grew past
 //! `POOLED_BUFFER_BYTES_MAX` (a slow reader's backlog, a large frame) is freed rather than kept, so the pool
@@ -45,6 +46,11 @@ impl BufferPool {
     /// Free buffers held.
     pub fn len(&self) -> usize {
         self.free.len()
+    }
+
+    /// No free buffer is held.
+    pub fn is_empty(&self) -> bool {
+        self.free.is_empty()
     }
 }
 
