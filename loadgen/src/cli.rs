@@ -43,7 +43,7 @@ TLS (--tls, native protocol only):
   every connection does a TLS handshake (full on a user's first connect, resumed with that user's session
   ticket after a reconnect); the report counts tls_handshakes_full / _resumed / tls_handshake_failures and
   the handshake latency from TCP connect to handshake done. `--scenario reconnect-storm --storm-share F`
-  drops a share of the connections at once and shows resumption at work.
+  drops a share of the connections at once and shows resumption at work (--tls-no-resumption: without it).
 
 Example (ejabberd on loopback, users user1..user2000 with password `loadtest`):
   ringline-loadgen run --protocol xmpp --target 127.0.0.1:5222 --xmpp-password loadtest \\
@@ -163,6 +163,10 @@ pub struct RunArgs {
     /// target's IP address, verified against the certificate's IP names; no SNI).
     #[arg(long, requires = "tls", value_parser = tls_server_name)]
     pub tls_server_name: Option<String>,
+    /// With --tls: never resume a session, every handshake is full (to measure what resumption saves, e.g. in
+    /// a reconnect storm).
+    #[arg(long, requires = "tls")]
+    pub tls_no_resumption: bool,
 }
 
 /// A DNS name or IP address rustls can verify a certificate against.

@@ -119,6 +119,13 @@ pub struct TlsPlan {
     /// The name to verify the certificate against and send as SNI; `None`: the target's IP address, no SNI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
+    /// Reconnects resume with the user's ticket (false: `--tls-no-resumption`).
+    #[serde(default = "resumption_default")]
+    pub resumption: bool,
+}
+
+fn resumption_default() -> bool {
+    true
 }
 
 /// Counters an agent reports; sums over agents are meaningful.
@@ -275,7 +282,11 @@ mod tests {
                 user_prefix: "user".into(),
                 domain: "localhost".into(),
             })),
-            tls: Some(Box::new(TlsPlan { roots_pem: "-----BEGIN CERTIFICATE-----".into(), server_name: None })),
+            tls: Some(Box::new(TlsPlan {
+                roots_pem: "-----BEGIN CERTIFICATE-----".into(),
+                server_name: None,
+                resumption: false,
+            })),
         }
     }
 

@@ -251,7 +251,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             client.roots(),
             args.tls_server_name.as_deref().unwrap_or("the target's IP address")
         );
-        Some(TlsPlan { roots_pem, server_name: args.tls_server_name.clone() })
+        Some(TlsPlan { roots_pem, server_name: args.tls_server_name.clone(), resumption: !args.tls_no_resumption })
     } else {
         None
     };

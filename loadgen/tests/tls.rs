@@ -138,3 +138,16 @@ fn tls_flags_that_cannot_work_are_clear_errors() {
     assert!(stderr.contains("plaintext only"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn without_resumption_every_reconnect_is_a_full_handshake() {
+    let cert = test_certificate("ringline test", false);
+    let args = ["--scenario", "reconnect-storm", "--duration", "2", "--rate", "100", "--tls-no-resumption"];
+    let (output, report) = tls_run("tls-no-resumption", &cert, &cert, 20, &args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let dropped = count(&report, "storm_dropped");
+    assert!(dropped > 0, "{stdout}");
+    assert_eq!(count(&report, "tls_handshakes_resumed"), 0, "{stdout}");
+    assert!(count(&report, "tls_handshakes_full") >= 20 + dropped, "{stdout}");
+}

@@ -102,7 +102,7 @@ fn prepare(plan: &RunPlan, connections_max: u64) -> anyhow::Result<(Vec<DriverUs
         Some(tls) => {
             anyhow::ensure!(plan.protocol == ProtocolName::Native, "TLS is for the native protocol only");
             let client = TlsClient::new(tls.roots_pem.as_bytes(), tls.server_name.as_deref()).context("tls")?;
-            Some(Arc::new(client))
+            Some(Arc::new(if tls.resumption { client } else { client.without_resumption() }))
         }
     };
     let users: anyhow::Result<Vec<DriverUser>> = match plan.protocol {

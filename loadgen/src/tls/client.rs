@@ -44,6 +44,8 @@ pub struct TlsClient {
     config: Arc<ClientConfig>,
     server_name: Option<ServerName<'static>>,
     roots: usize,
+    /// Whether a reconnect offers the user's ticket (`--tls-no-resumption` turns it off).
+    resumption: bool,
 }
 
 impl TlsClient {
@@ -74,7 +76,12 @@ impl TlsClient {
             .with_root_certificates(roots.clone())
             .with_no_client_auth();
         config.alpn_protocols = vec![ALPN_RINGLINE.to_vec()];
-        Ok(Self { config: Arc::new(config), server_name, roots: roots.len() })
+        Ok(Self { config: Arc::new(config), server_name, roots: roots.len(), resumption: true })
+    }
+
+    /// Every handshake full, no ticket offered or kept: to measure what resumption saves.
+    pub fn without_resumption(self) -> Self {
+        Self { resumption: false, ..self }
     }
 
     /// How many certificates are trusted.
@@ -92,7 +99,7 @@ impl TlsClient {
         connect_started_us: u64,
     ) -> Result<TlsConnection, TlsError> {
         let mut config = ClientConfig::clone(&self.config);
-        config.resumption = Resumption::store(tickets.clone());
+        config.resumption = if self.resumption { Resumption::store(tickets.clone()) } else { Resumption::disabled() };
         let name = self.server_name.clone().unwrap_or_else(|| ServerName::IpAddress(target.ip().into()));
         let connection = ClientConnection::new(Arc::new(config), name)?;
         Ok(TlsConnection::new(connection, connect_started_us))

@@ -345,6 +345,10 @@ mod tests {
         let stranger = Arc::new(SessionTickets::new());
         let (first, _, _, _) = handshake(&tls_client, &stranger, &server_config, 100);
         assert_eq!(first.kind, HandshakeKind::Full, "another user's first connect does not use those tickets");
+
+        let never = client(&cert.pem).without_resumption();
+        let (first, _, _, _) = handshake(&never, &tickets, &server_config, 100);
+        assert_eq!(first.kind, HandshakeKind::Full, "without resumption the tickets are not offered");
     }
 
     fn failed_handshake(client_trusts: &TestCert, server_cert: &TestCert, alpn: &[u8]) -> TlsError {
