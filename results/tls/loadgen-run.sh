@@ -14,7 +14,7 @@ echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (dirty)')
 
 chat=(--spawn-engine --connections 2000 --scenario chat --duration 20)
 storm=(--spawn-engine --connections 2000 --scenario reconnect-storm --storm-share 0.5 --rate 1000 --duration 20)
-storm10k=(--spawn-engine --connections 10000 --ramp 5000 --scenario reconnect-storm --storm-share 0.5 --rate 1000 --duration 20)
+storm10k=(--spawn-engine --connections 10000 --ramp 2000 --scenario reconnect-storm --storm-share 0.5 --rate 1000 --duration 30)
 args_of() {
     case "$1" in
         chat-5k-plain-r*) echo "${chat[*]} --rate 5000" ;;
