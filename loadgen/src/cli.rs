@@ -39,6 +39,12 @@ Users:
           Logins are SASL PLAIN over plaintext TCP (the server must offer PLAIN without requiring STARTTLS);
           acks are XEP-0198 <a h/> (the XEP-0184 receipt on servers without stream management).
 
+TLS (--tls, native protocol only):
+  every connection does a TLS handshake (full on a user's first connect, resumed with that user's session
+  ticket after a reconnect); the report counts tls_handshakes_full / _resumed / tls_handshake_failures and
+  the handshake latency from TCP connect to handshake done. `--scenario reconnect-storm --storm-share F`
+  drops a share of the connections at once and shows resumption at work (--tls-no-resumption: without it).
+
 Example (ejabberd on loopback, users user1..user2000 with password `loadtest`):
   ringline-loadgen run --protocol xmpp --target 127.0.0.1:5222 --xmpp-password loadtest \\
       --connections 2000 --scenario chat --rate 1000 --server-pid $(pgrep -u ejabberd beam.smp)";
@@ -144,6 +150,30 @@ pub struct RunArgs {
     /// like a spawned engine's (baseline before the ramp, plateau during the hold, per connection).
     #[arg(long, value_delimiter = ',', conflicts_with = "spawn_engine")]
     pub server_pid: Vec<u32>,
+    /// Speak TLS (rustls, ALPN `ringline/1`) on every connection of the native protocol. With --spawn-engine
+    /// the engines also listen for TLS (--tls-listen) with a fresh `ringline tls dev-cert` that the agents
+    /// trust; with --target, --ca is required. Not for --protocol xmpp (its driver speaks plaintext only).
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: a PEM file of the certificates to trust (the server's certificate or its issuer). Default
+    /// with --spawn-engine: the dev certificate it makes.
+    #[arg(long, requires = "tls")]
+    pub ca: Option<PathBuf>,
+    /// With --tls: the name to verify the server's certificate against and to send as SNI (default: the
+    /// target's IP address, verified against the certificate's IP names; no SNI).
+    #[arg(long, requires = "tls", value_parser = tls_server_name)]
+    pub tls_server_name: Option<String>,
+    /// With --tls: never resume a session, every handshake is full (to measure what resumption saves, e.g. in
+    /// a reconnect storm).
+    #[arg(long, requires = "tls")]
+    pub tls_no_resumption: bool,
+}
+
+/// A DNS name or IP address rustls can verify a certificate against.
+fn tls_server_name(text: &str) -> Result<String, String> {
+    rustls::pki_types::ServerName::try_from(text)
+        .map(|_| text.to_owned())
+        .map_err(|_| format!("`{text}` is not a DNS name or IP address"))
 }
 
 /// A JID domain or localpart prefix: no characters that JIDs or XML attributes forbid.
@@ -255,6 +285,22 @@ mod tests {
         assert_eq!(run.xmpp_password.as_deref(), Some("secret"));
         assert_eq!(run.xmpp_domain, "localhost");
         assert_eq!(run.server_pid, vec![10, 11]);
+        assert!(!run.tls);
+        let cli = Cli::try_parse_from([
+            "ringline-loadgen",
+            "run",
+            "--spawn-engine",
+            "--tls",
+            "--ca",
+            "roots.pem",
+            "--tls-server-name",
+            "chat.example",
+        ])
+        .expect("valid");
+        let Command::Run(run) = cli.command else { panic!("run") };
+        assert!(run.tls);
+        assert_eq!(run.ca.as_deref(), Some(std::path::Path::new("roots.pem")));
+        assert_eq!(run.tls_server_name.as_deref(), Some("chat.example"));
     }
 
     #[test]
@@ -282,5 +328,7 @@ mod tests {
             error_of(&["run", "--target", "127.0.0.1:5222", "--users", "f", "--xmpp-password", "p"])
                 .contains("cannot be used")
         );
+        assert!(error_of(&["run", "--spawn-engine", "--ca", "roots.pem"]).contains("--tls"));
+        assert!(error_of(&["run", "--spawn-engine", "--tls", "--tls-server-name", "a b"]).contains("DNS name"));
     }
 }

@@ -105,6 +105,27 @@ pub struct RunPlan {
     /// The JIDs' prefix and domain (`--protocol xmpp`). Boxed: a native plan carries `None` in 8 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xmpp_realm: Option<Box<crate::xmpp::XmppRealm>>,
+    /// TLS on every connection (`--tls`); `None` for plaintext. Boxed like the realm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Box<TlsPlan>>,
+}
+
+/// How an agent's connections speak TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsPlan {
+    /// The PEM certificates to trust (the `--ca` file's text, or the spawned engines' dev certificate): they
+    /// travel in the plan, so a remote agent needs no file.
+    pub roots_pem: String,
+    /// The name to verify the certificate against and send as SNI; `None`: the target's IP address, no SNI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Reconnects resume with the user's ticket (false: `--tls-no-resumption`).
+    #[serde(default = "resumption_default")]
+    pub resumption: bool,
+}
+
+fn resumption_default() -> bool {
+    true
 }
 
 /// Counters an agent reports; sums over agents are meaningful.
@@ -118,13 +139,29 @@ pub struct AgentCounters {
     pub sent: u64,
     pub acked: u64,
     pub delivered: u64,
+    /// TLS handshakes finished, by kind, and handshakes that failed after the TCP connection was up.
+    #[serde(default)]
+    pub tls_handshakes_full: u64,
+    #[serde(default)]
+    pub tls_handshakes_resumed: u64,
+    #[serde(default)]
+    pub tls_handshake_failures: u64,
+}
+
+/// TLS handshake latencies (µs from the TCP connect to the handshake done), base64 V2 HdrHistograms.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsHandshakeLatency {
+    pub all: String,
+    pub full: String,
+    pub resumed: String,
 }
 
 /// A message from the controller.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ControllerMessage {
-    Start(RunPlan),
+    /// Boxed: the plan is large and `Stop` is nothing.
+    Start(Box<RunPlan>),
     Stop,
 }
 
@@ -170,6 +207,9 @@ pub struct AgentFinal {
     pub rss_peak_bytes: u64,
     #[serde(default)]
     pub cpu_ms: u64,
+    /// Handshake latencies of a TLS run (`None` without TLS); the counts are in `counters`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_handshake_latency: Option<TlsHandshakeLatency>,
 }
 
 /// A message from an agent.
@@ -242,6 +282,11 @@ mod tests {
                 user_prefix: "user".into(),
                 domain: "localhost".into(),
             })),
+            tls: Some(Box::new(TlsPlan {
+                roots_pem: "-----BEGIN CERTIFICATE-----".into(),
+                server_name: None,
+                resumption: false,
+            })),
         }
     }
 
@@ -263,12 +308,16 @@ mod tests {
             offline_drain_us: None,
             rss_peak_bytes: 80 << 20,
             cpu_ms: 1234,
+            tls_handshake_latency: Some(TlsHandshakeLatency {
+                all: histogram.to_base64().expect("serialises"),
+                ..Default::default()
+            }),
         }));
         let ready = AgentMessage::Ready(AgentReady { cores: 2, connections_max: 19_900, pid: 7 });
         let mut wire = Vec::new();
         write_message(&mut wire, &ready).expect("writes");
         write_message(&mut wire, &final_message).expect("writes");
-        write_message(&mut wire, &ControllerMessage::Start(plan())).expect("writes");
+        write_message(&mut wire, &ControllerMessage::Start(Box::new(plan()))).expect("writes");
         write_message(&mut wire, &ControllerMessage::Stop).expect("writes");
         let text = String::from_utf8(wire.clone()).expect("utf-8");
         assert!(text.starts_with("{\"type\":\"ready\""), "{text}");
@@ -282,7 +331,7 @@ mod tests {
         }
         assert_eq!(
             read_message::<ControllerMessage>(&mut input).expect("reads"),
-            Some(ControllerMessage::Start(plan()))
+            Some(ControllerMessage::Start(Box::new(plan())))
         );
         assert_eq!(read_message::<ControllerMessage>(&mut input).expect("reads"), Some(ControllerMessage::Stop));
         assert_eq!(read_message::<ControllerMessage>(&mut input).expect("eof"), None);

@@ -19,12 +19,14 @@ use wire::{UserKey, parse_keys_line};
 
 use loadgen::cli::{AgentsArg, ProtocolName, RunArgs};
 use loadgen::control::{
-    AgentCounters, AgentFinal, AgentMessage, AgentReady, ControllerMessage, PlanUser, RunPlan, Scenario, read_message,
-    write_message,
+    AgentCounters, AgentFinal, AgentMessage, AgentReady, ControllerMessage, PlanUser, RunPlan, Scenario, TlsPlan,
+    read_message, write_message,
 };
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::LedgerSummary;
+use loadgen::limits::TLS_ROOTS_PEM_BYTES_MAX;
 use loadgen::report::{Report, TimelinePoint};
+use loadgen::tls::{HandshakeStats, TlsClient};
 use loadgen::xmpp::{XmppRealm, XmppUser, read_users};
 
 use crate::agent::{connections_max, now_us};
@@ -171,6 +173,26 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             "--xmpp-password is for --protocol xmpp; native users come from --users or --spawn-engine"
         ),
     }
+    anyhow::ensure!(
+        !(args.tls && args.protocol == ProtocolName::Xmpp),
+        "--tls is for the native protocol: the XMPP driver speaks plaintext only"
+    );
+    anyhow::ensure!(
+        !args.tls || args.spawn_engine || args.ca.is_some(),
+        "--tls with --target needs --ca FILE: the PEM certificates to trust (the server's certificate or its \
+         issuer); the load generator does not read the system's roots"
+    );
+    let ca_pem = match &args.ca {
+        Some(path) => {
+            let pem = read_roots(path)?;
+            // Refuse a bad file before any engine or agent starts.
+            TlsClient::new(pem.as_bytes(), args.tls_server_name.as_deref())
+                .with_context(|| format!("--ca {}", path.display()))?;
+            Some(pem)
+        }
+        None => None,
+    };
+    report.tls = args.tls;
     let per_process = connections_max();
     anyhow::ensure!(per_process > 0, "RLIMIT_NOFILE leaves no room for client sockets");
     let connections = match (args.connections, args.spawn_engine) {
@@ -204,6 +226,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             connections,
             args.engine_cores,
             &args.engine_args,
+            args.tls,
         )?;
         let targets = fleet.targets();
         let keys = fleet.keys_file.clone();
@@ -211,6 +234,26 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         (targets, Some(keys))
     } else {
         (args.target.clone(), args.users.clone())
+    };
+    let tls_plan = if args.tls {
+        let roots_pem = match (ca_pem, engines.as_ref().and_then(|fleet| fleet.tls_cert.as_deref())) {
+            (Some(pem), _) => pem,
+            (None, Some(dev_cert)) => read_roots(dev_cert)?,
+            (None, None) => bail!("--tls needs --ca FILE"),
+        };
+        let client =
+            TlsClient::new(roots_pem.as_bytes(), args.tls_server_name.as_deref()).with_context(|| match &args.ca {
+                Some(path) => format!("--ca {}", path.display()),
+                None => "the spawned engines' dev certificate".to_owned(),
+            })?;
+        println!(
+            "tls: trusting {} certificate(s), server name {}",
+            client.roots(),
+            args.tls_server_name.as_deref().unwrap_or("the target's IP address")
+        );
+        Some(TlsPlan { roots_pem, server_name: args.tls_server_name.clone(), resumption: !args.tls_no_resumption })
+    } else {
+        None
     };
     let server_rss = |engines: &Option<EngineFleet>| match engines {
         Some(fleet) => fleet.rss_bytes(),
@@ -338,8 +381,9 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             cores: args.agent_cores,
             protocol: args.protocol,
             xmpp_realm: xmpp_realm.clone().map(Box::new),
+            tls: tls_plan.clone().map(Box::new),
         };
-        write_message(&mut link.writer, &ControllerMessage::Start(plan))
+        write_message(&mut link.writer, &ControllerMessage::Start(Box::new(plan)))
             .with_context(|| format!("sending the plan to agent {index}"))?;
     }
     anyhow::ensure!(next_user == users.len(), "could not place every user on an agent");
@@ -447,8 +491,19 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             let alive = links.iter().filter(|link| link.alive).count();
             let delivery = interval_delivery.summary();
             let t_s = now.saturating_sub(start_at_us) as f64 / 1e6;
+            let tls = if args.tls {
+                let sum = |count: fn(&AgentCounters) -> u64| links.iter().map(|link| count(&link.latest)).sum::<u64>();
+                format!(
+                    " tls full {} resumed {} failed {}",
+                    sum(|counters| counters.tls_handshakes_full),
+                    sum(|counters| counters.tls_handshakes_resumed),
+                    sum(|counters| counters.tls_handshake_failures)
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "[{t_s:6.1}s] conns {up}/{connections} connect_err {errors} msgs/s {msgs_per_s} p99 ack {:.2}ms deliver {:.2}ms agents {alive}/{agent_count}",
+                "[{t_s:6.1}s] conns {up}/{connections} connect_err {errors} msgs/s {msgs_per_s} p99 ack {:.2}ms deliver {:.2}ms agents {alive}/{agent_count}{tls}",
                 interval_ack.summary().p99 as f64 / 1e3,
                 delivery.p99 as f64 / 1e3
             );
@@ -492,6 +547,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     let mut latency_ack = LatencyHistogram::new();
     let mut latency_delivery = LatencyHistogram::new();
     let mut latency_offline = LatencyHistogram::new();
+    let mut handshakes = HandshakeStats::new();
     let mut ramp_done_at_us = Some(0u64);
     for (index, link) in links.iter().enumerate() {
         let Some(agent_final) = &link.final_report else {
@@ -506,6 +562,14 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         latency_ack.merge(&LatencyHistogram::from_base64(&agent_final.latency_ack)?)?;
         latency_delivery.merge(&LatencyHistogram::from_base64(&agent_final.latency_delivery)?)?;
         latency_offline.merge(&LatencyHistogram::from_base64(&agent_final.latency_offline_delivery)?)?;
+        handshakes.full += agent_final.counters.tls_handshakes_full;
+        handshakes.resumed += agent_final.counters.tls_handshakes_resumed;
+        handshakes.failures += agent_final.counters.tls_handshake_failures;
+        if let Some(tls) = &agent_final.tls_handshake_latency {
+            handshakes.latency.merge(&LatencyHistogram::from_base64(&tls.all)?)?;
+            handshakes.latency_full.merge(&LatencyHistogram::from_base64(&tls.full)?)?;
+            handshakes.latency_resumed.merge(&LatencyHistogram::from_base64(&tls.resumed)?)?;
+        }
         report.connections_established += agent_final.counters.connections_established;
         report.connections_peak += agent_final.connections_peak;
         report.connect_errors += agent_final.counters.connect_errors;
@@ -541,6 +605,15 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     report.latency_ack_us = latency_ack.summary();
     report.latency_delivery_us = latency_delivery.summary();
     report.latency_offline_delivery_us = latency_offline.summary();
+    report.tls_handshakes_full = handshakes.full;
+    report.tls_handshakes_resumed = handshakes.resumed;
+    report.tls_handshake_failures = handshakes.failures;
+    report.tls_handshake_latency = handshakes.latency.summary();
+    report.tls_handshake_latency_full = handshakes.latency_full.summary();
+    report.tls_handshake_latency_resumed = handshakes.latency_resumed.summary();
+    if let Some(note) = report.tls_failure_note() {
+        report.notes.push(note);
+    }
     // Over the hold that actually happened (a Ctrl-C shortens it).
     let hold_elapsed_us = now_us().min(hold_end_at_us).saturating_sub(hold_start_at_us).max(1);
     report.hold_seconds = hold_elapsed_us as f64 / 1e6;
@@ -588,6 +661,21 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     let _ = stdout.write_all(report.render_summary().as_bytes());
     let _ = stdout.flush();
     Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The PEM text of a trusted certificates file, bounded.
+fn read_roots(path: &Path) -> anyhow::Result<String> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("opening the certificates file {}", path.display()))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, TLS_ROOTS_PEM_BYTES_MAX as u64 + 1), &mut text)
+        .with_context(|| format!("reading the certificates file {} (PEM text)", path.display()))?;
+    anyhow::ensure!(
+        text.len() <= TLS_ROOTS_PEM_BYTES_MAX,
+        "the certificates file {} is over {TLS_ROOTS_PEM_BYTES_MAX} bytes",
+        path.display()
+    );
+    Ok(text)
 }
 
 fn max_seconds(seconds: Option<f64>, us: Option<u64>) -> Option<f64> {

@@ -4,6 +4,10 @@
 //! their RSS, and stops them (SIGTERM, then SIGKILL after a grace period) when done, on error and on Ctrl-C
 //! (the fleet stops itself when dropped). Engines run in their own process group, so a terminal's Ctrl-C
 //! reaches the controller only and the shutdown stays in order.
+//!
+//! With TLS (`--spawn-engine --tls`) it first makes a dev certificate (`ringline tls dev-cert --out-dir
+//! DATA_DIR/tls`), gives every engine a TLS listener on its own port with that certificate, and hands the
+//! controller the TLS addresses as targets and the certificate to trust.
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -22,10 +26,52 @@ const ENGINE_STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// Running engine processes.
 pub struct EngineFleet {
-    engines: Vec<(Child, SocketAddr)>,
+    /// Each engine, its plaintext address and its TLS address (with TLS).
+    engines: Vec<(Child, SocketAddr, Option<SocketAddr>)>,
     pub keys_file: PathBuf,
     pub data_dir: PathBuf,
+    /// The dev certificate the engines serve TLS with (PEM), with TLS.
+    pub tls_cert: Option<PathBuf>,
     remove_data_dir: bool,
+}
+
+/// Runs `ringline tls dev-cert --out-dir DIR`; returns the certificate's and the key's paths.
+fn make_dev_cert(bin: &Path, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let output = Command::new(bin)
+        .args(["tls", "dev-cert", "--out-dir"])
+        .arg(dir)
+        .output()
+        .with_context(|| format!("running {} tls dev-cert", bin.display()))?;
+    if !output.status.success() {
+        bail!("`ringline tls dev-cert` failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    anyhow::ensure!(
+        cert.is_file() && key.is_file(),
+        "`ringline tls dev-cert` wrote no cert.pem and key.pem in {}",
+        dir.display()
+    );
+    Ok((cert, key))
+}
+
+/// Waits until `address` accepts TCP, or the engine exits, or the start timeout passes.
+fn wait_until_accepting(child: &mut Child, index: usize, address: &SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if TcpStream::connect_timeout(address, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait().context("checking an engine")? {
+            bail!(
+                "engine {index} exited with {status} before accepting; see {}/engine-{index}.log",
+                data_dir.display()
+            );
+        }
+        if started.elapsed() > ENGINE_START_TIMEOUT {
+            bail!("engine {index} did not accept on {address} within {ENGINE_START_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The `ringline` binary: `--engine-bin`, or next to this executable (also from a test's `deps/` directory).
@@ -70,7 +116,7 @@ fn die_with_parent(command: &mut Command) {
 }
 
 impl EngineFleet {
-    /// Provisions `users` users and starts `processes` engines.
+    /// Provisions `users` users and starts `processes` engines, with TLS listeners too if `tls`.
     pub fn start(
         bin: &Path,
         data_dir: Option<&Path>,
@@ -78,6 +124,7 @@ impl EngineFleet {
         users: u64,
         cores: Option<usize>,
         extra_args: &[String],
+        tls: bool,
     ) -> anyhow::Result<Self> {
         let (data_dir, remove_data_dir) = match data_dir {
             Some(dir) => (dir.to_owned(), false),
@@ -102,9 +149,15 @@ impl EngineFleet {
                 String::from_utf8_lossy(&output.stderr).trim()
             );
         }
-        let mut fleet = Self { engines: Vec::new(), keys_file, data_dir, remove_data_dir };
+        let mut fleet = Self { engines: Vec::new(), keys_file, data_dir, tls_cert: None, remove_data_dir };
+        let tls_files = if tls { Some(make_dev_cert(bin, &fleet.data_dir.join("tls"))?) } else { None };
+        fleet.tls_cert = tls_files.as_ref().map(|(cert, _)| cert.clone());
         for index in 0..processes {
             let address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            let tls_address = match tls_files {
+                Some(_) => Some(SocketAddr::from(([127, 0, 0, 1], free_port()?))),
+                None => None,
+            };
             let log_path = fleet.data_dir.join(format!("engine-{index}.log"));
             let log = File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
             // Each engine owns its logs: a second process gets a copy of the accounts in its own directory.
@@ -124,52 +177,45 @@ impl EngineFleet {
             if let Some(cores) = cores {
                 command.args(["--cores", &cores.to_string()]);
             }
+            if let (Some(tls_address), Some((cert, key))) = (tls_address, &tls_files) {
+                command.args(["--tls-listen", &tls_address.to_string(), "--tls-cert"]).arg(cert);
+                command.arg("--tls-key").arg(key);
+            }
             command.args(extra_args);
             command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).process_group(0);
             die_with_parent(&mut command);
             let child = command.spawn().with_context(|| format!("starting {} serve", bin.display()))?;
-            fleet.engines.push((child, address));
+            fleet.engines.push((child, address, tls_address));
         }
-        for (index, (child, address)) in fleet.engines.iter_mut().enumerate() {
-            let started = Instant::now();
-            loop {
-                if TcpStream::connect_timeout(address, Duration::from_millis(200)).is_ok() {
-                    break;
-                }
-                if let Some(status) = child.try_wait().context("checking an engine")? {
-                    bail!(
-                        "engine {index} exited with {status} before accepting; see {}/engine-{index}.log",
-                        fleet.data_dir.display()
-                    );
-                }
-                if started.elapsed() > ENGINE_START_TIMEOUT {
-                    bail!("engine {index} did not accept on {address} within {ENGINE_START_TIMEOUT:?}");
-                }
-                std::thread::sleep(Duration::from_millis(50));
+        for (index, (child, address, tls_address)) in fleet.engines.iter_mut().enumerate() {
+            wait_until_accepting(child, index, address, &fleet.data_dir)?;
+            if let Some(tls_address) = tls_address {
+                wait_until_accepting(child, index, tls_address, &fleet.data_dir)?;
             }
         }
         Ok(fleet)
     }
 
+    /// The addresses clients connect to: the TLS ones with TLS.
     pub fn targets(&self) -> Vec<SocketAddr> {
-        self.engines.iter().map(|(_, address)| *address).collect()
+        self.engines.iter().map(|(_, address, tls_address)| tls_address.unwrap_or(*address)).collect()
     }
 
     /// Sum of the engines' VmRSS.
     pub fn rss_bytes(&self) -> Option<u64> {
-        self.engines.iter().map(|(child, _)| crate::machine::rss_bytes(child.id())).sum()
+        self.engines.iter().map(|(child, _, _)| crate::machine::rss_bytes(child.id())).sum()
     }
 
     /// CPU seconds (user + system) the engines used so far, summed.
     pub fn cpu_seconds(&self) -> Option<f64> {
         let ms: Option<u64> =
-            self.engines.iter().map(|(child, _)| crate::machine::cpu_ms(&child.id().to_string())).sum();
+            self.engines.iter().map(|(child, _, _)| crate::machine::cpu_ms(&child.id().to_string())).sum();
         ms.map(|ms| ms as f64 / 1e3)
     }
 
     /// SIGTERM every engine, wait for the grace period, SIGKILL what is left. Returns how many needed SIGKILL.
     pub fn stop(&mut self) -> usize {
-        for (child, _) in &self.engines {
+        for (child, _, _) in &self.engines {
             if let Ok(pid) = i32::try_from(child.id()) {
                 // SAFETY: sending a signal to our own child process.
                 unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -177,7 +223,7 @@ impl EngineFleet {
         }
         let started = Instant::now();
         let mut killed = 0;
-        for (child, _) in &mut self.engines {
+        for (child, _, _) in &mut self.engines {
             loop {
                 match child.try_wait() {
                     Ok(Some(_)) | Err(_) => break,

@@ -2,7 +2,8 @@
 //! RLIMIT_NOFILE client connections on one glommio executor per core and reports to the controller.
 //!
 //! Sans-IO layers (tested without sockets): `body`, `ledger`, `latency`, `schedule`, `session`, `contacts`,
-//! `control`, `report`, `source_addr`, `connect_error`, `xmpp` (an XMPP c2s driver). Runtime layers: `agent` (glommio, sockets), `controller`
+//! `control`, `report`, `source_addr`, `error_kind`, `xmpp` (an XMPP c2s driver), `tls` (the TLS layer under the
+//! native driver). Runtime layers: `agent` (glommio, sockets), `controller`
 //! (processes, aggregation, output), `engine_process` (spawning `ringline serve`), `plot`.
 
 pub mod body;
@@ -18,4 +19,5 @@ pub mod report;
 pub mod schedule;
 pub mod session;
 pub mod source_addr;
+pub mod tls;
 pub mod xmpp;

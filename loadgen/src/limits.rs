@@ -57,7 +57,26 @@ pub const CONNECTIONS_PER_CORE_MAX: usize = 1 << 20;
 /// Body bytes of a loadgen message: a fixed header plus padding up to this.
 pub const BODY_BYTES_MAX: usize = 4096;
 
+/// TLS session tickets one user's connection remembers for its next connect (`--tls`), like a phone: each
+/// reconnect takes one, and a full or resumed handshake brings new ones (rustls servers send two). Older ones
+/// are dropped past this.
+pub const TLS_TICKETS_PER_USER_MAX: usize = 2;
+
+/// Bytes rustls may hold for one connection: plaintext written before the handshake is done, and TLS records
+/// not yet taken for the socket (rustls's own `set_buffer_limit`). Past it a connection's plaintext waits in
+/// its driver's bounded outbound buffer.
+pub const TLS_BUFFER_BYTES_MAX: usize = 64 * 1024;
+
+/// Ciphertext a TLS connection takes from rustls for the socket before the socket has taken what it holds.
+/// With TLS_BUFFER_BYTES_MAX it bounds the TLS bytes of one connection.
+pub const TLS_CIPHERTEXT_PENDING_BYTES_MAX: usize = 64 * 1024;
+
+/// Bytes of the PEM file of trusted certificates (`--ca`); it travels to every agent in the run plan.
+pub const TLS_ROOTS_PEM_BYTES_MAX: usize = 1024 * 1024;
+
 const _: () = assert!(CORE_READ_BUFFER_BYTES >= 4096);
+const _: () = assert!(TLS_ROOTS_PEM_BYTES_MAX < CONTROL_LINE_BYTES_MAX / 4);
+const _: () = assert!(TLS_TICKETS_PER_USER_MAX >= 1);
 const _: () = assert!(PARTIAL_FRAME_BYTES_MAX > FRAME_SIZE_MAX);
 const _: () = assert!(BODY_BYTES_MAX + 64 < FRAME_SIZE_MAX);
 const _: () = assert!(OUTBOUND_BYTES_MAX >= UNACKED_SENDS_MAX * 64);

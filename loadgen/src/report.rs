@@ -108,6 +108,27 @@ pub struct Report {
     /// Notes printed during the run that the reader should know (e.g. a defaulted connection count).
     pub notes: Vec<String>,
     pub timeline: Vec<TimelinePoint>,
+    /// The run spoke TLS (`--tls`).
+    #[serde(default)]
+    pub tls: bool,
+    /// TLS handshakes, full and resumed together: µs from the start of the TCP connect to the handshake done.
+    #[serde(default)]
+    pub tls_handshake_latency: LatencySummary,
+    /// The same for full handshakes only, and for resumed ones only.
+    #[serde(default)]
+    pub tls_handshake_latency_full: LatencySummary,
+    #[serde(default)]
+    pub tls_handshake_latency_resumed: LatencySummary,
+    /// Handshakes with a certificate (a user's first connect, or a reconnect without a ticket).
+    #[serde(default)]
+    pub tls_handshakes_full: u64,
+    /// Handshakes that resumed with the user's ticket from an earlier connection.
+    #[serde(default)]
+    pub tls_handshakes_resumed: u64,
+    /// Handshakes that did not finish once the TCP connection was up (certificate refused, alert, close or
+    /// timeout mid-handshake); their kinds are in `errors` as `connect/tls/<kind>`.
+    #[serde(default)]
+    pub tls_handshake_failures: u64,
 }
 
 impl Report {
@@ -129,6 +150,26 @@ impl Report {
     /// Whether every asked-for connection was up at the same time at some point of the run.
     pub fn connections_reached(&self) -> bool {
         self.connections_peak >= self.connections_target
+    }
+
+    /// With TLS, when no handshake finished and some failed: which failure, and what to check.
+    pub fn tls_failure_note(&self) -> Option<String> {
+        if !self.tls || self.tls_handshakes_full + self.tls_handshakes_resumed > 0 || self.tls_handshake_failures == 0 {
+            return None;
+        }
+        let (kind, count) = self
+            .errors
+            .iter()
+            .filter(|(kind, _)| kind.contains("/tls/"))
+            .max_by_key(|(_, count)| **count)
+            .map(|(kind, count)| (kind.as_str(), *count))?;
+        let hint = if kind.contains("/tls/certificate_") {
+            "the server's certificate was refused: does --ca hold it or its issuer, is it valid now, and does it \
+             name the target's address (or --tls-server-name)?"
+        } else {
+            "does the target speak TLS with ALPN ringline/1?"
+        };
+        Some(format!("every TLS handshake failed, most often {kind} ({count}): {hint}"))
     }
 
     /// The summary printed at the end of a run.
@@ -175,6 +216,18 @@ impl Report {
         let _ = writeln!(out, "latency deliver {}", latency(&self.latency_delivery_us));
         if self.latency_offline_delivery_us.count > 0 {
             let _ = writeln!(out, "offline deliver {}", latency(&self.latency_offline_delivery_us));
+        }
+        if self.tls {
+            let _ = writeln!(
+                out,
+                "tls handshakes  {} full, {} resumed, {} failed",
+                self.tls_handshakes_full, self.tls_handshakes_resumed, self.tls_handshake_failures
+            );
+            let _ = writeln!(out, "tls handshake   {}", latency(&self.tls_handshake_latency));
+            if self.tls_handshakes_resumed > 0 {
+                let _ = writeln!(out, "  full          {}", latency(&self.tls_handshake_latency_full));
+                let _ = writeln!(out, "  resumed       {}", latency(&self.tls_handshake_latency_resumed));
+            }
         }
         if let Some(seconds) = self.offline_drain_seconds {
             let _ = writeln!(out, "offline drain   {seconds:.2} s after the users came back");
@@ -293,6 +346,17 @@ mod tests {
                 assert!(value[latency].get(percentile).is_some(), "missing {latency}.{percentile}");
             }
         }
+        for field in
+            ["tls", "tls_handshake_latency", "tls_handshakes_full", "tls_handshakes_resumed", "tls_handshake_failures"]
+        {
+            assert!(value.get(field).is_some(), "missing {field}");
+        }
+        for percentile in ["count", "p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                value["tls_handshake_latency"].get(percentile).is_some(),
+                "missing tls_handshake_latency.{percentile}"
+            );
+        }
         for machine in ["cores", "memory_bytes", "kernel"] {
             assert!(value["machine"].get(machine).is_some(), "missing machine.{machine}");
         }
@@ -325,5 +389,35 @@ mod tests {
         let unfinished = Report { errors: BTreeMap::from([(CORE_UNFINISHED.to_owned(), 2)]), ..Default::default() };
         assert!(!unfinished.is_clean());
         assert!(unfinished.render_summary().contains("FAIL: 2 agent cores never sent their verdict"));
+    }
+
+    #[test]
+    fn tls_runs_show_their_handshakes_and_name_a_refused_certificate() {
+        let plain = Report::default();
+        assert!(!plain.render_summary().contains("tls"));
+        assert_eq!(plain.tls_failure_note(), None);
+        let resumed = Report {
+            tls: true,
+            tls_handshakes_full: 10,
+            tls_handshakes_resumed: 4,
+            tls_handshake_latency: LatencySummary { count: 14, p50: 900, ..Default::default() },
+            ..Default::default()
+        };
+        let text = resumed.render_summary();
+        assert!(text.contains("tls handshakes  10 full, 4 resumed, 0 failed"), "{text}");
+        assert!(text.contains("resumed       p50"), "{text}");
+        assert_eq!(resumed.tls_failure_note(), None);
+        let refused = Report {
+            tls: true,
+            tls_handshake_failures: 7,
+            errors: BTreeMap::from([
+                ("connect/tls/certificate_unknown_issuer".to_owned(), 7),
+                ("connect/refused".to_owned(), 9),
+            ]),
+            ..Default::default()
+        };
+        let note = refused.tls_failure_note().expect("a note");
+        assert!(note.contains("connect/tls/certificate_unknown_issuer (7)"), "{note}");
+        assert!(note.contains("--ca"), "{note}");
     }
 }

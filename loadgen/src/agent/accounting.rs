@@ -9,6 +9,7 @@ use loadgen::driver::ChatDriver;
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::{DeliveryVerdict, Ledger, MessageKey};
 use loadgen::session::SessionEvent;
+use loadgen::tls::HandshakeStats;
 
 use super::core::Slot;
 
@@ -39,10 +40,12 @@ pub(super) struct Accounting {
     pub(super) storm: Option<Storm>,
     pub(super) offline_back_at_us: Option<u64>,
     pub(super) offline_last_delivery_us: Option<u64>,
+    /// TLS handshakes (with TLS).
+    pub(super) tls: Option<HandshakeStats>,
 }
 
 impl Accounting {
-    pub(super) fn new(run_id: u64, established_expected: u64) -> Self {
+    pub(super) fn new(run_id: u64, established_expected: u64, tls: bool) -> Self {
         Self {
             ledger: Ledger::new(run_id),
             latency_ack: LatencyHistogram::new(),
@@ -61,6 +64,7 @@ impl Accounting {
             storm: None,
             offline_back_at_us: None,
             offline_last_delivery_us: None,
+            tls: tls.then(HandshakeStats::new),
         }
     }
 
@@ -78,6 +82,9 @@ impl Accounting {
             sent: counts.sent,
             acked: counts.acked,
             delivered: counts.delivered,
+            tls_handshakes_full: self.tls.as_ref().map_or(0, |tls| tls.full),
+            tls_handshakes_resumed: self.tls.as_ref().map_or(0, |tls| tls.resumed),
+            tls_handshake_failures: self.tls.as_ref().map_or(0, |tls| tls.failures),
         }
     }
 

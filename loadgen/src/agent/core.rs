@@ -10,6 +10,11 @@
 //! a second. Wake-ups cost the same whether the core holds ten connections or a hundred thousand (a glommio
 //! task per connection made every wake-up walk io_uring's poll table, which grew with the connections).
 //!
+//! With TLS (`--tls`) a connection's slot also holds its `TlsConnection` (sans-IO, `loadgen::tls`) between the
+//! socket and the driver: ciphertext is read into the same per-core buffer and handed to the driver as plaintext
+//! in the same visit. Each user keeps its `SessionTickets` in its slot between connections, so a reconnect
+//! resumes. A plaintext run takes none of these paths.
+//!
 //! Must not block: every socket is non-blocking, and a connection that has more to read than one visit allows
 //! is visited again before the next wait.
 
@@ -39,6 +44,7 @@ use loadgen::limits::{CONNECTS_PER_ROUND_MAX, CORE_READ_BUFFER_BYTES, EVENTS_PER
 use loadgen::schedule::SendSchedule;
 use loadgen::session::SessionEvent;
 use loadgen::source_addr::SourceAddresses;
+use loadgen::tls::{HandshakeStats, SessionTickets, TlsClient, TlsConnection, TlsError, TlsInputError};
 
 use super::accounting::{Accounting, Storm};
 
@@ -70,6 +76,8 @@ pub struct CorePlan {
     pub source_offset: u64,
     pub ramp_per_s: f64,
     pub rate_per_s: f64,
+    /// The agent's TLS client (`--tls`), shared by its cores.
+    pub tls: Option<Arc<TlsClient>>,
 }
 
 /// What a core tells the agent's main thread.
@@ -103,6 +111,8 @@ pub struct CoreFinal {
     pub storm_recovery_us: Option<u64>,
     pub storm_dropped: u64,
     pub offline_drain_us: Option<u64>,
+    /// TLS handshakes (with TLS).
+    pub tls: Option<HandshakeStats>,
 }
 
 /// Microseconds since the Unix epoch (CLOCK_REALTIME): the clock every agent on a host shares.
@@ -115,6 +125,10 @@ pub(super) struct Slot {
     pub(super) session: Driver,
     /// The socket while connecting or connected.
     stream: Option<TcpStream>,
+    /// The connection's TLS state (with TLS), beside its socket.
+    tls: Option<Box<TlsConnection>>,
+    /// The user's TLS sessions between its connections (with TLS, from its first connect on).
+    tls_tickets: Option<Arc<SessionTickets>>,
     /// Bumped on every connect, and part of the socket's epoll token, so an event for an earlier socket
     /// (in the same batch as its close) is not taken for the current one.
     generation: u32,
@@ -144,6 +158,7 @@ enum Exit {
     Closed,
     ServerClosed,
     Session(String),
+    Tls(TlsError),
 }
 
 struct Core {
@@ -155,6 +170,7 @@ struct Core {
     rate_per_s: f64,
     core_index: usize,
     connect_timeout_us: u64,
+    tls_client: Option<Arc<TlsClient>>,
     poll: Poll,
     slots: Vec<Slot>,
     read_buffer: Box<[u8]>,
@@ -221,6 +237,8 @@ impl Core {
             .map(|(index, user)| Slot {
                 session: Driver::new(user, plan.body_bytes, plan.ping_interval_s * 1_000_000, client_msg_id_base),
                 stream: None,
+                tls: None,
+                tls_tickets: None,
                 generation: 0,
                 tcp_connected: false,
                 connect_deadline_us: 0,
@@ -237,7 +255,8 @@ impl Core {
         let seed = plan.run_id ^ ((core_plan.core_index as u64 + 1) * 0x2545_F491_4F6C_DD1D);
         Ok(Self {
             graph: ContactGraph::new(users, plan.targets.len(), plan.contacts_per_user),
-            accounting: Accounting::new(plan.run_id, established_expected),
+            accounting: Accounting::new(plan.run_id, established_expected, core_plan.tls.is_some()),
+            tls_client: core_plan.tls,
             connect_timeout_us: plan.connect_timeout_ms * 1_000,
             plan,
             sources: core_plan.sources,
@@ -409,6 +428,13 @@ impl Core {
         slot.stream = Some(stream);
         slot.tcp_connected = false;
         slot.connect_deadline_us = now + self.connect_timeout_us;
+        if let Some(client) = &self.tls_client {
+            let tickets = slot.tls_tickets.get_or_insert_with(|| Arc::new(SessionTickets::new())).clone();
+            match client.connect(target, &tickets, now) {
+                Ok(tls) => slot.tls = Some(Box::new(tls)),
+                Err(error) => return self.end(index, Exit::Tls(error), now),
+            }
+        }
         // The login is queued now and written once the socket reports the connect done.
         slot.session.handle_connected(now);
     }
@@ -424,6 +450,7 @@ impl Core {
         let Self { slots, read_buffer, events, accounting, to_read, .. } = self;
         let slot = &mut slots[index];
         let Some(mut stream) = slot.stream.take() else { return Ok(()) };
+        let mut tls = slot.tls.take();
         let result = (|| {
             if !slot.tcp_connected {
                 return Ok(());
@@ -440,13 +467,18 @@ impl Core {
                     Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                     Err(error) => return Err(Exit::Io(error)),
                 };
-                let handled = slot.session.handle_input(&read_buffer[..read], events);
+                let input = &read_buffer[..read];
+                let handled = match tls.as_deref_mut() {
+                    None => slot.session.handle_input(input, events).map_err(|error| Exit::Session(error.to_string())),
+                    Some(tls) => handle_tls_input(tls, input, now, &mut slot.session, events, accounting),
+                };
                 accounting.handle_events(slot, events, now);
-                if let Err(error) = handled {
-                    return Err(Exit::Session(error.to_string()));
-                }
+                handled?;
                 if slot.session.is_closing() {
                     return Err(Exit::ServerClosed);
+                }
+                if tls.as_deref().is_some_and(TlsConnection::peer_closed) {
+                    return Err(Exit::Closed);
                 }
                 if slot.up {
                     slot.connect_deadline_us = 0;
@@ -456,9 +488,10 @@ impl Core {
                     break;
                 }
             }
-            write_out(&mut slot.session, &mut stream)
+            write_out(&mut slot.session, tls.as_deref_mut(), &mut stream)
         })();
         slot.stream = Some(stream);
+        slot.tls = tls;
         result
     }
 
@@ -471,7 +504,7 @@ impl Core {
                 continue;
             }
             let Some(stream) = slot.stream.as_mut() else { continue };
-            if let Err(exit) = write_out(&mut slot.session, stream) {
+            if let Err(exit) = write_out(&mut slot.session, slot.tls.as_deref_mut(), stream) {
                 self.end(index, exit, now);
             }
         }
@@ -489,6 +522,16 @@ impl Core {
     /// once after a storm drop, nothing when the core stops).
     fn end(&mut self, index: usize, exit: Exit, now: u64) {
         let slot = &mut self.slots[index];
+        // A handshake that never finished once bytes went through the socket counts as a failure (a stop or a
+        // storm drop in the middle of one does not).
+        if let Some(tls) = slot.tls.take()
+            && tls.is_handshaking()
+            && (tls.bytes_exchanged() || matches!(exit, Exit::Tls(_)))
+            && !matches!(exit, Exit::Stopped | Exit::Dropped)
+            && let Some(stats) = self.accounting.tls.as_mut()
+        {
+            stats.record_failure();
+        }
         // Closing the socket also takes it out of the epoll set.
         drop(slot.stream.take());
         slot.tcp_connected = false;
@@ -511,6 +554,7 @@ impl Core {
             }
             Exit::Closed => self.accounting.count_error(format!("{phase}/closed")),
             Exit::ServerClosed => {}
+            Exit::Tls(error) => self.accounting.count_error(format!("{phase}/tls/{}", error.name())),
             Exit::Session(text) => {
                 self.accounting.count_error(format!("{phase}/protocol"));
                 if self.accounting.errors.len() < 64 {
@@ -616,7 +660,7 @@ impl Core {
             let slot = &mut self.slots[index];
             if let Some(stream) = slot.stream.as_ref() {
                 if slot.tcp_connected {
-                    say_goodbye(&mut slot.session, stream);
+                    say_goodbye(&mut slot.session, slot.tls.as_deref_mut(), stream);
                 }
                 self.end(index, Exit::Stopped, now);
             }
@@ -645,6 +689,7 @@ impl Core {
                 (Some(_), _) => Some(0),
                 _ => None,
             },
+            tls: accounting.tls.take(),
         }
     }
 }
@@ -663,14 +708,27 @@ fn connect_result(slot: &Slot) -> io::Result<bool> {
 }
 
 /// Writes what the session has queued until it is all out or the socket is full.
-fn write_out(session: &mut Driver, stream: &mut TcpStream) -> Result<(), Exit> {
+fn write_out(session: &mut Driver, mut tls: Option<&mut TlsConnection>, stream: &mut TcpStream) -> Result<(), Exit> {
     loop {
-        let outbound = session.transmit();
+        let outbound = match tls.as_deref_mut() {
+            None => session.transmit(),
+            Some(tls) => {
+                let plaintext = session.transmit();
+                if !plaintext.is_empty() {
+                    let taken = tls.write_plaintext(plaintext);
+                    session.handle_transmitted(taken);
+                }
+                tls.transmit()
+            }
+        };
         if outbound.is_empty() {
             return Ok(());
         }
         match stream.write(outbound) {
-            Ok(written) => session.handle_transmitted(written),
+            Ok(written) => match tls.as_deref_mut() {
+                None => session.handle_transmitted(written),
+                Some(tls) => tls.handle_transmitted(written),
+            },
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(Exit::Io(error)),
@@ -678,22 +736,52 @@ fn write_out(session: &mut Driver, stream: &mut TcpStream) -> Result<(), Exit> {
     }
 }
 
+/// Ciphertext in, plaintext on to the driver; a handshake that finishes is counted.
+fn handle_tls_input(
+    tls: &mut TlsConnection,
+    input: &[u8],
+    now: u64,
+    session: &mut Driver,
+    events: &mut Vec<SessionEvent>,
+    accounting: &mut Accounting,
+) -> Result<(), Exit> {
+    match tls.handle_input(input, now, |plaintext| session.handle_input(plaintext, events)) {
+        Ok(handshake) => {
+            if let (Some(done), Some(stats)) = (handshake, accounting.tls.as_mut()) {
+                stats.record(done);
+            }
+            Ok(())
+        }
+        Err(TlsInputError::Tls(error)) => Err(Exit::Tls(error)),
+        Err(TlsInputError::Plaintext(error)) => Err(Exit::Session(error.to_string())),
+    }
+}
+
 /// Best effort at the end of a run: queues the driver's goodbye (XMPP `</stream:stream>`; nothing for the native
-/// protocol) and writes it with one non-blocking send before the socket is closed, so a server ends the session at
-/// once instead of keeping it for a resumption that will not come. Whatever does not fit is dropped.
-fn say_goodbye(session: &mut Driver, stream: &TcpStream) {
+/// protocol) and, with TLS, close_notify, and writes them with one non-blocking send before the socket is closed,
+/// so a server ends the session at once instead of keeping it for a resumption that will not come. Whatever does
+/// not fit is dropped.
+fn say_goodbye(session: &mut Driver, tls: Option<&mut TlsConnection>, stream: &TcpStream) {
     session.handle_close();
-    let bytes = session.transmit();
+    let bytes = match tls {
+        None => session.transmit(),
+        Some(tls) => {
+            let plaintext = session.transmit();
+            if !plaintext.is_empty() {
+                let taken = tls.write_plaintext(plaintext);
+                session.handle_transmitted(taken);
+            }
+            tls.handle_close();
+            tls.transmit()
+        }
+    };
     if bytes.is_empty() {
         return;
     }
     // SAFETY: a connected socket fd that `stream` owns for the whole call, and a buffer valid for `bytes.len()`.
-    let sent = unsafe {
+    let _ = unsafe {
         libc::send(stream.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
     };
-    if let Ok(sent) = usize::try_from(sent) {
-        session.handle_transmitted(sent);
-    }
 }
 
 /// A non-blocking TCP socket bound to `source` (port chosen at connect time) and connecting to `target`.

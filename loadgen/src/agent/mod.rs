@@ -19,7 +19,7 @@ use wire::parse_keys_line;
 use loadgen::cli::AgentArgs;
 use loadgen::control::{
     AgentCounters, AgentFinal, AgentMessage, AgentProgress, AgentReady, ControllerMessage, ProtocolName, RunPlan,
-    read_message, write_message,
+    TlsHandshakeLatency, read_message, write_message,
 };
 use loadgen::driver::DriverUser;
 use loadgen::latency::LatencyHistogram;
@@ -27,6 +27,7 @@ use loadgen::ledger::LedgerSummary;
 use loadgen::limits::{CONNECTIONS_PER_CORE_MAX, CORE_REPORT_QUEUE_CAPACITY, FD_HEADROOM};
 use loadgen::report::CORE_UNFINISHED;
 use loadgen::source_addr::SourceAddresses;
+use loadgen::tls::{HandshakeStats, TlsClient};
 
 pub use self::core::now_us;
 use self::core::{CorePlan, CoreReport, run_core};
@@ -74,11 +75,11 @@ fn serve_controller(stream: TcpStream) -> anyhow::Result<()> {
     let ready = AgentReady { cores: cores_available(), connections_max, pid: std::process::id() };
     write_message(&mut writer, &AgentMessage::Ready(ready))?;
     let plan = match read_message::<ControllerMessage>(&mut reader)? {
-        Some(ControllerMessage::Start(plan)) => plan,
+        Some(ControllerMessage::Start(plan)) => *plan,
         Some(ControllerMessage::Stop) | None => return Ok(()),
     };
     match prepare(&plan, connections_max) {
-        Ok(users) => run_plan(plan, users, reader, writer),
+        Ok((users, tls)) => run_plan(plan, users, tls, reader, writer),
         Err(error) => {
             write_message(&mut writer, &AgentMessage::Failed { error: format!("{error:#}") })?;
             Err(error)
@@ -86,14 +87,23 @@ fn serve_controller(stream: TcpStream) -> anyhow::Result<()> {
     }
 }
 
-fn prepare(plan: &RunPlan, connections_max: u64) -> anyhow::Result<Vec<DriverUser>> {
+/// The plan's users as drivers know them, and the TLS client every core shares (with TLS).
+fn prepare(plan: &RunPlan, connections_max: u64) -> anyhow::Result<(Vec<DriverUser>, Option<Arc<TlsClient>>)> {
     anyhow::ensure!(
         plan.users.len() as u64 <= connections_max,
         "{} users is over this agent's {connections_max} sockets (RLIMIT_NOFILE less {FD_HEADROOM})",
         plan.users.len()
     );
     anyhow::ensure!(!plan.targets.is_empty(), "the plan names no target");
-    match plan.protocol {
+    let tls = match &plan.tls {
+        None => None,
+        Some(tls) => {
+            anyhow::ensure!(plan.protocol == ProtocolName::Native, "TLS is for the native protocol only");
+            let client = TlsClient::new(tls.roots_pem.as_bytes(), tls.server_name.as_deref()).context("tls")?;
+            Some(Arc::new(if tls.resumption { client } else { client.without_resumption() }))
+        }
+    };
+    let users: anyhow::Result<Vec<DriverUser>> = match plan.protocol {
         ProtocolName::Native => plan
             .users
             .iter()
@@ -118,12 +128,14 @@ fn prepare(plan: &RunPlan, connections_max: u64) -> anyhow::Result<Vec<DriverUse
                 })
                 .collect()
         }
-    }
+    };
+    Ok((users?, tls))
 }
 
 fn run_plan(
     plan: RunPlan,
     users: Vec<DriverUser>,
+    tls: Option<Arc<TlsClient>>,
     mut reader: BufReader<TcpStream>,
     mut writer: TcpStream,
 ) -> anyhow::Result<()> {
@@ -160,6 +172,7 @@ fn run_plan(
             source_offset: source_base + (core_index * per_core) as u64,
             ramp_per_s: (plan.ramp_per_s * share).max(1e-3),
             rate_per_s: plan.rate_per_s * share,
+            tls: tls.clone(),
         };
         let stop = stop.clone();
         let report_sender = report_sender.clone();
@@ -230,7 +243,9 @@ fn run_plan(
         offline_drain_us: None,
         rss_peak_bytes: 0,
         cpu_ms: 0,
+        tls_handshake_latency: None,
     };
+    let mut handshakes: Option<HandshakeStats> = None;
     let (mut ack, mut delivery, mut offline) =
         (LatencyHistogram::new(), LatencyHistogram::new(), LatencyHistogram::new());
     let mut counters = Vec::new();
@@ -260,6 +275,16 @@ fn run_plan(
         agent_final.storm_recovery_us = agent_final.storm_recovery_us.max(core_final.storm_recovery_us);
         agent_final.storm_dropped += core_final.storm_dropped;
         agent_final.offline_drain_us = agent_final.offline_drain_us.max(core_final.offline_drain_us);
+        if let Some(core_handshakes) = &core_final.tls {
+            handshakes.get_or_insert_with(HandshakeStats::new).merge(core_handshakes)?;
+        }
+    }
+    if let Some(handshakes) = &handshakes {
+        agent_final.tls_handshake_latency = Some(TlsHandshakeLatency {
+            all: handshakes.latency.to_base64()?,
+            full: handshakes.latency_full.to_base64()?,
+            resumed: handshakes.latency_resumed.to_base64()?,
+        });
     }
     agent_final.counters = sum_counters(&counters);
     agent_final.latency_ack = ack.to_base64()?;
@@ -288,6 +313,9 @@ fn sum_counters(all: &[AgentCounters]) -> AgentCounters {
         sum.sent += counters.sent;
         sum.acked += counters.acked;
         sum.delivered += counters.delivered;
+        sum.tls_handshakes_full += counters.tls_handshakes_full;
+        sum.tls_handshakes_resumed += counters.tls_handshakes_resumed;
+        sum.tls_handshake_failures += counters.tls_handshake_failures;
     }
     sum
 }
