@@ -1,2 +1,5 @@
-//! ringline's criterion benchmarks live in `benches/` (`cargo bench -p ringline-benches`); this library is
-//! empty and exists only because cargo needs a target besides benches. Results go to `results/bench-*/`.
+//! ringline's criterion benchmarks live in `benches/` (`cargo bench -p ringline-benches`); the benchmark
+//! drivers in `src/bin/` (`login_storm`, `tls_handshakes`, `idle_hold`, `tls_session_bytes`) share the small
+//! non-blocking client in `client`. Results go to `results/`.
+
+pub mod client;

@@ -26,7 +26,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the native protocol on every core.
+    /// Serve the native protocol on every core, over plain TCP and, with --tls-listen, over TLS.
+    ///
+    /// Stdout, once each address is bound (port 0 resolved): `ringline listening on ADDR (N cores)`; then,
+    /// with --tls-listen, `ringline tls listening on ADDR`; then, with --metrics, `ringline metrics on
+    /// ADDR`. SIGTERM (or SIGINT) shuts down in order (GOAWAY to every client); SIGHUP reloads the TLS
+    /// certificate and key for new connections.
     Serve(Box<ServeArgs>),
     /// Show a live per-core view of a running engine from its metrics endpoint.
     Top {

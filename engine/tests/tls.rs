@@ -283,6 +283,22 @@ fn a_changed_certificate_file_is_reloaded_without_a_signal() {
 }
 
 #[test]
+fn sigterm_ends_a_tls_connection_with_goaway_and_close_notify() {
+    let server = TestServer::start_tls("tls-sigterm", 2, 10, &[]);
+    let mut client = server.tls_login(&server.tls_client_config(), server.user(0));
+    let reader = std::thread::spawn(move || {
+        let goaway = client.recv_significant();
+        // A clean end of the TLS stream (close_notify) reads as 0 bytes; a bare FIN would be an error.
+        let end = client.stream.read(&mut [0u8; 16]).map_err(|error| error.kind());
+        (goaway, end)
+    });
+    assert!(server.terminate().success());
+    let (goaway, end) = reader.join().expect("reader");
+    assert_eq!(goaway, Got::Goaway { reason: wire::GoawayReason::ShuttingDown });
+    assert_eq!(end, Ok(0), "close_notify, then the end");
+}
+
+#[test]
 fn serve_refuses_to_start_with_a_missing_or_mismatched_certificate() {
     let base = std::env::temp_dir().join(format!("ringline-it-badcert-{}", std::process::id()));
     let first = dev_cert(&base.join("first"));

@@ -113,7 +113,7 @@ fn pem_problem(error: &rustls::pki_types::pem::Error) -> String {
     use rustls::pki_types::pem::Error;
     match error {
         Error::MissingSectionEnd { end_marker } => {
-            format!("a section has no `{}` line", String::from_utf8_lossy(end_marker).trim())
+            format!("the {} section has no END line", String::from_utf8_lossy(end_marker).trim())
         }
         Error::IllegalSectionStart { line } => {
             format!("malformed section start `{}`", String::from_utf8_lossy(line).trim())

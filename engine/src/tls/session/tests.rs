@@ -314,3 +314,30 @@ fn nothing_is_encrypted_before_the_handshake() {
     assert!(session.encrypt(b"GOAWAY", &mut pool).is_err());
     assert!(session.outgoing().is_empty());
 }
+
+#[test]
+fn the_server_picks_aes_128_gcm_first_and_serves_a_client_without_it() {
+    let fixture = fixture();
+    let mut pair = Pair::new(&fixture, client_config(&fixture, &[]), "localhost");
+    pair.handshake().expect("handshake");
+    let suite = pair.client.negotiated_cipher_suite().expect("suite").suite();
+    assert_eq!(suite, rustls::CipherSuite::TLS13_AES_128_GCM_SHA256, "a rustls client lists AES-256 first");
+
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from(fixture.dev.cert_der.clone())).expect("root");
+    let chacha_only = rustls::crypto::CryptoProvider {
+        cipher_suites: vec![rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256],
+        ..rustls::crypto::ring::default_provider()
+    };
+    let client = Arc::new(
+        ClientConfig::builder_with_provider(Arc::new(chacha_only))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let mut pair = Pair::new(&fixture, client, "localhost");
+    pair.handshake().expect("handshake");
+    let suite = pair.client.negotiated_cipher_suite().expect("suite").suite();
+    assert_eq!(suite, rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256);
+}
