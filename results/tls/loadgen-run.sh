@@ -13,7 +13,7 @@ echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (dirty)')
     "load average $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/loadgen-machine.txt"
 
 chat=(--spawn-engine --connections 2000 --scenario chat --duration 20)
-storm=(--spawn-engine --connections 2000 --scenario reconnect-storm --storm-share 0.5 --rate 1000 --duration 20)
+storm=(--spawn-engine --connections 2000 --scenario reconnect-storm --rate 1000 --duration 20)
 storm10k=(--spawn-engine --connections 10000 --ramp 2000 --scenario reconnect-storm --storm-share 0.5 --rate 1000 --duration 30)
 args_of() {
     case "$1" in
@@ -25,9 +25,11 @@ args_of() {
         chat-15k-tls) echo "${chat[*]} --rate 15000 --tls" ;;
         chat-20k-plain) echo "${chat[*]} --rate 20000" ;;
         chat-20k-tls) echo "${chat[*]} --rate 20000 --tls" ;;
-        storm-tls) echo "${storm[*]} --tls" ;;
-        storm-tls-no-resumption) echo "${storm[*]} --tls --tls-no-resumption" ;;
-        storm-plain) echo "${storm[*]}" ;;
+        storm-tls) echo "${storm[*]} --storm-share 0.5 --tls" ;;
+        storm-tls-no-resumption) echo "${storm[*]} --storm-share 0.5 --tls --tls-no-resumption" ;;
+        storm-plain) echo "${storm[*]} --storm-share 0.5" ;;
+        storm10pct-tls) echo "${storm[*]} --storm-share 0.1 --tls" ;;
+        storm10pct-tls-no-resumption) echo "${storm[*]} --storm-share 0.1 --tls --tls-no-resumption" ;;
         storm10k-tls) echo "${storm10k[*]} --tls" ;;
         storm10k-tls-no-resumption) echo "${storm10k[*]} --tls --tls-no-resumption" ;;
         storm10k-plain) echo "${storm10k[*]}" ;;
@@ -35,7 +37,8 @@ args_of() {
     esac
 }
 all=(chat-5k-plain-r1 chat-5k-tls-r1 chat-5k-plain-r2 chat-5k-tls-r2 chat-10k-plain chat-10k-tls chat-15k-plain
-    chat-15k-tls chat-20k-plain chat-20k-tls storm-tls storm-tls-no-resumption storm-plain storm10k-tls
+    chat-15k-tls chat-20k-plain chat-20k-tls storm-tls storm-tls-no-resumption storm-plain storm10pct-tls
+    storm10pct-tls-no-resumption storm10k-tls
     storm10k-tls-no-resumption storm10k-plain)
 for name in "${@:-${all[@]}}"; do
     read -r -a args <<< "$(args_of "$name")"

@@ -15,8 +15,8 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use super::{SessionTickets, TlsConnection, TlsError};
 use crate::limits::TLS_ROOTS_PEM_BYTES_MAX;
 
-/// The ALPN protocol id of ringline's native protocol over TLS.
-pub const ALPN_RINGLINE: &[u8] = b"ringline/1";
+/// The ALPN protocol id of ringline's native protocol over TLS (`wire` names it for both ends).
+pub const ALPN_RINGLINE: &[u8] = wire::TLS_ALPN_PROTOCOL;
 
 /// Why the TLS client could not be set up from the run's flags.
 #[derive(Debug, thiserror::Error)]
