@@ -19,7 +19,7 @@ use engine::limits::{
     OFFLINE_QUEUE_MESSAGES_MAX_DEFAULT,
 };
 use engine::shard::{Item, OfflineQueue, QueueLimits};
-use ringline_benches::BODY_BYTES;
+use ringline_benches::{BODY_BYTES, BOOTSTRAP_RESAMPLES};
 use wire::UserId;
 
 #[global_allocator]
@@ -172,6 +172,7 @@ fn offline_queue(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default()
+        .nresamples(BOOTSTRAP_RESAMPLES)
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));

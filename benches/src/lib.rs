@@ -12,6 +12,10 @@ use wire::UserId;
 /// Body bytes of the messages the benches move: the load generator's default `--body-bytes`.
 pub const BODY_BYTES: usize = 64;
 
+/// Bootstrap resamples criterion draws per analysis: a tenth of its default. Built without its `rayon` feature,
+/// criterion spends seconds of one CPU per benchmark on the default 100,000, longer than the measurement.
+pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
+
 /// Memory glommio reserves per executor for its I/O buffers: the engine's value (`rt/mod.rs`,
 /// `EXECUTOR_IO_MEMORY_BYTES`), kept small because RLIMIT_MEMLOCK may be 8 MiB for the whole process.
 pub const EXECUTOR_IO_MEMORY_BYTES: usize = 512 * 1024;
