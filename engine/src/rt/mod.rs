@@ -34,6 +34,9 @@ use crate::home::ShardId;
 use crate::limits::MESH_CHANNEL_CAPACITY;
 use crate::tls::TlsSetupError;
 
+/// What one core sends another in one channel slot (public for the mesh benchmark, `benches/benches/mesh.rs`).
+#[doc(hidden)]
+pub use self::core::MeshBatch;
 pub use cpus::{allowed_cpus, choose_cpus};
 pub use listener::{ListenError, bind_listeners};
 pub use log::LogError;

@@ -49,14 +49,13 @@ pub use connection::{ConnId, Stage};
 pub use dedup::PriorSend;
 pub use durability::{Durability, LogStats};
 pub use mesh::ShardMsg;
-pub use offline_queue::{Item, QueueLimits};
+pub use offline_queue::{Item, OfflineQueue, QueueLimits};
 pub use stats::ShardStats;
 
 use connection::{ConnTable, Connection};
 use dedup::SendDedup;
 use durability::ShardLog;
 use mesh::Outbox;
-use offline_queue::OfflineQueue;
 
 /// The time as a shard sees it: monotonic for timeouts, wall clock for timestamps sent to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
