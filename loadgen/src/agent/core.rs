@@ -713,11 +713,7 @@ fn write_out(session: &mut Driver, mut tls: Option<&mut TlsConnection>, stream: 
         let outbound = match tls.as_deref_mut() {
             None => session.transmit(),
             Some(tls) => {
-                let plaintext = session.transmit();
-                if !plaintext.is_empty() {
-                    let taken = tls.write_plaintext(plaintext);
-                    session.handle_transmitted(taken);
-                }
+                seal(session, tls);
                 tls.transmit()
             }
         };
@@ -733,6 +729,15 @@ fn write_out(session: &mut Driver, mut tls: Option<&mut TlsConnection>, stream: 
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(Exit::Io(error)),
         }
+    }
+}
+
+/// Moves what the session has queued into TLS (as much as TLS takes), to go out as ciphertext.
+fn seal(session: &mut Driver, tls: &mut TlsConnection) {
+    let plaintext = session.transmit();
+    if !plaintext.is_empty() {
+        let taken = tls.write_plaintext(plaintext);
+        session.handle_transmitted(taken);
     }
 }
 
@@ -766,11 +771,7 @@ fn say_goodbye(session: &mut Driver, tls: Option<&mut TlsConnection>, stream: &T
     let bytes = match tls {
         None => session.transmit(),
         Some(tls) => {
-            let plaintext = session.transmit();
-            if !plaintext.is_empty() {
-                let taken = tls.write_plaintext(plaintext);
-                session.handle_transmitted(taken);
-            }
+            seal(session, tls);
             tls.handle_close();
             tls.transmit()
         }
