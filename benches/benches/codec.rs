@@ -14,7 +14,7 @@ use std::time::Duration;
 use criterion::{
     BenchmarkGroup, Criterion, Throughput, black_box, criterion_group, criterion_main, measurement::WallTime,
 };
-use ringline_benches::BOOTSTRAP_RESAMPLES;
+use ringline_benches::criterion_settings;
 use wire::{
     ClientFrame, Decoded, FRAME_SIZE_MAX_DEFAULT, PROTOCOL_VERSION, ServerFrame, decode_client, decode_server,
     encode_client, encode_server,
@@ -224,12 +224,7 @@ fn codec(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    // Short by default, so that `cargo bench -p ringline-benches` takes minutes; `--warm-up-time` and
-    // `--measurement-time` on the command line override it (use 10 s or more to compare commits).
-    config = Criterion::default()
-        .nresamples(BOOTSTRAP_RESAMPLES)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(1));
+    config = criterion_settings(Duration::from_secs(1));
     targets = codec
 }
 criterion_main!(benches);

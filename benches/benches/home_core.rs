@@ -25,7 +25,7 @@ use engine::limits::{
     OFFLINE_QUEUE_BYTES_MAX_DEFAULT, OFFLINE_QUEUE_MESSAGES_MAX_DEFAULT, PIN_TTL_DEFAULT,
 };
 use engine::shard::{ConnId, Durability, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
-use ringline_benches::{BOOTSTRAP_RESAMPLES, store_message};
+use ringline_benches::{criterion_settings, store_message};
 use wire::UserId;
 
 #[global_allocator]
@@ -130,11 +130,8 @@ fn home_core_store(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .nresamples(BOOTSTRAP_RESAMPLES)
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = criterion_settings(Duration::from_secs(2))
+        .sample_size(20);
     targets = home_core_store
 }
 criterion_main!(benches);

@@ -30,7 +30,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutor};
 use engine::limits::MESH_CHANNEL_CAPACITY;
 use engine::rt::MeshBatch;
 use engine::shard::ShardMsg;
-use ringline_benches::{BOOTSTRAP_RESAMPLES, core_executor, store_message, two_core_placements};
+use ringline_benches::{core_executor, criterion_settings, store_message, two_core_placements};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -179,11 +179,8 @@ fn mesh(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .nresamples(BOOTSTRAP_RESAMPLES)
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = criterion_settings(Duration::from_secs(2))
+        .sample_size(20);
     targets = mesh
 }
 criterion_main!(benches);

@@ -19,7 +19,7 @@ use engine::limits::{
     OFFLINE_QUEUE_MESSAGES_MAX_DEFAULT,
 };
 use engine::shard::{Item, OfflineQueue, QueueLimits};
-use ringline_benches::{BODY_BYTES, BOOTSTRAP_RESAMPLES};
+use ringline_benches::{BODY_BYTES, criterion_settings};
 use wire::UserId;
 
 #[global_allocator]
@@ -171,11 +171,8 @@ fn offline_queue(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .nresamples(BOOTSTRAP_RESAMPLES)
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = criterion_settings(Duration::from_secs(2))
+        .sample_size(20);
     targets = offline_queue
 }
 criterion_main!(benches);

@@ -29,7 +29,7 @@ use glommio::io::{Directory, DmaFile, OpenOptions};
 
 use engine::limits::LOG_SEGMENT_BYTES_DEFAULT;
 use engine::wal::{LogRecord, LogWriter, PendingWrite};
-use ringline_benches::{BOOTSTRAP_RESAMPLES, core_executor, message_record, two_core_placements};
+use ringline_benches::{core_executor, criterion_settings, message_record, two_core_placements};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -240,20 +240,14 @@ fn wal_write_sync(c: &mut Criterion) {
 
 criterion_group! {
     name = append;
-    config = Criterion::default()
-        .nresamples(BOOTSTRAP_RESAMPLES)
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(1));
+    config = criterion_settings(Duration::from_secs(1))
+        .sample_size(20);
     targets = wal_append
 }
 criterion_group! {
     name = write_sync;
-    config = Criterion::default()
-        .nresamples(BOOTSTRAP_RESAMPLES)
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
+    config = criterion_settings(Duration::from_secs(3))
+        .sample_size(10);
     targets = wal_write_sync
 }
 criterion_main!(append, write_sync);

@@ -19,6 +19,16 @@ pub const BODY_BYTES: usize = 64;
 /// criterion spends seconds of one CPU per benchmark on the default 100,000, longer than the measurement.
 pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
 
+/// The criterion settings every bench target starts from: `BOOTSTRAP_RESAMPLES`, a 0.5 s warm-up, and
+/// `measurement` per benchmark. Short, so that `cargo bench -p ringline-benches` takes minutes; the command line's
+/// `--warm-up-time` and `--measurement-time` override them (use 10 s or more to compare commits).
+pub fn criterion_settings(measurement: std::time::Duration) -> criterion::Criterion {
+    criterion::Criterion::default()
+        .nresamples(BOOTSTRAP_RESAMPLES)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(measurement)
+}
+
 /// Memory glommio reserves per executor for its I/O buffers: the engine's value (`rt/mod.rs`,
 /// `EXECUTOR_IO_MEMORY_BYTES`), kept small because RLIMIT_MEMLOCK may be 8 MiB for the whole process.
 pub const EXECUTOR_IO_MEMORY_BYTES: usize = 512 * 1024;
