@@ -22,6 +22,7 @@ use super::log::{CoreLog, run_log};
 use super::metrics::{CoreMetrics, MetricsHub};
 use super::notify::Notify;
 use super::readiness::{Readiness, ReadinessSetup};
+use super::shutdown::CoreShutdownState;
 use super::sockets::SocketTable;
 use super::tls::CoreTls;
 use super::tls_reload::TlsCertificates;
@@ -69,6 +70,8 @@ pub struct Coordination {
     pub cores: usize,
     pub shutdown_grace: Duration,
     pub metrics: Arc<MetricsHub>,
+    /// Each core's shutdown progress, for the main thread (`rt::shutdown`).
+    pub shutdown_states: Vec<CoreShutdownState>,
 }
 
 /// The state of one core's runtime, shared by its tasks (never across cores).
@@ -268,6 +271,7 @@ pub async fn run_core(
     glommio::spawn_local(run_io(core.clone())).detach();
     tick_loop(&core, &coordination).await;
     super::log::log_summary(&core.shard.borrow());
+    coordination.shutdown_states[id.index()].record_done();
 }
 
 /// Connects this core's channel ends; each waits for its peer, so all connect concurrently.
@@ -343,6 +347,7 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
     let mut shutdown_started: Option<Instant> = None;
     let mut closed_hard = false;
     let mut counted_quiesced = false;
+    let id = core.shard.borrow().id();
     loop {
         glommio::timer::sleep(TICK_INTERVAL).await;
         if let Some(tls) = &core.tls {
@@ -368,11 +373,19 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
         if shutdown_started.is_none() && coordination.shutdown.load(Ordering::Relaxed) {
             shutdown_started = Some(Instant::now());
             core.close_listener();
+            let connections = core.shard.borrow().connections();
+            tracing::info!(core = id.0, connections, "shutting down: GOAWAY to each connection once it is settled");
             core.shard.borrow_mut().begin_shutdown(now);
         }
+        let state = &coordination.shutdown_states[id.index()];
+        state.record_tick(shutdown_started.map(|_| core.shard.borrow().shutdown_left()));
         if let Some(started) = shutdown_started {
             if !closed_hard && started.elapsed() >= coordination.shutdown_grace {
                 closed_hard = true;
+                let left = core.shard.borrow().shutdown_left();
+                if !left.is_empty() {
+                    tracing::info!(core = id.0, %left, "shutdown grace over: closing what is left");
+                }
                 core.shard.borrow_mut().close_all_now();
             }
             if !counted_quiesced && core.shard.borrow().is_quiesced() {

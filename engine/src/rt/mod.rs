@@ -15,6 +15,7 @@ mod log;
 mod metrics;
 mod notify;
 mod readiness;
+mod shutdown;
 mod sockets;
 mod sys;
 mod tls;
@@ -23,7 +24,8 @@ mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -31,7 +33,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use crate::account::{AccountStore, AccountStoreError, DeviceLog, PinSender};
 use crate::config::{ServeConfig, ShardAccounts};
 use crate::home::ShardId;
-use crate::limits::MESH_CHANNEL_CAPACITY;
+use crate::limits::{MESH_CHANNEL_CAPACITY, SHUTDOWN_REPORT_INTERVAL, SHUTDOWN_STUCK_AFTER, SHUTDOWN_WATCH_INTERVAL};
 use crate::tls::TlsSetupError;
 
 /// What one core sends another in one channel slot (public for the mesh benchmark, `benches/benches/mesh.rs`).
@@ -44,6 +46,7 @@ pub use metrics::MetricsHub;
 
 use self::core::{Coordination, CoreTlsSetup, MeshEnds, run_core};
 use self::readiness::ReadinessSetup;
+use self::shutdown::{ShutdownWatch, WatchVerdict};
 use self::tls_reload::{TlsCertificates, start_reload_thread};
 
 /// Memory glommio reserves per executor for its own I/O buffers. Small: the engine reads sockets itself into
@@ -73,6 +76,8 @@ pub enum ServeError {
     Executor { core: usize, message: String },
     #[error("core {core} stopped abnormally: {message}")]
     CorePanicked { core: usize, message: String },
+    #[error("the shutdown did not finish; giving up. {report}")]
+    ShutdownStuck { report: String },
     #[error("cannot serve metrics on {addr}: {error}")]
     MetricsListen { addr: SocketAddr, error: std::io::Error },
     #[error(transparent)]
@@ -93,6 +98,7 @@ pub struct Server {
     pub tls_listen: Option<SocketAddr>,
     tls: Option<(Arc<TlsCertificates>, std::time::Duration)>,
     shutdown: Arc<AtomicBool>,
+    coordination: Arc<Coordination>,
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
     /// Holds the data directory's log lock while the server runs.
     _log_lock: std::fs::File,
@@ -169,6 +175,7 @@ impl Server {
             cores,
             shutdown_grace: config.shutdown_grace,
             metrics: metrics_hub,
+            shutdown_states: (0..cores).map(|_| shutdown::CoreShutdownState::default()).collect(),
         });
         let cores_u16 = u16::try_from(cores).map_err(|_| ServeError::Cpus(format!("{cores} cores is too many")))?;
         let log_lock = log::lock(&data_dir)?;
@@ -189,7 +196,7 @@ impl Server {
             let coordination = coordination.clone();
             let mesh = MeshEnds { senders, receivers };
             let id = ShardId(index as u16);
-            let readiness = ReadinessSetup::new().map_err(ServeError::Readiness)?;
+            let readiness = ReadinessSetup::new(config.io_coalesce).map_err(ServeError::Readiness)?;
             let tls = match (tls_listener, &tls_certificates, &config.tls) {
                 (Some(listener), Some(certificates), Some(settings)) => Some(CoreTlsSetup {
                     listener,
@@ -207,7 +214,18 @@ impl Server {
         }
         tracing::info!(%listen, tls_listen = ?tls_listen, cores, cpus = ?cpus, users = directory.len(), "ringline serving");
         let tls = tls_certificates.zip(config.tls.as_ref().map(|settings| settings.cert_check_interval));
-        Ok(Self { listen, cores, connections_max, metrics, tls_listen, tls, shutdown, executors, _log_lock: log_lock })
+        Ok(Self {
+            listen,
+            cores,
+            connections_max,
+            metrics,
+            tls_listen,
+            tls,
+            shutdown,
+            coordination,
+            executors,
+            _log_lock: log_lock,
+        })
     }
 
     /// The flag that starts an orderly shutdown when set (SIGTERM sets it).
@@ -215,8 +233,33 @@ impl Server {
         self.shutdown.clone()
     }
 
-    /// Waits until every core has stopped.
+    /// Waits until every core has stopped. Once the shutdown began it logs what is left every
+    /// `SHUTDOWN_REPORT_INTERVAL`, and gives up with `ShutdownStuck` when the cores outlast the grace by
+    /// `SHUTDOWN_STUCK_AFTER`. A core that ends on its own (it panicked) starts the shutdown of the others.
     pub fn wait(self) -> Result<(), ServeError> {
+        let states = &self.coordination.shutdown_states;
+        let deadline = self.coordination.shutdown_grace + SHUTDOWN_STUCK_AFTER;
+        let mut watch: Option<ShutdownWatch> = None;
+        loop {
+            if !self.shutdown.load(Ordering::Relaxed) {
+                if let Some(core) = states.iter().position(shutdown::CoreShutdownState::is_done) {
+                    tracing::error!(core, "a core stopped on its own; shutting the others down");
+                    self.shutdown.store(true, Ordering::Relaxed);
+                }
+                if states.iter().all(shutdown::CoreShutdownState::is_done) {
+                    break;
+                }
+            } else {
+                let watch = watch.get_or_insert_with(|| ShutdownWatch::new(states.len(), Instant::now()));
+                match watch.look(states, Instant::now(), SHUTDOWN_REPORT_INTERVAL, deadline) {
+                    WatchVerdict::Done => break,
+                    WatchVerdict::Waiting { report: Some(report) } => tracing::warn!("still shutting down: {report}"),
+                    WatchVerdict::Waiting { report: None } => {}
+                    WatchVerdict::Stuck { report } => return Err(ServeError::ShutdownStuck { report }),
+                }
+            }
+            std::thread::sleep(SHUTDOWN_WATCH_INTERVAL);
+        }
         for (core, executor) in self.executors.into_iter().enumerate() {
             executor.join().map_err(|error| ServeError::CorePanicked { core, message: error.to_string() })?;
         }

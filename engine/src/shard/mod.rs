@@ -455,10 +455,17 @@ impl Shard {
 
     /// No connection left and nothing waiting to go to another core.
     pub fn is_quiesced(&self) -> bool {
-        self.conns.len() == 0
-            && self.local.is_empty()
-            && self.outboxes.iter().all(Outbox::is_empty)
-            && self.log.is_idle()
+        self.shutdown_left().is_empty()
+    }
+
+    /// What keeps this core from quiescing.
+    pub fn shutdown_left(&self) -> ShutdownLeft {
+        ShutdownLeft {
+            connections: self.conns.len(),
+            local_messages: self.local.len(),
+            outbox_messages: self.outboxes.iter().map(Outbox::len).sum(),
+            log_busy: !self.log.is_idle(),
+        }
     }
 
     // ---- the log --------------------------------------------------------------------------------------
@@ -1211,6 +1218,38 @@ impl Shard {
             self.sessions.remove(&user);
             self.queue.rewind(user);
         }
+    }
+}
+
+/// What keeps a shutting-down core from quiescing (all zero and false: nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownLeft {
+    /// Connections still open (GOAWAY sent, or being closed).
+    pub connections: usize,
+    /// Messages for users of this core not yet handled.
+    pub local_messages: usize,
+    /// Messages waiting to go to other cores.
+    pub outbox_messages: usize,
+    /// A log write is in flight or records wait for one.
+    pub log_busy: bool,
+}
+
+impl ShutdownLeft {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl std::fmt::Display for ShutdownLeft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} connections, {} local messages, {} messages for other cores, log {}",
+            self.connections,
+            self.local_messages,
+            self.outbox_messages,
+            if self.log_busy { "busy" } else { "idle" }
+        )
     }
 }
 
