@@ -100,6 +100,10 @@ pub struct RunPlan {
     pub drain_deadline_us: u64,
     /// Executors (cores) to use; `None` for every core of the agent's machine.
     pub cores: Option<usize>,
+    /// Where the agent's core 0 pins (core i pins to CPU `(first_cpu + i) % CPUs`): agents sharing a machine
+    /// start at different CPUs, so that one-core agents spread over the machine.
+    #[serde(default)]
+    pub first_cpu: usize,
     #[serde(default)]
     pub protocol: ProtocolName,
     /// The JIDs' prefix and domain (`--protocol xmpp`). Boxed: a native plan carries `None` in 8 bytes.
@@ -277,6 +281,7 @@ mod tests {
             hold_end_at_us: 30,
             drain_deadline_us: 40,
             cores: Some(2),
+            first_cpu: 1,
             protocol: ProtocolName::Xmpp,
             xmpp_realm: Some(Box::new(crate::xmpp::XmppRealm {
                 user_prefix: "user".into(),

@@ -379,6 +379,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             hold_end_at_us,
             drain_deadline_us,
             cores: args.agent_cores,
+            first_cpu: index * args.agent_cores.unwrap_or(1),
             protocol: args.protocol,
             xmpp_realm: xmpp_realm.clone().map(Box::new),
             tls: tls_plan.clone().map(Box::new),

@@ -104,6 +104,45 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr().context("finding a free port")?.port())
 }
 
+/// The CPUs of this process's affinity mask, ascending (all of `0..available_parallelism` if it cannot be read).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a plain bitmask owned by this frame; sched_getaffinity writes at most its size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let result = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if result != 0 {
+        return (0..std::thread::available_parallelism().map_or(1, |count| count.get())).collect();
+    }
+    // SAFETY: CPU_ISSET reads the mask filled above, with indices below CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
+}
+
+/// The CPUs engine `index` of a fleet runs on when each engine has `cores` of the `allowed` CPUs: consecutive
+/// slices round-robin, so that engines share the CPUs evenly (`--cores N` alone takes the first N allowed).
+fn engine_cpus(index: usize, cores: usize, allowed: &[usize]) -> Vec<usize> {
+    if allowed.is_empty() {
+        return Vec::new();
+    }
+    let cores = cores.clamp(1, allowed.len());
+    (0..cores).map(|offset| allowed[(index * cores + offset) % allowed.len()]).collect()
+}
+
+/// Restricts the child to `cpus` (its executors then pin within them).
+fn run_on_cpus(command: &mut Command, cpus: Vec<usize>) {
+    // SAFETY: building a cpu_set_t and sched_setaffinity are async-signal-safe and touch only the child.
+    unsafe {
+        command.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for &cpu in &cpus {
+                libc::CPU_SET(cpu, &mut set);
+            }
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Asks the kernel to SIGTERM the child if the controller dies first.
 fn die_with_parent(command: &mut Command) {
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
@@ -116,7 +155,8 @@ fn die_with_parent(command: &mut Command) {
 }
 
 impl EngineFleet {
-    /// Provisions `users` users and starts `processes` engines, with TLS listeners too if `tls`.
+    /// Provisions `users` users and starts `processes` engines, with TLS listeners too if `tls`. With `cores`
+    /// and more than one engine, each engine runs on `cores` of this process's CPUs, taken round-robin.
     pub fn start(
         bin: &Path,
         data_dir: Option<&Path>,
@@ -152,6 +192,7 @@ impl EngineFleet {
         let mut fleet = Self { engines: Vec::new(), keys_file, data_dir, tls_cert: None, remove_data_dir };
         let tls_files = if tls { Some(make_dev_cert(bin, &fleet.data_dir.join("tls"))?) } else { None };
         fleet.tls_cert = tls_files.as_ref().map(|(cert, _)| cert.clone());
+        let allowed = allowed_cpus();
         for index in 0..processes {
             let address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
             let tls_address = match tls_files {
@@ -176,6 +217,12 @@ impl EngineFleet {
             command.args(["serve", "--listen", &address.to_string(), "--data-dir"]).arg(&engine_dir);
             if let Some(cores) = cores {
                 command.args(["--cores", &cores.to_string()]);
+            }
+            if let Some(cores) = cores
+                && processes > 1
+            {
+                // Without this every engine's `--cores N` would take the same first N CPUs.
+                run_on_cpus(&mut command, engine_cpus(index, cores, &allowed));
             }
             if let (Some(tls_address), Some((cert, key))) = (tls_address, &tls_files) {
                 command.args(["--tls-listen", &tls_address.to_string(), "--tls-cert"]).arg(cert);
@@ -249,5 +296,20 @@ impl EngineFleet {
 impl Drop for EngineFleet {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::engine_cpus;
+
+    #[test]
+    fn engines_take_the_cpus_round_robin() {
+        let allowed = [2, 3, 5];
+        let one_each: Vec<Vec<usize>> = (0..4).map(|index| engine_cpus(index, 1, &allowed)).collect();
+        assert_eq!(one_each, vec![vec![2], vec![3], vec![5], vec![2]]);
+        assert_eq!(engine_cpus(1, 2, &allowed), vec![5, 2]);
+        assert_eq!(engine_cpus(0, 9, &allowed), vec![2, 3, 5], "never more CPUs than allowed");
+        assert_eq!(engine_cpus(0, 1, &[]), Vec::<usize>::new());
     }
 }

@@ -7,12 +7,16 @@
 //! Owns the epoll instance, the ring and the eventfd. Does not read or write sockets, and does not own them:
 //! `register`/`deregister` only change what epoll watches (closing a socket also removes it).
 //!
+//! Coalescing (`--io-coalesce`): `wait` does not return sooner than the window after the previous wake-up, so
+//! under load one wake-up serves the events of a whole window; after a quiet spell it returns at once.
+//!
 //! Invariant: at most one POLL_ADD is in flight, and `wait` re-arms only after the previous one completed,
 //! so the eventfd counts exactly the completions of our own ring.
 
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 use glommio::io::BufferedFile;
 use io_uring::{IoUring, opcode, types};
@@ -42,6 +46,7 @@ pub struct ReadinessSetup {
     epoll: OwnedFd,
     ring: IoUring,
     eventfd: OwnedFd,
+    coalesce: Duration,
 }
 
 impl std::fmt::Debug for ReadinessSetup {
@@ -51,7 +56,8 @@ impl std::fmt::Debug for ReadinessSetup {
 }
 
 impl ReadinessSetup {
-    pub fn new() -> io::Result<Self> {
+    /// `coalesce`: the shortest time between two wake-ups (zero: none).
+    pub fn new(coalesce: Duration) -> io::Result<Self> {
         // SAFETY: plain syscall; the result is checked before it is used as a descriptor.
         let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if epoll < 0 {
@@ -70,14 +76,21 @@ impl ReadinessSetup {
         let eventfd = unsafe { OwnedFd::from_raw_fd(eventfd) };
         let ring = IoUring::new(RING_ENTRIES)?;
         ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
-        Ok(Self { epoll, ring, eventfd })
+        Ok(Self { epoll, ring, eventfd, coalesce })
     }
 
     /// Starts waiting through the current glommio executor. Call on the core's executor thread.
     pub fn start(self) -> Readiness {
         // SAFETY: the eventfd is handed over whole; the ring keeps its own reference to the eventfd context.
         let eventfd = unsafe { BufferedFile::from_raw_fd(self.eventfd.into_raw_fd()) };
-        Readiness { epoll: self.epoll, ring: RefCell::new(self.ring), eventfd, armed: Cell::new(false) }
+        Readiness {
+            epoll: self.epoll,
+            ring: RefCell::new(self.ring),
+            eventfd,
+            armed: Cell::new(false),
+            coalesce: self.coalesce,
+            woke_at: Cell::new(None),
+        }
     }
 }
 
@@ -87,6 +100,9 @@ pub struct Readiness {
     ring: RefCell<IoUring>,
     eventfd: BufferedFile,
     armed: Cell<bool>,
+    coalesce: Duration,
+    /// When `wait` last returned.
+    woke_at: Cell<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -156,9 +172,21 @@ impl Readiness {
         Ok(got == max)
     }
 
-    /// Waits until the epoll instance has a ready event (it may have one already). Do not call it while a
-    /// previous call is still waiting.
+    /// Waits until the epoll instance has a ready event (it may have one already), and until the coalescing
+    /// window since the previous return has passed. Do not call it while a previous call is still waiting.
     pub async fn wait(&self) -> io::Result<()> {
+        if let Some(woke_at) = self.woke_at.get() {
+            let since = woke_at.elapsed();
+            if since < self.coalesce {
+                glommio::timer::sleep(self.coalesce - since).await;
+            }
+        }
+        let result = self.wait_for_event().await;
+        self.woke_at.set(Some(Instant::now()));
+        result
+    }
+
+    async fn wait_for_event(&self) -> io::Result<()> {
         if !self.armed.get() {
             let entry = opcode::PollAdd::new(types::Fd(self.epoll.as_raw_fd()), libc::POLLIN as u32)
                 .build()

@@ -165,7 +165,7 @@ fn run_plan(
         let share = chunk.len() as f64 / total_users;
         let core_plan = CorePlan {
             core_index,
-            cpu: core_index % cpus,
+            cpu: (plan.first_cpu + core_index) % cpus,
             users: chunk.to_vec(),
             plan: plan.clone(),
             sources: sources.clone(),
