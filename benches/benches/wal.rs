@@ -3,10 +3,10 @@
 //!
 //! - `wal_append/{records}`: the sans-IO part (`engine::wal::LogWriter`): encode the records with their
 //!   CRC32C into the group, pad it to whole pages and hand it out as one write (`poll_write`), mark it done.
-//! - `wal_write_sync_dma/{records}`: that plus the I/O the engine's log task does per group (`rt/log.rs`,
-//!   `write_durably` and `sync_data`, repeated here because `rt/` keeps them private): copy the pages into a
-//!   glommio DMA buffer, `write_at` on a `DmaFile` (O_DIRECT), then `fdatasync` on the executor's blocking
-//!   thread, unpinned; a new segment every `LOG_SEGMENT_BYTES_DEFAULT` (its directory synced, the closed one
+//! - `wal_write_sync_dma/{records}`: that plus the I/O the engine's log task does per group: the engine's own
+//!   `engine::rt::durable_write::write_durably_at` (a page-aligned copy, one `pwritev2(RWF_DSYNC)` on the
+//!   O_DIRECT `DmaFile`, on the executor's blocking thread, unpinned), with `rt/log.rs`'s segment rotation
+//!   repeated here; a new segment every `LOG_SEGMENT_BYTES_DEFAULT` (its directory synced, the closed one
 //!   deleted so the bench's disk use stays bounded).
 //! - `wal_write_sync_std/{records}`: the same groups with a plain `std::fs::File` (buffered `pwrite`, then
 //!   `sync_data`) on the bench thread, for comparison.
@@ -18,6 +18,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,6 +29,7 @@ use glommio::LocalExecutor;
 use glommio::io::{Directory, DmaFile, OpenOptions};
 
 use engine::limits::LOG_SEGMENT_BYTES_DEFAULT;
+use engine::rt::durable_write::write_durably_at;
 use engine::wal::{LogRecord, LogWriter, PendingWrite};
 use ringline_benches::{core_executor, criterion_settings, message_record, two_core_placements};
 
@@ -102,8 +104,8 @@ struct DmaSegment {
     file: DmaFile,
 }
 
-/// `rt/log.rs` `write_durably`: the segment file (created, its directory synced, if new), `write_at` of every
-/// byte through a DMA buffer, `fdatasync`. Deletes the segment it closes.
+/// `rt/log.rs` `write_durably`: the segment file (created, its directory synced, if new), then the engine's
+/// durable write. Deletes the segment it closes.
 async fn write_durably_dma(
     dir: &Directory,
     paths: &BenchDir,
@@ -121,39 +123,7 @@ async fn write_durably_dma(
         *open = Some(DmaSegment { segment: write.segment, file });
     }
     let file = &open.as_ref().expect("opened above").file;
-    let mut buffer = file.alloc_dma_buffer(write.bytes.len());
-    buffer.as_bytes_mut().copy_from_slice(&write.bytes);
-    let written = file.write_at(buffer, write.offset).await?;
-    if written != write.bytes.len() {
-        return Err(io::Error::new(io::ErrorKind::WriteZero, format!("short write: {written} bytes")));
-    }
-    sync_data(file).await
-}
-
-/// `rt/log.rs` `sync_data`: `fdatasync` on the executor's blocking thread, unpinned from the executor's CPU.
-async fn sync_data(file: &DmaFile) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    glommio::executor()
-        .spawn_blocking(move || {
-            unpin_this_thread();
-            // SAFETY: `fd` belongs to a file the caller keeps open until this returns.
-            if unsafe { libc::fdatasync(fd) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
-        })
-        .await
-}
-
-/// Lets this thread run on any CPU (the engine does it once per blocking thread; it is cheap to repeat).
-fn unpin_this_thread() {
-    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays within its bounds; the call only changes this
-    // thread's affinity (the kernel keeps it within the allowed cpuset).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for cpu in 0..libc::CPU_SETSIZE as usize {
-            libc::CPU_SET(cpu, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    write_durably_at(file.as_raw_fd(), &write.bytes, write.offset).await
 }
 
 /// One log of the DMA variant: its writer, files and executor state.

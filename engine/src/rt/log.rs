@@ -1,6 +1,6 @@
 //! Per-core write-ahead log files: recovery at start (read every core's old log, truncate damaged tails,
-//! rewrite what is pending for the new core count) and each core's log task (group commit with glommio's
-//! DMA files). Owns the files and the directory layout; what to log, when to ACK and when a segment may go
+//! rewrite what is pending for the new core count) and each core's log task (group commit to glommio's
+//! O_DIRECT files, each group one durable write, `rt::durable_write`). Owns the files and the directory layout; what to log, when to ACK and when a segment may go
 //! are the shard's (`shard::durability`), the record format and replay rules are `wal`'s.
 //!
 //! Layout: `DATA_DIR/wal/epoch-NNNNNN/core-CCCC/segment-SSSSSSSS.log`. Each start reads the newest epoch
@@ -9,13 +9,14 @@
 //! `epoch-…​.tmp` and renamed into place once synced, then epoch N is deleted: a crash at any point leaves
 //! either the old or the new epoch complete, never neither. Cores then append from segment 1.
 //!
-//! Invariants: a write is acknowledged to the shard only after `write_at` wrote all its bytes and
-//! `fdatasync` returned; a new segment's directory entry is synced before its first write counts; a failed
+//! Invariants: a write is acknowledged to the shard only after `pwritev2(RWF_DSYNC)` wrote all its bytes
+//! (durable as after `fdatasync`); a new segment's directory entry is synced before its first write counts; a failed
 //! write is retried (same bytes, same offset) until it succeeds, the shard refusing new messages meanwhile.
 
 use std::cell::Cell;
 use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -234,7 +235,7 @@ struct OpenSegment {
 }
 
 /// Writes `write` and makes it durable: the segment file (created, with its directory entry synced, if
-/// new), `write_at` of every byte, `fdatasync`.
+/// new), then one `pwritev2(RWF_DSYNC)` of every byte (`rt::durable_write`).
 async fn write_durably(
     dir: &Directory,
     path: &Path,
@@ -252,49 +253,7 @@ async fn write_durably(
         *open = Some(OpenSegment { segment: write.segment, file });
     }
     let file = &open.as_ref().expect("opened above").file;
-    let mut buffer = file.alloc_dma_buffer(write.bytes.len());
-    buffer.as_bytes_mut().copy_from_slice(&write.bytes);
-    let written = file.write_at(buffer, write.offset).await?;
-    if written != write.bytes.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::WriteZero,
-            format!("short log write: {written} of {} bytes", write.bytes.len()),
-        ));
-    }
-    sync_data(file).await
-}
-
-thread_local! {
-    /// Whether this blocking-pool thread has been unpinned.
-    static UNPINNED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// `fdatasync` on the executor's blocking thread, unpinned from the executor's CPU: the sync waits on the
-/// device, and the thread that issues it must not wait for a CPU behind the busy executor it serves (an
-/// io_uring fsync runs in a worker pinned like the executor; on an oversubscribed host that stalled one
-/// core's syncs to tens of milliseconds, results/durability/README.md).
-async fn sync_data(file: &DmaFile) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    glommio::executor()
-        .spawn_blocking(move || {
-            UNPINNED.with(|unpinned| {
-                if !unpinned.replace(true) {
-                    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays within its bounds; the call only
-                    // changes this thread's affinity (the kernel keeps it within the allowed cpuset).
-                    unsafe {
-                        let mut set: libc::cpu_set_t = std::mem::zeroed();
-                        for cpu in 0..libc::CPU_SETSIZE as usize {
-                            libc::CPU_SET(cpu, &mut set);
-                        }
-                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-                    }
-                }
-            });
-            // SAFETY: `fd` belongs to a file the caller keeps open until this returns.
-            if unsafe { libc::fdatasync(fd) } == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
-        })
-        .await
+    super::durable_write::write_durably_at(file.as_raw_fd(), &write.bytes, write.offset).await
 }
 
 /// The core's log task: takes each group the shard has, makes it durable, reports back; deletes the
