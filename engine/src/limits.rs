@@ -110,8 +110,8 @@ pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Default grace period for a SIGTERM shutdown before remaining connections are closed hard.
 pub const SHUTDOWN_GRACE_DEFAULT: Duration = Duration::from_secs(10);
-/// How long after the grace a shutdown may still take before the server gives up with an error naming what
-/// each core still waits for (closing what is left takes a tick or two).
+/// How long after the grace a core may make no progress (nothing left changes) before the server gives up
+/// with an error naming what each core still waits for.
 pub const SHUTDOWN_STUCK_AFTER: Duration = Duration::from_secs(10);
 /// How often the main thread logs what a shutdown still waits for.
 pub const SHUTDOWN_REPORT_INTERVAL: Duration = Duration::from_secs(5);

@@ -103,6 +103,7 @@ pub async fn run_io(core: Rc<CoreContext>) {
             let Some(conn) = next else { break };
             serve(&core, conn);
         }
+        core.record_shutdown_progress();
         if epoll_has_more
             || core.accept_pending.get()
             || core.tls_accept_pending.get()

@@ -102,6 +102,7 @@ pub struct CoreContext {
     wake_scratch: RefCell<Vec<ConnId>>,
     ready_scratch: RefCell<Vec<ShardId>>,
     pub metrics: CoreMetrics,
+    coordination: Arc<Coordination>,
 }
 
 impl CoreContext {
@@ -112,6 +113,7 @@ impl CoreContext {
         listeners: (OwnedFd, Option<OwnedFd>),
         tls: Option<CoreTls>,
         metrics: CoreMetrics,
+        coordination: Arc<Coordination>,
     ) -> Self {
         let (listener, tls_listener) = listeners;
         Self {
@@ -134,6 +136,15 @@ impl CoreContext {
             wake_scratch: RefCell::new(Vec::new()),
             ready_scratch: RefCell::new(Vec::new()),
             metrics,
+            coordination,
+        }
+    }
+
+    /// Once the shutdown began: tells the main thread's watchdog what is left (`rt::shutdown`).
+    pub fn record_shutdown_progress(&self) {
+        let shard = self.shard.borrow();
+        if shard.is_shutting_down() {
+            self.coordination.shutdown_states[shard.id().index()].record_left(shard.shutdown_left());
         }
     }
 
@@ -253,7 +264,15 @@ pub async fn run_core(
     let metrics = CoreMetrics::new(id, coordination.metrics.clone());
     let mut shard = Shard::new(id, config);
     shard.recover(log.recovered, log.segment_bytes);
-    let core = Rc::new(CoreContext::new(shard, cores, readiness, (listener, tls_listener), core_tls, metrics));
+    let core = Rc::new(CoreContext::new(
+        shard,
+        cores,
+        readiness,
+        (listener, tls_listener),
+        core_tls,
+        metrics,
+        coordination.clone(),
+    ));
     glommio::spawn_local(run_log(core.clone(), log.dir)).detach();
 
     let (senders, receivers) = connect_mesh(mesh).await;
@@ -377,8 +396,8 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
             tracing::info!(core = id.0, connections, "shutting down: GOAWAY to each connection once it is settled");
             core.shard.borrow_mut().begin_shutdown(now);
         }
-        let state = &coordination.shutdown_states[id.index()];
-        state.record_tick(shutdown_started.map(|_| core.shard.borrow().shutdown_left()));
+        coordination.shutdown_states[id.index()].record_tick();
+        core.record_shutdown_progress();
         if let Some(started) = shutdown_started {
             if !closed_hard && started.elapsed() >= coordination.shutdown_grace {
                 closed_hard = true;

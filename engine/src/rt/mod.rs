@@ -9,6 +9,8 @@
 mod conn;
 mod core;
 mod cpus;
+#[doc(hidden)]
+pub mod durable_write;
 mod linger;
 mod listener;
 mod log;
@@ -46,7 +48,7 @@ pub use metrics::MetricsHub;
 
 use self::core::{Coordination, CoreTlsSetup, MeshEnds, run_core};
 use self::readiness::ReadinessSetup;
-use self::shutdown::{ShutdownWatch, WatchVerdict};
+use self::shutdown::{ShutdownWatch, WatchTimes, WatchVerdict};
 use self::tls_reload::{TlsCertificates, start_reload_thread};
 
 /// Memory glommio reserves per executor for its own I/O buffers. Small: the engine reads sockets itself into
@@ -234,11 +236,15 @@ impl Server {
     }
 
     /// Waits until every core has stopped. Once the shutdown began it logs what is left every
-    /// `SHUTDOWN_REPORT_INTERVAL`, and gives up with `ShutdownStuck` when the cores outlast the grace by
-    /// `SHUTDOWN_STUCK_AFTER`. A core that ends on its own (it panicked) starts the shutdown of the others.
+    /// `SHUTDOWN_REPORT_INTERVAL`, and gives up with `ShutdownStuck` when a core has made no progress for
+    /// `SHUTDOWN_STUCK_AFTER` after the grace. A core that ends on its own (it panicked) starts the shutdown of the others.
     pub fn wait(self) -> Result<(), ServeError> {
         let states = &self.coordination.shutdown_states;
-        let deadline = self.coordination.shutdown_grace + SHUTDOWN_STUCK_AFTER;
+        let times = WatchTimes {
+            grace: self.coordination.shutdown_grace,
+            stuck_after: SHUTDOWN_STUCK_AFTER,
+            report_every: SHUTDOWN_REPORT_INTERVAL,
+        };
         let mut watch: Option<ShutdownWatch> = None;
         loop {
             if !self.shutdown.load(Ordering::Relaxed) {
@@ -251,7 +257,7 @@ impl Server {
                 }
             } else {
                 let watch = watch.get_or_insert_with(|| ShutdownWatch::new(states.len(), Instant::now()));
-                match watch.look(states, Instant::now(), SHUTDOWN_REPORT_INTERVAL, deadline) {
+                match watch.look(states, Instant::now(), times) {
                     WatchVerdict::Done => break,
                     WatchVerdict::Waiting { report: Some(report) } => tracing::warn!("still shutting down: {report}"),
                     WatchVerdict::Waiting { report: None } => {}

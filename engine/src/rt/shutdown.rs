@@ -1,7 +1,11 @@
-//! Watching an orderly shutdown: each core's tick loop publishes here, in atomics, that it still ticks and what
-//! keeps it from quiescing; the main thread, which waits for the cores, reads it once SIGTERM came, logs what
-//! is left at intervals, and gives up with an error naming each core's state when the shutdown outlasts the
-//! grace by `SHUTDOWN_STUCK_AFTER`, instead of hanging until someone sends SIGKILL.
+//! Watching an orderly shutdown: each core publishes here, in atomics, that it still ticks and what keeps it
+//! from quiescing (its tick loop, and its I/O loop after every round, so a core too busy to tick still shows
+//! progress); the main thread, which waits for the cores, reads it once SIGTERM came, logs what is left at
+//! intervals, and gives up with an error naming each core's state when a core has made no progress for
+//! `SHUTDOWN_STUCK_AFTER` after the grace, instead of hanging until someone sends SIGKILL. Progress, not a
+//! fixed deadline: at a million connections on two cores the whole box closes two million sockets at once and
+//! a core may get little CPU for many seconds, yet closes a few hundred connections every second
+//! (results/capacity/shutdown/README.md).
 //!
 //! Owns only these counters and the watchdog's decisions; it does not close anything itself (the cores do,
 //! `rt::core`), and it never blocks a core.
@@ -15,25 +19,27 @@ use crate::shard::ShutdownLeft;
 #[derive(Debug, Default)]
 pub struct CoreShutdownState {
     ticks: AtomicU64,
+    began: AtomicBool,
     connections: AtomicUsize,
     local_messages: AtomicUsize,
     outbox_messages: AtomicUsize,
     log_busy: AtomicBool,
-    quiesced: AtomicBool,
     done: AtomicBool,
 }
 
 impl CoreShutdownState {
-    /// Called by the core on every tick; `left` only once the shutdown started.
-    pub fn record_tick(&self, left: Option<ShutdownLeft>) {
+    /// Called by the core's tick loop on every tick.
+    pub fn record_tick(&self) {
         self.ticks.fetch_add(1, Ordering::Relaxed);
-        if let Some(left) = left {
-            self.connections.store(left.connections, Ordering::Relaxed);
-            self.local_messages.store(left.local_messages, Ordering::Relaxed);
-            self.outbox_messages.store(left.outbox_messages, Ordering::Relaxed);
-            self.log_busy.store(left.log_busy, Ordering::Relaxed);
-            self.quiesced.store(left.is_empty(), Ordering::Relaxed);
-        }
+    }
+
+    /// Called once the core's shutdown began, as often as it likes: what is left.
+    pub fn record_left(&self, left: ShutdownLeft) {
+        self.connections.store(left.connections, Ordering::Relaxed);
+        self.local_messages.store(left.local_messages, Ordering::Relaxed);
+        self.outbox_messages.store(left.outbox_messages, Ordering::Relaxed);
+        self.log_busy.store(left.log_busy, Ordering::Relaxed);
+        self.began.store(true, Ordering::Release);
     }
 
     /// The core's tasks are over (its executor is about to end).
@@ -45,22 +51,42 @@ impl CoreShutdownState {
         self.done.load(Ordering::Acquire)
     }
 
-    fn left(&self) -> ShutdownLeft {
-        ShutdownLeft {
+    /// What is left, once the core's shutdown began.
+    fn left(&self) -> Option<ShutdownLeft> {
+        self.began.load(Ordering::Acquire).then(|| ShutdownLeft {
             connections: self.connections.load(Ordering::Relaxed),
             local_messages: self.local_messages.load(Ordering::Relaxed),
             outbox_messages: self.outbox_messages.load(Ordering::Relaxed),
             log_busy: self.log_busy.load(Ordering::Relaxed),
-        }
+        })
     }
+}
+
+/// How long the watchdog waits, and how often it reports.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchTimes {
+    /// The shutdown grace: no verdict of "stuck" before it is over.
+    pub grace: Duration,
+    /// A core without progress this long after the grace is stuck.
+    pub stuck_after: Duration,
+    /// Time between two reports while waiting.
+    pub report_every: Duration,
+}
+
+/// One core as the watchdog last saw it.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    ticks: u64,
+    ticked_at: Instant,
+    left: Option<ShutdownLeft>,
+    changed_at: Instant,
 }
 
 /// The main thread's view of every core during a shutdown.
 #[derive(Debug)]
 pub struct ShutdownWatch {
     started: Instant,
-    /// Each core's tick count when last looked at, and when it last changed.
-    last_ticks: Vec<(u64, Instant)>,
+    seen: Vec<Seen>,
     last_report: Instant,
 }
 
@@ -71,38 +97,42 @@ pub enum WatchVerdict {
     Done,
     /// Still going; maybe a line worth logging.
     Waiting { report: Option<String> },
-    /// Past the deadline: the state of every core that is not done.
+    /// A core made no progress for too long: the state of every core that is not done.
     Stuck { report: String },
 }
 
 impl ShutdownWatch {
     pub fn new(cores: usize, now: Instant) -> Self {
-        Self { started: now, last_ticks: vec![(0, now); cores], last_report: now }
+        let seen = Seen { ticks: 0, ticked_at: now, left: None, changed_at: now };
+        Self { started: now, seen: vec![seen; cores], last_report: now }
     }
 
-    /// Looks at the cores at `now`: `Stuck` once `deadline` after the start has passed, a report every
-    /// `report_every` while waiting.
-    pub fn look(
-        &mut self,
-        cores: &[CoreShutdownState],
-        now: Instant,
-        report_every: Duration,
-        deadline: Duration,
-    ) -> WatchVerdict {
-        for (state, last) in cores.iter().zip(&mut self.last_ticks) {
+    /// Looks at the cores at `now`.
+    pub fn look(&mut self, cores: &[CoreShutdownState], now: Instant, times: WatchTimes) -> WatchVerdict {
+        for (state, seen) in cores.iter().zip(&mut self.seen) {
             let ticks = state.ticks.load(Ordering::Relaxed);
-            if ticks != last.0 {
-                *last = (ticks, now);
+            if ticks != seen.ticks {
+                seen.ticks = ticks;
+                seen.ticked_at = now;
+            }
+            let left = state.left();
+            if left != seen.left {
+                seen.left = left;
+                seen.changed_at = now;
             }
         }
         if cores.iter().all(CoreShutdownState::is_done) {
             return WatchVerdict::Done;
         }
-        let elapsed = now.duration_since(self.started);
-        if elapsed >= deadline {
+        let grace_over = self.started + times.grace;
+        let stuck = cores.iter().zip(&self.seen).any(|(state, seen)| {
+            let quiesced = seen.left.is_some_and(|left| left.is_empty());
+            !state.is_done() && !quiesced && now >= seen.changed_at.max(grace_over) + times.stuck_after
+        });
+        if stuck {
             return WatchVerdict::Stuck { report: self.describe(cores, now) };
         }
-        if now.duration_since(self.last_report) >= report_every {
+        if now.duration_since(self.last_report) >= times.report_every {
             self.last_report = now;
             return WatchVerdict::Waiting { report: Some(self.describe(cores, now)) };
         }
@@ -110,26 +140,31 @@ impl ShutdownWatch {
     }
 
     fn describe(&self, cores: &[CoreShutdownState], now: Instant) -> String {
-        let elapsed = now.duration_since(self.started);
         let mut parts = Vec::new();
-        for (index, (state, (_, changed))) in cores.iter().zip(&self.last_ticks).enumerate() {
+        for (index, (state, seen)) in cores.iter().zip(&self.seen).enumerate() {
             if state.is_done() {
                 continue;
             }
-            let silent = now.duration_since(*changed);
+            let silent = now.duration_since(seen.ticked_at);
             let ticking = if silent >= Duration::from_secs(2) {
-                format!("no tick for {:.1} s (stuck outside its tick loop)", silent.as_secs_f64())
+                format!("no tick for {:.1} s", silent.as_secs_f64())
             } else {
                 "ticking".to_owned()
             };
-            let waiting = if state.quiesced.load(Ordering::Relaxed) {
-                "quiesced, waiting for the other cores".to_owned()
-            } else {
-                state.left().to_string()
+            let waiting = match seen.left {
+                None => "has not begun its shutdown".to_owned(),
+                Some(left) if left.is_empty() => "quiesced, waiting for the other cores".to_owned(),
+                Some(left) => {
+                    format!("{left}, unchanged for {:.1} s", now.duration_since(seen.changed_at).as_secs_f64())
+                }
             };
             parts.push(format!("core {index}: {ticking}; {waiting}"));
         }
-        format!("{:.1} s after the shutdown began: {}", elapsed.as_secs_f64(), parts.join("; "))
+        format!(
+            "{:.1} s after the shutdown began: {}",
+            now.duration_since(self.started).as_secs_f64(),
+            parts.join("; ")
+        )
     }
 }
 
@@ -141,39 +176,78 @@ mod tests {
         ShutdownLeft { connections, local_messages: 0, outbox_messages: 0, log_busy }
     }
 
+    const TIMES: WatchTimes = WatchTimes {
+        grace: Duration::from_secs(10),
+        stuck_after: Duration::from_secs(10),
+        report_every: Duration::from_secs(5),
+    };
+
+    fn at(start: Instant, seconds: u64) -> Instant {
+        start + Duration::from_secs(seconds)
+    }
+
     #[test]
-    fn reports_what_each_core_waits_for_and_gives_up_at_the_deadline() {
+    fn reports_what_each_core_waits_for_and_a_done_core_is_not_listed() {
         let start = Instant::now();
         let cores: Vec<CoreShutdownState> = (0..3).map(|_| CoreShutdownState::default()).collect();
         let mut watch = ShutdownWatch::new(3, start);
-        let every = Duration::from_secs(5);
-        let deadline = Duration::from_secs(20);
-        cores[0].record_tick(Some(left(0, false)));
-        cores[1].record_tick(Some(left(7, true)));
-        cores[2].record_tick(Some(left(0, false)));
+        cores[0].record_tick();
+        cores[0].record_left(left(0, false));
+        cores[1].record_left(left(7, true));
         cores[2].record_done();
-        assert_eq!(
-            watch.look(&cores, start + Duration::from_secs(1), every, deadline),
-            WatchVerdict::Waiting { report: None }
-        );
-        // Core 0 keeps ticking, core 1 falls silent.
-        cores[0].record_tick(Some(left(0, false)));
-        let WatchVerdict::Waiting { report: Some(report) } =
-            watch.look(&cores, start + Duration::from_secs(6), every, deadline)
-        else {
+        assert_eq!(watch.look(&cores, at(start, 1), TIMES), WatchVerdict::Waiting { report: None });
+        cores[0].record_tick();
+        let WatchVerdict::Waiting { report: Some(report) } = watch.look(&cores, at(start, 6), TIMES) else {
             panic!("a report is due");
         };
+        assert!(report.starts_with("6.0 s after the shutdown began"), "{report}");
         assert!(report.contains("core 0: ticking; quiesced, waiting for the other cores"), "{report}");
-        assert!(report.contains("core 1: no tick for 5.0 s (stuck outside its tick loop); 7 connections"), "{report}");
-        assert!(report.contains("log busy"), "{report}");
-        assert!(!report.contains("core 2"), "a done core is not listed: {report}");
-        let WatchVerdict::Stuck { report } = watch.look(&cores, start + Duration::from_secs(20), every, deadline)
-        else {
-            panic!("past the deadline");
-        };
-        assert!(report.starts_with("20.0 s after the shutdown began"), "{report}");
+        assert!(report.contains("core 1: no tick for 6.0 s; 7 connections"), "{report}");
+        assert!(report.contains("log busy, unchanged for 5.0 s"), "{report}");
+        assert!(!report.contains("core 2"), "{report}");
         cores[0].record_done();
         cores[1].record_done();
-        assert_eq!(watch.look(&cores, start + Duration::from_secs(21), every, deadline), WatchVerdict::Done);
+        assert_eq!(watch.look(&cores, at(start, 7), TIMES), WatchVerdict::Done);
+    }
+
+    #[test]
+    fn a_core_that_keeps_closing_is_waited_for_and_one_that_stops_is_stuck() {
+        let start = Instant::now();
+        let cores: Vec<CoreShutdownState> = (0..2).map(|_| CoreShutdownState::default()).collect();
+        let mut watch = ShutdownWatch::new(2, start);
+        // Core 0 never ticks (starved) but closes connections every second; core 1 has not even begun.
+        for second in 0..30 {
+            cores[0].record_left(left(1000 - second as usize * 10, false));
+            let verdict = watch.look(&cores, at(start, second), TIMES);
+            if second < 20 {
+                assert!(matches!(verdict, WatchVerdict::Waiting { .. }), "{second} s: {verdict:?}");
+            } else {
+                let WatchVerdict::Stuck { report } = verdict else { panic!("core 1 never began: {verdict:?}") };
+                assert!(report.contains("core 1: no tick for 20.0 s; has not begun its shutdown"), "{report}");
+                assert!(!report.contains("core 0: ticking"), "{report}");
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn no_progress_after_the_grace_is_stuck_but_not_before() {
+        let start = Instant::now();
+        let cores = [CoreShutdownState::default()];
+        let mut watch = ShutdownWatch::new(1, start);
+        cores[0].record_left(left(5, false));
+        // Unchanged from the start: stuck only once the grace and then `stuck_after` have passed.
+        assert!(matches!(watch.look(&cores, at(start, 19), TIMES), WatchVerdict::Waiting { .. }));
+        // A change at 19 s restarts the clock.
+        cores[0].record_left(left(4, false));
+        assert!(matches!(watch.look(&cores, at(start, 19), TIMES), WatchVerdict::Waiting { .. }));
+        assert!(matches!(watch.look(&cores, at(start, 28), TIMES), WatchVerdict::Waiting { .. }));
+        let WatchVerdict::Stuck { report } = watch.look(&cores, at(start, 29), TIMES) else { panic!("stuck") };
+        assert!(
+            report.contains(
+                "4 connections, 0 local messages, 0 messages for other cores, log idle, unchanged for 10.0 s"
+            ),
+            "{report}"
+        );
     }
 }

@@ -453,6 +453,11 @@ impl Shard {
         }
     }
 
+    /// Whether `begin_shutdown` was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
     /// No connection left and nothing waiting to go to another core.
     pub fn is_quiesced(&self) -> bool {
         self.shutdown_left().is_empty()
