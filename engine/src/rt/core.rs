@@ -14,7 +14,7 @@ use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender, Shar
 
 use crate::home::ShardId;
 use crate::limits::{READ_BUFFER_BYTES, TICK_INTERVAL};
-use crate::shard::{ConnId, Handoff, Now, Shard, ShardConfig, ShardMsg};
+use crate::shard::{ConnId, ConnStatus, Handoff, Now, Shard, ShardConfig, ShardMsg, ShutdownLeft};
 
 use super::conn::{expire_tls_handshakes, run_io, watch_readiness};
 use super::linger::Lingering;
@@ -361,12 +361,40 @@ async fn drain(core: Rc<CoreContext>, peer: ShardId, receiver: ConnectedReceiver
     }
 }
 
+/// Ticks after the grace without any change in what is left before a core logs its connections' census.
+const SHUTDOWN_STALL_TICKS: u32 = 30;
+
+/// Logs, once, what the connections a stalled shutdown waits for look like: their status in the shard,
+/// whether this core's socket table holds their socket, whether they wait in the ready queue.
+fn log_connection_census(core: &CoreContext) {
+    let shard = core.shard.borrow();
+    let sockets = core.sockets.borrow();
+    let mut census: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for conn in shard.connection_ids() {
+        let status = match shard.conn_status(conn) {
+            ConnStatus::Open { may_read } => format!("open(may_read={may_read})"),
+            other => format!("{other:?}"),
+        };
+        let socket = if sockets.fd(conn).is_some() { "socket" } else { "no socket" };
+        let queued = if sockets.is_queued(conn) { ", queued" } else { "" };
+        *census.entry(format!("{status}, {socket}{queued}")).or_default() += 1;
+    }
+    tracing::warn!(
+        core = shard.id().0,
+        ready_queue = sockets.ready_len(),
+        ?census,
+        "the shutdown stalled after the grace: the connections left"
+    );
+}
+
 /// Drives timers and the shutdown sequence; returns when every core is done.
 async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
     let mut shutdown_started: Option<Instant> = None;
     let mut closed_hard = false;
     let mut counted_quiesced = false;
     let id = core.shard.borrow().id();
+    // After the grace: what was left at the last change, and for how many ticks it has not changed.
+    let mut stalled: (Option<ShutdownLeft>, u32) = (None, 0);
     loop {
         glommio::timer::sleep(TICK_INTERVAL).await;
         if let Some(tls) = &core.tls {
@@ -406,6 +434,17 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
                     tracing::info!(core = id.0, %left, "shutdown grace over: closing what is left");
                 }
                 core.shard.borrow_mut().close_all_now();
+            }
+            if closed_hard {
+                let left = core.shard.borrow().shutdown_left();
+                if stalled.0 == Some(left) {
+                    stalled.1 += 1;
+                    if stalled.1 == SHUTDOWN_STALL_TICKS && !left.is_empty() {
+                        log_connection_census(core);
+                    }
+                } else {
+                    stalled = (Some(left), 0);
+                }
             }
             if !counted_quiesced && core.shard.borrow().is_quiesced() {
                 counted_quiesced = true;

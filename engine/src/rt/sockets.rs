@@ -149,6 +149,11 @@ impl SocketTable {
         None
     }
 
+    /// Whether `conn` waits in the ready queue.
+    pub fn is_queued(&self, conn: ConnId) -> bool {
+        self.slot(conn).is_some_and(|slot| slot.queued)
+    }
+
     pub fn ready_len(&self) -> usize {
         self.ready.len()
     }

@@ -453,6 +453,11 @@ impl Shard {
         }
     }
 
+    /// Every open connection (for a census when a shutdown stalls; allocates).
+    pub fn connection_ids(&self) -> Vec<ConnId> {
+        self.conns.ids()
+    }
+
     /// Whether `begin_shutdown` was called.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down
