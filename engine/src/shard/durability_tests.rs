@@ -141,3 +141,42 @@ fn async_acks_and_delivers_from_memory() {
     assert_eq!(frames(&mut shard, bob), vec!["DELIVER one"]);
     assert!(shard.wal_pending(), "the record still waits for the next flush");
 }
+
+/// The item id of the first DELIVER or RECEIPT waiting for `conn` (leaves the frames in place).
+fn first_item(shard: &Shard, conn: ConnId) -> u64 {
+    match wire::decode_server(shard.outbound(conn), 1 << 20) {
+        Ok(Decoded::Frame {
+            frame: ServerFrame::Deliver { item_id, .. } | ServerFrame::Receipt { item_id, .. },
+            ..
+        }) => item_id,
+        other => panic!("expected a DELIVER or a RECEIPT, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_removal_waits_for_the_next_urgent_write_and_rides_along_with_it() {
+    let (mut shard, keys) = shard(Durability::Sync);
+    let alice = login(&mut shard, &keys, 0);
+    let bob = login(&mut shard, &keys, 1);
+    assert!(!shard.wal_urgent() && !shard.wal_pending());
+    send(&mut shard, alice, &ClientFrame::Send { client_msg_id: 1, to: user(1), body: b"one" });
+    assert!(shard.wal_urgent(), "the ACK waits for this record");
+    sync_log(&mut shard);
+    assert_eq!(frames(&mut shard, alice), vec!["ACK 1"]);
+    let item_id = first_item(&shard, bob);
+    assert_eq!(frames(&mut shard, bob), vec!["DELIVER one"]);
+    send(&mut shard, bob, &ClientFrame::Delivered { item_id });
+    assert!(shard.wal_urgent(), "the receipt for alice is an item: its delivery waits for its record");
+    sync_log(&mut shard);
+    let receipt_id = first_item(&shard, alice);
+    assert_eq!(frames(&mut shard, alice).len(), 1, "the receipt");
+    send(&mut shard, alice, &ClientFrame::Delivered { item_id: receipt_id });
+    assert!(shard.wal_pending(), "the receipt's removal is logged");
+    assert!(!shard.wal_urgent(), "but nothing waits for it: no write of its own");
+    send(&mut shard, alice, &ClientFrame::Send { client_msg_id: 2, to: user(1), body: b"two" });
+    assert!(shard.wal_urgent());
+    let write = shard.poll_wal_write().expect("one group");
+    shard.handle_wal_done(write.lsn, NOW);
+    assert!(!shard.wal_pending(), "the removal went in the same group as the second message");
+    assert_eq!(frames(&mut shard, alice), vec!["ACK 2"]);
+}
