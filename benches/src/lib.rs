@@ -59,7 +59,7 @@ pub fn message_record(item_id: u64, to: UserId) -> LogRecord {
 /// Where two cores' executors go: the first two CPUs this process may use, each pinned (the engine's
 /// `Placement::Fixed` per core), or unpinned, with a note on stderr, if there are fewer than two.
 pub fn two_core_placements() -> [Placement; 2] {
-    match engine::rt::allowed_cpus() {
+    match tuning::cpus::allowed_cpus() {
         Ok(cpus) if cpus.len() >= 2 => [Placement::Fixed(cpus[0]), Placement::Fixed(cpus[1])],
         other => {
             eprintln!("fewer than two CPUs to pin to ({other:?}): running both executors unpinned");

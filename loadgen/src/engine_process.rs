@@ -108,14 +108,8 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// The CPUs of this process's affinity mask, ascending (all of `0..available_parallelism` if it cannot be read).
 fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: `set` is a plain bitmask owned by this frame; sched_getaffinity writes at most its size.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let result = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if result != 0 {
-        return (0..std::thread::available_parallelism().map_or(1, |count| count.get())).collect();
-    }
-    // SAFETY: CPU_ISSET reads the mask filled above, with indices below CPU_SETSIZE.
-    (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
+    tuning::cpus::allowed_cpus()
+        .unwrap_or_else(|_| (0..std::thread::available_parallelism().map_or(1, |count| count.get())).collect())
 }
 
 /// The CPUs engine `index` of a fleet runs on when each engine has `cores` of the `allowed` CPUs: consecutive
@@ -130,18 +124,9 @@ fn engine_cpus(index: usize, cores: usize, allowed: &[usize]) -> Vec<usize> {
 
 /// Restricts the child to `cpus` (its executors then pin within them).
 fn run_on_cpus(command: &mut Command, cpus: Vec<usize>) {
-    // SAFETY: building a cpu_set_t and sched_setaffinity are async-signal-safe and touch only the child.
+    // SAFETY: `set_cpu_affinity` allocates nothing and makes one system call that touches only the child.
     unsafe {
-        command.pre_exec(move || {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            for &cpu in &cpus {
-                libc::CPU_SET(cpu, &mut set);
-            }
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        command.pre_exec(move || tuning::cpus::set_cpu_affinity(cpus.iter().copied()));
     }
 }
 

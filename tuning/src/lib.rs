@@ -1,7 +1,7 @@
 //! ringline-tuning: what a host must provide for N connections, and the tools to get there.
 //!
-//! Owns the reading of rlimits and sysctls (`os`), the pure judgement over a plain [`HostLimits`]
-//! (`advice`), named sysctl profiles (`profile`) and their text rendering (`report`). The engine and
+//! Owns the reading of rlimits and sysctls (`os`), CPU affinity (`cpus`), the pure judgement over a plain
+//! [`HostLimits`] (`advice`), named sysctl profiles (`profile`) and their text rendering (`report`). The engine and
 //! the load generator call [`raise_nofile_soft_limit`] then [`HostLimits::read`] at start and log
 //! [`HostLimits::capacity_plan`]; the `ringline-tune` binary adds `check` and `apply`.
 //!
@@ -10,6 +10,7 @@
 //! before widening the ephemeral range.
 
 mod advice;
+pub mod cpus;
 mod error;
 mod host;
 pub mod limits;

@@ -1,19 +1,7 @@
 //! Which CPUs the engine runs on: the ones this process may use (its affinity mask, which honours taskset
 //! and cgroup cpusets), optionally the first `--cores` of them. Owns that choice only; pinning is glommio's.
 
-use std::io;
-
-/// The CPUs this process may run on, ascending.
-pub fn allowed_cpus() -> io::Result<Vec<usize>> {
-    // SAFETY: `set` is a plain bitmask owned by this frame; sched_getaffinity writes at most its size.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let result = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if result != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: CPU_ISSET reads the mask filled above, with indices below CPU_SETSIZE.
-    Ok((0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect())
-}
+use tuning::cpus::allowed_cpus;
 
 /// The CPUs to run `cores` executors on, or an error naming how many there are.
 pub fn choose_cpus(requested: Option<usize>) -> Result<Vec<usize>, String> {

@@ -85,15 +85,8 @@ fn write_and_sync(fd: RawFd, pages: &AlignedPages, len: usize, offset: u64) -> i
 fn unpin_this_thread() {
     UNPINNED.with(|unpinned| {
         if !unpinned.replace(true) {
-            // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays within its bounds; the call only changes this
-            // thread's affinity (the kernel keeps it within the allowed cpuset).
-            unsafe {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                for cpu in 0..libc::CPU_SETSIZE as usize {
-                    libc::CPU_SET(cpu, &mut set);
-                }
-                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-            }
+            // Best effort: a pinned sync thread is slower, not wrong.
+            let _ = tuning::cpus::unpin_current_thread();
         }
     });
 }

@@ -41,7 +41,7 @@ use crate::tls::TlsSetupError;
 /// What one core sends another in one channel slot (public for the mesh benchmark, `benches/benches/mesh.rs`).
 #[doc(hidden)]
 pub use self::core::MeshBatch;
-pub use cpus::{allowed_cpus, choose_cpus};
+pub use cpus::choose_cpus;
 pub use listener::{ListenError, bind_listeners};
 pub use log::LogError;
 pub use metrics::MetricsHub;

@@ -197,7 +197,7 @@ struct Core {
 /// Runs one core until its run is over, on the calling thread (which it pins to `core_plan.cpu`). Fails only
 /// when the core cannot start (no epoll instance); connection errors are counted, not returned.
 pub fn run_core(core_plan: CorePlan, stop: &AtomicBool, reports: &SyncSender<CoreReport>) -> io::Result<()> {
-    if let Err(error) = pin_to_cpu(core_plan.cpu) {
+    if let Err(error) = tuning::cpus::set_cpu_affinity([core_plan.cpu]) {
         eprintln!("ringline-loadgen agent: core {} runs unpinned: {error}", core_plan.core_index);
     }
     let mut core = Core::new(core_plan)?;
@@ -206,18 +206,6 @@ pub fn run_core(core_plan: CorePlan, stop: &AtomicBool, reports: &SyncSender<Cor
     // The main thread waits for this; blocking at the very end is fine.
     let _ = reports.send(CoreReport::Final(Box::new(core.final_report())));
     core.close_all();
-    Ok(())
-}
-
-fn pin_to_cpu(cpu: usize) -> io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it; sched_setaffinity reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
     Ok(())
 }
 
