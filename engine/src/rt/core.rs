@@ -98,8 +98,6 @@ pub struct CoreContext {
     adopts_out: RefCell<Vec<Vec<Adopt>>>,
     /// Set when the shard has log records waiting for the log task.
     pub log_wake: Notify,
-    /// Set by the tick: the log task writes whatever is pending, also records nobody waits for.
-    pub log_lazy_due: Cell<bool>,
     started: Instant,
     wake_scratch: RefCell<Vec<ConnId>>,
     ready_scratch: RefCell<Vec<ShardId>>,
@@ -134,7 +132,6 @@ impl CoreContext {
             pumps: (0..cores).map(|_| Notify::default()).collect(),
             adopts_out: RefCell::new((0..cores).map(|_| Vec::new()).collect()),
             log_wake: Notify::default(),
-            log_lazy_due: Cell::new(false),
             started: Instant::now(),
             wake_scratch: RefCell::new(Vec::new()),
             ready_scratch: RefCell::new(Vec::new()),
@@ -165,7 +162,7 @@ impl CoreContext {
             let mut shard = self.shard.borrow_mut();
             shard.poll_wakeups(&mut woken);
             shard.poll_mesh_ready(&mut ready);
-            if shard.wal_urgent() {
+            if shard.wal_pending() {
                 self.log_wake.notify();
             }
         }
@@ -408,11 +405,6 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
         expire_tls_handshakes(core);
         let now = core.now();
         core.shard.borrow_mut().handle_timeout(now);
-        if core.shard.borrow().wal_pending() {
-            // Records nobody waits for (removals) go out at least once a tick.
-            core.log_lazy_due.set(true);
-            core.log_wake.notify();
-        }
         core.metrics.handle_tick(&core.shard.borrow(), core.tls.as_ref().map(|tls| &tls.stats));
         core.lingering.borrow_mut().expire(now.mono_us);
         if core.listener().is_some() {

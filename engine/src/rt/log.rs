@@ -279,10 +279,6 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
             Durability::Async { flush_interval } => glommio::timer::sleep(flush_interval).await,
         }
         loop {
-            if durability.waits_for_sync() && !core.shard.borrow().wal_urgent() && !core.log_lazy_due.replace(false) {
-                // Only records nobody waits for: they go with the next urgent write or the next tick.
-                break;
-            }
             let write = core.shard.borrow_mut().poll_wal_write();
             let Some(write) = write else { break };
             let mut failures = 0u64;

@@ -100,9 +100,6 @@ pub struct ShardLog {
     durability: Durability,
     /// Answers waiting for the log to be durable up to their sequence number, in that order.
     held: VecDeque<(u64, ShardId, ShardMsg)>,
-    /// The last record something waits for (an item: its ACK or its delivery waits under `Sync`). Records after
-    /// it (removals, compaction) wait for the next write or the next tick instead of forcing a write of their own.
-    urgent_lsn: u64,
     failed: bool,
     /// Bytes written per segment still on disk.
     segments: BTreeMap<u64, u64>,
@@ -138,7 +135,6 @@ impl ShardLog {
             writer: LogWriter::new(first_segment, 0, 0, segment_bytes_max),
             durability,
             held: VecDeque::new(),
-            urgent_lsn: 0,
             failed: false,
             segments: BTreeMap::new(),
             log_bytes: 0,
@@ -172,9 +168,7 @@ impl ShardLog {
     /// Appends the record of an item just queued; returns its sequence number.
     pub fn append_item(&mut self, record: &LogRecord) -> u64 {
         self.live_bytes += record.encoded_len() as u64;
-        let lsn = self.writer.append(record);
-        self.urgent_lsn = lsn;
-        lsn
+        self.writer.append(record)
     }
 
     /// Appends that `user`'s `item` left the queue.
@@ -269,14 +263,6 @@ impl ShardLog {
     /// Whether records wait for a write.
     pub fn has_pending(&self) -> bool {
         self.writer.pending_bytes() > 0
-    }
-
-    /// Whether a record something waits for is not durable yet: a write should start as soon as none is in
-    /// flight. Pending records nobody waits for (a removal after DELIVERED) wait for the next such write or
-    /// the next tick: about half the syncs of a chat message at low rates. A crash may then forget a removal
-    /// of the last tick, and that item is delivered once more (same item id) after the restart.
-    pub fn has_urgent(&self) -> bool {
-        self.has_pending() && self.urgent_lsn > self.writer.durable_lsn()
     }
 
     /// Nothing to write and nothing held, or the disk refuses writes (shutdown cannot wait for it).

@@ -491,11 +491,6 @@ impl Shard {
         self.log.durability()
     }
 
-    /// Whether a pending log record holds an answer or a delivery (see `ShardLog::has_urgent`).
-    pub fn wal_urgent(&self) -> bool {
-        self.log.has_urgent()
-    }
-
     /// Whether log records wait for `poll_wal_write`.
     pub fn wal_pending(&self) -> bool {
         self.log.has_pending()
