@@ -1,10 +1,11 @@
 //! `login_storm`: how many logins per second one engine takes, measured with a client that costs as little as
-//! a client can (one thread, one epoll instance, non-blocking sockets, one pre-encoded HELLO per user), so
+//! a client can (per thread one epoll instance, non-blocking sockets, one pre-encoded HELLO per user), so
 //! that on a 2-core box the engine, not the load generator, is what the figure measures. It is a benchmark
 //! driver, not a load generator: no ledger, no messages; `ringline-loadgen` is the tool for those.
 //!
-//! Usage: login_storm --target ADDR --users KEYS_FILE [--count N] [--in-flight K] [--rounds R]
-//! Each round connects N users (K handshakes in flight at once), counts WELCOMEs, then closes them all.
+//! Usage: login_storm --target ADDR --users KEYS_FILE [--count N] [--in-flight K] [--rounds R] [--threads T]
+//! Each round connects N users (K handshakes in flight at once, split over T client threads, default 1),
+//! counts WELCOMEs, then closes them all.
 //! Prints one line per round: logins, seconds, logins/s, failures.
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ struct Args {
     count: usize,
     in_flight: usize,
     rounds: usize,
+    threads: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -30,6 +32,7 @@ fn parse_args() -> Result<Args, String> {
         count: 19_000,
         in_flight: 1024,
         rounds: 3,
+        threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -40,6 +43,12 @@ fn parse_args() -> Result<Args, String> {
             "--count" => args.count = value.parse().map_err(|_| format!("--count {value}: not a number"))?,
             "--in-flight" => {
                 args.in_flight = value.parse().map_err(|_| format!("--in-flight {value}: not a number"))?
+            }
+            "--threads" => {
+                args.threads = value.parse().map_err(|_| format!("--threads {value}: not a number"))?;
+                if args.threads == 0 {
+                    return Err("--threads must be at least 1".into());
+                }
             }
             "--rounds" => args.rounds = value.parse().map_err(|_| format!("--rounds {value}: not a number"))?,
             other => return Err(format!("unknown flag {other}")),
@@ -106,6 +115,79 @@ struct Pending {
     input: Vec<u8>,
 }
 
+/// Logs in every user of `hellos` (one pre-encoded HELLO each) with at most `in_flight` handshakes at once,
+/// on one epoll instance. Returns the logged-in sockets and how many logins failed.
+fn login_all(target: SocketAddr, hellos: &[Vec<u8>], in_flight: usize) -> io::Result<(Vec<OwnedFd>, usize)> {
+    // SAFETY: plain syscall; the fd is owned right after.
+    let epoll = unsafe { OwnedFd::from_raw_fd(check(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut pending: HashMap<u64, Pending> = HashMap::new();
+    let mut done: Vec<OwnedFd> = Vec::with_capacity(hellos.len());
+    let mut next = 0usize;
+    let mut failures = 0usize;
+    while done.len() + failures < hellos.len() {
+        while pending.len() < in_flight && next < hellos.len() {
+            match start_connect(target)
+                .and_then(|fd| epoll_add(epoll.as_raw_fd(), fd.as_raw_fd(), next as u64).map(|()| fd))
+            {
+                Ok(fd) => {
+                    pending.insert(next as u64, Pending { fd, hello_sent: false, input: Vec::new() });
+                }
+                Err(_) => failures += 1,
+            }
+            next += 1;
+        }
+        // SAFETY: `events` is a valid buffer of its length.
+        let ready = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, 1000) };
+        if ready < 0 {
+            continue;
+        }
+        for event in &events[..ready as usize] {
+            let token = event.u64;
+            let Some(state) = pending.get_mut(&token) else { continue };
+            let fd = state.fd.as_raw_fd();
+            if !state.hello_sent && event.events & libc::EPOLLOUT as u32 != 0 {
+                let hello = &hellos[token as usize];
+                // SAFETY: valid fd and buffer.
+                let sent = unsafe { libc::send(fd, hello.as_ptr().cast(), hello.len(), libc::MSG_NOSIGNAL) };
+                if sent as usize == hello.len() {
+                    state.hello_sent = true;
+                } else {
+                    pending.remove(&token);
+                    failures += 1;
+                    continue;
+                }
+            }
+            if event.events & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+                let mut buffer = [0u8; 512];
+                // SAFETY: valid fd and buffer.
+                let read = unsafe { libc::recv(fd, buffer.as_mut_ptr().cast(), buffer.len(), 0) };
+                if read <= 0 {
+                    if read == 0 || io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock {
+                        pending.remove(&token);
+                        failures += 1;
+                    }
+                    continue;
+                }
+                state.input.extend_from_slice(&buffer[..read as usize]);
+                match wire::decode_server(&state.input, 1 << 16) {
+                    Ok(Decoded::Frame { frame: ServerFrame::Welcome { .. }, .. }) => {
+                        if let Some(state) = pending.remove(&token) {
+                            done.push(state.fd);
+                        }
+                    }
+                    Ok(Decoded::Incomplete { .. }) => {}
+                    _ => {
+                        pending.remove(&token);
+                        failures += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok((done, failures))
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(args) => args,
@@ -134,82 +216,35 @@ fn main() {
             bytes
         })
         .collect();
-    // SAFETY: plain syscall; the fd is owned right after.
-    let epoll = match check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }) {
-        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
-        Err(error) => {
-            eprintln!("login_storm: epoll: {error}");
-            std::process::exit(1);
-        }
-    };
-    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     for round in 1..=args.rounds {
-        let mut pending: HashMap<u64, Pending> = HashMap::new();
-        let mut done: Vec<OwnedFd> = Vec::with_capacity(hellos.len());
-        let mut next = 0usize;
-        let mut failures = 0usize;
         let started = Instant::now();
-        while done.len() + failures < hellos.len() {
-            while pending.len() < args.in_flight && next < hellos.len() {
-                match start_connect(args.target)
-                    .and_then(|fd| epoll_add(epoll.as_raw_fd(), fd.as_raw_fd(), next as u64).map(|()| fd))
-                {
-                    Ok(fd) => {
-                        pending.insert(next as u64, Pending { fd, hello_sent: false, input: Vec::new() });
-                    }
-                    Err(_) => failures += 1,
+        let per_thread = hellos.len().div_ceil(args.threads.max(1)).max(1);
+        let in_flight = (args.in_flight / args.threads.max(1)).max(1);
+        let results: Vec<io::Result<(Vec<OwnedFd>, usize)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = hellos
+                .chunks(per_thread)
+                .map(|share| scope.spawn(move || login_all(args.target, share, in_flight)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| worker.join().unwrap_or_else(|_| Err(io::Error::other("a client thread panicked"))))
+                .collect()
+        });
+        let seconds = started.elapsed().as_secs_f64();
+        let mut done = Vec::with_capacity(hellos.len());
+        let mut failures = 0usize;
+        for result in results {
+            match result {
+                Ok((fds, failed)) => {
+                    done.extend(fds);
+                    failures += failed;
                 }
-                next += 1;
-            }
-            // SAFETY: `events` is a valid buffer of its length.
-            let ready = unsafe { libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, 1000) };
-            if ready < 0 {
-                continue;
-            }
-            for event in &events[..ready as usize] {
-                let token = event.u64;
-                let Some(state) = pending.get_mut(&token) else { continue };
-                let fd = state.fd.as_raw_fd();
-                if !state.hello_sent && event.events & libc::EPOLLOUT as u32 != 0 {
-                    let hello = &hellos[token as usize];
-                    // SAFETY: valid fd and buffer.
-                    let sent = unsafe { libc::send(fd, hello.as_ptr().cast(), hello.len(), libc::MSG_NOSIGNAL) };
-                    if sent as usize == hello.len() {
-                        state.hello_sent = true;
-                    } else {
-                        pending.remove(&token);
-                        failures += 1;
-                        continue;
-                    }
-                }
-                if event.events & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
-                    let mut buffer = [0u8; 512];
-                    // SAFETY: valid fd and buffer.
-                    let read = unsafe { libc::recv(fd, buffer.as_mut_ptr().cast(), buffer.len(), 0) };
-                    if read <= 0 {
-                        if read == 0 || io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock {
-                            pending.remove(&token);
-                            failures += 1;
-                        }
-                        continue;
-                    }
-                    state.input.extend_from_slice(&buffer[..read as usize]);
-                    match wire::decode_server(&state.input, 1 << 16) {
-                        Ok(Decoded::Frame { frame: ServerFrame::Welcome { .. }, .. }) => {
-                            if let Some(state) = pending.remove(&token) {
-                                done.push(state.fd);
-                            }
-                        }
-                        Ok(Decoded::Incomplete { .. }) => {}
-                        _ => {
-                            pending.remove(&token);
-                            failures += 1;
-                        }
-                    }
+                Err(error) => {
+                    eprintln!("login_storm: {error}");
+                    std::process::exit(1);
                 }
             }
         }
-        let seconds = started.elapsed().as_secs_f64();
         println!(
             "round {round}: {} logins in {seconds:.3} s = {:.0} logins/s, {failures} failures",
             done.len(),
