@@ -213,6 +213,10 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         (None, false) => bail!("--connections is required with --target"),
     };
     report.connections_target = connections;
+    if let Some(note) = crate::machine::autogroup_note() {
+        println!("note: {note}");
+        report.notes.push(note);
+    }
 
     let mut engines = None;
     let (targets, keys_file) = if args.spawn_engine {

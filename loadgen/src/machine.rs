@@ -111,3 +111,19 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     kib_field(&status, "VmRSS:")
 }
+
+/// A note for the report when the host's scheduler groups tasks per session (autogroup): under load that
+/// adds tens of milliseconds to wake-ups, so latency tails measured here are the host's as much as the
+/// server's. `None` when it is off or the kernel has none.
+pub fn autogroup_note() -> Option<String> {
+    let value = tuning::read_sysctl(tuning::SCHED_AUTOGROUP_KEY).ok().flatten()?;
+    (value.trim() != "0").then(|| {
+        format!(
+            "{} is {}: the scheduler groups tasks per session, which adds tens of ms to wake-ups under load \
+             and inflates latency tails; turn it off with `sysctl -w {}=0` or `ringline-tune apply`",
+            tuning::SCHED_AUTOGROUP_KEY,
+            value.trim(),
+            tuning::SCHED_AUTOGROUP_KEY
+        )
+    })
+}

@@ -260,6 +260,8 @@ pub struct HostLimits {
     pub netdev_max_backlog: u64,
     /// nf_conntrack.
     pub conntrack: Conntrack,
+    /// kernel.sched_autogroup_enabled; `None` when the kernel has no autogroup (no such sysctl).
+    pub sched_autogroup: Option<bool>,
     /// The page size tcp_mem counts in.
     pub page_size_bytes: u64,
     /// MemTotal from /proc/meminfo.

@@ -24,6 +24,6 @@ pub use host::{
     Capabilities, Conntrack, HardLimitRaise, HostLimits, PortRange, PortSet, RLIMIT_UNLIMITED, ResourceLimit, Triple,
 };
 pub use os::{
-    Resource, effective_uid, get_rlimit, probe_hard_limit_raise, raise_nofile_soft_limit, read_sysctl,
-    read_sysctl_required, sysctl_path, write_sysctl,
+    Resource, SCHED_AUTOGROUP_KEY, effective_uid, get_rlimit, probe_hard_limit_raise, raise_nofile_soft_limit,
+    read_sysctl, read_sysctl_required, sysctl_path, write_sysctl,
 };

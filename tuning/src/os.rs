@@ -10,6 +10,9 @@ use crate::host::{
     parse_mem_total_bytes, parse_port_range, parse_triple, parse_u64,
 };
 
+/// The sysctl that exists only on kernels built with CONFIG_SCHED_AUTOGROUP.
+pub const SCHED_AUTOGROUP_KEY: &str = "kernel.sched_autogroup_enabled";
+
 /// The sysctl that exists only while nf_conntrack is loaded.
 pub const CONNTRACK_MAX_KEY: &str = "net.netfilter.nf_conntrack_max";
 
@@ -157,6 +160,10 @@ impl HostLimits {
             None => Conntrack::NotLoaded,
             Some(text) => Conntrack::Loaded { max: parse_u64(CONNTRACK_MAX_KEY, &text)? },
         };
+        let sched_autogroup = match read_sysctl(SCHED_AUTOGROUP_KEY)? {
+            None => None,
+            Some(text) => Some(parse_u64(SCHED_AUTOGROUP_KEY, &text)? != 0),
+        };
         let status = std::fs::read_to_string("/proc/self/status")
             .map_err(|source| TuningError::SysctlRead { key: "/proc/self/status".to_string(), source })?;
         let meminfo = std::fs::read_to_string("/proc/meminfo")
@@ -181,6 +188,7 @@ impl HostLimits {
             tcp_wmem_bytes: triple_sysctl("net.ipv4.tcp_wmem")?,
             netdev_max_backlog: u64_sysctl("net.core.netdev_max_backlog")?,
             conntrack,
+            sched_autogroup,
             page_size_bytes: u64::try_from(page_size).ok().filter(|&p| p > 0).unwrap_or(4096),
             mem_total_bytes: parse_mem_total_bytes(&meminfo)?,
             cpu_count,

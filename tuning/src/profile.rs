@@ -69,6 +69,8 @@ pub const LOOPBACK_MILLION: Profile = Profile {
             value: ProfileValue::AtLeast(2_097_152),
             required: false,
         },
+        // Group scheduling per session turns wake-ups into tens of ms under load (advice.rs).
+        ProfileSetting { key: "kernel.sched_autogroup_enabled", value: ProfileValue::Exact("0"), required: false },
     ],
 };
 
@@ -92,6 +94,8 @@ pub const SERVER: Profile = Profile {
             value: ProfileValue::AtLeast(2_097_152),
             required: false,
         },
+        // Group scheduling per session turns wake-ups into tens of ms under load (advice.rs).
+        ProfileSetting { key: "kernel.sched_autogroup_enabled", value: ProfileValue::Exact("0"), required: false },
     ],
 };
 
