@@ -103,8 +103,9 @@ pub struct RunArgs {
     /// The `ringline` binary for --spawn-engine (default: next to this executable).
     #[arg(long)]
     pub engine_bin: Option<PathBuf>,
-    /// `--cores` for each spawned engine process (default: every CPU). Several engines (the fd limit) then take
-    /// the CPUs round-robin, e.g. with 1 each engine i runs on CPU i mod CPUs.
+    /// `--cores` for each spawned engine process. Default: every CPU for one engine; with several engines (the
+    /// fd limit), CPUs ÷ engines each, at least 1. Several engines take the CPUs round-robin, e.g. with 1 each
+    /// engine i runs on CPU i mod CPUs.
     #[arg(long)]
     pub engine_cores: Option<usize>,
     /// Extra argument for each spawned `ringline serve`, repeatable, e.g. `--engine-arg=--durability
