@@ -8,24 +8,26 @@
 # storage on with high caps, large backlogs, stream management on without resumption, which the load generator
 # never uses), creates the users in bulk (ejabberd: a mnesia
 # text dump through `ejabberdctl load`; prosody: its accounts/*.dat files), then for each server runs
-#   idle     N_IDLE connections offered at 5,000/s and held 20 s: sessions, server RSS per session, logins/s
+#   idle     N_IDLE connections offered at IDLE_RAMP/s and held 20 s: sessions, server RSS per session, logins/s
 #   chat     N_CHAT connections (ramped at CHAT_RAMP/s) at each of RATES until saturated (p99 > P99_GIVE_UP_MS
 #            or under 80% delivered); the table gives the highest delivered rate with p99 <= P99_MAX_MS
 #   offline  N_CHAT connections, 20% offline during the first half of the hold, then back: store and drain
 # and stops the peer servers again (and epmd) whatever happens. Writes results/compare/<host>-<date>/: every
 # loadgen report (JSON) and log, compare.json and compare.md (the table).
 #
-# Environment knobs (defaults keep one run to ~10 minutes on 2 cores): N_IDLE N_CHAT RATES DURATION P99_MAX_MS
+# Environment knobs (defaults keep one run to ~10 minutes on 2 cores): N_IDLE IDLE_RAMP N_CHAT RATES DURATION P99_MAX_MS
 # SERVERS ("ejabberd prosody ringline"). Peers listen on 127.0.0.1 only: ejabberd 5222, prosody 5322.
 set -euo pipefail
 
 N_IDLE=${N_IDLE:-3000}
+# Logins offered per second in the idle run: a server that keeps up is only known to do at least this many.
+IDLE_RAMP=${IDLE_RAMP:-5000}
 N_CHAT=${N_CHAT:-1000}
 RATES=${RATES:-"500 1000 2000 4000 8000"}
 DURATION=${DURATION:-10}
 P99_MAX_MS=${P99_MAX_MS:-10}
 # Chat and offline runs ramp slower than the slowest server logs in (prosody ~220/s), so that the hold, which
-# starts at the planned end of the ramp, finds every user logged in. The idle run offers 5,000/s to measure logins.
+# starts at the planned end of the ramp, finds every user logged in. The idle run offers IDLE_RAMP/s to measure logins.
 CHAT_RAMP=${CHAT_RAMP:-100}
 # A chat rate whose delivery p99 passes this, or that delivers under 80% of what was offered, ends the ladder.
 P99_GIVE_UP_MS=${P99_GIVE_UP_MS:-2000}
@@ -270,7 +272,7 @@ settle() {
 
 workloads() {
     local server=$1
-    run_loadgen "$server" idle --scenario idle --connections "$N_IDLE" --ramp 5000 --duration 20
+    run_loadgen "$server" idle --scenario idle --connections "$N_IDLE" --ramp "$IDLE_RAMP" --duration 20
     for rate in $RATES; do
         run_loadgen "$server" "chat-$rate" --scenario chat --connections "$N_CHAT" --ramp "$CHAT_RAMP" \
             --duration "$DURATION" --rate "$rate" --drain-timeout 20
@@ -285,7 +287,7 @@ workloads() {
 
 : > "$WORK/runs.tsv"
 {
-    echo "command: $0 (N_IDLE=$N_IDLE N_CHAT=$N_CHAT CHAT_RAMP=$CHAT_RAMP RATES='$RATES' DURATION=$DURATION P99_MAX_MS=$P99_MAX_MS P99_GIVE_UP_MS=$P99_GIVE_UP_MS)"
+    echo "command: $0 (N_IDLE=$N_IDLE IDLE_RAMP=$IDLE_RAMP N_CHAT=$N_CHAT CHAT_RAMP=$CHAT_RAMP RATES='$RATES' DURATION=$DURATION P99_MAX_MS=$P99_MAX_MS P99_GIVE_UP_MS=$P99_GIVE_UP_MS)"
     echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared)"
     echo "commit: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!results' || echo ' (with uncommitted changes)')"
     echo "host: $(hostname), $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
@@ -302,6 +304,6 @@ for server in $SERVERS; do
 done
 
 cp "$WORK/runs.tsv" "$OUT/runs.tsv"
-python3 "$ROOT/results/compare/summarize.py" "$OUT" "$P99_MAX_MS"
+python3 "$ROOT/results/compare/summarize.py" "$OUT" "$P99_MAX_MS" "$IDLE_RAMP"
 log "written: $OUT/compare.md, $OUT/compare.json"
 rm -rf "$WORK"
