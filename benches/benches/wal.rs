@@ -3,11 +3,11 @@
 //!
 //! - `wal_append/{records}`: the sans-IO part (`engine::wal::LogWriter`): encode the records with their
 //!   CRC32C into the group, pad it to whole pages and hand it out as one write (`poll_write`), mark it done.
-//! - `wal_write_sync_dma/{records}`: that plus the I/O the engine's log task does per group: the engine's own
-//!   `engine::rt::durable_write::write_durably_at` (a page-aligned copy, one `pwritev2(RWF_DSYNC)` on the
-//!   O_DIRECT `DmaFile`, on the executor's blocking thread, unpinned), with `rt/log.rs`'s segment rotation
-//!   repeated here; a new segment every `LOG_SEGMENT_BYTES_DEFAULT` (its directory synced, the closed one
-//!   deleted so the bench's disk use stays bounded).
+//! - `wal_write_sync_dma/{records}`: that plus the I/O the engine's log task does per group, through the
+//!   engine's own `engine::rt::log_segment::SegmentWriter` (a new segment every `LOG_SEGMENT_BYTES_DEFAULT`,
+//!   its directory synced; a page-aligned copy, one `pwritev2(RWF_DSYNC)` on the O_DIRECT `DmaFile`, on the
+//!   executor's blocking thread, unpinned); the bench deletes each segment it closes so its disk use stays
+//!   bounded.
 //! - `wal_write_sync_std/{records}`: the same groups with a plain `std::fs::File` (buffered `pwrite`, then
 //!   `sync_data`) on the bench thread, for comparison.
 //!
@@ -18,7 +18,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -26,10 +25,10 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use glommio::LocalExecutor;
-use glommio::io::{Directory, DmaFile, OpenOptions};
+use glommio::io::Directory;
 
 use engine::limits::LOG_SEGMENT_BYTES_DEFAULT;
-use engine::rt::durable_write::write_durably_at;
+use engine::rt::log_segment::{SegmentWriter, segment_path};
 use engine::wal::{LogRecord, LogWriter, PendingWrite};
 use ringline_benches::{core_executor, criterion_settings, message_record, two_core_placements};
 
@@ -86,10 +85,6 @@ impl BenchDir {
         eprintln!("{name}: log segments in {}", path.display());
         Self { path }
     }
-
-    fn segment(&self, segment: u64) -> PathBuf {
-        self.path.join(format!("segment-{segment:08}.log"))
-    }
 }
 
 impl Drop for BenchDir {
@@ -98,39 +93,25 @@ impl Drop for BenchDir {
     }
 }
 
-/// The segment being appended to, through glommio.
-struct DmaSegment {
-    segment: u64,
-    file: DmaFile,
-}
-
-/// `rt/log.rs` `write_durably`: the segment file (created, its directory synced, if new), then the engine's
-/// durable write. Deletes the segment it closes.
+/// The engine's segment writer (`rt::log_segment`); the bench deletes each segment it closes, where the engine
+/// waits for compaction to free it.
 async fn write_durably_dma(
     dir: &Directory,
     paths: &BenchDir,
-    open: &mut Option<DmaSegment>,
+    segments: &mut SegmentWriter,
     write: &PendingWrite,
 ) -> io::Result<()> {
-    if open.as_ref().is_none_or(|current| current.segment != write.segment) {
-        if let Some(previous) = open.take() {
-            previous.file.close().await?;
-            std::fs::remove_file(paths.segment(previous.segment))?;
-        }
-        let file =
-            OpenOptions::new().read(true).write(true).create(true).dma_open(paths.segment(write.segment)).await?;
-        dir.sync().await?;
-        *open = Some(DmaSegment { segment: write.segment, file });
+    if let Some(closed) = segments.write(dir, write).await? {
+        std::fs::remove_file(segment_path(&paths.path, closed))?;
     }
-    let file = &open.as_ref().expect("opened above").file;
-    write_durably_at(file.as_raw_fd(), &write.bytes, write.offset).await
+    Ok(())
 }
 
 /// One log of the DMA variant: its writer, files and executor state.
 struct DmaLog {
     writer: LogWriter,
     dir: Directory,
-    open: Option<DmaSegment>,
+    segments: SegmentWriter,
     paths: BenchDir,
 }
 
@@ -138,27 +119,26 @@ fn bench_dma(group: &mut BenchmarkGroup<'_, WallTime>, executor: &LocalExecutor,
     for size in GROUP_RECORDS {
         let paths = BenchDir::create(&format!("wal-dma-{size}"));
         let dir = executor.run(Directory::open(paths.path.clone())).expect("opening the log directory");
-        let mut log = DmaLog { writer: LogWriter::new(0, 0, 0, LOG_SEGMENT_BYTES_DEFAULT), dir, open: None, paths };
+        let segments = SegmentWriter::new(paths.path.clone());
+        let mut log = DmaLog { writer: LogWriter::new(0, 0, 0, LOG_SEGMENT_BYTES_DEFAULT), dir, segments, paths };
         group.throughput(Throughput::Elements(size as u64));
         group.bench_function(BenchmarkId::from_parameter(size), |b| {
             b.iter_custom(|iters| {
                 executor.run(async {
-                    let DmaLog { writer, dir, open, paths } = &mut log;
+                    let DmaLog { writer, dir, segments, paths } = &mut log;
                     let started = Instant::now();
                     for _ in 0..iters {
                         let write = group_write(writer, &records[..size]);
-                        write_durably_dma(dir, paths, open, &write).await.expect("writing the bench's log");
+                        write_durably_dma(dir, paths, segments, &write).await.expect("writing the bench's log");
                         writer.handle_write_done(write.lsn);
                     }
                     started.elapsed()
                 })
             })
         });
-        let DmaLog { dir, open, .. } = log;
+        let DmaLog { dir, mut segments, .. } = log;
         executor.run(async move {
-            if let Some(segment) = open {
-                segment.file.close().await.expect("closing the bench's log segment");
-            }
+            segments.close().await.expect("closing the bench's log segment");
             dir.close().await.expect("closing the bench's log directory");
         });
     }
@@ -168,10 +148,14 @@ fn bench_dma(group: &mut BenchmarkGroup<'_, WallTime>, executor: &LocalExecutor,
 fn write_durably_std(paths: &BenchDir, open: &mut Option<(u64, File)>, write: &PendingWrite) -> io::Result<()> {
     if open.as_ref().is_none_or(|(segment, _)| *segment != write.segment) {
         if let Some((previous, _)) = open.take() {
-            std::fs::remove_file(paths.segment(previous))?;
+            std::fs::remove_file(segment_path(&paths.path, previous))?;
         }
-        let file =
-            File::options().read(true).write(true).create(true).truncate(false).open(paths.segment(write.segment))?;
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(segment_path(&paths.path, write.segment))?;
         File::open(&paths.path)?.sync_all()?;
         *open = Some((write.segment, file));
     }

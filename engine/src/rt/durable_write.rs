@@ -4,8 +4,8 @@
 //! blocking thread for the sync, and a wake-up of the executor after each): at 5,000 msgs/s over twelve logs the
 //! engines spent more CPU on those hops than on the messages (results/engine/README.md).
 //!
-//! Owns the aligned buffer and the call. What to write and where is the shard's (`wal::PendingWrite`); opening,
-//! rotating and retrying segments is `rt::log`'s. Also used by the WAL bench, so that it measures this code.
+//! Owns the aligned buffer and the call. What to write and where is the shard's (`wal::PendingWrite`); opening
+//! and rotating segments is `rt::log_segment`'s, retrying `rt::log`'s.
 //!
 //! RWF_DSYNC makes this one write durable as `fdatasync` would (data, and the file size it extends).
 

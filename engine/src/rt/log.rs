@@ -1,6 +1,6 @@
 //! Per-core write-ahead log files: recovery at start (read every core's old log, truncate damaged tails,
 //! rewrite what is pending for the new core count) and each core's log task (group commit to glommio's
-//! O_DIRECT files, each group one durable write, `rt::durable_write`). Owns the files and the directory layout; what to log, when to ACK and when a segment may go
+//! O_DIRECT files, each group one durable write to its segment, `rt::log_segment`). Owns the files and the directory layout; what to log, when to ACK and when a segment may go
 //! are the shard's (`shard::durability`), the record format and replay rules are `wal`'s.
 //!
 //! Layout: `DATA_DIR/wal/epoch-NNNNNN/core-CCCC/segment-SSSSSSSS.log`. Each start reads the newest epoch
@@ -16,18 +16,19 @@
 use std::cell::Cell;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use glommio::io::{Directory, DmaFile, OpenOptions};
+use glommio::io::Directory;
 
 use crate::limits::{LOG_RECORD_BYTES_MAX, LOG_RETRY_INTERVAL};
 use crate::shard::Durability;
-use crate::wal::{LogRecord, LogWriter, PendingWrite, RecoveredCore, Recovery, ReplayEnd, replay_segment};
+use crate::wal::{LogRecord, LogWriter, RecoveredCore, Recovery, ReplayEnd, replay_segment};
 
 use super::core::CoreContext;
+use super::log_segment::SegmentWriter;
+use super::log_segment::segment_path;
 
 /// Why the logs could not be recovered (the server does not start: it would lose acknowledged messages).
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +52,6 @@ pub struct CoreLog {
     pub recovered: RecoveredCore,
     /// Bytes of segment 0, which holds that state.
     pub segment_bytes: u64,
-}
-
-pub fn segment_path(dir: &Path, segment: u64) -> PathBuf {
-    dir.join(format!("segment-{segment:08}.log"))
 }
 
 fn numbered(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
@@ -228,34 +225,6 @@ pub fn log_summary(shard: &crate::shard::Shard) {
     );
 }
 
-/// The segment file being appended to.
-struct OpenSegment {
-    segment: u64,
-    file: DmaFile,
-}
-
-/// Writes `write` and makes it durable: the segment file (created, with its directory entry synced, if
-/// new), then one `pwritev2(RWF_DSYNC)` of every byte (`rt::durable_write`).
-async fn write_durably(
-    dir: &Directory,
-    path: &Path,
-    open: &mut Option<OpenSegment>,
-    write: &PendingWrite,
-) -> io::Result<()> {
-    if open.as_ref().is_none_or(|current| current.segment != write.segment) {
-        if let Some(previous) = open.take() {
-            previous.file.close().await?;
-        }
-        // Readable too: glommio probes the device for iopoll support with a read.
-        let file =
-            OpenOptions::new().read(true).write(true).create(true).dma_open(segment_path(path, write.segment)).await?;
-        dir.sync().await?;
-        *open = Some(OpenSegment { segment: write.segment, file });
-    }
-    let file = &open.as_ref().expect("opened above").file;
-    super::durable_write::write_durably_at(file.as_raw_fd(), &write.bytes, write.offset).await
-}
-
 /// The core's log task: takes each group the shard has, makes it durable, reports back; deletes the
 /// segments compaction freed. Under `Durability::Sync` it runs whenever records wait (the next group forms
 /// while a write is in flight); under `Async` it writes one group per flush interval.
@@ -271,7 +240,7 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
             return;
         }
     };
-    let mut open: Option<OpenSegment> = None;
+    let mut segments = SegmentWriter::new(dir_path.clone());
     let mut deletions = Vec::new();
     loop {
         match durability {
@@ -283,7 +252,8 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
             let Some(write) = write else { break };
             let mut failures = 0u64;
             let started = Instant::now();
-            while let Err(error) = write_durably(&dir, &dir_path, &mut open, &write).await {
+            // The engine deletes segments only when compaction frees them (below), not when it closes them.
+            while let Err(error) = segments.write(&dir, &write).await {
                 if failures == 0 {
                     tracing::error!(%error, segment = write.segment, offset = write.offset,
                         "{id}: log write failed: refusing new messages (REJECT StorageUnavailable), \
@@ -293,9 +263,7 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
                 }
                 failures += 1;
                 // Reopen on the next try: the error may have been the file's.
-                if let Some(previous) = open.take() {
-                    let _ = previous.file.close().await;
-                }
+                let _ = segments.close().await;
                 glommio::timer::sleep(LOG_RETRY_INTERVAL).await;
             }
             let took_us = started.elapsed().as_micros() as u64;

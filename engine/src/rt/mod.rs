@@ -14,6 +14,8 @@ pub mod durable_write;
 mod linger;
 mod listener;
 mod log;
+#[doc(hidden)]
+pub mod log_segment;
 mod metrics;
 mod notify;
 mod readiness;
