@@ -121,7 +121,8 @@ pub struct RunArgs {
     /// Message body bytes (at least the 44-byte loadgen header).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(44..=4096))]
     pub body_bytes: u32,
-    /// Executors per local agent (default: every core).
+    /// Executors per agent. Default: every core for one local agent; with several local agents (the fd limit),
+    /// CPUs ÷ agents each, at least 1; remote agents use every core of their host.
     #[arg(long)]
     pub agent_cores: Option<usize>,
     /// Seconds between keepalive PINGs on an otherwise idle connection.

@@ -357,6 +357,17 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     let users = plan_users;
     let mut next_user = 0usize;
     let agent_count = links.len();
+    // Local agents share this host's CPUs: several of them get CPUs ÷ agents cores each (as spawned engines
+    // do), so that their threads do not outnumber the CPUs. Remote agents keep every core of their own host.
+    let agent_cores = match (&args.agents, args.agent_cores) {
+        (_, Some(cores)) => Some(cores),
+        (AgentsArg::Auto, None) => tuning::cpus::cores_each(
+            None,
+            agent_count,
+            tuning::cpus::allowed_cpus().map_or(1, |cpus| cpus.len().max(1)),
+        ),
+        (AgentsArg::Remote(_), None) => None,
+    };
     for (index, (link, (_, ready))) in links.iter_mut().zip(&readers).enumerate() {
         let remaining_agents = agent_count - index;
         let share = (users.len() - next_user).div_ceil(remaining_agents).min(ready.connections_max as usize);
@@ -382,8 +393,8 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             hold_start_at_us,
             hold_end_at_us,
             drain_deadline_us,
-            cores: args.agent_cores,
-            first_cpu: index * args.agent_cores.unwrap_or(1),
+            cores: agent_cores,
+            first_cpu: index * agent_cores.unwrap_or(1),
             protocol: args.protocol,
             xmpp_realm: xmpp_realm.clone().map(Box::new),
             tls: tls_plan.clone().map(Box::new),

@@ -122,17 +122,6 @@ fn engine_cpus(index: usize, cores: usize, allowed: &[usize]) -> Vec<usize> {
     (0..cores).map(|offset| allowed[(index * cores + offset) % allowed.len()]).collect()
 }
 
-/// `--cores` for each of `processes` engines on `cpus` CPUs: what was asked for, else every CPU for a single
-/// engine, else CPUs ÷ engines (at least 1), so that executors do not outnumber CPUs. Twelve executors of six
-/// 2-core engines on 2 CPUs cost twice the CPU per message of six 1-core ones (results/capacity/README.md).
-fn cores_per_engine(requested: Option<usize>, processes: usize, cpus: usize) -> Option<usize> {
-    match requested {
-        Some(cores) => Some(cores),
-        None if processes > 1 => Some((cpus / processes).max(1)),
-        None => None,
-    }
-}
-
 /// Restricts the child to `cpus` (its executors then pin within them).
 fn run_on_cpus(command: &mut Command, cpus: Vec<usize>) {
     // SAFETY: `set_cpu_affinity` allocates nothing and makes one system call that touches only the child.
@@ -191,7 +180,7 @@ impl EngineFleet {
         let tls_files = if tls { Some(make_dev_cert(bin, &fleet.data_dir.join("tls"))?) } else { None };
         fleet.tls_cert = tls_files.as_ref().map(|(cert, _)| cert.clone());
         let allowed = allowed_cpus();
-        let cores = cores_per_engine(cores, processes, allowed.len().max(1));
+        let cores = tuning::cpus::cores_each(cores, processes, allowed.len().max(1));
         for index in 0..processes {
             let address = SocketAddr::from(([127, 0, 0, 1], free_port()?));
             let tls_address = match tls_files {
@@ -300,7 +289,7 @@ impl Drop for EngineFleet {
 
 #[cfg(test)]
 mod tests {
-    use super::{cores_per_engine, engine_cpus};
+    use super::engine_cpus;
 
     #[test]
     fn engines_take_the_cpus_round_robin() {
@@ -310,14 +299,5 @@ mod tests {
         assert_eq!(engine_cpus(1, 2, &allowed), vec![5, 2]);
         assert_eq!(engine_cpus(0, 9, &allowed), vec![2, 3, 5], "never more CPUs than allowed");
         assert_eq!(engine_cpus(0, 1, &[]), Vec::<usize>::new());
-    }
-
-    #[test]
-    fn several_engines_share_the_cpus_instead_of_each_taking_all() {
-        assert_eq!(cores_per_engine(None, 1, 2), None, "one engine: every CPU");
-        assert_eq!(cores_per_engine(None, 6, 2), Some(1));
-        assert_eq!(cores_per_engine(None, 4, 64), Some(16));
-        assert_eq!(cores_per_engine(None, 3, 8), Some(2));
-        assert_eq!(cores_per_engine(Some(2), 6, 2), Some(2), "what was asked for wins");
     }
 }
