@@ -27,6 +27,9 @@ pub struct TlsCertificates {
     cert: PathBuf,
     key: PathBuf,
     resumption: Resumption,
+    /// What the files looked like just before `load` read them: the reload thread starts watching from
+    /// here, so a change made after loading but before the thread first runs is not missed.
+    loaded_stamps: [Option<FileStamp>; 2],
     /// The settings for new handshakes and their generation.
     current: Mutex<(u64, Arc<ServerConfig>)>,
     /// Same generation, read by the cores every tick without the lock.
@@ -47,6 +50,7 @@ impl std::fmt::Debug for TlsCertificates {
 impl TlsCertificates {
     /// Loads the certificate and key of `settings`; an unusable pair is an error (the engine does not start).
     pub fn load(settings: &TlsSettings, hub: Arc<MetricsHub>) -> Result<Self, TlsSetupError> {
+        let loaded_stamps = [FileStamp::of(&settings.cert), FileStamp::of(&settings.key)];
         let identity = ServerIdentity::load(&settings.cert, &settings.key)?;
         let resumption = Resumption::new()?;
         let config = server_config(&identity, &resumption)?;
@@ -55,6 +59,7 @@ impl TlsCertificates {
             cert: settings.cert.clone(),
             key: settings.key.clone(),
             resumption,
+            loaded_stamps,
             current: Mutex::new((0, config)),
             generation: AtomicU64::new(0),
             hub,
@@ -133,7 +138,7 @@ pub fn start_reload_thread(
     check_interval: Duration,
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("ringline-tls-reload".to_owned()).spawn(move || {
-        let mut seen = certificates.stamps();
+        let mut seen = certificates.loaded_stamps;
         let mut changed: Option<[Option<FileStamp>; 2]> = None;
         let mut checked = Instant::now();
         loop {
