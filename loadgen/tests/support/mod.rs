@@ -271,6 +271,14 @@ pub fn engine_bin() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = std::process::Command::new(cargo);
     build.args(["build", "--quiet", "-p", "ringline", "--bin", "ringline"]);
+    // Not the variables `cargo test` sets for this test (CARGO_PKG_*, CARGO_MANIFEST_DIR, …): with them the
+    // build differs from a plain `cargo build` and every alternation between the two rebuilt the engine.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+            build.env_remove(key.as_ref());
+        }
+    }
     if profile_dir.file_name().is_some_and(|name| name == "release") {
         build.arg("--release");
     }
