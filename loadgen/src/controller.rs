@@ -361,11 +361,9 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     // do), so that their threads do not outnumber the CPUs. Remote agents keep every core of their own host.
     let agent_cores = match (&args.agents, args.agent_cores) {
         (_, Some(cores)) => Some(cores),
-        (AgentsArg::Auto, None) => tuning::cpus::cores_each(
-            None,
-            agent_count,
-            tuning::cpus::allowed_cpus().map_or(1, |cpus| cpus.len().max(1)),
-        ),
+        (AgentsArg::Auto, None) => {
+            tuning::cpus::cores_each(None, agent_count, crate::engine_process::allowed_cpus().len().max(1))
+        }
         (AgentsArg::Remote(_), None) => None,
     };
     for (index, (link, (_, ready))) in links.iter_mut().zip(&readers).enumerate() {

@@ -107,7 +107,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// The CPUs of this process's affinity mask, ascending (all of `0..available_parallelism` if it cannot be read).
-fn allowed_cpus() -> Vec<usize> {
+pub fn allowed_cpus() -> Vec<usize> {
     tuning::cpus::allowed_cpus()
         .unwrap_or_else(|_| (0..std::thread::available_parallelism().map_or(1, |count| count.get())).collect())
 }

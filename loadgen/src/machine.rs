@@ -116,14 +116,11 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 /// adds tens of milliseconds to wake-ups, so latency tails measured here are the host's as much as the
 /// server's. `None` when it is off or the kernel has none.
 pub fn autogroup_note() -> Option<String> {
-    let value = tuning::read_sysctl(tuning::SCHED_AUTOGROUP_KEY).ok().flatten()?;
-    (value.trim() != "0").then(|| {
+    let key = tuning::SCHED_AUTOGROUP_KEY;
+    (tuning::read_sched_autogroup().ok().flatten() == Some(true)).then(|| {
         format!(
-            "{} is {}: the scheduler groups tasks per session, which adds tens of ms to wake-ups under load \
-             and inflates latency tails; turn it off with `sysctl -w {}=0` or `ringline-tune apply`",
-            tuning::SCHED_AUTOGROUP_KEY,
-            value.trim(),
-            tuning::SCHED_AUTOGROUP_KEY
+            "{key} is 1: the scheduler groups tasks per session, which adds tens of ms to wake-ups under load and \
+             inflates latency tails; turn it off with `sysctl -w {key}=0` or `ringline-tune apply`"
         )
     })
 }

@@ -25,5 +25,5 @@ pub use host::{
 };
 pub use os::{
     Resource, SCHED_AUTOGROUP_KEY, effective_uid, get_rlimit, probe_hard_limit_raise, raise_nofile_soft_limit,
-    read_sysctl, read_sysctl_required, sysctl_path, write_sysctl,
+    read_sched_autogroup, read_sysctl, read_sysctl_required, sysctl_path, write_sysctl,
 };

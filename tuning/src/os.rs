@@ -148,6 +148,15 @@ pub fn effective_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// kernel.sched_autogroup_enabled: whether the scheduler groups tasks per session; `None` when the kernel has
+/// no autogroup. The load generator reads it too, to say so in its report.
+pub fn read_sched_autogroup() -> Result<Option<bool>, TuningError> {
+    match read_sysctl(SCHED_AUTOGROUP_KEY)? {
+        None => Ok(None),
+        Some(text) => Ok(Some(parse_u64(SCHED_AUTOGROUP_KEY, &text)? != 0)),
+    }
+}
+
 impl HostLimits {
     /// Reads every limit from the kernel without changing anything. The `*_hard_raise` fields are
     /// `Unknown`; use [`HostLimits::read_and_probe`] to find them out.
@@ -160,10 +169,7 @@ impl HostLimits {
             None => Conntrack::NotLoaded,
             Some(text) => Conntrack::Loaded { max: parse_u64(CONNTRACK_MAX_KEY, &text)? },
         };
-        let sched_autogroup = match read_sysctl(SCHED_AUTOGROUP_KEY)? {
-            None => None,
-            Some(text) => Some(parse_u64(SCHED_AUTOGROUP_KEY, &text)? != 0),
-        };
+        let sched_autogroup = read_sched_autogroup()?;
         let status = std::fs::read_to_string("/proc/self/status")
             .map_err(|source| TuningError::SysctlRead { key: "/proc/self/status".to_string(), source })?;
         let meminfo = std::fs::read_to_string("/proc/meminfo")

@@ -218,8 +218,9 @@ fn main() {
         .collect();
     for round in 1..=args.rounds {
         let started = Instant::now();
-        let per_thread = hellos.len().div_ceil(args.threads.max(1)).max(1);
-        let in_flight = (args.in_flight / args.threads.max(1)).max(1);
+        // `--threads` is at least 1 (parse_args).
+        let per_thread = hellos.len().div_ceil(args.threads).max(1);
+        let in_flight = (args.in_flight / args.threads).max(1);
         let results: Vec<io::Result<(Vec<OwnedFd>, usize)>> = std::thread::scope(|scope| {
             let workers: Vec<_> = hellos
                 .chunks(per_thread)

@@ -1,7 +1,8 @@
 //! Per-core write-ahead log files: recovery at start (read every core's old log, truncate damaged tails,
 //! rewrite what is pending for the new core count) and each core's log task (group commit to glommio's
-//! O_DIRECT files, each group one durable write to its segment, `rt::log_segment`). Owns the files and the directory layout; what to log, when to ACK and when a segment may go
-//! are the shard's (`shard::durability`), the record format and replay rules are `wal`'s.
+//! O_DIRECT files, each group one durable write to its segment, `rt::log_segment`). Owns the files and the
+//! directory layout; what to log, when to ACK and when a segment may go are the shard's (`shard::durability`),
+//! the record format and replay rules are `wal`'s.
 //!
 //! Layout: `DATA_DIR/wal/epoch-NNNNNN/core-CCCC/segment-SSSSSSSS.log`. Each start reads the newest epoch
 //! (whatever core count wrote it), folds it (`wal::Recovery`), and writes epoch N+1: per new core, segment 0
@@ -27,8 +28,7 @@ use crate::shard::Durability;
 use crate::wal::{LogRecord, LogWriter, RecoveredCore, Recovery, ReplayEnd, replay_segment};
 
 use super::core::CoreContext;
-use super::log_segment::SegmentWriter;
-use super::log_segment::segment_path;
+use super::log_segment::{SegmentWriter, segment_path};
 
 /// Why the logs could not be recovered (the server does not start: it would lose acknowledged messages).
 #[derive(Debug, thiserror::Error)]
