@@ -221,3 +221,33 @@ fn a_relative_data_dir_works_for_the_log() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// A client that sends its last frame and its end of input in one segment (data and FIN together, so one
+/// readiness event announces both) gets the answer and then the server's close. The I/O loop skips the
+/// `recv` that would only say EAGAIN after a short read; it must not skip the one that finds the end of
+/// input, which no later event would announce (the session would linger until the idle timeout, far past
+/// the client's read timeout).
+#[test]
+fn the_last_frame_and_the_end_of_input_in_one_segment_are_both_seen() {
+    use std::os::fd::AsRawFd;
+
+    let server = TestServer::start("last-frame-fin", 2, 10, &[]);
+    for round in 0..4u64 {
+        let mut client = server.login(server.user(round as usize));
+        let mut bytes = Vec::new();
+        wire::encode_client(&ClientFrame::Ping { nonce: round }, &mut bytes);
+        // MSG_MORE holds the bytes back, so the shutdown puts the FIN on the same segment.
+        // SAFETY: `bytes` is valid for reads of its length; the descriptor is the client's open socket.
+        let sent = unsafe {
+            libc::send(
+                client.stream.as_raw_fd(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_MORE | libc::MSG_NOSIGNAL,
+            )
+        };
+        assert_eq!(sent, bytes.len() as isize, "send: {}", std::io::Error::last_os_error());
+        client.stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        assert_eq!(client.recv_until_closed(), vec![Got::Pong { nonce: round }]);
+    }
+}

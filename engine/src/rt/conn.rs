@@ -124,6 +124,9 @@ fn handle_event(core: &CoreContext, event: Event) {
             if event.readable {
                 sockets.set_readable(conn, true);
             }
+            if event.hung_up {
+                sockets.set_hung_up(conn);
+            }
             sockets.enqueue(conn);
         }
         Token::Listener => core.accept_pending.set(true),
@@ -231,6 +234,7 @@ fn serve(core: &CoreContext, conn: ConnId) {
             }
             Ok(read) if core.sockets.borrow().is_tls(conn) => {
                 reads += 1;
+                note_short_read(core, conn, read, buffer.len());
                 let received = receive_tls(core, conn, &mut buffer[..read]);
                 drop(buffer);
                 core.dispatch();
@@ -240,6 +244,7 @@ fn serve(core: &CoreContext, conn: ConnId) {
             }
             Ok(read) => {
                 reads += 1;
+                note_short_read(core, conn, read, buffer.len());
                 core.shard.borrow_mut().handle_bytes(conn, &buffer[..read], core.now());
                 drop(buffer);
                 core.dispatch();
@@ -258,6 +263,19 @@ fn serve(core: &CoreContext, conn: ConnId) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A read that did not fill the buffer took everything the socket held: more input will come with a new
+/// edge event, so the next visit need not spend a `recv` to hear EAGAIN (one system call saved per read).
+/// Not once the peer has hung up: its end of input may already wait behind the bytes just read, and no
+/// new event would announce it.
+fn note_short_read(core: &CoreContext, conn: ConnId, read: usize, capacity: usize) {
+    if read < capacity {
+        let mut sockets = core.sockets.borrow_mut();
+        if !sockets.is_hung_up(conn) {
+            sockets.set_readable(conn, false);
         }
     }
 }

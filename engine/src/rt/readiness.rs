@@ -38,6 +38,8 @@ pub struct Event {
     /// Input, end of input or an error is waiting: a read will not block. (Any event of a connection,
     /// room for output included, makes the I/O loop visit it.)
     pub readable: bool,
+    /// The peer ended its input (EPOLLRDHUP), or the socket hung up or failed.
+    pub hung_up: bool,
 }
 
 /// The parts made on the starting thread (so that failing to make them is a start-up error), moved to the
@@ -167,6 +169,7 @@ impl Readiness {
             out.push(Event {
                 token: Token::from_u64(data),
                 readable: events & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0,
+                hung_up: events & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0,
             });
         }
         Ok(got == max)

@@ -1,5 +1,5 @@
 //! The sockets of one core's connections, by the connection's shard slot, and the queue of connections
-//! with something to do. A slot is a descriptor, the generation of the connection using it and three flags:
+//! with something to do. A slot is a descriptor, the generation of the connection using it and four flags:
 //! this is all the runtime keeps for an idle plain connection (no buffer, no task, no future). A TLS
 //! connection also has its boxed `TlsSession` in a second vector beside the slots, which exists only once the
 //! core has had a TLS connection: plain connections pay nothing for TLS on a server without it.
@@ -20,8 +20,12 @@ use crate::tls::TlsSession;
 struct Slot {
     fd: Option<OwnedFd>,
     generation: u32,
-    /// Epoll reported input and a read has not yet returned EAGAIN since (events are edges).
+    /// Epoll reported input and a read has not yet shown it all taken (EAGAIN, or a short read while the
+    /// peer has not hung up): events are edges.
     readable: bool,
+    /// Epoll reported end of input or an error: read until EOF or EAGAIN, as a short read may be followed
+    /// by an end of input that no new event will announce.
+    hung_up: bool,
     /// In the ready queue.
     queued: bool,
     /// The connection speaks TLS (its session is in `SocketTable::tls`, unless taken out for a moment).
@@ -62,7 +66,14 @@ impl SocketTable {
         }
         let slot = &mut self.slots[index];
         assert!(slot.fd.is_none(), "connection slot {index} already holds a socket");
-        *slot = Slot { fd: Some(fd), generation: conn.generation, readable: true, queued: false, tls: tls.is_some() };
+        *slot = Slot {
+            fd: Some(fd),
+            generation: conn.generation,
+            readable: true,
+            hung_up: false,
+            queued: false,
+            tls: tls.is_some(),
+        };
         if let Some(session) = tls {
             if self.tls.len() <= index {
                 self.tls.resize_with(index + 1, || None);
@@ -78,6 +89,7 @@ impl SocketTable {
         let slot = self.slot_mut(conn)?;
         let fd = slot.fd.take()?;
         slot.readable = false;
+        slot.hung_up = false;
         let tls = std::mem::take(&mut slot.tls);
         self.len -= 1;
         let session = if tls { self.tls.get_mut(conn.index as usize).and_then(Option::take) } else { None };
@@ -126,6 +138,18 @@ impl SocketTable {
     pub fn set_readable(&mut self, conn: ConnId, readable: bool) {
         if let Some(slot) = self.slot_mut(conn) {
             slot.readable = readable;
+        }
+    }
+
+    /// Whether epoll has reported an end of input or an error for the connection.
+    pub fn is_hung_up(&self, conn: ConnId) -> bool {
+        self.slot(conn).is_some_and(|slot| slot.hung_up)
+    }
+
+    /// Records that epoll reported an end of input or an error (it stays so for the connection's life).
+    pub fn set_hung_up(&mut self, conn: ConnId) {
+        if let Some(slot) = self.slot_mut(conn) {
+            slot.hung_up = true;
         }
     }
 
@@ -179,6 +203,9 @@ mod tests {
         assert!(table.is_readable(first));
         table.set_readable(first, false);
         assert!(!table.is_readable(first));
+        assert!(!table.is_hung_up(first));
+        table.set_hung_up(first);
+        assert!(table.is_hung_up(first));
 
         table.enqueue(first);
         assert!(table.remove(first).is_some());
@@ -188,6 +215,7 @@ mod tests {
         assert!(table.fd(first).is_none());
         assert!(table.remove(first).is_none());
         assert!(table.fd(second).is_some());
+        assert!(!table.is_hung_up(second), "a new connection in the slot has not hung up");
         assert_eq!(table.len(), 1);
         assert!(table.tls.is_empty(), "no TLS connection, no TLS vector");
     }
