@@ -26,15 +26,11 @@ enum Strategy {
 
 lazy_static! {
     /// The right strategy to use on the current machine.
-    static ref STRATEGY: Strategy = {
-        if syscall::is_supported() {
-            Strategy::Membarrier
-        } else if mprotect::is_supported() {
-            Strategy::Mprotect
-        } else {
-            Strategy::Fallback
-        }
-    };
+    // ringline patch: always full fences (the notifying side issues one too, `SleepNotifier::notify`). The
+    // asymmetric barrier (membarrier, or the mprotect trick) interrupts every CPU running a thread of the
+    // process each time an executor goes to sleep: in a virtual machine an IPI costs both CPUs a VM exit,
+    // and an executor of a lightly loaded server sleeps thousands of times a second.
+    static ref STRATEGY: Strategy = Strategy::Fallback;
 }
 
 mod syscall {

@@ -172,6 +172,8 @@ pub(crate) fn sendmsg_syscall(
 }
 
 mod dma_buffer;
+// ringline patch: only the full-fence strategy is selected now (see membarrier.rs); the others stay unused.
+#[allow(dead_code)]
 mod membarrier;
 pub(crate) mod source;
 pub(crate) mod sysfs;
@@ -306,6 +308,10 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // ringline patch: pairs with the full fence the sleeping side issues in `membarrier::heavy` after
+        // `prepare_to_sleep`: what the caller published before this call is seen by that side's last look at
+        // its channels, or this side sees `should_notify` set.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
