@@ -224,6 +224,11 @@ impl Source {
         })
     }
 
+    /// ringline patch: whether the request completed, without `result`'s side effects.
+    pub(crate) fn has_result(&self) -> bool {
+        self.inner.borrow().wakers.result.is_some()
+    }
+
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
         let ret = inner

@@ -1223,6 +1223,8 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// ringline patch: when the timer in `latency_preemption_timeout_src` fires.
+    latency_timer_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1354,6 +1356,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_timer_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1821,16 +1824,32 @@ impl Reactor {
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        //
+        // ringline patch: unless we cannot sleep (a task queue is runnable) and the
+        // armed timer, not fired yet, fires no later than a new one would: then it
+        // stays. Cancelling and re-arming it at every turn of the executor cost a
+        // submission (an `io_uring_enter`, dear in a VM) each time. It may fire a
+        // little early for the next task queue: one extra look at I/O.
+        if !preempt_timer().is_some_and(|preempt| self.latency_timer_keeps(preempt)) {
+            drop(self.latency_preemption_timeout_src.take());
+            self.latency_timer_deadline.set(None);
+        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        //
+        // ringline patch: one that has not fired yet stays (it counts completions from
+        // when it was armed, so it may fire early: harmless, as above).
+        let pending = self
+            .throughput_preemption_timeout_src
+            .take()
+            .filter(|timer| !timer.has_result());
+        let throughput_timer = match pending {
+            Some(timer) => timer,
+            None => main_ring
+                .prepare_throughput_preemption_timer(self.ring_depth() as u32, self.eventfd_src.raw()),
+        };
+        self.throughput_preemption_timeout_src.set(Some(throughput_timer));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1854,6 +1873,7 @@ impl Reactor {
             if let Some(dur) = user_timer {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                self.latency_timer_deadline.set(Some(Instant::now() + dur));
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1881,9 +1901,13 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            // ringline patch: keep the armed timer when it fires no later (see above).
+            if !self.latency_timer_keeps(preempt) {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_timer_deadline.set(Some(Instant::now() + preempt));
+                flush_rings!(lat_ring, main_ring)?;
+            }
         }
 
         // A Note about `need_preempt`:
@@ -1894,6 +1918,20 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// ringline patch: whether the armed latency timer has not fired and fires no
+    /// later than one armed now for `preempt` would.
+    fn latency_timer_keeps(&self, preempt: Duration) -> bool {
+        let timer = self.latency_preemption_timeout_src.take();
+        let keeps = match (&timer, self.latency_timer_deadline.get()) {
+            (Some(timer), Some(deadline)) => {
+                !timer.has_result() && deadline <= Instant::now() + preempt
+            }
+            _ => false,
+        };
+        self.latency_preemption_timeout_src.set(timer);
+        keeps
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
