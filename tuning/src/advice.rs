@@ -12,6 +12,7 @@ use crate::limits::{
     LISTEN_BACKLOG_MAX, MANY_CONNECTIONS_MIN, NETDEV_BACKLOG_MANY_CONNECTIONS, RESERVED_PORTS_DEFAULT,
     SOCKET_BUFFER_DEFAULT_BYTES_MAX, TCP_BUFFER_BYTES_PER_SOCKET,
 };
+use crate::os::SCHED_AUTOGROUP_KEY;
 
 /// What the host must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -518,13 +519,13 @@ impl HostLimits {
         };
         let ok = self.sched_autogroup != Some(true);
         Advice {
-            setting: "kernel.sched_autogroup_enabled",
+            setting: SCHED_AUTOGROUP_KEY,
             current,
             needed: "0".to_string(),
             status: status(ok),
             why: "a desktop feature: one scheduler group per session adds tens of ms to wake-ups under load"
                 .to_string(),
-            fix: (!ok).then(|| "sysctl -w kernel.sched_autogroup_enabled=0".to_string()),
+            fix: (!ok).then(|| format!("sysctl -w {SCHED_AUTOGROUP_KEY}=0")),
         }
     }
 }

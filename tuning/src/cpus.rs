@@ -53,6 +53,7 @@ pub fn unpin_current_thread() -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn processes_sharing_a_host_split_its_cpus() {
@@ -62,7 +63,6 @@ mod tests {
         assert_eq!(cores_each(None, 3, 8), Some(2));
         assert_eq!(cores_each(Some(2), 6, 2), Some(2), "what was asked for wins");
     }
-    use super::*;
 
     #[test]
     fn a_thread_pinned_to_one_allowed_cpu_sees_only_it_and_unpinning_gives_the_rest_back() {

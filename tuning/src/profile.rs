@@ -7,6 +7,7 @@
 
 use crate::error::TuningError;
 use crate::host::PortSet;
+use crate::os::SCHED_AUTOGROUP_KEY;
 
 /// How a profile sets one sysctl.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +71,7 @@ pub const LOOPBACK_MILLION: Profile = Profile {
             required: false,
         },
         // Group scheduling per session turns wake-ups into tens of ms under load (advice.rs).
-        ProfileSetting { key: "kernel.sched_autogroup_enabled", value: ProfileValue::Exact("0"), required: false },
+        ProfileSetting { key: SCHED_AUTOGROUP_KEY, value: ProfileValue::Exact("0"), required: false },
     ],
 };
 
@@ -95,7 +96,7 @@ pub const SERVER: Profile = Profile {
             required: false,
         },
         // Group scheduling per session turns wake-ups into tens of ms under load (advice.rs).
-        ProfileSetting { key: "kernel.sched_autogroup_enabled", value: ProfileValue::Exact("0"), required: false },
+        ProfileSetting { key: SCHED_AUTOGROUP_KEY, value: ProfileValue::Exact("0"), required: false },
     ],
 };
 
