@@ -10,13 +10,18 @@
 # text dump through `ejabberdctl load`; prosody: its accounts/*.dat files), then for each server runs
 #   idle     N_IDLE connections offered at IDLE_RAMP/s and held 20 s: sessions, server RSS per session, logins/s
 #   chat     N_CHAT connections (ramped at CHAT_RAMP/s) at each of RATES until saturated (p99 > P99_GIVE_UP_MS
-#            or under 80% delivered); the table gives the highest delivered rate with p99 <= P99_MAX_MS
-#   offline  N_CHAT connections, 20% offline during the first half of the hold, then back: store and drain
+#            or under 80% delivered), then KNEE_STEPS bisections between the highest rate that passed (delivery
+#            p99 <= P99_MAX_MS, nothing lost, duplicated or reordered) and the next one tried, which did not: the
+#            table gives the highest delivered rate that passed, and the bracket the knee lies in
+#   offline  N_CHAT connections, 20% offline during the first half of an OFFLINE_DURATION s hold at OFFLINE_RATE
+#            msgs/s (OFFLINE_RATE x OFFLINE_DURATION / 2 / N_CHAT stored per offline user, 20 by default), then
+#            back: the time from their return until the last stored message arrived, and the drain rate
 # and stops the peer servers again (and epmd) whatever happens. Writes results/compare/<host>-<date>/: every
 # loadgen report (JSON) and log, compare.json and compare.md (the table).
 #
-# Environment knobs (defaults keep one run to ~10 minutes on 2 cores): N_IDLE IDLE_RAMP N_CHAT RATES DURATION P99_MAX_MS
-# SERVERS ("ejabberd prosody ringline"). Peers listen on 127.0.0.1 only: ejabberd 5222, prosody 5322.
+# Environment knobs (defaults keep one run to ~15 minutes on 2 cores): N_IDLE IDLE_RAMP N_CHAT RATES DURATION P99_MAX_MS
+# KNEE_STEPS OFFLINE_RATE OFFLINE_DURATION SERVERS ("ejabberd prosody ringline"). Peers listen on 127.0.0.1 only:
+# ejabberd 5222, prosody 5322.
 set -euo pipefail
 
 N_IDLE=${N_IDLE:-3000}
@@ -26,6 +31,12 @@ N_CHAT=${N_CHAT:-1000}
 RATES=${RATES:-"500 1000 2000 4000 8000"}
 DURATION=${DURATION:-10}
 P99_MAX_MS=${P99_MAX_MS:-10}
+# Bisections between the last passing rung of RATES and the first failing one above it: each halves the bracket.
+KNEE_STEPS=${KNEE_STEPS:-3}
+# The offline run: a rate every server sustains (prosody delivers 1,000/s, late), long enough that the drain is
+# more than the returning users' logins (20 messages stored per offline user by default).
+OFFLINE_RATE=${OFFLINE_RATE:-1000}
+OFFLINE_DURATION=${OFFLINE_DURATION:-40}
 # Chat and offline runs ramp slower than the slowest server logs in (prosody ~220/s), so that the hold, which
 # starts at the planned end of the ramp, finds every user logged in. The idle run offers IDLE_RAMP/s to measure logins.
 CHAT_RAMP=${CHAT_RAMP:-100}
@@ -257,6 +268,17 @@ sys.exit(0 if p99_ms <= float(sys.argv[2]) and r["throughput_msgs_per_s"] >= 0.8
 EOF
 }
 
+# Whether a chat run meets the table's bar: delivery p99 <= P99_MAX_MS and nothing lost, duplicated or reordered
+# (the same test as summarize.py's).
+chat_passes() {
+    python3 - "$1" "$P99_MAX_MS" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+clean = r["lost"] == 0 and r["duplicated"] == 0 and r["reordered"] == 0 and r["messages_delivered"] > 0
+sys.exit(0 if clean and r["latency_delivery_us"]["p99"] / 1000 <= float(sys.argv[2]) else 1)
+EOF
+}
+
 # Waits (60 s at most) until the server's CPU use falls under 5% for a second: what the previous run left behind
 # (closing thousands of sessions) must not be charged to the next one.
 settle() {
@@ -271,23 +293,47 @@ settle() {
 }
 
 workloads() {
-    local server=$1
+    local server=$1 rate ran=()
     run_loadgen "$server" idle --scenario idle --connections "$N_IDLE" --ramp "$IDLE_RAMP" --duration 20
     for rate in $RATES; do
-        run_loadgen "$server" "chat-$rate" --scenario chat --connections "$N_CHAT" --ramp "$CHAT_RAMP" \
-            --duration "$DURATION" --rate "$rate" --drain-timeout 20
+        chat_run "$server" "$rate"
+        ran+=("$rate")
         if ! chat_go_on "$OUT/$server-chat-$rate.json" "$rate"; then
             log "$server: saturated at $rate msgs/s (p99 over $P99_GIVE_UP_MS ms or under 80% delivered): higher rates skipped"
             break
         fi
     done
-    run_loadgen "$server" offline --scenario offline --connections "$N_CHAT" --ramp "$CHAT_RAMP" --duration 20 \
-        --rate 500 --offline-share 0.2 --drain-timeout 60
+    # The knee: the highest rung that passed (0 if none) and the lowest rung above it, which did not.
+    local low=0 high="" step middle
+    for rate in "${ran[@]}"; do
+        if [ "$rate" -gt "$low" ] && chat_passes "$OUT/$server-chat-$rate.json"; then low=$rate; fi
+    done
+    for rate in "${ran[@]}"; do
+        if [ "$rate" -gt "$low" ] && { [ -z "$high" ] || [ "$rate" -lt "$high" ]; }; then high=$rate; fi
+    done
+    if [ -z "$high" ]; then
+        log "$server: every rate up to $low msgs/s passed: the knee is above the ladder"
+    else
+        for step in $(seq 1 "$KNEE_STEPS"); do
+            middle=$(( ((low + high) / 2 + 5) / 10 * 10 ))
+            if [ "$middle" -le "$low" ] || [ "$middle" -ge "$high" ]; then break; fi
+            chat_run "$server" "$middle"
+            if chat_passes "$OUT/$server-chat-$middle.json"; then low=$middle; else high=$middle; fi
+        done
+        log "$server: knee between $low msgs/s (passed) and $high msgs/s (did not)"
+    fi
+    run_loadgen "$server" offline --scenario offline --connections "$N_CHAT" --ramp "$CHAT_RAMP" \
+        --duration "$OFFLINE_DURATION" --rate "$OFFLINE_RATE" --offline-share 0.2 --drain-timeout 120
+}
+
+chat_run() {
+    run_loadgen "$1" "chat-$2" --scenario chat --connections "$N_CHAT" --ramp "$CHAT_RAMP" \
+        --duration "$DURATION" --rate "$2" --drain-timeout 20
 }
 
 : > "$WORK/runs.tsv"
 {
-    echo "command: $0 (N_IDLE=$N_IDLE IDLE_RAMP=$IDLE_RAMP N_CHAT=$N_CHAT CHAT_RAMP=$CHAT_RAMP RATES='$RATES' DURATION=$DURATION P99_MAX_MS=$P99_MAX_MS P99_GIVE_UP_MS=$P99_GIVE_UP_MS)"
+    echo "command: $0 (N_IDLE=$N_IDLE IDLE_RAMP=$IDLE_RAMP N_CHAT=$N_CHAT CHAT_RAMP=$CHAT_RAMP RATES='$RATES' DURATION=$DURATION P99_MAX_MS=$P99_MAX_MS P99_GIVE_UP_MS=$P99_GIVE_UP_MS KNEE_STEPS=$KNEE_STEPS OFFLINE_RATE=$OFFLINE_RATE OFFLINE_DURATION=$OFFLINE_DURATION)"
     echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared)"
     echo "commit: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!results' || echo ' (with uncommitted changes)')"
     echo "host: $(hostname), $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
