@@ -13,7 +13,9 @@ use wire::{
 };
 
 use crate::body::{BodyError, MessageBody};
+use crate::keepalive::KeepaliveClock;
 use crate::limits::{FRAME_SIZE_MAX, OUTBOUND_BYTES_MAX, PARTIAL_FRAME_BYTES_MAX, SEND_BACKLOG_MAX, UNACKED_SENDS_MAX};
+use crate::send_backlog::SendBacklog;
 
 /// A message a session is to send, with the id the server deduplicates retries by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +99,7 @@ pub struct ClientSession {
     user: UserKey,
     state: SessionState,
     body_bytes: u32,
-    next_client_msg_id: u64,
-    next_ping_us: u64,
-    ping_interval_us: u64,
+    keepalive: KeepaliveClock,
     /// Bytes encoded and not yet written. Bounded by OUTBOUND_BYTES_MAX for SENDs; control frames may pass it
     /// by their small size.
     outbound: Vec<u8>,
@@ -108,7 +108,7 @@ pub struct ClientSession {
     /// SENDs written, neither ACKed nor REJECTed, in client_msg_id order. At most UNACKED_SENDS_MAX.
     unacked: VecDeque<OutgoingMessage>,
     /// SENDs scheduled and not written yet. At most SEND_BACKLOG_MAX.
-    backlog: VecDeque<OutgoingMessage>,
+    backlog: SendBacklog,
 }
 
 impl ClientSession {
@@ -118,13 +118,11 @@ impl ClientSession {
             user,
             state: SessionState::Offline,
             body_bytes,
-            next_client_msg_id: client_msg_id_base,
-            next_ping_us: 0,
-            ping_interval_us,
+            keepalive: KeepaliveClock::new(ping_interval_us),
             outbound: Vec::new(),
             partial_frame: Vec::new(),
             unacked: VecDeque::new(),
-            backlog: VecDeque::new(),
+            backlog: SendBacklog::new(client_msg_id_base),
         }
     }
 
@@ -153,7 +151,7 @@ impl ClientSession {
         let hello = ClientFrame::Hello { version: PROTOCOL_VERSION, user: self.user.user, key: self.user.key };
         encode_client(&hello, &mut self.outbound);
         self.state = SessionState::AwaitingWelcome;
-        self.next_ping_us = now_us.saturating_add(self.ping_interval_us);
+        self.keepalive.restart(now_us);
     }
 
     /// The connection is gone. Unacked SENDs stay and are retried first after the next WELCOME.
@@ -165,21 +163,15 @@ impl ClientSession {
 
     /// Schedules a SEND. Written at once when online and within limits, else kept in the bounded backlog.
     pub fn try_queue_send(&mut self, body: MessageBody) -> Result<OutgoingMessage, SendRefused> {
-        if self.backlog.len() >= SEND_BACKLOG_MAX {
-            return Err(SendRefused::BacklogFull);
-        }
-        let message = OutgoingMessage { client_msg_id: self.next_client_msg_id, body };
-        self.next_client_msg_id += 1;
-        self.backlog.push_back(message);
+        let message = self.backlog.push(body)?;
         self.promote_backlog();
         Ok(message)
     }
 
     /// Keepalive: PING when the interval has passed.
     pub fn handle_timeout(&mut self, now_us: u64) {
-        if self.state == SessionState::Online && now_us >= self.next_ping_us {
+        if self.state == SessionState::Online && self.keepalive.take_due(now_us) {
             encode_client(&ClientFrame::Ping { nonce: now_us }, &mut self.outbound);
-            self.next_ping_us = now_us.saturating_add(self.ping_interval_us);
         }
     }
 
@@ -305,7 +297,7 @@ impl ClientSession {
 
     /// Forgets every unanswered SEND (the run is over); returns them for the ledger.
     pub fn drain_unanswered(&mut self) -> Vec<OutgoingMessage> {
-        self.unacked.drain(..).chain(self.backlog.drain(..)).collect()
+        self.unacked.drain(..).chain(self.backlog.drain()).collect()
     }
 }
 

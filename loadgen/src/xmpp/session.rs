@@ -31,7 +31,9 @@ use wire::{ErrorCode, GoawayReason, ReceiptKind, RejectCode};
 use super::XmppRealm;
 use super::stream::{Element, StreamError, StreamItem, StreamParser};
 use crate::body::{BodyError, MessageBody};
-use crate::limits::{OUTBOUND_BYTES_MAX, SEND_BACKLOG_MAX, UNACKED_SENDS_MAX};
+use crate::keepalive::KeepaliveClock;
+use crate::limits::{OUTBOUND_BYTES_MAX, UNACKED_SENDS_MAX};
+use crate::send_backlog::SendBacklog;
 use crate::session::{OutgoingMessage, SendRefused, SessionError, SessionEvent};
 
 const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -116,9 +118,7 @@ pub struct XmppSession {
     password: Box<str>,
     phase: Phase,
     body_bytes: u32,
-    next_client_msg_id: u64,
-    next_ping_us: u64,
-    ping_interval_us: u64,
+    keepalive: KeepaliveClock,
     stream_management_offered: bool,
     session_required: bool,
     /// `Some` once the server said `<enabled/>` on this stream.
@@ -129,7 +129,7 @@ pub struct XmppSession {
     /// Messages written and not acked, in send order. At most UNACKED_SENDS_MAX.
     unacked: VecDeque<Unacked>,
     /// Messages scheduled and not written yet. At most SEND_BACKLOG_MAX.
-    backlog: VecDeque<OutgoingMessage>,
+    backlog: SendBacklog,
 }
 
 impl XmppSession {
@@ -148,16 +148,14 @@ impl XmppSession {
             password: password.into(),
             phase: Phase::Offline,
             body_bytes,
-            next_client_msg_id: client_msg_id_base,
-            next_ping_us: 0,
-            ping_interval_us,
+            keepalive: KeepaliveClock::new(ping_interval_us),
             stream_management_offered: false,
             session_required: false,
             stream_management: None,
             outbound: Vec::new(),
             parser: StreamParser::default(),
             unacked: VecDeque::new(),
-            backlog: VecDeque::new(),
+            backlog: SendBacklog::new(client_msg_id_base),
         }
     }
 
@@ -192,7 +190,7 @@ impl XmppSession {
         self.session_required = false;
         self.write_stream_header();
         self.phase = Phase::Features { authenticated: false };
-        self.next_ping_us = now_us.saturating_add(self.ping_interval_us);
+        self.keepalive.restart(now_us);
     }
 
     /// The connection is gone. Unacked messages stay and are sent again first after the next login.
@@ -205,25 +203,19 @@ impl XmppSession {
 
     /// Schedules a message. Written at once when online and within limits, else kept in the bounded backlog.
     pub fn try_queue_send(&mut self, body: MessageBody) -> Result<OutgoingMessage, SendRefused> {
-        if self.backlog.len() >= SEND_BACKLOG_MAX {
-            return Err(SendRefused::BacklogFull);
-        }
-        let message = OutgoingMessage { client_msg_id: self.next_client_msg_id, body };
-        self.next_client_msg_id += 1;
-        self.backlog.push_back(message);
+        let message = self.backlog.push(body)?;
         self.promote_backlog();
         Ok(message)
     }
 
     /// Keepalive once the interval has passed.
     pub fn handle_timeout(&mut self, now_us: u64) {
-        if self.phase == Phase::Online && now_us >= self.next_ping_us {
+        if self.phase == Phase::Online && self.keepalive.take_due(now_us) {
             if self.stream_management.is_some() && !self.unacked.is_empty() {
                 self.write_ack_request();
             } else {
                 self.outbound.push(b' ');
             }
-            self.next_ping_us = now_us.saturating_add(self.ping_interval_us);
         }
     }
 

@@ -1,6 +1,7 @@
 //! The XMPP driver fed recorded server bytes (shapes as ejabberd 23 and prosody 0.12 send them), sans-IO.
 
 use super::*;
+use crate::limits::SEND_BACKLOG_MAX;
 
 const EJABBERD_HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
     xmlns:stream='http://etherx.jabber.org/streams' id='16432872961437913157' from='localhost' version='1.0' \
