@@ -14,7 +14,7 @@
 #            p99 <= P99_MAX_MS, nothing lost, duplicated or reordered) and the next one tried, which did not: the
 #            table gives the highest delivered rate that passed, and the bracket the knee lies in
 #   offline  N_CHAT connections, 20% offline during the first half of an OFFLINE_DURATION s hold at OFFLINE_RATE
-#            msgs/s (OFFLINE_RATE x OFFLINE_DURATION / 2 / N_CHAT stored per offline user, 20 by default), then
+#            msgs/s (OFFLINE_RATE x OFFLINE_DURATION / 2 / N_CHAT stored per offline user, 15 by default), then
 #            back: the time from their return until the last stored message arrived, and the drain rate
 # and stops the peer servers again (and epmd) whatever happens. Writes results/compare/<host>-<date>/: every
 # loadgen report (JSON) and log, compare.json and compare.md (the table).
@@ -33,10 +33,10 @@ DURATION=${DURATION:-10}
 P99_MAX_MS=${P99_MAX_MS:-10}
 # Bisections between the last passing rung of RATES and the first failing one above it: each halves the bracket.
 KNEE_STEPS=${KNEE_STEPS:-3}
-# The offline run: a rate every server sustains (prosody delivers 1,000/s, late), long enough that the drain is
-# more than the returning users' logins (20 messages stored per offline user by default).
-OFFLINE_RATE=${OFFLINE_RATE:-1000}
-OFFLINE_DURATION=${OFFLINE_DURATION:-40}
+# The offline run: a rate every server sustains (prosody falls seconds behind at 1,000/s, not at 500/s), long
+# enough that the drain is more than the returning users' logins (15 messages stored per offline user by default).
+OFFLINE_RATE=${OFFLINE_RATE:-500}
+OFFLINE_DURATION=${OFFLINE_DURATION:-60}
 # Chat and offline runs ramp slower than the slowest server logs in (prosody ~220/s), so that the hold, which
 # starts at the planned end of the ramp, finds every user logged in. The idle run offers IDLE_RAMP/s to measure logins.
 CHAT_RAMP=${CHAT_RAMP:-100}
