@@ -231,6 +231,19 @@ impl CoreContext {
     }
 }
 
+/// Marks a core done when dropped: at the end of `run_core`, and when a panic unwinds it, so that the main
+/// thread shuts the other cores down and reports the panic instead of waiting for this core forever.
+struct MarkDoneOnDrop {
+    coordination: Arc<Coordination>,
+    core: usize,
+}
+
+impl Drop for MarkDoneOnDrop {
+    fn drop(&mut self) {
+        self.coordination.shutdown_states[self.core].record_done();
+    }
+}
+
 /// Runs one core until the process shuts down.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_core(
@@ -243,6 +256,7 @@ pub async fn run_core(
     coordination: Arc<Coordination>,
     log: CoreLog,
 ) {
+    let _done = MarkDoneOnDrop { coordination: coordination.clone(), core: id.index() };
     let cores = usize::from(config.cores);
     let readiness = readiness.start();
     let listener = OwnedFd::from(listener);
@@ -290,7 +304,6 @@ pub async fn run_core(
     glommio::spawn_local(run_io(core.clone())).detach();
     tick_loop(&core, &coordination).await;
     super::log::log_summary(&core.shard.borrow());
-    coordination.shutdown_states[id.index()].record_done();
 }
 
 /// Connects this core's channel ends; each waits for its peer, so all connect concurrently.
