@@ -1,7 +1,8 @@
 //! Durability against a real engine: every ACKed message survives SIGKILL and a restart (also with a different
 //! core count), in order and with its server id; a DELIVERED wipe survives too; a retried SEND after a restart
 //! is answered with its first ACK; a failing disk refuses new SENDs while deliveries go on, and nothing ACKed
-//! is lost when it recovers. No test asserts on time.
+//! is lost when it recovers; logs whose checksummed records are impossible refuse the start and stay as they
+//! were. No test asserts on time.
 
 mod support;
 
@@ -342,4 +343,42 @@ fn delivered_messages_are_reclaimed_from_disk_by_compaction() {
         let queued = client.queued_at_login as usize;
         assert_eq!(read_deliveries(&mut client, queued), pending[&user.0], "only what was not delivered");
     }
+}
+
+#[test]
+fn logs_that_leave_no_item_id_refuse_the_start_with_a_clear_error_and_stay_as_they_were() {
+    let mut server = TestServer::start("crash-ids-exhausted", 1, 4, &[]);
+    let (alice, bob) = (server.user(0), server.user(1));
+    let mut a = server.login(alice);
+    a.send(1, bob.0, &body(alice.0, bob.0, 1));
+    a.expect_ack(1);
+    drop(a);
+    assert!(server.stop().success(), "SIGTERM ends the engine cleanly");
+
+    // A record with a valid checksum whose sequence number leaves no item id to issue, after the data.
+    let epoch = std::fs::read_dir(server.data_dir.join("wal"))
+        .expect("wal dir")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.file_name().is_some_and(|name| name.to_string_lossy().starts_with("epoch-")))
+        .expect("an epoch");
+    let segment = std::fs::read_dir(epoch.join("core-0000"))
+        .expect("core dir")
+        .map(|entry| entry.expect("entry").path())
+        .max()
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("segment");
+    bytes.resize(bytes.len().next_multiple_of(engine::wal::PAGE_BYTES), 0);
+    engine::wal::encode_record(&engine::wal::LogRecord::Sequence { item_seq_next: 1 << 48 }, &mut bytes);
+    std::fs::write(&segment, &bytes).expect("write segment");
+    let wal_before: Vec<_> =
+        std::fs::read_dir(server.data_dir.join("wal")).expect("wal").map(|e| e.expect("e").path()).collect();
+
+    let output = server.serve_to_exit(1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the engine must not start: {stderr}");
+    assert!(stderr.contains("past the 48-bit item id space"), "a clear error: {stderr}");
+    assert_eq!(std::fs::read(&segment).expect("segment"), bytes, "the log stays as it was");
+    let wal_after: Vec<_> =
+        std::fs::read_dir(server.data_dir.join("wal")).expect("wal").map(|e| e.expect("e").path()).collect();
+    assert_eq!(wal_after.len(), wal_before.len(), "no new epoch: {wal_after:?}");
 }

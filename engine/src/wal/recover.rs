@@ -9,7 +9,8 @@
 //! - `Removed` takes the item out; a `Removed` for an unknown id changes nothing (its item's segment was
 //!   reclaimed first).
 //! - Item ids are never reused: every core of the new process continues after the largest sequence number
-//!   seen in any id or `Sequence` record.
+//!   seen in any id or `Sequence` record. Logs that leave no sequence number to issue (records with
+//!   checksums but impossible contents) are refused with [`RecoveryError`], before anything is rewritten.
 //! - Each item goes to its user's home core for the *new* core count (re-homing), in its old order: all of
 //!   a user's records were in one core's log (its home then), so the order between cores does not matter.
 //! - `Message` records within the dedup window rebuild the SEND dedup memory on the sender's home core, so
@@ -24,6 +25,18 @@ use crate::home::home_core;
 
 /// The low bits of an item id that count items; the high bits name the core that issued it.
 pub const ITEM_SEQ_MASK: u64 = (1 << 48) - 1;
+
+/// Why the logs' records cannot make a starting state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecoveryError {
+    #[error(
+        "the logs name item sequence number {} or later, past the 48-bit item id space, so no core could \
+         issue a new item id: the logs were not written by ringline, or are corrupt behind valid checksums",
+        item_seq_next.saturating_sub(1)
+    )]
+    ItemIdsExhausted { item_seq_next: u64 },
+}
 
 /// A SEND found in the log: enough to answer its retry with the first ACK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,9 +121,18 @@ impl Recovery {
     }
 
     /// Splits the state between `cores` cores by home core. SENDs older than `dedup_window_us` at
-    /// `now_wall_us` are forgotten, as they would have been without the restart.
-    pub fn finish(self, cores: u16, now_wall_us: u64, dedup_window_us: u64) -> Vec<RecoveredCore> {
+    /// `now_wall_us` are forgotten, as they would have been without the restart. Every core's
+    /// `item_seq_next` is at most `ITEM_SEQ_MASK`, or this is an error.
+    pub fn finish(
+        self,
+        cores: u16,
+        now_wall_us: u64,
+        dedup_window_us: u64,
+    ) -> Result<Vec<RecoveredCore>, RecoveryError> {
         let item_seq_next = self.item_seq_next.max(1);
+        if item_seq_next > ITEM_SEQ_MASK {
+            return Err(RecoveryError::ItemIdsExhausted { item_seq_next });
+        }
         let mut out: Vec<RecoveredCore> =
             (0..cores).map(|_| RecoveredCore { item_seq_next, ..RecoveredCore::default() }).collect();
         let mut live: Vec<Live> = self.live.into_values().collect();
@@ -127,7 +149,7 @@ impl Recovery {
         for send in sends {
             out[home_core(send.sender, cores).index()].sends.push(send);
         }
-        out
+        Ok(out)
     }
 }
 
@@ -157,7 +179,7 @@ mod tests {
         }
         recovery.apply(LogRecord::Removed { user: 7, item_id: 2 });
         recovery.apply(LogRecord::Removed { user: 7, item_id: 99 });
-        let cores = recovery.finish(1, 2_000, 10_000);
+        let cores = recovery.finish(1, 2_000, 10_000).expect("recoverable");
         assert_eq!(ids(&cores[0]), vec![1, 3, 4, 5]);
         assert_eq!(cores[0].item_seq_next, 100, "ids of removed items are not issued again");
         assert_eq!(cores[0].sends.len(), 5, "every SEND in the window is remembered, delivered or not");
@@ -173,7 +195,7 @@ mod tests {
         recovery.apply(message(1, 7, 1));
         recovery.apply(message(2, 7, 2));
         recovery.apply(message(3, 7, 3));
-        assert_eq!(ids(&recovery.finish(1, 0, 10)[0]), vec![1, 2, 3]);
+        assert_eq!(ids(&recovery.finish(1, 0, 10).expect("recoverable")[0]), vec![1, 2, 3]);
 
         // The same log after the old segment was reclaimed.
         let mut recovery = Recovery::new();
@@ -181,7 +203,7 @@ mod tests {
         {
             recovery.apply(record);
         }
-        let cores = recovery.finish(1, 0, 10);
+        let cores = recovery.finish(1, 0, 10).expect("recoverable");
         assert_eq!(ids(&cores[0]), vec![1, 2]);
         assert_eq!(cores[0].item_seq_next, 40);
     }
@@ -199,7 +221,7 @@ mod tests {
                 body: Box::default(),
             });
         }
-        let cores = recovery.finish(3, 60, 100);
+        let cores = recovery.finish(3, 60, 100).expect("recoverable");
         assert_eq!(cores.iter().map(|core| core.items.len()).sum::<usize>(), 100);
         for (index, core) in cores.iter().enumerate() {
             for record in &core.items {
@@ -212,9 +234,28 @@ mod tests {
             assert_eq!(core.item_seq_next, 200);
         }
         assert_eq!(cores.iter().map(|core| core.sends.len()).sum::<usize>(), 100);
-        assert!(Recovery::new().finish(2, 1_000, 10).iter().all(|core| core.sends.is_empty()));
+        assert!(Recovery::new().finish(2, 1_000, 10).expect("recoverable").iter().all(|core| core.sends.is_empty()));
         let mut old = Recovery::new();
         old.apply(message(1, 7, 1));
-        assert!(old.finish(1, 1_000 + 10, 10)[0].sends.is_empty(), "out of the dedup window");
+        assert!(old.finish(1, 1_000 + 10, 10).expect("recoverable")[0].sends.is_empty(), "out of the dedup window");
+    }
+
+    #[test]
+    fn logs_that_leave_no_item_id_to_issue_are_refused() {
+        let exhausted = |record: LogRecord| {
+            let mut recovery = Recovery::new();
+            recovery.apply(message(1, 7, 1));
+            recovery.apply(record);
+            recovery.finish(2, 0, 10)
+        };
+        // The last id a core may issue is ITEM_SEQ_MASK: seen, nothing is left.
+        let error = exhausted(message((5 << 48) | ITEM_SEQ_MASK, 7, 2)).expect_err("no id left");
+        assert_eq!(error, RecoveryError::ItemIdsExhausted { item_seq_next: ITEM_SEQ_MASK + 1 });
+        assert!(error.to_string().contains("past the 48-bit item id space"), "{error}");
+        assert!(exhausted(LogRecord::Sequence { item_seq_next: ITEM_SEQ_MASK + 1 }).is_err());
+        assert!(exhausted(LogRecord::Sequence { item_seq_next: u64::MAX }).is_err());
+        // One id short of the end is fine: the cores start at the last one.
+        let cores = exhausted(message(ITEM_SEQ_MASK - 1, 7, 2)).expect("one id left");
+        assert!(cores.iter().all(|core| core.item_seq_next == ITEM_SEQ_MASK));
     }
 }

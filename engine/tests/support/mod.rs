@@ -220,6 +220,25 @@ impl TestServer {
         assert_eq!(result, 0, "kill: {}", std::io::Error::last_os_error());
     }
 
+    /// Sends SIGTERM and waits for the exit status, keeping the data directory (for a test to look at or
+    /// change before it starts an engine on it again).
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("wait")
+    }
+
+    /// `ringline serve` on this server's data directory, run to its exit, with its stderr.
+    pub fn serve_to_exit(&self, cores: u16) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_ringline"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--cores", &cores.to_string(), "--data-dir"])
+            .arg(&self.data_dir)
+            .env("RINGLINE_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ringline")
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         // SAFETY: kill(2) on our own child's pid.
