@@ -158,7 +158,7 @@ impl Harness {
                 self.shard.handle_timeout(self.now);
             }
             7 => {
-                if input.byte() % 8 == 0 {
+                if input.byte().is_multiple_of(8) {
                     if self.shard.poll_wal_write().is_some() {
                         self.shard.handle_wal_failed();
                     }
