@@ -23,6 +23,9 @@ use wire::{
 pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running engine process.
+/// How long `serve_to_exit` lets an engine run before it counts as started (a liveness guard, not a measure).
+const STARTUP_REFUSAL_WAIT: Duration = Duration::from_secs(120);
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
@@ -228,22 +231,33 @@ impl TestServer {
         self.child.wait().expect("wait")
     }
 
-    /// `ringline serve` on this server's data directory, run to its exit, with its stderr.
+    /// `ringline serve` on this server's data directory, expected to refuse to start: its output once it
+    /// exits. An engine still running after `STARTUP_REFUSAL_WAIT` (it started after all) is killed, and its
+    /// output so far returned with the status of that kill, so the test fails instead of hanging.
     pub fn serve_to_exit(&self, cores: u16) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_ringline"))
+        let child = Command::new(env!("CARGO_BIN_EXE_ringline"))
             .args(["serve", "--listen", "127.0.0.1:0", "--cores", &cores.to_string(), "--data-dir"])
             .arg(&self.data_dir)
             .env("RINGLINE_LOG", "warn")
             .stdin(Stdio::null())
-            .output()
-            .expect("run ringline")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ringline");
+        let pid = child.id() as i32;
+        let (done, output) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(child.wait_with_output()));
+        let output = output.recv_timeout(STARTUP_REFUSAL_WAIT).unwrap_or_else(|_| {
+            // SAFETY: kill(2) on our own child's pid, not yet reaped (its waiter is still blocked).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            output.recv().expect("the waiter answers once the child is gone")
+        });
+        output.expect("wait for ringline")
     }
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().expect("wait");
+        let status = self.stop();
         let _ = std::fs::remove_dir_all(&self.data_dir);
         std::mem::forget(self);
         status
