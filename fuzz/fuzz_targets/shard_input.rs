@@ -67,7 +67,7 @@ struct Harness {
     keys: KeyAuthority,
     now: Now,
     clients: Vec<Client>,
-    /// Item ids the server delivered, for DELIVERED frames that name real items.
+    /// Item ids the server delivered (messages and receipts), for DELIVERED frames that name real items.
     delivered_ids: Vec<u64>,
 }
 
@@ -205,7 +205,7 @@ impl Harness {
         loop {
             match decode_server(&client.received[at..], FRAME_SIZE_MAX + 64) {
                 Ok(Decoded::Frame { frame, consumed }) => {
-                    if let ServerFrame::Deliver { item_id, .. } = frame {
+                    if let ServerFrame::Deliver { item_id, .. } | ServerFrame::Receipt { item_id, .. } = frame {
                         self.delivered_ids.push(item_id);
                         if self.delivered_ids.len() > 64 {
                             self.delivered_ids.remove(0);

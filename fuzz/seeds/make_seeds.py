@@ -60,6 +60,20 @@ def decoder_seeds(frames: dict[str, bytes]) -> dict[str, bytes]:
     return seeds
 
 
+# shard_input: operations as the target reads them (op, connection index, then the op's bytes). Two users log
+# in, one sends to the other, the log write completes, both read, the recipient acknowledges the message and
+# the sender the receipt, and the clock ticks: the fuzzer starts from a whole conversation.
+ACCEPT, LOGIN, FRAME, WRITE_ALL, TICK, LOG = 0, 1, 2, 5, 6, 7
+SEND, DELIVERED_KNOWN = 0, 1
+CONVERSATION = bytes(
+    [ACCEPT, 0, ACCEPT, 0, LOGIN, 0, 0, 0, LOGIN, 1, 1, 0, WRITE_ALL, 0, WRITE_ALL, 1]
+    + [FRAME, 0, SEND, 1, 7, 2] + list(b"hello!")
+    + [LOG, 0, 1, WRITE_ALL, 0, WRITE_ALL, 1]
+    + [FRAME, 1, DELIVERED_KNOWN, 0, 0, LOG, 0, 1, WRITE_ALL, 0]
+    + [FRAME, 0, DELIVERED_KNOWN, 0, 1, LOG, 0, 1, TICK, 0, 20, WRITE_ALL, 0, WRITE_ALL, 1]
+)
+
 write("decode_client", decoder_seeds(CLIENT_FRAMES))
 write("decode_server", decoder_seeds(SERVER_FRAMES))
 write("keys_line", {name: line.encode() for name, line in KEYS_LINES.items()})
+write("shard_input", {"conversation": CONVERSATION})
