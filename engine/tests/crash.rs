@@ -376,7 +376,7 @@ fn logs_that_leave_no_item_id_refuse_the_start_with_a_clear_error_and_stay_as_th
     let output = server.serve_to_exit(1);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "the engine must not start: {stderr}");
-    assert!(stderr.contains("past the 48-bit item id space"), "a clear error: {stderr}");
+    assert!(stderr.contains("the end of the 48-bit item id space"), "a clear error: {stderr}");
     assert_eq!(std::fs::read(&segment).expect("segment"), bytes, "the log stays as it was");
     let wal_after: Vec<_> =
         std::fs::read_dir(server.data_dir.join("wal")).expect("wal").map(|e| e.expect("e").path()).collect();

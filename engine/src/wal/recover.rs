@@ -31,8 +31,9 @@ pub const ITEM_SEQ_MASK: u64 = (1 << 48) - 1;
 #[non_exhaustive]
 pub enum RecoveryError {
     #[error(
-        "the logs name item sequence number {} or later, past the 48-bit item id space, so no core could \
-         issue a new item id: the logs were not written by ringline, or are corrupt behind valid checksums",
+        "the logs use item sequence numbers up to {} or beyond, the end of the 48-bit item id space, so no \
+         core could issue a new item id: the logs were not written by ringline, or are corrupt behind valid \
+         checksums",
         item_seq_next.saturating_sub(1)
     )]
     ItemIdsExhausted { item_seq_next: u64 },
@@ -251,7 +252,7 @@ mod tests {
         // The last id a core may issue is ITEM_SEQ_MASK: seen, nothing is left.
         let error = exhausted(message((5 << 48) | ITEM_SEQ_MASK, 7, 2)).expect_err("no id left");
         assert_eq!(error, RecoveryError::ItemIdsExhausted { item_seq_next: ITEM_SEQ_MASK + 1 });
-        assert!(error.to_string().contains("past the 48-bit item id space"), "{error}");
+        assert!(error.to_string().contains("the end of the 48-bit item id space"), "{error}");
         assert!(exhausted(LogRecord::Sequence { item_seq_next: ITEM_SEQ_MASK + 1 }).is_err());
         assert!(exhausted(LogRecord::Sequence { item_seq_next: u64::MAX }).is_err());
         // One id short of the end is fine: the cores start at the last one.
