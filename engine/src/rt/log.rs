@@ -151,11 +151,9 @@ pub fn recover(data_dir: &Path, cores: u16, dedup_window: Duration) -> Result<Ve
     let (records, live) = (recovery.records(), recovery.live_items());
     let now_wall_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_micros() as u64);
     // Refused before anything is rewritten: the logs stay as they were for whoever looks at them.
-    let per_core = recovery.finish(cores, now_wall_us, dedup_window.as_micros() as u64).map_err(|error| LogError {
-        action: "recovering",
-        path: wal.clone(),
-        source: io::Error::new(io::ErrorKind::InvalidData, error),
-    })?;
+    let finished = recovery.finish(cores, now_wall_us, dedup_window.as_micros() as u64);
+    let per_core =
+        io_context("recovering", &wal, finished.map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error)))?;
 
     let building = wal.join(format!("epoch-{next:06}.tmp"));
     io_context("creating", &building, std::fs::create_dir(&building))?;

@@ -113,9 +113,7 @@ impl TestServer {
 
     /// Stops the engine with SIGTERM, expects a clean exit, and starts it again on the same data directory.
     pub fn terminate_and_restart(&mut self, cores: u16, extra_args: &[&str]) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().expect("wait");
+        let status = self.stop();
         assert!(status.success(), "SIGTERM ends the engine cleanly: {status}");
         let spawned = spawn_engine(&self.data_dir, cores, extra_args, None);
         (self.child, self.addr, self.metrics, self.tls_addr) =
@@ -152,15 +150,19 @@ fn address_line(stdout: &mut impl BufRead, prefix: &str) -> SocketAddr {
         .unwrap_or_else(|| panic!("expected {prefix:?}..., got {line:?}"))
 }
 
-fn spawn_engine(data_dir: &Path, cores: u16, extra_args: &[&str], file_size_max: Option<u64>) -> Spawned {
+/// `ringline serve` on a free loopback port with `cores` cores and `data_dir`, logging warnings only.
+fn serve_command(data_dir: &Path, cores: u16) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ringline"));
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--cores", &cores.to_string(), "--data-dir"])
         .arg(data_dir)
-        .args(extra_args)
-        .env("RINGLINE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .env("RINGLINE_LOG", "warn");
+    command
+}
+
+fn spawn_engine(data_dir: &Path, cores: u16, extra_args: &[&str], file_size_max: Option<u64>) -> Spawned {
+    let mut command = serve_command(data_dir, cores);
+    command.args(extra_args).stdout(Stdio::piped()).stderr(Stdio::inherit());
     if let Some(bytes) = file_size_max {
         // SAFETY: between fork and exec only async-signal-safe calls (signal, setrlimit) are made.
         unsafe {
@@ -235,10 +237,7 @@ impl TestServer {
     /// exits. An engine still running after `STARTUP_REFUSAL_WAIT` (it started after all) is killed, and its
     /// output so far returned with the status of that kill, so the test fails instead of hanging.
     pub fn serve_to_exit(&self, cores: u16) -> std::process::Output {
-        let child = Command::new(env!("CARGO_BIN_EXE_ringline"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--cores", &cores.to_string(), "--data-dir"])
-            .arg(&self.data_dir)
-            .env("RINGLINE_LOG", "warn")
+        let child = serve_command(&self.data_dir, cores)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
