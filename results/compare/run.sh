@@ -268,15 +268,9 @@ sys.exit(0 if p99_ms <= float(sys.argv[2]) and r["throughput_msgs_per_s"] >= 0.8
 EOF
 }
 
-# Whether a chat run meets the table's bar: delivery p99 <= P99_MAX_MS and nothing lost, duplicated or reordered
-# (the same test as summarize.py's).
+# Whether a chat run meets the table's bar (chat_verdict.py, which summarize.py uses too).
 chat_passes() {
-    python3 - "$1" "$P99_MAX_MS" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-clean = r["lost"] == 0 and r["duplicated"] == 0 and r["reordered"] == 0 and r["messages_delivered"] > 0
-sys.exit(0 if clean and r["latency_delivery_us"]["p99"] / 1000 <= float(sys.argv[2]) else 1)
-EOF
+    python3 "$ROOT/results/compare/chat_verdict.py" "$1" "$P99_MAX_MS"
 }
 
 # Waits (60 s at most) until the server's CPU use falls under 5% for a second: what the previous run left behind

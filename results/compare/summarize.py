@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+from chat_verdict import passes
+
 out, p99_max_ms = sys.argv[1], float(sys.argv[2])
 idle_ramp = float(sys.argv[3]) if len(sys.argv) > 3 else 5000.0
 runs = []
@@ -71,6 +73,7 @@ for server in servers:
                 "offline_drain_seconds": d["offline_drain_seconds"],
                 "server_rss_bytes": d["server_rss_bytes"], "server_rss_baseline_bytes": d["server_rss_baseline_bytes"],
                 "server_rss_per_connection_bytes": d["server_rss_per_connection_bytes"], "errors": d["errors"],
+                "passes": passes(d, p99_max_ms),
             })
         entry["runs"].append(row)
     idle = next((row for row in entry["runs"] if row["workload"] == "idle" and "connections_peak" in row), None)
@@ -80,11 +83,7 @@ for server in servers:
         entry["logins_per_s"] = (idle["connections_established"] / idle["ramp_seconds"]) if idle["ramp_seconds"] else None
         entry["rss_per_session_bytes"] = idle["server_rss_per_connection_bytes"]
     chats = [row for row in entry["runs"] if row["workload"].startswith("chat-") and "latency_delivery_us" in row]
-    passing = [
-        row for row in chats
-        if row["lost"] == 0 and row["duplicated"] == 0 and row["reordered"] == 0 and row["delivered"] > 0
-        and ms(row["latency_delivery_us"]["p99"]) <= p99_max_ms
-    ]
+    passing = [row for row in chats if row["passes"]]
     best = max(passing, key=lambda row: row["throughput_msgs_per_s"], default=None)
     entry["chat_best_msgs_per_s_within_p99"] = best["throughput_msgs_per_s"] if best else None
     entry["chat_best_offered_rate"] = offered(best) if best else None
@@ -154,7 +153,7 @@ lines.append(f"| logins per second (ramp offered at {idle_ramp:,.0f}/s) | " + " 
 lines.append("| server RSS per idle session | " + " | ".join(cell(s, "rss_per_session_bytes", 1, " KB", 1 / 1000) for s in servers)
              + " |" + ratio_cell(ratio(E.get("rss_per_session_bytes"), R.get("rss_per_session_bytes")) + " less"))
 ringline_best, top_rate = R.get("chat_best_offered_rate"), max(
-    (int(row["workload"].split("-")[1]) for row in R.get("runs", []) if row["workload"].startswith("chat-")), default=None)
+    (offered(row) for row in R.get("runs", []) if row["workload"].startswith("chat-")), default=None)
 def knee(server):
     entry = summary[server]
     best, failing = entry.get("chat_best_msgs_per_s_within_p99"), entry.get("chat_lowest_failing_offered_rate")
@@ -167,7 +166,7 @@ lines.append(f"| chat: highest delivered msgs/s with p99 ≤ {p99_max_ms:g} ms (
     knee(s) for s in servers) + " |"
     + ratio_cell(ratio(R.get("chat_best_msgs_per_s_within_p99"), E.get("chat_best_msgs_per_s_within_p99"),
                        floor=ringline_best is not None and ringline_best == top_rate)))
-rates = sorted({int(row["workload"].split("-")[1]) for e in summary.values() for row in e["runs"]
+rates = sorted({offered(row) for e in summary.values() for row in e["runs"]
                 if row["workload"].startswith("chat-")})
 for rate in rates:
     cells = []
