@@ -15,23 +15,17 @@
 
 #![no_main]
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use engine::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
+use engine::account::KeyAuthority;
 use engine::home::ShardId;
 use engine::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES};
-use engine::shard::{ConnId, ConnStatus, Durability, Now, QueueLimits, Shard, ShardConfig};
+use engine::shard::{ConnId, ConnStatus, Now, Shard};
 use libfuzzer_sys::fuzz_target;
-use wire::{
-    ClientFrame, Decoded, LENGTH_PREFIX_BYTES, PROTOCOL_VERSION, ServerFrame, UserId, decode_server, encode_client,
-};
+use wire::{ClientFrame, Decoded, LENGTH_PREFIX_BYTES, PROTOCOL_VERSION, ServerFrame, decode_server, encode_client};
 
-/// First provisioned user: users are `USER_BASE + 0..USERS`.
-const USER_BASE: UserId = 15_550_000_000;
-const USERS: u64 = 4;
-/// Small, so that the limits are reached by short inputs.
-const FRAME_SIZE_MAX: usize = 512;
+#[path = "common/shard_config.rs"]
+mod shard_config;
+use shard_config::{FRAME_SIZE_MAX, USER_BASE, USERS, keys, shard_config};
+
 const CONNECTIONS_MAX: usize = 6;
 
 /// The input, read front to back; every read past the end gives zeros (so every input is a whole program).
@@ -72,10 +66,9 @@ struct Harness {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let keys = KeyAuthority::new([7; 32]);
     let mut harness = Harness {
-        shard: Shard::new(ShardId(0), config(keys.clone())),
-        keys,
+        shard: Shard::new(ShardId(0), shard_config(1)),
+        keys: keys(),
         now: Now { mono_us: 1_000_000, wall_us: 1_700_000_000_000_000 },
         clients: Vec::new(),
         delivered_ids: Vec::new(),
@@ -247,30 +240,5 @@ impl Harness {
         }
         let mut woken = Vec::new();
         self.shard.poll_wakeups(&mut woken);
-    }
-}
-
-fn config(keys: KeyAuthority) -> ShardConfig {
-    ShardConfig {
-        cores: 1,
-        frame_size_max: FRAME_SIZE_MAX,
-        handshake_timeout_us: 10_000_000,
-        idle_timeout_us: 180_000_000,
-        queue: QueueLimits {
-            messages_per_user_max: 16,
-            bytes_per_user_max: 4 * 1024,
-            bytes_per_core_max: 16 * 1024,
-            age_max_us: 3_600_000_000,
-        },
-        dedup_entries_max: 64,
-        dedup_window_us: 600_000_000,
-        durability: Durability::Sync,
-        log_segment_bytes_max: 64 * 1024,
-        keys,
-        directory: Arc::new(Directory::new(vec![ProvisionBatch { prefix: 1555, width: 7, count: USERS }])),
-        generations: Arc::new(HashMap::new()),
-        registration: RegistrationLimits::standard(600_000_000),
-        pin_sender: Arc::new(PinSender::in_memory()),
-        device_log: Arc::new(DeviceLog::in_memory()),
     }
 }

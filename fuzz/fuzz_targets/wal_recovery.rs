@@ -13,15 +13,15 @@
 
 #![no_main]
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use engine::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
 use engine::home::ShardId;
 use engine::limits::LOG_RECORD_BYTES_MAX;
-use engine::shard::{Durability, QueueLimits, Shard, ShardConfig};
+use engine::shard::Shard;
 use engine::wal::{PAGE_BYTES, RECORD_HEADER_BYTES, Recovery, encode_record, replay_segment};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "common/shard_config.rs"]
+mod shard_config;
+use shard_config::shard_config;
 
 /// The recovery clock: "now" for the SEND dedup window.
 const NOW_WALL_US: u64 = 1_700_000_000_000_000;
@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
     let items: usize = per_core.iter().map(|core| core.items.len()).sum();
     assert!(items <= records, "{items} items recovered from {records} records");
     for (index, core) in per_core.into_iter().enumerate() {
-        let mut shard = Shard::new(ShardId(index as u16), config(cores));
+        let mut shard = Shard::new(ShardId(index as u16), shard_config(cores));
         shard.recover(core, next as u64);
     }
 });
@@ -82,29 +82,4 @@ fn checksummed_records(mut rest: &[u8]) -> Vec<u8> {
         segment.extend_from_slice(&body);
     }
     segment
-}
-
-fn config(cores: u16) -> ShardConfig {
-    ShardConfig {
-        cores,
-        frame_size_max: wire::FRAME_SIZE_MAX_DEFAULT,
-        handshake_timeout_us: 10_000_000,
-        idle_timeout_us: 180_000_000,
-        queue: QueueLimits {
-            messages_per_user_max: 64,
-            bytes_per_user_max: 64 * 1024,
-            bytes_per_core_max: 1 << 20,
-            age_max_us: 30 * 24 * 3600 * 1_000_000,
-        },
-        dedup_entries_max: 1024,
-        dedup_window_us: DEDUP_WINDOW_US,
-        durability: Durability::Sync,
-        log_segment_bytes_max: 1 << 30,
-        keys: KeyAuthority::new([7; 32]),
-        directory: Arc::new(Directory::new(vec![ProvisionBatch { prefix: 1555, width: 7, count: 4 }])),
-        generations: Arc::new(HashMap::new()),
-        registration: RegistrationLimits::standard(600_000_000),
-        pin_sender: Arc::new(PinSender::in_memory()),
-        device_log: Arc::new(DeviceLog::in_memory()),
-    }
 }
