@@ -25,6 +25,7 @@ use loadgen::control::{
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::LedgerSummary;
 use loadgen::limits::TLS_ROOTS_PEM_BYTES_MAX;
+use loadgen::memory_floor::MemoryFloor;
 use loadgen::report::{Report, TimelinePoint};
 use loadgen::tls::{HandshakeStats, TlsClient};
 use loadgen::xmpp::{XmppRealm, XmppUser, read_users};
@@ -446,6 +447,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     // The most connections the progress lines saw up at once: a lower bound of the peak that holds even when
     // an agent's final report is lost.
     let mut peak_seen = 0u64;
+    let mut memory_floor = MemoryFloor::new(args.memory_floor_mib);
     loop {
         let finished = links.iter().all(|link| link.final_report.is_some() || !link.alive);
         if finished || now_us() > hard_deadline_us {
@@ -455,9 +457,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             stop_sent = true;
             report.stopped_early = Some("interrupted (Ctrl-C): agents drained briefly and reported".into());
             println!("stopping: waiting for the agents' final reports");
-            for link in &mut links {
-                let _ = write_message(&mut link.writer, &ControllerMessage::Stop);
-            }
+            stop_agents(&mut links);
         }
         match incoming.recv_timeout(Duration::from_millis(100)) {
             Ok(Incoming::Message(index, AgentMessage::Progress(progress))) => {
@@ -498,6 +498,14 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             next_line_us += 1_000_000;
             let up: u64 = links.iter().map(|link| link.latest.connections_up).sum();
             peak_seen = peak_seen.max(up);
+            if let Some(why) = memory_floor.observe(crate::machine::memory_available_bytes(), up)
+                && !stop_sent
+            {
+                stop_sent = true;
+                println!("stopping: {why}");
+                report.stopped_early = Some(why);
+                stop_agents(&mut links);
+            }
             let errors: u64 = links.iter().map(|link| link.latest.connect_errors).sum();
             // Each agent's own rate over its last report interval: the line and the reports are not in phase.
             let msgs_per_s =
@@ -601,6 +609,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         report.offline_drain_seconds = max_seconds(report.offline_drain_seconds, agent_final.offline_drain_us);
     }
     report.connections_peak = report.connections_peak.max(peak_seen);
+    report.host_memory_available_min_bytes = memory_floor.lowest_bytes();
     report.notes.extend(agent_failures);
     report.ramp_seconds = ramp_done_at_us.map(|at| at.saturating_sub(start_at_us) as f64 / 1e6);
     report.messages_sent = ledger.counts.sent;
@@ -675,6 +684,14 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     let _ = stdout.write_all(report.render_summary().as_bytes());
     let _ = stdout.flush();
     Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Asks every agent to drain briefly and send its final report. An agent that cannot be told is already gone,
+/// and the verdict counts it as lost.
+fn stop_agents(links: &mut [AgentLink]) {
+    for link in links {
+        let _ = write_message(&mut link.writer, &ControllerMessage::Stop);
+    }
 }
 
 /// The PEM text of a trusted certificates file, bounded.

@@ -16,6 +16,7 @@ pub mod keepalive;
 pub mod latency;
 pub mod ledger;
 pub mod limits;
+pub mod memory_floor;
 pub mod report;
 pub mod schedule;
 pub mod send_backlog;

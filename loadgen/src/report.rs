@@ -82,6 +82,8 @@ pub struct Report {
     pub host_used_per_connection_bytes: Option<f64>,
     /// TCP socket buffer memory at the plateau (/proc/net/sockstat).
     pub host_tcp_buffer_bytes: u64,
+    /// The lowest MemAvailable this host reported during the run (read once a second), bytes.
+    pub host_memory_available_min_bytes: Option<u64>,
     /// Share of each CPU busy during the hold (all processes, this host).
     pub cpu_busy_per_core: Vec<f64>,
     /// CPU seconds (user + system) the local engine processes used from their start to the end of the run.
@@ -103,7 +105,7 @@ pub struct Report {
     pub agents: u64,
     /// Agents whose final report never came (crashed or unreachable).
     pub agents_lost: u64,
-    /// Why the run ended before its plan (Ctrl-C), if it did.
+    /// Why the run ended before its plan (Ctrl-C, or the host memory floor), if it did.
     pub stopped_early: Option<String>,
     /// Notes printed during the run that the reader should know (e.g. a defaulted connection count).
     pub notes: Vec<String>,
@@ -132,7 +134,8 @@ pub struct Report {
 }
 
 impl Report {
-    /// True when nothing was lost, duplicated or reordered and every agent reported.
+    /// True when nothing was lost, duplicated or reordered, every agent reported, every connection was up at
+    /// once and the run went to the end of its plan.
     pub fn is_clean(&self) -> bool {
         self.lost == 0
             && self.duplicated == 0
@@ -140,6 +143,7 @@ impl Report {
             && self.agents_lost == 0
             && self.cores_unfinished() == 0
             && self.connections_reached()
+            && self.stopped_early.is_none()
     }
 
     /// Agent cores that missed the deadline for their final report: their ledgers are unknown.
@@ -252,6 +256,9 @@ impl Report {
         if let (Some(slab), Some(used)) = (self.host_slab_per_connection_bytes, self.host_used_per_connection_bytes) {
             let _ = writeln!(out, "host memory     {slab:.0} B slab and {used:.0} B in all per connection (both ends)");
         }
+        if let Some(lowest) = self.host_memory_available_min_bytes {
+            let _ = writeln!(out, "host available  {} MiB at the lowest (MemAvailable)", lowest >> 20);
+        }
         if !self.cpu_busy_per_core.is_empty() {
             let busy: Vec<String> =
                 self.cpu_busy_per_core.iter().map(|share| format!("{:.0}%", share * 100.0)).collect();
@@ -288,6 +295,8 @@ impl Report {
                 "FAIL: {} agent cores never sent their verdict, so their messages are not accounted for",
                 self.cores_unfinished()
             )
+        } else if let Some(reason) = &self.stopped_early {
+            format!("FAIL: stopped before the end of the plan ({reason})")
         } else if !self.connections_reached() {
             format!(
                 "FAIL: at most {} of the {} connections were up at once",
@@ -382,6 +391,14 @@ mod tests {
         assert!(!short.is_clean());
         assert!(short.render_summary().contains("FAIL: at most 9 of the 10 connections"), "{}", short.render_summary());
         assert!(text.contains("Lost message 1->2 #3"), "{text}");
+    }
+
+    #[test]
+    fn a_run_stopped_before_the_end_of_its_plan_fails_and_says_why() {
+        let stopped = Report { stopped_early: Some("host memory: …".into()), ..Default::default() };
+        assert!(!stopped.is_clean());
+        let text = stopped.render_summary();
+        assert!(text.contains("FAIL: stopped before the end of the plan (host memory: …)"), "{text}");
     }
 
     #[test]
