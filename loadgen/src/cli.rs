@@ -166,9 +166,10 @@ pub struct RunArgs {
     /// target's IP address, verified against the certificate's IP names; no SNI).
     #[arg(long, requires = "tls", value_parser = tls_server_name)]
     pub tls_server_name: Option<String>,
-    /// Stop the run, as Ctrl-C would, when this host's MemAvailable falls under this many MiB, and report the
-    /// connections up at that moment: the box's limit, instead of an out-of-memory kill. 0: never stop.
-    #[arg(long, default_value_t = 512)]
+    /// Stop the run, as Ctrl-C would, when this host's free memory and page cache (MemFree + Active(file) +
+    /// Inactive(file)) fall under this many MiB, and report the connections up at that moment: the box's
+    /// limit, instead of an out-of-memory kill. 0: never stop.
+    #[arg(long, default_value_t = 256)]
     pub memory_floor_mib: u64,
     /// With --tls: never resume a session, every handshake is full (to measure what resumption saves, e.g. in
     /// a reconnect storm).

@@ -498,7 +498,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             next_line_us += 1_000_000;
             let up: u64 = links.iter().map(|link| link.latest.connections_up).sum();
             peak_seen = peak_seen.max(up);
-            if let Some(why) = memory_floor.observe(crate::machine::memory_available_bytes(), up)
+            if let Some(why) = memory_floor.observe(crate::machine::memory_headroom_bytes(), up)
                 && !stop_sent
             {
                 stop_sent = true;
@@ -609,7 +609,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         report.offline_drain_seconds = max_seconds(report.offline_drain_seconds, agent_final.offline_drain_us);
     }
     report.connections_peak = report.connections_peak.max(peak_seen);
-    report.host_memory_available_min_bytes = memory_floor.lowest_bytes();
+    report.host_memory_headroom_min_bytes = memory_floor.lowest_bytes();
     report.notes.extend(agent_failures);
     report.ramp_seconds = ramp_done_at_us.map(|at| at.saturating_sub(start_at_us) as f64 / 1e6);
     report.messages_sent = ledger.counts.sent;

@@ -30,6 +30,14 @@ pub fn memory_available_bytes() -> u64 {
     kib_field(&meminfo, "MemAvailable:").unwrap_or(0)
 }
 
+/// Free memory plus the file page cache (MemFree + Active(file) + Inactive(file)), bytes: what new sockets
+/// can still take on this host without the kernel freeing anything a running process holds (see
+/// `loadgen::memory_floor` for why not MemAvailable). 0 if /proc/meminfo cannot be read.
+pub fn memory_headroom_bytes() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    ["MemFree:", "Active(file):", "Inactive(file):"].iter().map(|name| kib_field(&meminfo, name).unwrap_or(0)).sum()
+}
+
 /// Peak VmRSS (VmHWM) of this process, bytes.
 pub fn own_rss_peak_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -82,8 +82,9 @@ pub struct Report {
     pub host_used_per_connection_bytes: Option<f64>,
     /// TCP socket buffer memory at the plateau (/proc/net/sockstat).
     pub host_tcp_buffer_bytes: u64,
-    /// The lowest MemAvailable this host reported during the run (read once a second), bytes.
-    pub host_memory_available_min_bytes: Option<u64>,
+    /// This host's lowest memory headroom during the run (MemFree + Active(file) + Inactive(file), read once a
+    /// second), bytes.
+    pub host_memory_headroom_min_bytes: Option<u64>,
     /// Share of each CPU busy during the hold (all processes, this host).
     pub cpu_busy_per_core: Vec<f64>,
     /// CPU seconds (user + system) the local engine processes used from their start to the end of the run.
@@ -256,8 +257,8 @@ impl Report {
         if let (Some(slab), Some(used)) = (self.host_slab_per_connection_bytes, self.host_used_per_connection_bytes) {
             let _ = writeln!(out, "host memory     {slab:.0} B slab and {used:.0} B in all per connection (both ends)");
         }
-        if let Some(lowest) = self.host_memory_available_min_bytes {
-            let _ = writeln!(out, "host available  {} MiB at the lowest (MemAvailable)", lowest >> 20);
+        if let Some(lowest) = self.host_memory_headroom_min_bytes {
+            let _ = writeln!(out, "host headroom   {} MiB at the lowest (free memory and page cache)", lowest >> 20);
         }
         if !self.cpu_busy_per_core.is_empty() {
             let busy: Vec<String> =
