@@ -402,6 +402,12 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             .with_context(|| format!("sending the plan to agent {index}"))?;
     }
     anyhow::ensure!(next_user == users.len(), "could not place every user on an agent");
+    // The agents have their users now; at millions of users the list is hundreds of MB this process need
+    // not hold through the run.
+    drop(users);
+    // Engines and agents are running (they keep the default score): if the kernel must kill, it picks one of
+    // them, which the report counts, rather than this process, which holds the report.
+    prefer_others_for_the_oom_killer();
     let (sender, incoming) = channel();
     for (index, (mut reader, _)) in readers.into_iter().enumerate() {
         let sender = sender.clone();
@@ -684,6 +690,12 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     let _ = stdout.write_all(report.render_summary().as_bytes());
     let _ = stdout.flush();
     Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Lowers this process's out-of-memory score (best effort: it needs CAP_SYS_RESOURCE to go below 0, and
+/// without it the score stays as it was).
+fn prefer_others_for_the_oom_killer() {
+    let _ = std::fs::write("/proc/self/oom_score_adj", "-900");
 }
 
 /// Asks every agent to drain briefly and send its final report. An agent that cannot be told is already gone,
