@@ -168,9 +168,10 @@ pub struct RunArgs {
     pub tls_server_name: Option<String>,
     /// Stop the run, as Ctrl-C would, when this host's free memory and page cache (MemFree + Active(file) +
     /// Inactive(file)) fall under this many MiB, and report the connections up at that moment: the box's
-    /// limit, instead of an out-of-memory kill. 0: never stop.
-    #[arg(long, default_value_t = 1024)]
-    pub memory_floor_mib: u64,
+    /// limit, instead of an out-of-memory kill. Default: 1024, or 5% of the host's memory if that is less.
+    /// 0: never stop.
+    #[arg(long)]
+    pub memory_floor_mib: Option<u64>,
     /// With --tls: never resume a session, every handshake is full (to measure what resumption saves, e.g. in
     /// a reconnect storm).
     #[arg(long, requires = "tls")]

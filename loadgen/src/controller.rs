@@ -25,7 +25,7 @@ use loadgen::control::{
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::LedgerSummary;
 use loadgen::limits::TLS_ROOTS_PEM_BYTES_MAX;
-use loadgen::memory_floor::MemoryFloor;
+use loadgen::memory_floor::{MemoryFloor, default_floor_mib};
 use loadgen::report::{Report, TimelinePoint};
 use loadgen::tls::{HandshakeStats, TlsClient};
 use loadgen::xmpp::{XmppRealm, XmppUser, read_users};
@@ -453,7 +453,8 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     // The most connections the progress lines saw up at once: a lower bound of the peak that holds even when
     // an agent's final report is lost.
     let mut peak_seen = 0u64;
-    let mut memory_floor = MemoryFloor::new(args.memory_floor_mib);
+    let mut memory_floor =
+        MemoryFloor::new(args.memory_floor_mib.unwrap_or_else(|| default_floor_mib(report.machine.memory_bytes)));
     loop {
         let finished = links.iter().all(|link| link.final_report.is_some() || !link.alive);
         if finished || now_us() > hard_deadline_us {

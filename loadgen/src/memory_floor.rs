@@ -8,9 +8,16 @@
 //! reclaimable slab caches yet cannot be freed while the socket is open. At 2.2 million loopback pairs
 //! MemAvailable read 4.8 GB while MemFree was 0.38 GB.
 //!
-//! The default floor, 1 GiB, is what the kernel needed here: ramping at 6,000 pairs/s (~60 MB/s) with
-//! nothing left to reclaim, its out-of-memory killer acted while 0.4–0.5 GB were still free
-//! (`results/capacity/idle-break/`). Owns the decision and the lowest reading; reads nothing itself.
+//! The default floor, 1 GiB (5% of the memory on a host with less than 20 GiB), is what the kernel needed
+//! here: ramping at 6,000 pairs/s (~60 MB/s) with nothing left to reclaim, its out-of-memory killer acted
+//! while 0.4–0.5 GB were still free (`results/capacity/idle-break/`). Owns the decision and the lowest
+//! reading; reads nothing itself.
+
+/// The floor when none is given: 1 GiB, or 5% of a smaller host's memory (`memory_total_bytes`), so that a
+/// small machine can still run.
+pub fn default_floor_mib(memory_total_bytes: u64) -> u64 {
+    (memory_total_bytes / (1024 * 1024) / 20).min(1024)
+}
 
 /// Watches headroom readings against a floor.
 #[derive(Debug, Clone)]
@@ -69,6 +76,13 @@ mod tests {
         assert!(why.contains("2400000 connections up"), "{why}");
         assert_eq!(floor.observe(100 * MIB, 2_400_001), None, "asked once");
         assert_eq!(floor.lowest_bytes(), Some(100 * MIB));
+    }
+
+    #[test]
+    fn the_default_floor_is_one_gib_or_five_percent_of_a_smaller_host() {
+        assert_eq!(default_floor_mib(24 * 1024 * MIB), 1024);
+        assert_eq!(default_floor_mib(4 * 1024 * MIB), 204);
+        assert_eq!(default_floor_mib(0), 0, "an unreadable MemTotal never stops the run");
     }
 
     #[test]
