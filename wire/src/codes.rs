@@ -104,7 +104,8 @@ wire_code! {
         TooManyRequests = 5,
         /// Too many registration requests or wrong PINs from this source address; wait `retry_after_s`.
         SourceLimited = 6,
-        /// The server cannot register now (PIN sender busy, storage failing); retry later.
+        /// The server cannot register now (PIN sender busy, storage failing); retry later. Also the answer
+        /// for a phone that has used every device generation (the current device keeps its key).
         Unavailable = 7,
     }
 }

@@ -861,7 +861,13 @@ impl Shard {
     /// The PIN was right: a new device generation for `phone`, durable before its key leaves; every older
     /// key is revoked and a live session of the old device is closed with GOAWAY(Revoked).
     fn register_device(&mut self, conn: ConnId, phone: UserId) {
-        let generation = self.generations.get(&phone).copied().unwrap_or(0).saturating_add(1);
+        // A 32-bit generation per phone. The last one cannot be followed: issuing it again would hand the new
+        // device the old device's key and revoke nothing.
+        let Some(generation) = self.generations.get(&phone).copied().unwrap_or(0).checked_add(1) else {
+            tracing::warn!(core = %self.id, phone, "every device generation of this phone is used; registration refused");
+            self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 3600 });
+            return;
+        };
         if let Err(error) = self.config.device_log.record(self.id.index(), phone, generation) {
             tracing::warn!(core = %self.id, phone, %error, "cannot record a new device; registration refused");
             self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 30 });

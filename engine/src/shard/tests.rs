@@ -1,4 +1,5 @@
-//! Shard behaviour that the engine's socket tests cannot see: which buffers a connection owns.
+//! Shard behaviour that the engine's socket tests cannot see: which buffers a connection owns, and what
+//! registration does at the end of a phone's device generations.
 
 use std::sync::Arc;
 
@@ -10,6 +11,14 @@ use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBat
 const NOW: Now = Now { mono_us: 1, wall_us: 1 };
 
 fn one_core_shard() -> (Shard, KeyAuthority, UserId) {
+    one_core_shard_with_generations(|_| HashMap::new())
+}
+
+/// One core's shard with ten provisioned users; `generations` gives the device generations it starts with
+/// (as the devices log would), from the first user's id.
+fn one_core_shard_with_generations(
+    generations: impl FnOnce(UserId) -> HashMap<UserId, u32>,
+) -> (Shard, KeyAuthority, UserId) {
     let keys = KeyAuthority::new([7; 32]);
     let batch = ProvisionBatch { prefix: 1, width: 7, count: 10 };
     let user = batch.user(0).expect("a user");
@@ -30,7 +39,7 @@ fn one_core_shard() -> (Shard, KeyAuthority, UserId) {
         directory: Arc::new(Directory::new(vec![batch])),
         durability: Durability::Sync,
         log_segment_bytes_max: 1 << 20,
-        generations: Arc::new(HashMap::new()),
+        generations: Arc::new(generations(user)),
         registration: RegistrationLimits::standard(600_000_000),
         pin_sender: Arc::new(PinSender::in_memory()),
         device_log: Arc::new(DeviceLog::in_memory()),
@@ -82,4 +91,47 @@ fn a_connection_owns_buffers_only_while_they_hold_bytes() {
     assert_eq!(shard.buffers.len(), pooled - 1, "a partial frame takes a pooled buffer");
     shard.handle_closed(conn);
     assert_eq!(shard.buffers.len(), pooled, "closing gives it back");
+}
+
+/// Every server frame written to `conn` so far.
+fn server_frames(shard: &Shard, conn: ConnId) -> Vec<ServerFrame<'_>> {
+    let mut bytes = shard.outbound(conn);
+    let mut frames = Vec::new();
+    while let Ok(Decoded::Frame { frame, consumed }) = wire::decode_server(bytes, usize::MAX) {
+        frames.push(frame);
+        bytes = &bytes[consumed..];
+    }
+    frames
+}
+
+#[test]
+fn a_phone_at_its_last_device_generation_is_refused_and_its_device_keeps_working() {
+    let (mut shard, keys, phone) = one_core_shard_with_generations(|user| HashMap::from([(user, u32::MAX)]));
+    let new_device = shard.handle_accept(NOW).expect("room");
+    let mut input = Vec::new();
+    wire::encode_client(&ClientFrame::RegisterRequest { phone }, &mut input);
+    shard.handle_bytes(new_device, &input, NOW);
+    let pins = shard.config.pin_sender.memory_pins();
+    let [issued] = pins[..] else { panic!("one PIN: {pins:?}") };
+    input.clear();
+    wire::encode_client(&ClientFrame::RegisterVerify { phone, pin: issued.pin }, &mut input);
+    shard.handle_bytes(new_device, &input, NOW);
+
+    let frames = server_frames(&shard, new_device);
+    assert!(
+        matches!(
+            frames[..],
+            [ServerFrame::PinSent { .. }, ServerFrame::RegisterRefused { code: RegisterRefusal::Unavailable, .. }]
+        ),
+        "a right PIN with no generation left is refused, not answered with the current key: {frames:?}"
+    );
+    assert_eq!(shard.generations.get(&phone), Some(&u32::MAX), "nothing revoked");
+
+    let old_device = shard.handle_accept(NOW).expect("room");
+    input.clear();
+    let key = keys.derive(phone, u32::MAX);
+    wire::encode_client(&ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: phone, key }, &mut input);
+    shard.handle_bytes(old_device, &input, NOW);
+    let frames = server_frames(&shard, old_device);
+    assert!(matches!(frames[..], [ServerFrame::Welcome { .. }]), "the device still logs in: {frames:?}");
 }
