@@ -370,15 +370,16 @@ fn logs_that_leave_no_item_id_refuse_the_start_with_a_clear_error_and_stay_as_th
     bytes.resize(bytes.len().next_multiple_of(engine::wal::PAGE_BYTES), 0);
     engine::wal::encode_record(&engine::wal::LogRecord::Sequence { item_seq_next: 1 << 48 }, &mut bytes);
     std::fs::write(&segment, &bytes).expect("write segment");
-    let wal_before: Vec<_> =
-        std::fs::read_dir(server.data_dir.join("wal")).expect("wal").map(|e| e.expect("e").path()).collect();
+    let wal_entries = || -> Vec<_> {
+        std::fs::read_dir(server.data_dir.join("wal")).expect("wal").map(|e| e.expect("e").path()).collect()
+    };
+    let wal_before = wal_entries();
 
     let output = server.serve_to_exit(1);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "the engine must not start: {stderr}");
     assert!(stderr.contains("the end of the 48-bit item id space"), "a clear error: {stderr}");
     assert_eq!(std::fs::read(&segment).expect("segment"), bytes, "the log stays as it was");
-    let wal_after: Vec<_> =
-        std::fs::read_dir(server.data_dir.join("wal")).expect("wal").map(|e| e.expect("e").path()).collect();
+    let wal_after = wal_entries();
     assert_eq!(wal_after.len(), wal_before.len(), "no new epoch: {wal_after:?}");
 }

@@ -22,10 +22,10 @@ use wire::{
 
 pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A running engine process.
 /// How long `serve_to_exit` lets an engine run before it counts as started (a liveness guard, not a measure).
 const STARTUP_REFUSAL_WAIT: Duration = Duration::from_secs(120);
 
+/// A running engine process.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
