@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wire::{ClientFrame, Decoded, RejectCode, ServerFrame, UserId};
+use wire::{ClientFrame, RejectCode, ServerFrame, UserId};
 
+use super::test_frames::{decode_frames, feed};
 use super::{ConnId, Durability, Now, QueueLimits, Shard, ShardConfig};
 use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
 use crate::home::ShardId;
@@ -45,26 +46,22 @@ fn user(index: u64) -> UserId {
 }
 
 fn send(shard: &mut Shard, conn: ConnId, frame: &ClientFrame<'_>) {
-    let mut bytes = Vec::new();
-    wire::encode_client(frame, &mut bytes);
-    shard.handle_bytes(conn, &bytes, NOW);
+    feed(shard, conn, frame, NOW);
 }
 
 /// Kinds of the frames waiting for `conn` (ACK, REJECT code, DELIVER), consuming them.
 fn frames(shard: &mut Shard, conn: ConnId) -> Vec<String> {
     let bytes = shard.outbound(conn).to_vec();
-    let mut out = Vec::new();
-    let mut at = 0;
-    while let Ok(Decoded::Frame { frame, consumed }) = wire::decode_server(&bytes[at..], 1 << 20) {
-        out.push(match frame {
+    let out = decode_frames(&bytes)
+        .into_iter()
+        .map(|frame| match frame {
             ServerFrame::Welcome { .. } => "WELCOME".to_owned(),
             ServerFrame::Ack { client_msg_id, .. } => format!("ACK {client_msg_id}"),
             ServerFrame::Reject { client_msg_id, code } => format!("REJECT {client_msg_id} {code:?}"),
             ServerFrame::Deliver { body, .. } => format!("DELIVER {}", String::from_utf8_lossy(body)),
             other => format!("{other:?}"),
-        });
-        at += consumed;
-    }
+        })
+        .collect();
     shard.consume_outbound(conn, bytes.len(), NOW);
     out
 }

@@ -27,6 +27,8 @@ mod mesh;
 mod offline_queue;
 mod stats;
 #[cfg(test)]
+mod test_frames;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, VecDeque};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use wire::{ClientFrame, Decoded, ServerFrame};
 
+use super::test_frames::{decode_frames, feed};
 use super::*;
 use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
 
@@ -93,31 +94,16 @@ fn a_connection_owns_buffers_only_while_they_hold_bytes() {
     assert_eq!(shard.buffers.len(), pooled, "closing gives it back");
 }
 
-/// Every server frame written to `conn` so far.
-fn server_frames(shard: &Shard, conn: ConnId) -> Vec<ServerFrame<'_>> {
-    let mut bytes = shard.outbound(conn);
-    let mut frames = Vec::new();
-    while let Ok(Decoded::Frame { frame, consumed }) = wire::decode_server(bytes, usize::MAX) {
-        frames.push(frame);
-        bytes = &bytes[consumed..];
-    }
-    frames
-}
-
 #[test]
 fn a_phone_at_its_last_device_generation_is_refused_and_its_device_keeps_working() {
     let (mut shard, keys, phone) = one_core_shard_with_generations(|user| HashMap::from([(user, u32::MAX)]));
     let new_device = shard.handle_accept(NOW).expect("room");
-    let mut input = Vec::new();
-    wire::encode_client(&ClientFrame::RegisterRequest { phone }, &mut input);
-    shard.handle_bytes(new_device, &input, NOW);
+    feed(&mut shard, new_device, &ClientFrame::RegisterRequest { phone }, NOW);
     let pins = shard.config.pin_sender.memory_pins();
     let [issued] = pins[..] else { panic!("one PIN: {pins:?}") };
-    input.clear();
-    wire::encode_client(&ClientFrame::RegisterVerify { phone, pin: issued.pin }, &mut input);
-    shard.handle_bytes(new_device, &input, NOW);
+    feed(&mut shard, new_device, &ClientFrame::RegisterVerify { phone, pin: issued.pin }, NOW);
 
-    let frames = server_frames(&shard, new_device);
+    let frames = decode_frames(shard.outbound(new_device));
     assert!(
         matches!(
             frames[..],
@@ -128,10 +114,8 @@ fn a_phone_at_its_last_device_generation_is_refused_and_its_device_keeps_working
     assert_eq!(shard.generations.get(&phone), Some(&u32::MAX), "nothing revoked");
 
     let old_device = shard.handle_accept(NOW).expect("room");
-    input.clear();
     let key = keys.derive(phone, u32::MAX);
-    wire::encode_client(&ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: phone, key }, &mut input);
-    shard.handle_bytes(old_device, &input, NOW);
-    let frames = server_frames(&shard, old_device);
+    feed(&mut shard, old_device, &ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: phone, key }, NOW);
+    let frames = decode_frames(shard.outbound(old_device));
     assert!(matches!(frames[..], [ServerFrame::Welcome { .. }]), "the device still logs in: {frames:?}");
 }
