@@ -505,7 +505,9 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
             next_line_us += 1_000_000;
             let up: u64 = links.iter().map(|link| link.latest.connections_up).sum();
             peak_seen = peak_seen.max(up);
-            if let Some(why) = memory_floor.observe(crate::machine::memory_headroom_bytes(), up)
+            // One reading a line serves the memory floor and, during the hold, the plateau figures.
+            let memory = crate::machine::host_memory();
+            if let Some(why) = memory_floor.observe(memory.headroom_bytes, up)
                 && !stop_sent
             {
                 stop_sent = true;
@@ -557,7 +559,7 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
                 && now <= hold_end_at_us
                 && host_plateau.is_none_or(|(connections_then, _)| up >= connections_then)
             {
-                host_plateau = Some((up, crate::machine::host_memory()));
+                host_plateau = Some((up, memory));
             }
             // CPU busy over the hold: the first and the last progress line inside it.
             if now >= hold_start_at_us && now <= hold_end_at_us {

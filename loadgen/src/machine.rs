@@ -30,14 +30,6 @@ pub fn memory_available_bytes() -> u64 {
     kib_field(&meminfo, "MemAvailable:").unwrap_or(0)
 }
 
-/// Free memory plus the file page cache (MemFree + Active(file) + Inactive(file)), bytes: what new sockets
-/// can still take on this host without the kernel freeing anything a running process holds (see
-/// `loadgen::memory_floor` for why not MemAvailable). 0 if /proc/meminfo cannot be read.
-pub fn memory_headroom_bytes() -> u64 {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    ["MemFree:", "Active(file):", "Inactive(file):"].iter().map(|name| kib_field(&meminfo, name).unwrap_or(0)).sum()
-}
-
 /// Peak VmRSS (VmHWM) of this process, bytes.
 pub fn own_rss_peak_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -57,12 +49,16 @@ pub fn cpu_ms(pid: &str) -> Option<u64> {
 }
 
 /// Host-wide memory figures that grow with connections: kernel slab (socket structures live there), memory
-/// in use (total − available) and TCP socket buffer memory.
+/// in use (total − available) and TCP socket buffer memory; and the headroom left for new sockets.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HostMemory {
     pub slab_bytes: u64,
     pub used_bytes: u64,
     pub tcp_buffer_bytes: u64,
+    /// Free memory plus the file page cache (MemFree + Active(file) + Inactive(file)): what new sockets can
+    /// still take without the kernel freeing anything a running process holds (see `loadgen::memory_floor`
+    /// for why not MemAvailable). 0 if /proc/meminfo cannot be read.
+    pub headroom_bytes: u64,
 }
 
 pub fn host_memory() -> HostMemory {
@@ -84,6 +80,10 @@ pub fn host_memory() -> HostMemory {
         slab_bytes: kib_field(&meminfo, "Slab:").unwrap_or(0),
         used_bytes: total.saturating_sub(available),
         tcp_buffer_bytes: tcp_pages * 4096,
+        headroom_bytes: ["MemFree:", "Active(file):", "Inactive(file):"]
+            .iter()
+            .map(|name| kib_field(&meminfo, name).unwrap_or(0))
+            .sum(),
     }
 }
 
