@@ -331,6 +331,24 @@ mod tests {
     }
 
     #[test]
+    fn recovery_keeps_every_group_after_padding_shorter_than_a_record_header() {
+        // Issue 17: a group ending 1..7 bytes before a page boundary made recovery truncate every later group.
+        let data = std::env::temp_dir().join(format!("ringline-log-short-padding-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        let core_dir = data.join("wal/epoch-000001/core-0000");
+        let padding = 6;
+        let body_len = 4096 - padding - message(1, 7, b"").encoded_len();
+        write_segment(
+            &core_dir,
+            1,
+            &[vec![message(1, 7, &vec![0x4E; body_len])], vec![message(2, 7, b"two")], vec![message(3, 7, b"three")]],
+        );
+        let cores = recover(&data, 1, Duration::from_secs(1)).expect("recover");
+        assert_eq!(items(&cores[0]), vec![1, 2, 3], "every synced group comes back");
+        let _ = std::fs::remove_dir_all(&data);
+    }
+
+    #[test]
     fn recovery_truncates_a_torn_tail_rehomes_and_replaces_the_epoch() {
         let data = std::env::temp_dir().join(format!("ringline-log-recover-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);

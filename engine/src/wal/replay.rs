@@ -3,7 +3,7 @@
 //! corrupt record ends the segment too, and its offset is where the runtime truncates it (with a log line):
 //! everything before it is intact, nothing after it was ever acknowledged.
 
-use super::record::{LogRecord, RecordError, decode_record};
+use super::record::{LogRecord, RECORD_HEADER_BYTES, RecordError, decode_record};
 use super::writer::PAGE_BYTES;
 
 /// How a segment's data ended.
@@ -33,7 +33,14 @@ pub fn replay_segment(bytes: &[u8], record_size_max: usize) -> ReplayedSegment {
         if at >= bytes.len() {
             break ReplayEnd::Clean;
         }
-        match decode_record(&bytes[at..], record_size_max) {
+        let decoded = match decode_record(&bytes[at..], record_size_max) {
+            // Fewer than a header's bytes left in the page, all zeros, and no record starting there: padding. (A
+            // record may straddle the page boundary: then it decoded. Read as a header, the zeros and the next
+            // page's first bytes make no valid record but for a CRC32C collision.)
+            Err(_) if is_short_padding(&bytes[at..], at) => Ok(None),
+            decoded => decoded,
+        };
+        match decoded {
             Ok(Some((record, len))) => {
                 records.push(record);
                 at += len;
@@ -57,6 +64,13 @@ pub fn replay_segment(bytes: &[u8], record_size_max: usize) -> ReplayedSegment {
         }
     };
     ReplayedSegment { records, next_write_offset: data_end.next_multiple_of(PAGE_BYTES) as u64, end }
+}
+
+/// Whether `rest`, the bytes from offset `at` on, starts with the zero padding of a write's last page that is
+/// too short to hold a record header.
+fn is_short_padding(rest: &[u8], at: usize) -> bool {
+    let to_page_end = at.next_multiple_of(PAGE_BYTES) - at;
+    to_page_end < RECORD_HEADER_BYTES && rest.iter().take(to_page_end).all(|&byte| byte == 0)
 }
 
 #[cfg(test)]
@@ -91,6 +105,44 @@ mod tests {
         assert_eq!(replayed.end, ReplayEnd::Clean);
         assert_eq!(replayed.records, groups.concat());
         assert_eq!(replayed.next_write_offset as usize, bytes.len());
+    }
+
+    fn message_of_len(item_id: u64, encoded_len: usize) -> LogRecord {
+        let body = vec![0x4E; encoded_len - RECORD_HEADER_BYTES - 1 - 40];
+        let record =
+            LogRecord::Message { item_id, to: 7, sender: 9, client_msg_id: item_id, time_us: 1, body: body.into() };
+        assert_eq!(record.encoded_len(), encoded_len);
+        record
+    }
+
+    #[test]
+    fn a_group_ending_less_than_a_header_before_a_page_boundary_is_followed_by_the_next_group() {
+        // Issue 17: a group whose records end 1..7 bytes before a page boundary leaves padding shorter than a
+        // record header; every later group must still be read.
+        for short in 1..=2 * RECORD_HEADER_BYTES {
+            let first = message_of_len(1, 2 * PAGE_BYTES - short - removed(100).encoded_len());
+            let groups = vec![vec![removed(100), first], vec![message_of_len(2, 78)], vec![removed(3), removed(4)]];
+            let bytes = segment_of(&groups);
+            let replayed = replay_segment(&bytes, 1 << 20);
+            assert_eq!(replayed.end, ReplayEnd::Clean, "{short} bytes of padding");
+            assert_eq!(replayed.records, groups.concat(), "{short} bytes of padding");
+        }
+    }
+
+    #[test]
+    fn a_record_straddling_a_page_boundary_with_zeros_before_it_is_a_record_not_padding() {
+        // A record's length field may start with zero bytes (256 = 00 01 00 00): starting 1 or 2 bytes before a
+        // page boundary, inside a group, it looks like short padding until it is decoded.
+        for (before_boundary, len_field) in [(1, 256), (2, 1 << 16)] {
+            let filler = message_of_len(1, PAGE_BYTES - before_boundary - removed(100).encoded_len());
+            let straddling = message_of_len(2, RECORD_HEADER_BYTES + len_field);
+            let groups = vec![vec![removed(100), filler, straddling, removed(5)], vec![removed(6)]];
+            let bytes = segment_of(&groups);
+            assert!(bytes[PAGE_BYTES - before_boundary..PAGE_BYTES].iter().all(|&byte| byte == 0));
+            let replayed = replay_segment(&bytes, 1 << 20);
+            assert_eq!(replayed.end, ReplayEnd::Clean);
+            assert_eq!(replayed.records, groups.concat(), "{before_boundary} bytes before the boundary");
+        }
     }
 
     #[test]
