@@ -7,12 +7,14 @@
 //! (round-trip in debug builds) and when replayed; replay stops at the first record that is torn, corrupt or
 //! zero padding, and reports where, so the tail can be truncated; log sequence numbers only increase.
 
+mod group;
 mod record;
 mod recover;
 mod replay;
 mod writer;
 
+pub use group::{GROUP_HEADER_BYTES, GroupHeader};
 pub use record::{LogRecord, RECORD_HEADER_BYTES, RecordError, encode_record};
 pub use recover::{ITEM_SEQ_MASK, RecoveredCore, RecoveredSend, Recovery, RecoveryError};
-pub use replay::{ReplayEnd, ReplayedSegment, replay_segment};
+pub use replay::{LogReader, ReplayEnd, ReplayedSegment, SegmentFormat, SegmentOutcome, SkippedDamage, replay_segment};
 pub use writer::{LogWriter, PAGE_BYTES, PendingWrite};

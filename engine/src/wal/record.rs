@@ -11,6 +11,8 @@ const KIND_RECEIPT: u8 = 2;
 const KIND_REMOVED: u8 = 3;
 const KIND_GENERATION: u8 = 4;
 const KIND_SEQUENCE: u8 = 5;
+/// A group header (`wal::group`): framed as a record, but no change to state; `decode_record` refuses it.
+pub(super) const KIND_GROUP: u8 = 6;
 
 /// One change to a core's durable state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +60,14 @@ pub enum RecordError {
     UnknownKind { kind: u8 },
     #[error("record kind {kind} has {len} payload bytes, which does not fit its fields")]
     BadLength { kind: u8, len: usize },
+    #[error("no group header where a write starts: a record of {len} bytes and kind {kind}")]
+    NotAGroup { len: usize, kind: u8 },
+    #[error("group of {records_bytes} record bytes cut off at {available}")]
+    TornGroup { records_bytes: usize, available: usize },
+    #[error("group checksum {stored:08x} does not match its records' bytes ({computed:08x})")]
+    GroupChecksum { stored: u32, computed: u32 },
+    #[error("group says {expected} records in its bytes, which hold {found} or are not records")]
+    GroupRecords { expected: u32, found: u32 },
 }
 
 /// Appends `record` to `out`; returns the bytes written.

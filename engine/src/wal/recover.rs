@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use wire::UserId;
 
 use super::record::LogRecord;
+use super::writer::LogWriter;
 use crate::home::home_core;
 
 /// The low bits of an item id that count items; the high bits name the core that issued it.
@@ -57,6 +58,18 @@ pub struct RecoveredCore {
     pub sends: Vec<RecoveredSend>,
     /// The first item sequence number this core may issue.
     pub item_seq_next: u64,
+}
+
+impl RecoveredCore {
+    /// Segment 0 of this core's log in the new epoch: one group, the sequence floor then every item, in order.
+    pub fn first_segment_bytes(&self) -> Vec<u8> {
+        let mut writer = LogWriter::new(0, 0, 0, u64::MAX);
+        writer.append(&LogRecord::Sequence { item_seq_next: self.item_seq_next });
+        for record in &self.items {
+            writer.append(record);
+        }
+        writer.poll_write().expect("a sequence record is always pending").bytes
+    }
 }
 
 #[derive(Debug)]
