@@ -107,7 +107,7 @@ fn report_damage(path: &Path, outcome: &SegmentOutcome) {
     for skipped in &outcome.skipped {
         tracing::error!(path = %path.display(), offset = skipped.offset, resumed_at = skipped.resumed_at,
             records_lost = skipped.records_lost, error = %skipped.error, format,
-            "log segment is damaged inside: a later whole group follows, so the damaged write was acknowledged; \
+            "log segment is damaged inside: a later group of its writer follows, so the damaged write was acknowledged; \
              skipped the damaged bytes, kept every valid record before and after them");
     }
     match &outcome.end {
@@ -119,7 +119,7 @@ fn report_damage(path: &Path, outcome: &SegmentOutcome) {
         }
         ReplayEnd::Damaged { offset, error } => {
             tracing::error!(path = %path.display(), offset, %error, records, format,
-                "log segment is damaged before its end with no whole group after the damage, and later segments \
+                "log segment is damaged before its end with no group after the damage, and later segments \
                  exist: acknowledged records after the damage in this segment are lost; reading the next segments");
         }
     }

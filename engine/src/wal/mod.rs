@@ -11,6 +11,8 @@ mod group;
 mod record;
 mod recover;
 mod replay;
+#[cfg(test)]
+mod torn_write_tests;
 mod writer;
 
 pub use group::{GROUP_HEADER_BYTES, GroupHeader};

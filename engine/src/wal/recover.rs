@@ -58,17 +58,28 @@ pub struct RecoveredCore {
     pub sends: Vec<RecoveredSend>,
     /// The first item sequence number this core may issue.
     pub item_seq_next: u64,
+    /// The log id of this core's log in the new epoch (random, secret to the log: `wal::group`): segment 0 is
+    /// written with it and the core's writer goes on with it, so every later group has a reference to be
+    /// recognised by after damage.
+    pub log_id: u64,
 }
 
 impl RecoveredCore {
     /// Segment 0 of this core's log in the new epoch: one group, the sequence floor then every item, in order.
     pub fn first_segment_bytes(&self) -> Vec<u8> {
-        let mut writer = LogWriter::new(0, 0, 0, u64::MAX);
+        let mut writer = LogWriter::with_log_id(0, 0, 0, u64::MAX, self.log_id);
         writer.append(&LogRecord::Sequence { item_seq_next: self.item_seq_next });
         for record in &self.items {
             writer.append(record);
         }
-        writer.poll_write().expect("a sequence record is always pending").bytes
+        let write = writer.poll_write().expect("a sequence record is always pending");
+        debug_assert_eq!(write.lsn, self.first_segment_last_lsn());
+        write.bytes
+    }
+
+    /// The sequence number of segment 0's last record: the core's writer continues after it.
+    pub fn first_segment_last_lsn(&self) -> u64 {
+        1 + self.items.len() as u64
     }
 }
 
@@ -147,8 +158,9 @@ impl Recovery {
         if item_seq_next > ITEM_SEQ_MASK {
             return Err(RecoveryError::ItemIdsExhausted { item_seq_next });
         }
-        let mut out: Vec<RecoveredCore> =
-            (0..cores).map(|_| RecoveredCore { item_seq_next, ..RecoveredCore::default() }).collect();
+        let mut out: Vec<RecoveredCore> = (0..cores)
+            .map(|_| RecoveredCore { item_seq_next, log_id: rand::random(), ..RecoveredCore::default() })
+            .collect();
         let mut live: Vec<Live> = self.live.into_values().collect();
         live.sort_unstable_by_key(|live| live.order);
         for item in live {

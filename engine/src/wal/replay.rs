@@ -5,10 +5,11 @@
 //! The rule (docs/ARCHITECTURE.md, "Durability"): recovery never discards a record that was acknowledged.
 //! One write is in flight per core and the next starts only after it is durable, so only the log's last write
 //! can be torn by a crash, its pages landing in any subset and order. Hence:
-//! - damage followed by a later whole group of the same writer (same log id, a later sequence number) is not a
-//!   tail: the damaged group was complete and acknowledged. Its valid records before the damage are kept, the
+//! - damage followed by a later group of the same writer (a valid group header with the same log id and a
+//!   later sequence number) is not a tail: that write started, so the damaged one had completed and was
+//!   acknowledged. Its valid records before the damage are kept, the
 //!   damaged bytes are skipped to that later group, the loss is reported, and nothing after it is dropped;
-//! - damage with no whole group after it in the segment is the torn last write when this is the log's last
+//! - damage with no group after it in the segment is the torn last write when this is the log's last
 //!   segment (never acknowledged: its valid prefix is kept, nothing after its first hole, and the runtime
 //!   truncates there); in an earlier segment (a later segment exists, so the write completed) it is reported as
 //!   lost acknowledged data, and the later segments are read on.
@@ -39,17 +40,17 @@ pub enum ReplayEnd {
     /// The log's last write, cut by the crash and never acknowledged, is damaged from `offset` on: the records
     /// before it are kept, the segment is truncated there.
     Torn { offset: u64, error: RecordError },
-    /// A segment that is not the log's last is damaged from `offset` on, with no whole group after it: the
+    /// A segment that is not the log's last is damaged from `offset` on, with no group after it: the
     /// write completed (a later segment exists), so acknowledged records after `offset` are lost. Not truncated.
     Damaged { offset: u64, error: RecordError },
 }
 
-/// Damage inside the log that a later whole group of the same writer follows: skipped, never a tail.
+/// Damage inside the log that a later group of the same writer follows: skipped, never a tail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedDamage {
     /// Where the damage starts (after the damaged group's valid records).
     pub offset: u64,
-    /// Where the next whole group starts: reading resumed there.
+    /// Where the next group starts: reading resumed there.
     pub resumed_at: u64,
     pub error: RecordError,
     /// Records lost between the last one kept and the resumed group (by sequence number).
@@ -153,8 +154,7 @@ impl LogReader {
     /// A segment is grouped if it starts with a group header, or holds one of the writer read so far (its first
     /// group damaged).
     fn is_grouped(&self, bytes: &[u8]) -> bool {
-        GroupHeader::decode(bytes).is_ok()
-            || self.trail.is_some_and(|trail| next_whole_group(bytes, 0, trail).is_some())
+        GroupHeader::decode(bytes).is_ok() || self.trail.is_some_and(|trail| next_group(bytes, 0, trail).is_some())
     }
 
     fn read_grouped(&mut self, bytes: &[u8], last_segment: bool) -> ReplayedSegment {
@@ -185,7 +185,7 @@ impl LogReader {
                         Some(header) => header.first_lsn.saturating_add(kept),
                         None => self.trail.map_or(0, |trail| trail.next_lsn),
                     };
-                    let next = expected.and_then(|expected| next_whole_group(bytes, at + PAGE_BYTES, expected));
+                    let next = expected.and_then(|expected| next_group(bytes, at + PAGE_BYTES, expected));
                     if let Some((next_at, next_header)) = next {
                         out.skipped.push(SkippedDamage {
                             offset: damage_at as u64,
@@ -259,13 +259,13 @@ impl LogReader {
     }
 }
 
-/// The first whole group at a page boundary from `from` on that `expected`'s writer wrote, at or after its next
-/// sequence number.
-fn next_whole_group(bytes: &[u8], from: usize, expected: Trail) -> Option<(usize, GroupHeader)> {
+/// The first group at a page boundary from `from` on that `expected`'s writer wrote, at or after its next
+/// sequence number. Its header is enough: that write started, so every write before it had completed (its
+/// records may still be torn, if it is the last write; reading it tells).
+fn next_group(bytes: &[u8], from: usize, expected: Trail) -> Option<(usize, GroupHeader)> {
     (from.next_multiple_of(PAGE_BYTES)..bytes.len()).step_by(PAGE_BYTES).find_map(|at| {
         let header = GroupHeader::decode(&bytes[at..]).ok()?;
-        let ours = header.log_id == expected.log_id && header.first_lsn >= expected.next_lsn;
-        (ours && header.check_records(&bytes[at..]).is_ok()).then_some((at, header))
+        (header.log_id == expected.log_id && header.first_lsn >= expected.next_lsn).then_some((at, header))
     })
 }
 
@@ -325,7 +325,7 @@ fn damaged(at: usize, error: RecordError, last_segment: bool) -> ReplayEnd {
 /// too short to hold a record header.
 fn is_short_padding(rest: &[u8], at: usize) -> bool {
     let to_page_end = at.next_multiple_of(PAGE_BYTES) - at;
-    to_page_end < RECORD_HEADER_BYTES && rest.iter().take(to_page_end).all(|&byte| byte == 0)
+    to_page_end > 0 && to_page_end < RECORD_HEADER_BYTES && rest.iter().take(to_page_end).all(|&byte| byte == 0)
 }
 
 #[cfg(test)]
@@ -509,6 +509,20 @@ mod tests {
         assert_eq!(replayed.format, SegmentFormat::Grouped);
         assert_eq!(replayed.records, (210..220).map(removed).collect::<Vec<_>>());
         assert_eq!((replayed.skipped.len(), replayed.end), (1, ReplayEnd::Clean));
+    }
+
+    #[test]
+    fn with_no_earlier_group_of_its_writer_damage_to_a_first_group_ends_the_log() {
+        // The limit of the rule: a group found after damage is trusted only by the log id of a group read before
+        // it. Segment 0 (recovery's, written and synced before the epoch is used) gives the core's log one.
+        let groups = vec![vec![removed(1)], vec![removed(2)]];
+        let mut bytes = segment_of(&groups);
+        bytes[3] ^= 0x01;
+        let replayed = replay_segment(&bytes, 1 << 20);
+        assert_eq!((replayed.records.len(), replayed.truncate_to()), (0, Some(0)));
+        let mut reader = LogReader::new(1 << 20);
+        reader.read_segment(&segment_of(&[vec![removed(0)]]), false);
+        assert_eq!(reader.read_segment(&bytes, true).records, vec![removed(2)], "with segment 0 read first");
     }
 
     #[test]
