@@ -72,7 +72,10 @@ pub fn record_item(record: LogRecord) -> Option<(UserId, Item)> {
         LogRecord::Receipt { item_id, to, server_id, peer, kind, time_us } => {
             Some((to, Item::Receipt { id: item_id, server_id, peer, kind, time_us }))
         }
-        LogRecord::Removed { .. } | LogRecord::Generation { .. } | LogRecord::Sequence { .. } => None,
+        LogRecord::Removed { .. }
+        | LogRecord::Generation { .. }
+        | LogRecord::Sequence { .. }
+        | LogRecord::Sent { .. } => None,
     }
 }
 

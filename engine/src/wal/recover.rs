@@ -13,10 +13,12 @@
 //!   checksums but impossible contents) are refused with [`RecoveryError`], before anything is rewritten.
 //! - Each item goes to its user's home core for the *new* core count (re-homing), in its old order: all of
 //!   a user's records were in one core's log (its home then), so the order between cores does not matter.
-//! - `Message` records within the dedup window rebuild the SEND dedup memory on the sender's home core, so
-//!   a SEND retried across a restart is answered with its first ACK instead of being stored twice.
+//! - `Message` and `Sent` records within the dedup window rebuild the SEND dedup memory on the sender's home
+//!   core, so a SEND retried across a restart is answered with its first ACK instead of being stored twice.
+//!   Segment 0 of the new epoch holds a `Sent` record for each SEND so remembered whose `Message` it does not
+//!   hold (its item was delivered): the memory survives the next restart too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use wire::UserId;
 
@@ -65,11 +67,12 @@ pub struct RecoveredCore {
 }
 
 impl RecoveredCore {
-    /// Segment 0 of this core's log in the new epoch: one group, the sequence floor then every item, in order.
+    /// Segment 0 of this core's log in the new epoch: one group, the sequence floor, every item in order, then
+    /// a `Sent` record for each remembered SEND whose `Message` is not among the items.
     pub fn first_segment_bytes(&self) -> Vec<u8> {
         let mut writer = LogWriter::with_log_id(0, 0, 0, u64::MAX, self.log_id);
         writer.append(&LogRecord::Sequence { item_seq_next: self.item_seq_next });
-        for record in &self.items {
+        for record in self.items.iter().chain(&self.sent_records()) {
             writer.append(record);
         }
         let write = writer.poll_write().expect("a sequence record is always pending");
@@ -79,7 +82,28 @@ impl RecoveredCore {
 
     /// The sequence number of segment 0's last record: the core's writer continues after it.
     pub fn first_segment_last_lsn(&self) -> u64 {
-        1 + self.items.len() as u64
+        (1 + self.items.len() + self.sent_records().len()) as u64
+    }
+
+    fn sent_records(&self) -> Vec<LogRecord> {
+        let stored: HashSet<(UserId, u64)> = self
+            .items
+            .iter()
+            .filter_map(|record| match record {
+                LogRecord::Message { sender, client_msg_id, .. } => Some((*sender, *client_msg_id)),
+                _ => None,
+            })
+            .collect();
+        self.sends
+            .iter()
+            .filter(|send| !stored.contains(&(send.sender, send.client_msg_id)))
+            .map(|send| LogRecord::Sent {
+                sender: send.sender,
+                client_msg_id: send.client_msg_id,
+                server_id: send.server_id,
+                time_us: send.server_time_us,
+            })
+            .collect()
     }
 }
 
@@ -141,6 +165,11 @@ impl Recovery {
                 self.live.remove(&item_id);
             }
             LogRecord::Sequence { item_seq_next } => self.item_seq_next = self.item_seq_next.max(item_seq_next),
+            LogRecord::Sent { sender, client_msg_id, server_id, time_us } => {
+                self.saw_id(server_id);
+                let send = RecoveredSend { sender, client_msg_id, server_id, server_time_us: time_us };
+                self.sends.insert((sender, client_msg_id), send);
+            }
             LogRecord::Generation { .. } => {}
         }
     }
@@ -264,6 +293,33 @@ mod tests {
         let mut old = Recovery::new();
         old.apply(message(1, 7, 1));
         assert!(old.finish(1, 1_000 + 10, 10).expect("recoverable")[0].sends.is_empty(), "out of the dedup window");
+    }
+
+    #[test]
+    fn a_delivered_send_is_remembered_across_two_restarts() {
+        // Stored, delivered (removed), its ACK lost: a retry after the first restart, or after a second one,
+        // must get the first server id.
+        let mut recovery = Recovery::new();
+        recovery.apply(message(1, 7, 11));
+        recovery.apply(message(2, 7, 12));
+        recovery.apply(LogRecord::Removed { user: 7, item_id: 1 });
+        let first = recovery.finish(1, 2_000, 10_000).expect("recoverable");
+        assert_eq!(ids(&first[0]), vec![2]);
+        let mut again = Recovery::new();
+        let mut reader = super::super::replay::LogReader::new(1 << 20);
+        let outcome = reader.recover_segment(&first[0].first_segment_bytes(), true, &mut again);
+        assert_eq!(outcome.records as u64, first[0].first_segment_last_lsn(), "one Sent record, for item 1 only");
+        let second = again.finish(1, 3_000, 10_000).expect("recoverable");
+        assert_eq!(ids(&second[0]), vec![2]);
+        let by_id = |core: &RecoveredCore| {
+            let mut sends = core.sends.clone();
+            sends.sort_unstable_by_key(|send| send.client_msg_id);
+            sends
+        };
+        let sends = by_id(&second[0]);
+        assert_eq!(sends, by_id(&first[0]), "the same SENDs remembered, with their server ids");
+        assert_eq!(sends.iter().map(|send| send.server_id).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(second[0].item_seq_next, 3);
     }
 
     #[test]
