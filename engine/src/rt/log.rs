@@ -1,12 +1,15 @@
-//! Per-core write-ahead log files: recovery at start (read every core's old log, truncate damaged tails,
-//! rewrite what is pending for the new core count) and each core's log task (group commit to glommio's
-//! O_DIRECT files, each group one durable write to its segment, `rt::log_segment`). Owns the files and the
+//! Per-core write-ahead log files: recovery at start (read every core's old log with `wal::LogReader`, log
+//! the damage it reports and truncate a torn tail where it says, rewrite what is pending for the new core
+//! count) and each core's log task (group commit to glommio's O_DIRECT files, each group one durable write to
+//! its segment, `rt::log_segment`). Owns the files and the
 //! directory layout; what to log, when to ACK and when a segment may go are the shard's (`shard::durability`),
-//! the record format and replay rules are `wal`'s.
+//! the record format, replay rules and the bytes of segment 0 are `wal`'s (the simulator runs them too).
 //!
 //! Layout: `DATA_DIR/wal/epoch-NNNNNN/core-CCCC/segment-SSSSSSSS.log`. Each start reads the newest epoch
 //! (whatever core count wrote it), folds it (`wal::Recovery`), and writes epoch N+1: per new core, segment 0
-//! holds the sequence floor and every pending item of that core's users, in order. Epoch N+1 is built as
+//! holds the sequence floor, every pending item of that core's users in order, and the SENDs it remembers
+//! (`wal::RecoveredCore::first_segment_bytes`, with the core log's id, which the core's writer continues). Epoch
+//! N+1 is built as
 //! `epoch-…​.tmp` and renamed into place once synced, then epoch N is deleted: a crash at any point leaves
 //! either the old or the new epoch complete, never neither. Cores then append from segment 1.
 //!
