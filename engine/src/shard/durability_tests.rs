@@ -1,6 +1,7 @@
 //! The shard against its log, without a runtime: under `Durability::Sync` the ACK and the DELIVER of a
 //! message wait for the write holding its record; a failed write makes SENDs get REJECT(StorageUnavailable)
-//! until a write succeeds; under `Async` neither waits.
+//! until a write succeeds; under `Async` neither waits. And across a restart from what the log holds (a crash
+//! keeps exactly the writes reported durable): SEND dedup with its fingerprints.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,8 @@ use super::test_frames::{decode_frames, feed};
 use super::{ConnId, Durability, Now, QueueLimits, Shard, ShardConfig};
 use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
 use crate::home::ShardId;
+use crate::limits::LOG_RECORD_BYTES_MAX;
+use crate::wal::{PendingWrite, Recovery, replay_segment};
 
 const NOW: Now = Now { mono_us: 1_000, wall_us: 1_000_000 };
 
@@ -85,9 +88,30 @@ fn login(shard: &mut Shard, keys: &KeyAuthority, index: u64) -> ConnId {
 
 /// Makes everything appended so far durable, as the runtime's log task would.
 fn sync_log(shard: &mut Shard) {
+    sync_log_to(shard, &mut Vec::new());
+}
+
+/// `sync_log`, keeping every write on `disk`: what survives a crash.
+fn sync_log_to(shard: &mut Shard, disk: &mut Vec<PendingWrite>) {
     while let Some(write) = shard.poll_wal_write() {
         shard.handle_wal_done(write.lsn, NOW);
+        disk.push(write);
     }
+}
+
+/// A new process after a crash: a shard recovered from the writes on `disk`.
+fn restart(disk: &[PendingWrite]) -> Shard {
+    let mut recovery = Recovery::new();
+    for write in disk {
+        for record in replay_segment(&write.bytes, LOG_RECORD_BYTES_MAX).records {
+            recovery.apply(record);
+        }
+    }
+    let [core] =
+        <[_; 1]>::try_from(recovery.finish(1, NOW.wall_us, 1_000_000).expect("recoverable")).expect("one core");
+    let (mut shard, _) = shard(Durability::Sync);
+    shard.recover(core, 0);
+    shard
 }
 
 #[test]
@@ -137,4 +161,27 @@ fn async_acks_and_delivers_from_memory() {
     assert_eq!(frames(&mut shard, alice), vec!["ACK 1"]);
     assert_eq!(frames(&mut shard, bob), vec!["DELIVER one"]);
     assert!(shard.wal_pending(), "the record still waits for the next flush");
+}
+
+#[test]
+fn a_restart_remembers_each_sends_recipient_and_body() {
+    let (mut shard, keys) = shard(Durability::Sync);
+    let mut disk = Vec::new();
+    let alice = login(&mut shard, &keys, 0);
+    send(&mut shard, alice, &ClientFrame::Send { client_msg_id: 1, to: user(1), body: b"one" });
+    sync_log_to(&mut shard, &mut disk);
+    assert_eq!(frames(&mut shard, alice), vec!["ACK 1"]);
+
+    let mut shard = restart(&disk);
+    let alice = login(&mut shard, &keys, 0);
+    send(&mut shard, alice, &ClientFrame::Send { client_msg_id: 1, to: user(1), body: b"one" });
+    send(&mut shard, alice, &ClientFrame::Send { client_msg_id: 1, to: user(1), body: b"two" });
+    send(&mut shard, alice, &ClientFrame::Send { client_msg_id: 1, to: user(2), body: b"one" });
+    sync_log(&mut shard);
+    let reused = format!("REJECT 1 {:?}", RejectCode::ClientMsgIdReused);
+    assert_eq!(frames(&mut shard, alice), vec!["ACK 1".to_owned(), reused.clone(), reused]);
+    let (_, got) = login_with(&mut shard, &keys, 1);
+    assert_eq!(got, vec!["DELIVER one"], "stored once, before the restart");
+    let (_, got) = login_with(&mut shard, &keys, 2);
+    assert!(got.is_empty(), "{got:?}");
 }

@@ -44,7 +44,7 @@ use crate::limits::{
     CONNECTIONS_PER_SHARD_MAX, DELIVERY_WINDOW_MAX, MESH_BATCH_MESSAGES_MAX, MESH_OUTBOX_REQUESTS_MAX,
     OUTBOUND_BYTES_MAX, SEND_INFLIGHT_MAX, SENDER_RECEIPTS_MAX,
 };
-use crate::wal::{ITEM_SEQ_MASK, LogRecord, PendingWrite, RecoveredCore};
+use crate::wal::{ITEM_SEQ_MASK, LogRecord, PendingWrite, RecoveredCore, send_fingerprint};
 
 pub use config::ShardConfig;
 pub use connection::{ConnId, Stage};
@@ -55,7 +55,7 @@ pub use offline_queue::{Item, OfflineQueue, QueueLimits};
 pub use stats::ShardStats;
 
 use connection::{ConnTable, Connection};
-use dedup::SendDedup;
+use dedup::{Seen, SendDedup};
 use durability::ShardLog;
 use mesh::Outbox;
 
@@ -219,7 +219,7 @@ impl Shard {
         }
         for send in recovered.sends {
             let prior = PriorSend::Stored { server_id: send.server_id, server_time_us: send.server_time_us };
-            self.dedup.remember(send.sender, send.client_msg_id, prior, 0);
+            self.dedup.remember(send.sender, send.client_msg_id, send.fingerprint, prior, 0);
         }
     }
 
@@ -944,29 +944,33 @@ impl Shard {
             self.reject(conn, client_msg_id, RejectCode::BodyInvalid);
             return Flow::Continue;
         }
-        match self.dedup.get(sender, client_msg_id) {
-            Some(PriorSend::Stored { server_id, server_time_us }) => {
+        let fingerprint = send_fingerprint(to, body);
+        match self.dedup.look_up(sender, client_msg_id, fingerprint) {
+            Seen::Answered(prior) => {
                 self.stats.duplicates_suppressed += 1;
-                self.write(conn, &ServerFrame::Ack { client_msg_id, server_id, server_time_us });
+                self.answer(conn, client_msg_id, prior);
                 return Flow::Continue;
             }
-            Some(PriorSend::Refused { code }) => {
+            Seen::InFlight => {
+                // This copy is answered on its own connection when the first copy's answer comes.
                 self.stats.duplicates_suppressed += 1;
-                self.reject(conn, client_msg_id, code);
+                self.dedup.join(sender, client_msg_id, conn);
+                if let Some(connection) = self.conns.get_mut(conn) {
+                    connection.sends_inflight += 1;
+                }
+                return self.paused_flow(conn);
+            }
+            Seen::Reused => {
+                self.reject(conn, client_msg_id, RejectCode::ClientMsgIdReused);
                 return Flow::Continue;
             }
-            Some(PriorSend::InFlight) => {
-                // The first copy's answer goes to this user's current connection when it comes.
-                self.stats.duplicates_suppressed += 1;
-                return Flow::Continue;
-            }
-            None => {}
+            Seen::New => {}
         }
         if self.queue.receipts(sender) >= SENDER_RECEIPTS_MAX {
             self.reject(conn, client_msg_id, RejectCode::SenderBacklogFull);
             return Flow::Continue;
         }
-        self.dedup.remember(sender, client_msg_id, PriorSend::InFlight, now.mono_us);
+        self.dedup.begin(sender, client_msg_id, fingerprint, now.mono_us);
         if let Some(connection) = self.conns.get_mut(conn) {
             connection.sends_inflight += 1;
         }
@@ -1008,32 +1012,14 @@ impl Shard {
                 }
             }
             ShardMsg::Stored { sender, client_msg_id, origin, server_id, server_time_us } => {
-                if let Some(since_us) = self.dedup.in_flight_since(sender, client_msg_id) {
-                    self.stats.send_stored_us.record(now.mono_us.saturating_sub(since_us));
-                }
-                self.dedup.remember(
-                    sender,
-                    client_msg_id,
-                    PriorSend::Stored { server_id, server_time_us },
-                    now.mono_us,
-                );
-                // Answer before settling: during shutdown, settling the last SEND of `origin` ends its
-                // session with GOAWAY, and an answer written after that would find no session and be lost.
-                if let Some(&session) = self.sessions.get(&sender) {
-                    self.write(session, &ServerFrame::Ack { client_msg_id, server_id, server_time_us });
-                }
-                self.settle_send(origin, now);
+                let prior = PriorSend::Stored { server_id, server_time_us };
+                self.answer_copies(sender, client_msg_id, origin, prior, now);
             }
             ShardMsg::Refused { sender, client_msg_id, origin, code } => {
                 // Remembered, not forgotten: a retry already on its way (sent from a new connection before
                 // this REJECT reached the client) would otherwise be tried afresh and could be stored, and if
                 // its ACK were lost the client would hold a REJECT for a message that is delivered.
-                self.dedup.remember(sender, client_msg_id, PriorSend::Refused { code }, now.mono_us);
-                // Answer before settling, as for `Stored`.
-                if let Some(&session) = self.sessions.get(&sender) {
-                    self.reject(session, client_msg_id, code);
-                }
-                self.settle_send(origin, now);
+                self.answer_copies(sender, client_msg_id, origin, PriorSend::Refused { code }, now);
             }
             ShardMsg::Receipt { to, server_id, peer, kind, time_us } => {
                 if !self.user_exists(to) {
@@ -1079,6 +1065,38 @@ impl Shard {
         self.stats.messages_stored += 1;
         self.fill_deliveries(to);
         Ok((id, time_us, lsn))
+    }
+
+    /// The answer to a SEND came back: every copy of it is answered on the connection it came on, if that
+    /// connection still serves the sender (a copy whose connection is gone is answered by the client's retry
+    /// on its new one), and remembered for the copies still to come.
+    fn answer_copies(&mut self, sender: UserId, client_msg_id: u64, origin: ConnId, prior: PriorSend, now: Now) {
+        let settled = self.dedup.settle(sender, client_msg_id, prior, now.mono_us);
+        if let (PriorSend::Stored { .. }, Some(since_us)) = (prior, settled.since_us) {
+            self.stats.send_stored_us.record(now.mono_us.saturating_sub(since_us));
+        }
+        // Answer all before settling any: during shutdown, settling the last SEND of a connection ends its
+        // session with GOAWAY, and an answer written after that would be lost.
+        for &conn in std::iter::once(&origin).chain(&settled.copies) {
+            if self.conns.get(conn).is_some_and(|connection| connection.stage == (Stage::Active { user: sender })) {
+                self.answer(conn, client_msg_id, prior);
+            } else if let PriorSend::Refused { code } = prior {
+                self.stats.count_reject(code);
+            }
+        }
+        for &conn in std::iter::once(&origin).chain(&settled.copies) {
+            self.settle_send(conn, now);
+        }
+    }
+
+    /// Writes the ACK or REJECT that `prior` says to `conn`.
+    fn answer(&mut self, conn: ConnId, client_msg_id: u64, prior: PriorSend) {
+        match prior {
+            PriorSend::Stored { server_id, server_time_us } => {
+                self.write(conn, &ServerFrame::Ack { client_msg_id, server_id, server_time_us });
+            }
+            PriorSend::Refused { code } => self.reject(conn, client_msg_id, code),
+        }
     }
 
     /// One SEND of `origin` was answered.

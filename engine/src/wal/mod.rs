@@ -13,6 +13,6 @@ mod replay;
 mod writer;
 
 pub use record::{LogRecord, RECORD_HEADER_BYTES, RecordError, encode_record};
-pub use recover::{ITEM_SEQ_MASK, RecoveredCore, RecoveredSend, Recovery, RecoveryError};
+pub use recover::{ITEM_SEQ_MASK, RecoveredCore, RecoveredSend, Recovery, RecoveryError, send_fingerprint};
 pub use replay::{ReplayEnd, ReplayedSegment, replay_segment};
 pub use writer::{LogWriter, PAGE_BYTES, PendingWrite};

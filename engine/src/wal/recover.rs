@@ -14,7 +14,8 @@
 //! - Each item goes to its user's home core for the *new* core count (re-homing), in its old order: all of
 //!   a user's records were in one core's log (its home then), so the order between cores does not matter.
 //! - `Message` records within the dedup window rebuild the SEND dedup memory on the sender's home core, so
-//!   a SEND retried across a restart is answered with its first ACK instead of being stored twice.
+//!   a SEND retried across a restart is answered with its first ACK instead of being stored twice; each
+//!   carries the fingerprint of its recipient and body, so a reuse of the id for another message is told apart.
 
 use std::collections::HashMap;
 
@@ -46,6 +47,21 @@ pub struct RecoveredSend {
     pub client_msg_id: u64,
     pub server_id: u64,
     pub server_time_us: u64,
+    /// `send_fingerprint` of the message's recipient and body.
+    pub fingerprint: u64,
+}
+
+/// What tells two SENDs with one `client_msg_id` apart: a hash of the recipient and the body, the same in
+/// every process and version (BLAKE3, first 8 bytes), so the dedup memory rebuilt after a restart agrees with
+/// the one the SENDs were first checked against.
+pub fn send_fingerprint(to: UserId, body: &[u8]) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&to.to_le_bytes());
+    hasher.update(body);
+    let hash = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(first)
 }
 
 /// What one core of the new process starts with.
@@ -101,9 +117,11 @@ impl Recovery {
         self.next_order += 1;
         let order = self.next_order;
         match record {
-            LogRecord::Message { item_id, to, sender, client_msg_id, time_us, .. } => {
+            LogRecord::Message { item_id, to, sender, client_msg_id, time_us, ref body } => {
                 self.saw_id(item_id);
-                let send = RecoveredSend { sender, client_msg_id, server_id: item_id, server_time_us: time_us };
+                let fingerprint = send_fingerprint(to, body);
+                let send =
+                    RecoveredSend { sender, client_msg_id, server_id: item_id, server_time_us: time_us, fingerprint };
                 self.sends.insert((sender, client_msg_id), send);
                 self.live.insert(item_id, Live { order, user: to, record });
             }

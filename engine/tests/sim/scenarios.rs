@@ -201,6 +201,63 @@ fn a_send_retried_while_the_first_is_in_flight_on_another_connection_gets_one_ac
 }
 
 #[test]
+fn a_retry_after_a_reconnect_gets_one_ack_and_the_old_connections_copy_none() {
+    // The leftover `session/answer_unmatched`: the first copy's answer went to the sender's current session,
+    // so a client that logged in again before it came got it there, then a second ACK for its own retry.
+    let (mut sim, alice, bob) = two_cores(SimConfig::new(seed_or(16), 2, 16));
+    let a = sim.client(alice);
+    login(&mut sim, a, 0);
+    sim.send(a, 1, bob, b"x");
+    while sim.shards[0].stats().messages_in == 0 {
+        assert!(sim.step());
+    }
+    // The old connection goes; the new one logs in while the first copy is on its way to bob's core.
+    sim.disconnect(a);
+    sim.connect(a, 0);
+    sim.run();
+    assert_eq!(sim.shards[1].stats().messages_stored, 1, "the first copy was stored");
+    assert!(acks(sim.frames(a)).is_empty(), "the first copy's answer was for its own connection: {:?}", sim.frames(a));
+    sim.send(a, 1, bob, b"x");
+    sim.run();
+    let [(1, server_id)] = acks(sim.frames(a))[..] else { panic!("one ACK for the retry: {:?}", sim.frames(a)) };
+    assert_eq!(sim.shards[1].stats().messages_stored, 1);
+    let b = sim.client(bob);
+    login(&mut sim, b, 1);
+    assert_eq!(delivers(sim.frames(b)), vec![(server_id, alice, b"x".to_vec())]);
+}
+
+#[test]
+fn every_copy_of_a_send_is_answered_and_a_reused_id_is_refused() {
+    let (mut sim, alice, bob) = two_cores(SimConfig::new(seed_or(17), 2, 16));
+    let carol = sim.user_homed_at(1, 1);
+    let a = sim.client(alice);
+    login(&mut sim, a, 0);
+    // In one write: two copies of one SEND, the same id with another body, and with another recipient.
+    sim.send(a, 1, bob, b"same");
+    sim.send(a, 1, bob, b"same");
+    sim.send(a, 1, bob, b"other body");
+    sim.send(a, 1, carol, b"same");
+    sim.run();
+    let acked = acks(sim.frames(a));
+    assert_eq!(acked.len(), 2, "each copy gets its answer: {:?}", sim.frames(a));
+    assert_eq!(acked[0], acked[1], "one message, one server id");
+    let reused = vec![(1, RejectCode::ClientMsgIdReused); 2];
+    assert_eq!(rejects(sim.frames(a)), reused);
+    assert_eq!(sim.shards[1].stats().messages_stored, 1);
+    // Once it is stored: a copy gets the first ACK, another message under the id the REJECT.
+    sim.take_frames(a);
+    sim.send(a, 1, bob, b"same");
+    sim.send(a, 1, bob, b"other body");
+    sim.run();
+    assert_eq!(acks(sim.frames(a)), vec![acked[0]]);
+    assert_eq!(rejects(sim.frames(a)), vec![(1, RejectCode::ClientMsgIdReused)]);
+    let b = sim.client(bob);
+    login(&mut sim, b, 1);
+    assert_eq!(delivers(sim.frames(b)), vec![(acked[0].1, alice, b"same".to_vec())]);
+    assert_eq!(sim.shards[1].queued_for(carol), 0, "nothing for carol");
+}
+
+#[test]
 fn queue_limits_refuse_with_their_codes_and_every_send_is_answered_once() {
     let mut config = SimConfig::new(seed_or(5), 2, 16);
     config.queue = QueueLimits {
@@ -564,8 +621,9 @@ fn a_retry_that_crosses_its_reject_gets_the_same_reject_and_is_never_delivered()
     sim.send(a, 2, bob, b"refused");
     sim.clients[a].reading = true;
     sim.run();
+    // The first attempt's REJECT was for its own connection, which is gone; the retry gets the same one.
     let frames = sim.frames(a);
-    assert_eq!(rejects(frames), vec![(2, RejectCode::RecipientQueueFull), (2, RejectCode::RecipientQueueFull)]);
+    assert_eq!(rejects(frames), vec![(2, RejectCode::RecipientQueueFull)]);
     assert!(acks(frames).iter().all(|&(id, _)| id != 2), "{frames:?}");
     assert_eq!(delivers(sim.frames(b)).len(), 1, "only the first message: {:?}", sim.frames(b));
 }
