@@ -31,7 +31,14 @@ fn users_on_different_home_cores_chat_with_receipts() {
     let reply_id = b.expect_ack(1);
     let (item_id, from, _) = a.expect_deliver();
     assert_eq!((item_id, from), (reply_id, bob.0));
+    // A READ counts once the message is acknowledged; one that names a message alice never got does not.
+    a.send_frame(&ClientFrame::Read { server_id, sender: bob.0 });
+    a.delivered(item_id);
     a.send_frame(&ClientFrame::Read { server_id: reply_id, sender: bob.0 });
+    match b.recv_significant() {
+        Got::Receipt { server_id, kind: ReceiptKind::Delivered, .. } => assert_eq!(server_id, reply_id),
+        other => panic!("expected a delivered receipt, got {other:?}"),
+    }
     match b.recv_significant() {
         Got::Receipt { server_id, kind: ReceiptKind::Read, peer, .. } => {
             assert_eq!((server_id, peer), (reply_id, alice.0))
@@ -149,16 +156,18 @@ fn limits_refuse_with_explicit_rejects() {
         b.delivered(item_id);
     }
     // Once drained (the receipts prove Bob's acknowledgements were processed), the queue takes messages
-    // again. A retry of the refused id gets the same REJECT (it could have crossed that REJECT); a new id
-    // is stored.
+    // again. A retry of the refused id gets the same REJECT (it could have crossed that REJECT); the id with
+    // another body is refused as a reuse; a new id is stored.
     for _ in 0..3 {
         match a.recv_significant() {
             Got::Receipt { kind: ReceiptKind::Delivered, item_id, .. } => a.delivered(item_id),
             other => panic!("expected a receipt, got {other:?}"),
         }
     }
-    a.send(3, bob.0, b"fits now");
+    a.send(3, bob.0, b"does not fit");
     assert_eq!(a.recv_significant(), Got::Reject { client_msg_id: 3, code: RejectCode::RecipientQueueFull });
+    a.send(3, bob.0, b"fits now");
+    assert_eq!(a.recv_significant(), Got::Reject { client_msg_id: 3, code: RejectCode::ClientMsgIdReused });
     a.send(6, bob.0, b"fits now");
     a.expect_ack(6);
 }

@@ -30,6 +30,7 @@ mod stats;
 mod test_frames;
 #[cfg(test)]
 mod tests;
+mod unread;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -42,7 +43,7 @@ use crate::buffer_pool::BufferPool;
 use crate::home::{ShardId, home_core};
 use crate::limits::{
     CONNECTIONS_PER_SHARD_MAX, DELIVERY_WINDOW_MAX, MESH_BATCH_MESSAGES_MAX, MESH_OUTBOX_REQUESTS_MAX,
-    OUTBOUND_BYTES_MAX, SEND_INFLIGHT_MAX, SENDER_RECEIPTS_MAX,
+    OUTBOUND_BYTES_MAX, SEND_INFLIGHT_MAX, SENDER_RECEIPTS_MAX, UNREAD_PER_SHARD_MAX, UNREAD_PER_USER_MAX,
 };
 use crate::wal::{ITEM_SEQ_MASK, LogRecord, PendingWrite, RecoveredCore, send_fingerprint};
 
@@ -58,6 +59,7 @@ use connection::{ConnTable, Connection};
 use dedup::{Seen, SendDedup};
 use durability::ShardLog;
 use mesh::Outbox;
+use unread::UnreadMessages;
 
 /// The time as a shard sees it: monotonic for timeouts, wall clock for timestamps sent to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +119,8 @@ pub struct Shard {
     /// PINs pending and registration limits, for the phones whose home is this core.
     registrar: Registrar,
     queue: OfflineQueue,
+    /// Messages delivered to this core's users and not READ yet: what a READ may name.
+    unread: UnreadMessages,
     dedup: SendDedup,
     log: ShardLog,
     /// Answers released by a durable write, waiting to be routed.
@@ -173,6 +177,7 @@ impl Shard {
             id,
             registrar: Registrar::new(config.registration, rand::random()),
             queue: OfflineQueue::new(config.queue),
+            unread: UnreadMessages::new(UNREAD_PER_USER_MAX, UNREAD_PER_SHARD_MAX),
             dedup: SendDedup::new(config.dedup_entries_max, config.dedup_window_us),
             log: ShardLog::new(config.durability, config.log_segment_bytes_max, 1),
             released_scratch: Vec::new(),
@@ -265,6 +270,11 @@ impl Shard {
     /// SENDs remembered for deduplicating retries.
     pub fn dedup_entries(&self) -> usize {
         self.dedup.len()
+    }
+
+    /// Messages delivered to this core's users and not READ yet, remembered so a READ can be checked.
+    pub fn unread_messages(&self) -> usize {
+        self.unread.len()
     }
 
     /// Items waiting for `user` (on its home core).
@@ -749,16 +759,7 @@ impl Shard {
                 self.paused_flow(conn)
             }
             ClientFrame::Read { server_id, sender } => {
-                if self.config.directory.contains(sender) || is_phone(sender) {
-                    let receipt = ShardMsg::Receipt {
-                        to: sender,
-                        server_id,
-                        peer: user,
-                        kind: ReceiptKind::Read,
-                        time_us: now.wall_us,
-                    };
-                    self.send_request(conn, sender, receipt);
-                }
+                self.handle_read(conn, user, server_id, sender, now);
                 self.paused_flow(conn)
             }
         }
@@ -980,10 +981,15 @@ impl Shard {
     }
 
     fn handle_delivered(&mut self, user: UserId, item_id: u64, now: Now) {
-        let Some(item) = self.queue.acknowledge(user, item_id) else { return };
+        let Some(item) = self.queue.acknowledge(user, item_id) else {
+            self.stats.delivered_refused += 1;
+            tracing::debug!(core = %self.id, user, item_id, "DELIVERED refused: no such item written to this connection");
+            return;
+        };
         self.log.append_removed(user, &item);
         if let Item::Message { id, from, .. } = item {
             self.stats.messages_delivered += 1;
+            self.unread.remember(user, id, from);
             let receipt = ShardMsg::Receipt {
                 to: from,
                 server_id: id,
@@ -994,6 +1000,22 @@ impl Shard {
             self.send_to_home(from, receipt);
         }
         self.fill_deliveries(user);
+    }
+
+    /// READ from `user`: a Read receipt for `sender` only if `server_id` is a message from `sender`
+    /// delivered to `user` and not read yet (this core stored and delivered it: the user's home core).
+    fn handle_read(&mut self, conn: ConnId, user: UserId, server_id: u64, sender: UserId, now: Now) {
+        if !self.unread.take(user, server_id, sender) {
+            self.stats.read_refused += 1;
+            tracing::debug!(
+                core = %self.id, user, server_id, sender,
+                "READ refused: not a message from that sender delivered to this user and unread"
+            );
+            return;
+        }
+        let receipt =
+            ShardMsg::Receipt { to: sender, server_id, peer: user, kind: ReceiptKind::Read, time_us: now.wall_us };
+        self.send_request(conn, sender, receipt);
     }
 
     // ---- messages between cores -----------------------------------------------------------------------

@@ -123,6 +123,54 @@ fn chat_across_cores_acks_after_store_then_delivers_and_sends_receipts() {
 }
 
 #[test]
+fn a_read_receipt_comes_only_from_the_recipient_once_it_acknowledged_the_message() {
+    // Issue 17: any user could send READ(server_id, victim) for messages it never received, and 20,000 of
+    // them filled the victim's receipt backlog, so its SENDs were refused.
+    let (mut sim, alice, bob) = two_cores(SimConfig::new(seed_or(18), 2, 16));
+    let mallory = sim.user_homed_at(1, 1);
+    let (a, b, m) = (sim.client(alice), sim.client(bob), sim.client(mallory));
+    sim.clients[b].auto_delivered = false;
+    login(&mut sim, a, 0);
+    login(&mut sim, b, 1);
+    login(&mut sim, m, 1);
+    sim.send(a, 1, bob, b"for bob");
+    sim.run();
+    let [(1, server_id)] = acks(sim.frames(a))[..] else { panic!("{:?}", sim.frames(a)) };
+    assert_eq!(delivers(sim.frames(b)).len(), 1);
+    // Not acknowledged yet: not even bob's READ counts.
+    sim.write_frame(b, &ClientFrame::Read { server_id, sender: alice });
+    // Mallory, while alice is offline: a DELIVERED for bob's item, and more READs naming alice than
+    // alice's receipt backlog holds, for the real message and for made-up ones.
+    sim.disconnect(a);
+    sim.write_frame(m, &ClientFrame::Delivered { item_id: server_id });
+    let forged = engine::limits::SENDER_RECEIPTS_MAX as u64 + 1;
+    for n in 0..forged {
+        let forged_id = if n % 2 == 0 { server_id } else { server_id + n };
+        sim.write_frame(m, &ClientFrame::Read { server_id: forged_id, sender: alice });
+    }
+    sim.run();
+    assert_eq!(sim.shards[1].queued_for(bob), 1, "mallory's DELIVERED wiped nothing");
+    assert_eq!(sim.shards[0].queued_for(alice), 0, "no receipt for alice");
+    assert_eq!(sim.shards[1].stats().read_refused, forged + 1);
+    assert_eq!(sim.shards[1].stats().delivered_refused, 1);
+
+    // Alice can still send; bob's DELIVERED and READ each give her one receipt; a second READ gives none.
+    login(&mut sim, a, 0);
+    sim.send(a, 2, bob, b"still sending");
+    sim.write_frame(b, &ClientFrame::Delivered { item_id: server_id });
+    sim.write_frame(b, &ClientFrame::Read { server_id, sender: alice });
+    sim.write_frame(b, &ClientFrame::Read { server_id, sender: alice });
+    sim.run();
+    assert_eq!(acks(sim.frames(a)).len(), 2, "{:?}", rejects(sim.frames(a)));
+    assert_eq!(
+        receipts(sim.frames(a)),
+        vec![(server_id, bob, ReceiptKind::Delivered), (server_id, bob, ReceiptKind::Read)]
+    );
+    assert_eq!(sim.shards[1].stats().read_refused, forged + 2);
+    assert_eq!(sim.shards[1].unread_messages(), 0, "read messages are forgotten");
+}
+
+#[test]
 fn offline_queue_is_delivered_in_order_and_receipts_wait_for_the_sender() {
     let (mut sim, alice, bob) = two_cores(SimConfig::new(seed_or(2), 2, 16));
     let a = sim.client(alice);
