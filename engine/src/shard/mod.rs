@@ -17,6 +17,7 @@
 //!   receipt) that a crash could take back.
 //! - Every public `handle_*` call ends with the local queue drained (no message to self is left pending).
 
+mod awaiting_receipts;
 mod config;
 mod connection;
 mod dedup;
@@ -55,6 +56,7 @@ pub use mesh::ShardMsg;
 pub use offline_queue::{Item, OfflineQueue, QueueLimits};
 pub use stats::ShardStats;
 
+use awaiting_receipts::AwaitingReceipts;
 use connection::{ConnTable, Connection};
 use dedup::{Seen, SendDedup};
 use durability::ShardLog;
@@ -119,6 +121,8 @@ pub struct Shard {
     /// PINs pending and registration limits, for the phones whose home is this core.
     registrar: Registrar,
     queue: OfflineQueue,
+    /// Messages out of `queue` (acknowledged or expired) whose receipt is not durable yet: still in the log.
+    awaiting: AwaitingReceipts,
     /// Messages delivered to this core's users and not READ yet: what a READ may name.
     unread: UnreadMessages,
     dedup: SendDedup,
@@ -177,6 +181,7 @@ impl Shard {
             id,
             registrar: Registrar::new(config.registration, rand::random()),
             queue: OfflineQueue::new(config.queue),
+            awaiting: AwaitingReceipts::default(),
             unread: UnreadMessages::new(UNREAD_PER_USER_MAX, UNREAD_PER_SHARD_MAX),
             dedup: SendDedup::new(config.dedup_entries_max, config.dedup_window_us),
             log: ShardLog::new(config.durability, config.log_segment_bytes_max, 1),
@@ -277,6 +282,11 @@ impl Shard {
         self.unread.len()
     }
 
+    /// Messages acknowledged or expired whose receipt the sender's home core has not reported durable yet.
+    pub fn receipts_awaited(&self) -> usize {
+        self.awaiting.len()
+    }
+
     /// Items waiting for `user` (on its home core).
     pub fn queued_for(&self, user: UserId) -> usize {
         self.queue.len(user)
@@ -295,6 +305,11 @@ impl Shard {
     /// Messages waiting in the outbox for `peer`.
     pub fn outbox_len(&self, peer: ShardId) -> usize {
         self.outboxes.get(peer.index()).map_or(0, Outbox::len)
+    }
+
+    /// Requests among the messages waiting in the outbox for `peer` (what `MESH_OUTBOX_REQUESTS_MAX` bounds).
+    pub fn outbox_requests(&self, peer: ShardId) -> usize {
+        self.outboxes.get(peer.index()).map_or(0, Outbox::requests)
     }
 
     // ---- inputs ---------------------------------------------------------------------------------------
@@ -399,9 +414,13 @@ impl Shard {
         self.sweep_idle(now);
         self.registrar.tick(now.mono_us);
         self.dedup.expire(now.mono_us);
-        let log = &mut self.log;
-        for expired in self.queue.expire_with(now.wall_us, |user, item| {
-            log.append_removed(user, item);
+        let (log, awaiting) = (&mut self.log, &mut self.awaiting);
+        // An expired message leaves the log only once its sender's receipt is durable (`ReceiptStored`).
+        for expired in self.queue.expire_with(now.wall_us, |user, item| match item {
+            Item::Message { .. } => awaiting.hold(user, item),
+            Item::Receipt { .. } => {
+                log.append_removed(user, &item);
+            }
         }) {
             self.stats.expired += 1;
             let receipt = ShardMsg::Receipt {
@@ -533,7 +552,7 @@ impl Shard {
         }
         self.users_scratch = users;
         if self.log.wants_compaction() {
-            self.log.compact(self.item_seq + 1, self.queue.iter());
+            self.log.compact(self.item_seq + 1, self.awaiting.iter().chain(self.queue.iter()));
         }
         self.run_local(now);
     }
@@ -755,7 +774,7 @@ impl Shard {
             ClientFrame::Pong { .. } => Flow::Continue,
             ClientFrame::Send { client_msg_id, to, body } => self.handle_send(conn, user, client_msg_id, to, body, now),
             ClientFrame::Delivered { item_id } => {
-                self.handle_delivered(user, item_id, now);
+                self.handle_delivered(conn, user, item_id, now);
                 self.paused_flow(conn)
             }
             ClientFrame::Read { server_id, sender } => {
@@ -980,24 +999,30 @@ impl Shard {
         self.paused_flow(conn)
     }
 
-    fn handle_delivered(&mut self, user: UserId, item_id: u64, now: Now) {
+    fn handle_delivered(&mut self, conn: ConnId, user: UserId, item_id: u64, now: Now) {
         let Some(item) = self.queue.acknowledge(user, item_id) else {
             self.stats.delivered_refused += 1;
             tracing::debug!(core = %self.id, user, item_id, "DELIVERED refused: no such item written to this connection");
             return;
         };
-        self.log.append_removed(user, &item);
-        if let Item::Message { id, from, .. } = item {
-            self.stats.messages_delivered += 1;
-            self.unread.remember(user, id, from);
-            let receipt = ShardMsg::Receipt {
-                to: from,
-                server_id: id,
-                peer: user,
-                kind: ReceiptKind::Delivered,
-                time_us: now.wall_us,
-            };
-            self.send_to_home(from, receipt);
+        match item {
+            Item::Message { id, from, .. } => {
+                self.stats.messages_delivered += 1;
+                self.unread.remember(user, id, from);
+                let receipt = ShardMsg::Receipt {
+                    to: from,
+                    server_id: id,
+                    peer: user,
+                    kind: ReceiptKind::Delivered,
+                    time_us: now.wall_us,
+                };
+                self.send_request(conn, from, receipt);
+                // Its `Removed` record waits for the receipt's record to be durable (`ReceiptStored`).
+                self.awaiting.hold(user, item);
+            }
+            Item::Receipt { .. } => {
+                self.log.append_removed(user, &item);
+            }
         }
         self.fill_deliveries(user);
     }
@@ -1044,8 +1069,14 @@ impl Shard {
                 self.answer_copies(sender, client_msg_id, origin, PriorSend::Refused { code }, now);
             }
             ShardMsg::Receipt { to, server_id, peer, kind, time_us } => {
+                // The message waits on `peer`'s home core until this receipt is durable (Read ones do not).
+                let answer = matches!(kind, ReceiptKind::Delivered | ReceiptKind::Expired)
+                    .then_some(ShardMsg::ReceiptStored { recipient: peer, server_id });
                 if !self.user_exists(to) {
-                    // A READ for a sender that does not exist: nobody to tell.
+                    // A sender that no longer exists: nobody to tell.
+                    if let Some(answer) = answer {
+                        self.send_to_shard(from, answer);
+                    }
                     return;
                 }
                 self.stats.receipts_queued += 1;
@@ -1055,6 +1086,14 @@ impl Shard {
                 self.note_undurable(lsn, id, to);
                 self.queue.push(to, item);
                 self.fill_deliveries(to);
+                if let Some((to, answer)) = answer.and_then(|answer| self.log.answer_when_durable(lsn, from, answer)) {
+                    self.send_to_shard(to, answer);
+                }
+            }
+            ShardMsg::ReceiptStored { recipient, server_id } => {
+                if let Some(item) = self.awaiting.release(recipient, server_id) {
+                    self.log.append_removed(recipient, &item);
+                }
             }
         }
     }
@@ -1076,7 +1115,7 @@ impl Shard {
         if self.log.is_failed() {
             return Err(RejectCode::StorageUnavailable);
         }
-        self.queue.check_room(to, body.len())?;
+        self.queue.check_room(to, body.len(), self.awaiting.body_bytes())?;
         let id = self.next_item_id();
         let time_us = now.wall_us;
         let record = LogRecord::Message { item_id: id, to, sender, client_msg_id, time_us, body };

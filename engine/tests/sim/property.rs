@@ -319,6 +319,7 @@ impl World {
         for (index, shard) in self.sim.shards.iter().enumerate() {
             assert_eq!(shard.queued_items(), 0, "core {index} still queues items");
             assert_eq!(shard.queued_bytes(), 0, "core {index} still queues bytes");
+            assert_eq!(shard.receipts_awaited(), 0, "core {index} still holds messages for their receipts");
         }
         // server id → (sender, client id, recipient), from the senders' side.
         let mut acked: HashMap<u64, (UserId, u64, UserId)> = HashMap::new();

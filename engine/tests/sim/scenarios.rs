@@ -585,7 +585,8 @@ fn a_tiny_mesh_backs_pressure_up_to_the_senders_and_delivers_everything_in_order
         "the outbox filled up ({}), so the pause was exercised",
         sim.outbox_seen_max
     );
-    assert!(sim.outbox_seen_max <= engine::limits::MESH_OUTBOX_REQUESTS_MAX + senders.len());
+    let connections = senders.len() + recipients.len();
+    assert!(sim.outbox_seen_max <= engine::limits::MESH_OUTBOX_REQUESTS_MAX + connections, "requests bounded");
     assert_eq!(sim.channel_batches_seen_max, 1);
     for (index, &client) in sender_clients.iter().enumerate() {
         let acked = acks(sim.frames(client));
