@@ -4,7 +4,9 @@
 //! runtime (`crate::rt`) only moves those between sockets, channels and this type; tests drive it directly.
 //!
 //! Owns, for the users whose home is this core: their sessions (user → connection), their offline queue,
-//! their SEND dedup memory; and for every connection accepted or adopted here: its protocol state.
+//! their SEND dedup memory, the messages they acknowledged and have not read (what a READ may name), the
+//! messages waiting for their receipt to be durable; and for every connection accepted or adopted here: its
+//! protocol state.
 //!
 //! Invariants:
 //! - A user has at most one session, on the user's home core; a newer login replaces the older (GOAWAY).
@@ -15,6 +17,11 @@
 //!   while the outbound buffer is under `OUTBOUND_BYTES_MAX`; the rest stays queued. Under
 //!   `Durability::Sync` an item is written only once its record is durable: nobody sees a message (or a
 //!   receipt) that a crash could take back.
+//! - Every copy of a SEND is answered once, on the connection it came on, if that connection still serves
+//!   its user when the answer comes.
+//! - A message leaves the log (`Removed`) only once its Delivered or Expired receipt is durable on the
+//!   sender's home core (`ReceiptStored`); a receipt is made only by the message's recipient (DELIVERED, READ
+//!   of a message it acknowledged) or by expiry.
 //! - Every public `handle_*` call ends with the local queue drained (no message to self is left pending).
 
 mod awaiting_receipts;
