@@ -330,3 +330,45 @@ fn an_expired_receipt_survives_a_crash_between_the_recipients_core_and_the_sende
     let shards = restart_cores(&disks, age_max_us);
     assert_eq!(shards[1].queued_for(user(bob)), 0, "gone once its receipt is durable");
 }
+
+#[test]
+fn a_message_waiting_for_its_receipt_survives_a_compaction_and_a_crash() {
+    let (mut shards, keys) = two_cores(u64::MAX / 2);
+    let mut disks = vec![Vec::new(), Vec::new()];
+    let (alice, bob) = (homed_at(0), homed_at(1));
+    let carol = (0..10).filter(|&index| crate::home::home_core(user(index), 2) == ShardId(1)).nth(1).expect("carol");
+    let a = login(&mut shards[0], &keys, alice);
+    let b = login(&mut shards[1], &keys, bob);
+    let c = login(&mut shards[1], &keys, carol);
+    send(&mut shards[0], a, &ClientFrame::Send { client_msg_id: 1, to: user(bob), body: b"kept" });
+    settle(&mut shards, &mut disks);
+    let [kept] = delivered_ids(&mut shards[1], b)[..] else { panic!("one DELIVER") };
+    // Bob acknowledges; the receipt waits on alice's core, which writes nothing more before the crash.
+    send(&mut shards[1], b, &ClientFrame::Delivered { item_id: kept });
+    // Carol's messages to bob, delivered and acknowledged on bob's core alone, fill its log until a
+    // compaction snapshot replaces the segment that holds the kept message's record.
+    let mut deleted = Vec::new();
+    for round in 0..5u64 {
+        for n in 0..90u64 {
+            let body = vec![b'x'; 3000];
+            send(&mut shards[1], c, &ClientFrame::Send { client_msg_id: round * 100 + n, to: user(bob), body: &body });
+        }
+        sync_log_to(&mut shards[1], &mut disks[1]);
+        frames(&mut shards[1], c);
+        for item_id in delivered_ids(&mut shards[1], b) {
+            send(&mut shards[1], b, &ClientFrame::Delivered { item_id });
+        }
+        sync_log_to(&mut shards[1], &mut disks[1]);
+        shards[1].poll_wal_deletions(&mut deleted);
+    }
+    assert!(deleted.contains(&1), "the first segment was reclaimed: {deleted:?}");
+    disks[1].retain(|write| !deleted.contains(&write.segment));
+    assert_eq!(shards[1].receipts_awaited(), 1);
+    // Carol's messages that did not fit in bob's outbound buffer were never read, so never acknowledged.
+    let unacknowledged = shards[1].queued_for(user(bob));
+
+    let mut shards = restart_cores(&disks, u64::MAX / 2);
+    let (_, got) = login_with(&mut shards[1], &keys, bob);
+    assert_eq!(got.first().map(String::as_str), Some("DELIVER kept"), "the snapshot kept it, before the queue");
+    assert_eq!(got.len(), 1 + unacknowledged, "and nothing acknowledged came back");
+}
