@@ -81,7 +81,7 @@ fn append(queue: &mut OfflineQueue, items: Vec<(UserId, Item)>) {
             Item::Message { body, .. } => body.len(),
             Item::Receipt { .. } => 0,
         };
-        queue.check_room(user, body_len).expect("the workload stays within the default limits");
+        queue.check_room(user, body_len, 0).expect("the workload stays within the default limits");
         queue.push(user, item);
     }
 }

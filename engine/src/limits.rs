@@ -87,6 +87,17 @@ pub const CORE_QUEUE_BYTES_MAX_DEFAULT: u64 = 4 * 1024 * 1024 * 1024;
 /// (SenderBacklogFull). This bounds the receipts a user who never reads them can pile up.
 pub const SENDER_RECEIPTS_MAX: usize = 20_000;
 
+/// Messages delivered to one user and not yet READ that the user's home core remembers (server id → sender),
+/// so that a READ is honoured only from the message's recipient, once. 1,024 is two full delivery windows
+/// (`DELIVERY_WINDOW_MAX`), more than a client shows unread at once; a READ for an older unread message is
+/// refused (the sender gets no Read receipt for it), and one user cannot take a core's whole memory.
+pub const UNREAD_PER_USER_MAX: usize = 1024;
+
+/// Messages delivered and not yet READ remembered per core, all users together: 262,144 entries of 24 bytes
+/// plus a 16-byte place in the eviction order, about 10 MiB per core (at most twice the order records between
+/// sweeps); past it the core's oldest unread message goes first.
+pub const UNREAD_PER_SHARD_MAX: usize = 1 << 18;
+
 /// SENDs remembered per core for deduplicating retries.
 pub const DEDUP_ENTRIES_PER_SHARD_MAX: usize = 2 * 1024 * 1024;
 
@@ -167,6 +178,8 @@ const _: () = assert!(MESH_BATCH_MESSAGES_MAX <= MESH_OUTBOX_REQUESTS_MAX);
 const _: () = assert!(CORES_MAX <= u16::MAX as usize);
 const _: () = assert!(CONNECTIONS_PER_SHARD_MAX < u32::MAX as usize);
 const _: () = assert!(SENDER_RECEIPTS_MAX > DELIVERY_WINDOW_MAX);
+const _: () = assert!(UNREAD_PER_USER_MAX >= 2 * DELIVERY_WINDOW_MAX);
+const _: () = assert!(UNREAD_PER_SHARD_MAX >= 256 * UNREAD_PER_USER_MAX);
 
 /// Default time a TLS connection has, from accept, to complete its TLS handshake (`--tls-handshake-timeout`).
 /// The HELLO deadline (`--handshake-timeout`) also counts from accept, so a TLS client must finish both

@@ -1,5 +1,5 @@
 //! Messaging behaviour against a real engine on loopback: cross-core chat, receipts, offline delivery in
-//! order, duplicate SENDs, limits, second logins and slow readers.
+//! order, duplicate SENDs, limits, second logins, slow readers and forged READs.
 
 mod support;
 
@@ -31,7 +31,14 @@ fn users_on_different_home_cores_chat_with_receipts() {
     let reply_id = b.expect_ack(1);
     let (item_id, from, _) = a.expect_deliver();
     assert_eq!((item_id, from), (reply_id, bob.0));
+    // A READ counts once the message is acknowledged; one that names a message alice never got does not.
+    a.send_frame(&ClientFrame::Read { server_id, sender: bob.0 });
+    a.delivered(item_id);
     a.send_frame(&ClientFrame::Read { server_id: reply_id, sender: bob.0 });
+    match b.recv_significant() {
+        Got::Receipt { server_id, kind: ReceiptKind::Delivered, .. } => assert_eq!(server_id, reply_id),
+        other => panic!("expected a delivered receipt, got {other:?}"),
+    }
     match b.recv_significant() {
         Got::Receipt { server_id, kind: ReceiptKind::Read, peer, .. } => {
             assert_eq!((server_id, peer), (reply_id, alice.0))
@@ -149,16 +156,18 @@ fn limits_refuse_with_explicit_rejects() {
         b.delivered(item_id);
     }
     // Once drained (the receipts prove Bob's acknowledgements were processed), the queue takes messages
-    // again. A retry of the refused id gets the same REJECT (it could have crossed that REJECT); a new id
-    // is stored.
+    // again. A retry of the refused id gets the same REJECT (it could have crossed that REJECT); the id with
+    // another body is refused as a reuse; a new id is stored.
     for _ in 0..3 {
         match a.recv_significant() {
             Got::Receipt { kind: ReceiptKind::Delivered, item_id, .. } => a.delivered(item_id),
             other => panic!("expected a receipt, got {other:?}"),
         }
     }
-    a.send(3, bob.0, b"fits now");
+    a.send(3, bob.0, b"does not fit");
     assert_eq!(a.recv_significant(), Got::Reject { client_msg_id: 3, code: RejectCode::RecipientQueueFull });
+    a.send(3, bob.0, b"fits now");
+    assert_eq!(a.recv_significant(), Got::Reject { client_msg_id: 3, code: RejectCode::ClientMsgIdReused });
     a.send(6, bob.0, b"fits now");
     a.expect_ack(6);
 }
@@ -207,4 +216,38 @@ fn a_slow_reader_gets_everything_in_order_once_it_reads() {
         assert_eq!((item_id, from, body.len()), (expected, alice.0, 4096));
         b.delivered(item_id);
     }
+}
+
+#[test]
+fn forged_reads_give_their_victim_nothing_and_leave_its_sends_accepted() {
+    // Issue 17: 20,000 READs naming a victim, for messages the forger never received, gave the victim 20,000
+    // Read receipts and filled its receipt backlog, so its SENDs got REJECT(SenderBacklogFull).
+    let server = TestServer::start("forged-reads", 2, 200, &[]);
+    let (alice, mallory) = server.users_on_different_cores();
+    let mut a = server.login(alice);
+    let mut m = server.login(mallory);
+    a.send(1, mallory.0, b"hello mallory");
+    let server_id = a.expect_ack(1);
+    let (item_id, _, _) = m.expect_deliver();
+    m.delivered(item_id);
+    match a.recv_significant() {
+        Got::Receipt { server_id: about, kind: ReceiptKind::Delivered, .. } => assert_eq!(about, server_id),
+        other => panic!("expected a delivered receipt, got {other:?}"),
+    }
+    // More READs naming alice than her receipt backlog holds, for messages mallory never got; then one
+    // READ of the message she did get, whose receipt travels the same way behind them.
+    let mut flood = Vec::new();
+    for n in 1..=engine::limits::SENDER_RECEIPTS_MAX as u64 + 1 {
+        wire::encode_client(&ClientFrame::Read { server_id: server_id + n, sender: alice.0 }, &mut flood);
+    }
+    wire::encode_client(&ClientFrame::Read { server_id, sender: alice.0 }, &mut flood);
+    m.write_raw(&flood);
+    match a.recv_significant() {
+        Got::Receipt { server_id: about, kind: ReceiptKind::Read, peer, .. } => {
+            assert_eq!((about, peer), (server_id, mallory.0), "the only Read receipt is for the real message")
+        }
+        other => panic!("expected a read receipt, got {other:?}"),
+    }
+    a.send(2, mallory.0, b"still sending");
+    a.expect_ack(2);
 }

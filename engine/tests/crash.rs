@@ -121,12 +121,15 @@ fn acked_messages_survive_sigkill_restarts_with_other_core_counts_and_wipes_stay
         for sent in &got[..half] {
             client.delivered(sent.server_id);
         }
-        // A SEND to itself is stored on the same core after those DELIVERED: its ACK means their removal
-        // records are durable too (one log per core, in order).
-        client.send(1, recipient.0, &body(recipient.0, recipient.0, 0));
-        let (_, self_id) = next_ack(&mut client);
+        // Two SENDs to itself, each after the previous ACK (one log per core, in order): the first is stored
+        // after those DELIVEREDs' receipts, so its ACK means they are durable and the removal records, which
+        // wait for them, are appended; the second is stored after those, so its ACK means they are durable.
         let mut rest = got[half..].to_vec();
-        rest.push(Sent { server_id: self_id, sender: recipient.0, n: 0 });
+        for n in 0..2 {
+            client.send(1 + n, recipient.0, &body(recipient.0, recipient.0, n));
+            let (_, self_id) = next_ack(&mut client);
+            rest.push(Sent { server_id: self_id, sender: recipient.0, n });
+        }
         remaining.insert(recipient.0, rest);
     }
     server.kill_and_restart(2, &SEGMENT_ARGS);

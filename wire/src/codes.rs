@@ -72,6 +72,9 @@ wire_code! {
         StorageUnavailable = 7,
         /// The sender has too many receipts queued that it has not acknowledged.
         SenderBacklogFull = 8,
+        /// The `client_msg_id` was used before by this sender for a SEND with another recipient or body (within
+        /// the dedup window): a new message needs a new id.
+        ClientMsgIdReused = 9,
     }
 }
 

@@ -115,6 +115,10 @@ pub fn encode_text(snapshots: &[CoreSnapshot], process: &ProcessSnapshot, thresh
         builder.counter("messages_delivered", "Messages acknowledged by their recipient (DELIVERED).");
     let receipts = builder.counter("receipts_queued", "Receipts queued for senders on the core.");
     let duplicates = builder.counter("duplicates_suppressed", "Retried SENDs answered from dedup memory.");
+    let refused = builder.counter(
+        "receipt_frames_refused",
+        "READ and DELIVERED frames refused, by frame: not about an item delivered to that user (forged or repeated).",
+    );
     let expired = builder.counter("messages_expired", "Messages dropped for age (sender told).");
     let rejects = builder.counter("rejects", "SENDs refused with REJECT, by reason.");
     let errors = builder.counter("errors", "Connections failed or timed out, by kind.");
@@ -125,6 +129,10 @@ pub fn encode_text(snapshots: &[CoreSnapshot], process: &ProcessSnapshot, thresh
     let offline_bytes = builder.gauge("offline_queue_bytes", "Body bytes waiting in the core's offline queue.");
     let offline_users = builder.gauge("offline_queue_users", "Users with something waiting on the core.");
     let dedup = builder.gauge("dedup_entries", "SENDs remembered for deduplicating retries.");
+    let unread = builder.gauge(
+        "unread_messages",
+        "Messages delivered and not yet READ that the core remembers (what a READ may name).",
+    );
     let outbound_bytes =
         builder.gauge("outbound_bytes", "Bytes queued for clients' sockets and not yet written, whole core.");
     let outbound_full =
@@ -187,6 +195,8 @@ pub fn encode_text(snapshots: &[CoreSnapshot], process: &ProcessSnapshot, thresh
         messages_delivered.get_or_create(&core).inc_by(stats.messages_delivered);
         receipts.get_or_create(&core).inc_by(stats.receipts_queued);
         duplicates.get_or_create(&core).inc_by(stats.duplicates_suppressed);
+        refused.get_or_create(&with(core.clone(), "frame", "read")).inc_by(stats.read_refused);
+        refused.get_or_create(&with(core.clone(), "frame", "delivered")).inc_by(stats.delivered_refused);
         expired.get_or_create(&core).inc_by(stats.expired);
         rejects.get_or_create(&with(core.clone(), "reason", "queue_full")).inc_by(stats.rejects_queue_full);
         rejects
@@ -209,6 +219,7 @@ pub fn encode_text(snapshots: &[CoreSnapshot], process: &ProcessSnapshot, thresh
         offline_bytes.get_or_create(&core).set(gauge_value(snapshot.offline_bytes));
         offline_users.get_or_create(&core).set(gauge_value(snapshot.offline_users));
         dedup.get_or_create(&core).set(gauge_value(snapshot.dedup_entries));
+        unread.get_or_create(&core).set(gauge_value(snapshot.unread_messages));
         outbound_bytes.get_or_create(&core).set(gauge_value(snapshot.outbound_bytes));
         outbound_full.get_or_create(&core).set(gauge_value(snapshot.outbound_full_connections));
         for (peer, (&waiting, &in_channel)) in

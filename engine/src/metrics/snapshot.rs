@@ -20,6 +20,7 @@ pub struct CoreSnapshot {
     pub offline_bytes: u64,
     pub offline_users: u64,
     pub dedup_entries: u64,
+    pub unread_messages: u64,
     pub outbound_bytes: u64,
     /// Connections whose outbound buffer is at `OUTBOUND_BYTES_MAX` (a reader that stalled).
     pub outbound_full_connections: u64,
@@ -57,6 +58,7 @@ impl CoreSnapshot {
             offline_bytes: shard.queued_bytes(),
             offline_users: shard.users_waiting() as u64,
             dedup_entries: shard.dedup_entries() as u64,
+            unread_messages: shard.unread_messages() as u64,
             outbound_bytes,
             outbound_full_connections,
             outbox_messages: (0..cores).map(|peer| shard.outbox_len(crate::home::ShardId(peer)) as u64).collect(),

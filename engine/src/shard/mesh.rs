@@ -2,9 +2,9 @@
 //! request count; the runtime moves batches over the bounded channels, and `Shard` decides what to send.
 //!
 //! Requests (`Store`, `Receipt`) count against `MESH_OUTBOX_REQUESTS_MAX`: past it the connections that
-//! want to add more are paused. Responses (`Stored`, `Refused`) always enter the outbox: each answers one
-//! request of the peer, so they are bounded by the peer's outbox, and a core that drains its inbound
-//! channels never waits on its outbound ones. That is why the mesh cannot deadlock.
+//! want to add more are paused. Responses (`Stored`, `Refused`, `ReceiptStored`) always enter the outbox:
+//! each answers one request of the peer, so they are bounded by the peer's outbox, and a core that drains
+//! its inbound channels never waits on its outbound ones. That is why the mesh cannot deadlock.
 
 use std::collections::VecDeque;
 
@@ -22,7 +22,12 @@ pub enum ShardMsg {
     /// The message was refused (response, to the sender's home core).
     Refused { sender: UserId, client_msg_id: u64, origin: ConnId, code: RejectCode },
     /// Queue a receipt for `to` about message `server_id` it sent to `peer` (request, to `to`'s home core).
+    /// A `Delivered` or `Expired` one is answered with `ReceiptStored`: the message waits for it on `peer`'s
+    /// home core (`awaiting_receipts.rs`).
     Receipt { to: UserId, server_id: u64, peer: UserId, kind: ReceiptKind, time_us: u64 },
+    /// The `Delivered` or `Expired` receipt about message `server_id` of `recipient` is durable (or has
+    /// nobody to go to): the message may leave the log (response, to `recipient`'s home core).
+    ReceiptStored { recipient: UserId, server_id: u64 },
 }
 
 impl ShardMsg {

@@ -4,7 +4,9 @@
 //! runtime (`crate::rt`) only moves those between sockets, channels and this type; tests drive it directly.
 //!
 //! Owns, for the users whose home is this core: their sessions (user → connection), their offline queue,
-//! their SEND dedup memory; and for every connection accepted or adopted here: its protocol state.
+//! their SEND dedup memory, the messages they acknowledged and have not read (what a READ may name), the
+//! messages waiting for their receipt to be durable; and for every connection accepted or adopted here: its
+//! protocol state.
 //!
 //! Invariants:
 //! - A user has at most one session, on the user's home core; a newer login replaces the older (GOAWAY).
@@ -15,8 +17,14 @@
 //!   while the outbound buffer is under `OUTBOUND_BYTES_MAX`; the rest stays queued. Under
 //!   `Durability::Sync` an item is written only once its record is durable: nobody sees a message (or a
 //!   receipt) that a crash could take back.
+//! - Every copy of a SEND is answered once, on the connection it came on, if that connection still serves
+//!   its user when the answer comes.
+//! - A message leaves the log (`Removed`) only once its Delivered or Expired receipt is durable on the
+//!   sender's home core (`ReceiptStored`); a receipt is made only by the message's recipient (DELIVERED, READ
+//!   of a message it acknowledged) or by expiry.
 //! - Every public `handle_*` call ends with the local queue drained (no message to self is left pending).
 
+mod awaiting_receipts;
 mod config;
 mod connection;
 mod dedup;
@@ -30,6 +38,7 @@ mod stats;
 mod test_frames;
 #[cfg(test)]
 mod tests;
+mod unread;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -42,9 +51,9 @@ use crate::buffer_pool::BufferPool;
 use crate::home::{ShardId, home_core};
 use crate::limits::{
     CONNECTIONS_PER_SHARD_MAX, DELIVERY_WINDOW_MAX, MESH_BATCH_MESSAGES_MAX, MESH_OUTBOX_REQUESTS_MAX,
-    OUTBOUND_BYTES_MAX, SEND_INFLIGHT_MAX, SENDER_RECEIPTS_MAX,
+    OUTBOUND_BYTES_MAX, SEND_INFLIGHT_MAX, SENDER_RECEIPTS_MAX, UNREAD_PER_SHARD_MAX, UNREAD_PER_USER_MAX,
 };
-use crate::wal::{ITEM_SEQ_MASK, LogRecord, PendingWrite, RecoveredCore};
+use crate::wal::{ITEM_SEQ_MASK, LogRecord, PendingWrite, RecoveredCore, send_fingerprint};
 
 pub use config::ShardConfig;
 pub use connection::{ConnId, Stage};
@@ -54,10 +63,12 @@ pub use mesh::ShardMsg;
 pub use offline_queue::{Item, OfflineQueue, QueueLimits};
 pub use stats::ShardStats;
 
+use awaiting_receipts::AwaitingReceipts;
 use connection::{ConnTable, Connection};
-use dedup::SendDedup;
+use dedup::{Seen, SendDedup};
 use durability::ShardLog;
 use mesh::Outbox;
+use unread::UnreadMessages;
 
 /// The time as a shard sees it: monotonic for timeouts, wall clock for timestamps sent to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +128,10 @@ pub struct Shard {
     /// PINs pending and registration limits, for the phones whose home is this core.
     registrar: Registrar,
     queue: OfflineQueue,
+    /// Messages out of `queue` (acknowledged or expired) whose receipt is not durable yet: still in the log.
+    awaiting: AwaitingReceipts,
+    /// Messages delivered to this core's users and not READ yet: what a READ may name.
+    unread: UnreadMessages,
     dedup: SendDedup,
     log: ShardLog,
     /// Answers released by a durable write, waiting to be routed.
@@ -173,6 +188,8 @@ impl Shard {
             id,
             registrar: Registrar::new(config.registration, rand::random()),
             queue: OfflineQueue::new(config.queue),
+            awaiting: AwaitingReceipts::default(),
+            unread: UnreadMessages::new(UNREAD_PER_USER_MAX, UNREAD_PER_SHARD_MAX),
             dedup: SendDedup::new(config.dedup_entries_max, config.dedup_window_us),
             log: ShardLog::new(config.durability, config.log_segment_bytes_max, 1),
             released_scratch: Vec::new(),
@@ -220,7 +237,7 @@ impl Shard {
         }
         for send in recovered.sends {
             let prior = PriorSend::Stored { server_id: send.server_id, server_time_us: send.server_time_us };
-            self.dedup.remember(send.sender, send.client_msg_id, prior, 0);
+            self.dedup.remember(send.sender, send.client_msg_id, send.fingerprint, prior, 0);
         }
     }
 
@@ -268,6 +285,16 @@ impl Shard {
         self.dedup.len()
     }
 
+    /// Messages delivered to this core's users and not READ yet, remembered so a READ can be checked.
+    pub fn unread_messages(&self) -> usize {
+        self.unread.len()
+    }
+
+    /// Messages acknowledged or expired whose receipt the sender's home core has not reported durable yet.
+    pub fn receipts_awaited(&self) -> usize {
+        self.awaiting.len()
+    }
+
     /// Items waiting for `user` (on its home core).
     pub fn queued_for(&self, user: UserId) -> usize {
         self.queue.len(user)
@@ -286,6 +313,11 @@ impl Shard {
     /// Messages waiting in the outbox for `peer`.
     pub fn outbox_len(&self, peer: ShardId) -> usize {
         self.outboxes.get(peer.index()).map_or(0, Outbox::len)
+    }
+
+    /// Requests among the messages waiting in the outbox for `peer` (what `MESH_OUTBOX_REQUESTS_MAX` bounds).
+    pub fn outbox_requests(&self, peer: ShardId) -> usize {
+        self.outboxes.get(peer.index()).map_or(0, Outbox::requests)
     }
 
     // ---- inputs ---------------------------------------------------------------------------------------
@@ -390,9 +422,13 @@ impl Shard {
         self.sweep_idle(now);
         self.registrar.tick(now.mono_us);
         self.dedup.expire(now.mono_us);
-        let log = &mut self.log;
-        for expired in self.queue.expire_with(now.wall_us, |user, item| {
-            log.append_removed(user, item);
+        let (log, awaiting) = (&mut self.log, &mut self.awaiting);
+        // An expired message leaves the log only once its sender's receipt is durable (`ReceiptStored`).
+        for expired in self.queue.expire_with(now.wall_us, |user, item| match item {
+            Item::Message { .. } => awaiting.hold(user, item),
+            Item::Receipt { .. } => {
+                log.append_removed(user, &item);
+            }
         }) {
             self.stats.expired += 1;
             let receipt = ShardMsg::Receipt {
@@ -524,7 +560,7 @@ impl Shard {
         }
         self.users_scratch = users;
         if self.log.wants_compaction() {
-            self.log.compact(self.item_seq + 1, self.queue.iter());
+            self.log.compact(self.item_seq + 1, self.awaiting.iter().chain(self.queue.iter()));
         }
         self.run_local(now);
     }
@@ -746,20 +782,11 @@ impl Shard {
             ClientFrame::Pong { .. } => Flow::Continue,
             ClientFrame::Send { client_msg_id, to, body } => self.handle_send(conn, user, client_msg_id, to, body, now),
             ClientFrame::Delivered { item_id } => {
-                self.handle_delivered(user, item_id, now);
+                self.handle_delivered(conn, user, item_id, now);
                 self.paused_flow(conn)
             }
             ClientFrame::Read { server_id, sender } => {
-                if self.config.directory.contains(sender) || is_phone(sender) {
-                    let receipt = ShardMsg::Receipt {
-                        to: sender,
-                        server_id,
-                        peer: user,
-                        kind: ReceiptKind::Read,
-                        time_us: now.wall_us,
-                    };
-                    self.send_request(conn, sender, receipt);
-                }
+                self.handle_read(conn, user, server_id, sender, now);
                 self.paused_flow(conn)
             }
         }
@@ -945,29 +972,33 @@ impl Shard {
             self.reject(conn, client_msg_id, RejectCode::BodyInvalid);
             return Flow::Continue;
         }
-        match self.dedup.get(sender, client_msg_id) {
-            Some(PriorSend::Stored { server_id, server_time_us }) => {
+        let fingerprint = send_fingerprint(to, body);
+        match self.dedup.look_up(sender, client_msg_id, fingerprint) {
+            Seen::Answered(prior) => {
                 self.stats.duplicates_suppressed += 1;
-                self.write(conn, &ServerFrame::Ack { client_msg_id, server_id, server_time_us });
+                self.answer(conn, client_msg_id, prior);
                 return Flow::Continue;
             }
-            Some(PriorSend::Refused { code }) => {
+            Seen::InFlight => {
+                // This copy is answered on its own connection when the first copy's answer comes.
                 self.stats.duplicates_suppressed += 1;
-                self.reject(conn, client_msg_id, code);
+                self.dedup.join(sender, client_msg_id, conn);
+                if let Some(connection) = self.conns.get_mut(conn) {
+                    connection.sends_inflight += 1;
+                }
+                return self.paused_flow(conn);
+            }
+            Seen::Reused => {
+                self.reject(conn, client_msg_id, RejectCode::ClientMsgIdReused);
                 return Flow::Continue;
             }
-            Some(PriorSend::InFlight) => {
-                // The first copy's answer goes to this user's current connection when it comes.
-                self.stats.duplicates_suppressed += 1;
-                return Flow::Continue;
-            }
-            None => {}
+            Seen::New => {}
         }
         if self.queue.receipts(sender) >= SENDER_RECEIPTS_MAX {
             self.reject(conn, client_msg_id, RejectCode::SenderBacklogFull);
             return Flow::Continue;
         }
-        self.dedup.remember(sender, client_msg_id, PriorSend::InFlight, now.mono_us);
+        self.dedup.begin(sender, client_msg_id, fingerprint, now.mono_us);
         if let Some(connection) = self.conns.get_mut(conn) {
             connection.sends_inflight += 1;
         }
@@ -976,21 +1007,48 @@ impl Shard {
         self.paused_flow(conn)
     }
 
-    fn handle_delivered(&mut self, user: UserId, item_id: u64, now: Now) {
-        let Some(item) = self.queue.acknowledge(user, item_id) else { return };
-        self.log.append_removed(user, &item);
-        if let Item::Message { id, from, .. } = item {
-            self.stats.messages_delivered += 1;
-            let receipt = ShardMsg::Receipt {
-                to: from,
-                server_id: id,
-                peer: user,
-                kind: ReceiptKind::Delivered,
-                time_us: now.wall_us,
-            };
-            self.send_to_home(from, receipt);
+    fn handle_delivered(&mut self, conn: ConnId, user: UserId, item_id: u64, now: Now) {
+        let Some(item) = self.queue.acknowledge(user, item_id) else {
+            self.stats.delivered_refused += 1;
+            tracing::debug!(core = %self.id, user, item_id, "DELIVERED refused: no such item written to this connection");
+            return;
+        };
+        match item {
+            Item::Message { id, from, .. } => {
+                self.stats.messages_delivered += 1;
+                self.unread.remember(user, id, from);
+                let receipt = ShardMsg::Receipt {
+                    to: from,
+                    server_id: id,
+                    peer: user,
+                    kind: ReceiptKind::Delivered,
+                    time_us: now.wall_us,
+                };
+                self.send_request(conn, from, receipt);
+                // Its `Removed` record waits for the receipt's record to be durable (`ReceiptStored`).
+                self.awaiting.hold(user, item);
+            }
+            Item::Receipt { .. } => {
+                self.log.append_removed(user, &item);
+            }
         }
         self.fill_deliveries(user);
+    }
+
+    /// READ from `user`: a Read receipt for `sender` only if `server_id` is a message from `sender`
+    /// delivered to `user` and not read yet (this core stored and delivered it: the user's home core).
+    fn handle_read(&mut self, conn: ConnId, user: UserId, server_id: u64, sender: UserId, now: Now) {
+        if !self.unread.take(user, server_id, sender) {
+            self.stats.read_refused += 1;
+            tracing::debug!(
+                core = %self.id, user, server_id, sender,
+                "READ refused: not a message from that sender delivered to this user and unread"
+            );
+            return;
+        }
+        let receipt =
+            ShardMsg::Receipt { to: sender, server_id, peer: user, kind: ReceiptKind::Read, time_us: now.wall_us };
+        self.send_request(conn, sender, receipt);
     }
 
     // ---- messages between cores -----------------------------------------------------------------------
@@ -1009,36 +1067,24 @@ impl Shard {
                 }
             }
             ShardMsg::Stored { sender, client_msg_id, origin, server_id, server_time_us } => {
-                if let Some(since_us) = self.dedup.in_flight_since(sender, client_msg_id) {
-                    self.stats.send_stored_us.record(now.mono_us.saturating_sub(since_us));
-                }
-                self.dedup.remember(
-                    sender,
-                    client_msg_id,
-                    PriorSend::Stored { server_id, server_time_us },
-                    now.mono_us,
-                );
-                // Answer before settling: during shutdown, settling the last SEND of `origin` ends its
-                // session with GOAWAY, and an answer written after that would find no session and be lost.
-                if let Some(&session) = self.sessions.get(&sender) {
-                    self.write(session, &ServerFrame::Ack { client_msg_id, server_id, server_time_us });
-                }
-                self.settle_send(origin, now);
+                let prior = PriorSend::Stored { server_id, server_time_us };
+                self.answer_copies(sender, client_msg_id, origin, prior, now);
             }
             ShardMsg::Refused { sender, client_msg_id, origin, code } => {
                 // Remembered, not forgotten: a retry already on its way (sent from a new connection before
                 // this REJECT reached the client) would otherwise be tried afresh and could be stored, and if
                 // its ACK were lost the client would hold a REJECT for a message that is delivered.
-                self.dedup.remember(sender, client_msg_id, PriorSend::Refused { code }, now.mono_us);
-                // Answer before settling, as for `Stored`.
-                if let Some(&session) = self.sessions.get(&sender) {
-                    self.reject(session, client_msg_id, code);
-                }
-                self.settle_send(origin, now);
+                self.answer_copies(sender, client_msg_id, origin, PriorSend::Refused { code }, now);
             }
             ShardMsg::Receipt { to, server_id, peer, kind, time_us } => {
+                // The message waits on `peer`'s home core until this receipt is durable (Read ones do not).
+                let answer = matches!(kind, ReceiptKind::Delivered | ReceiptKind::Expired)
+                    .then_some(ShardMsg::ReceiptStored { recipient: peer, server_id });
                 if !self.user_exists(to) {
-                    // A READ for a sender that does not exist: nobody to tell.
+                    // A sender that no longer exists: nobody to tell.
+                    if let Some(answer) = answer {
+                        self.send_to_shard(from, answer);
+                    }
                     return;
                 }
                 self.stats.receipts_queued += 1;
@@ -1048,6 +1094,14 @@ impl Shard {
                 self.note_undurable(lsn, id, to);
                 self.queue.push(to, item);
                 self.fill_deliveries(to);
+                if let Some((to, answer)) = answer.and_then(|answer| self.log.answer_when_durable(lsn, from, answer)) {
+                    self.send_to_shard(to, answer);
+                }
+            }
+            ShardMsg::ReceiptStored { recipient, server_id } => {
+                if let Some(item) = self.awaiting.release(recipient, server_id) {
+                    self.log.append_removed(recipient, &item);
+                }
             }
         }
     }
@@ -1069,7 +1123,7 @@ impl Shard {
         if self.log.is_failed() {
             return Err(RejectCode::StorageUnavailable);
         }
-        self.queue.check_room(to, body.len())?;
+        self.queue.check_room(to, body.len(), self.awaiting.body_bytes())?;
         let id = self.next_item_id();
         let time_us = now.wall_us;
         let record = LogRecord::Message { item_id: id, to, sender, client_msg_id, time_us, body };
@@ -1080,6 +1134,38 @@ impl Shard {
         self.stats.messages_stored += 1;
         self.fill_deliveries(to);
         Ok((id, time_us, lsn))
+    }
+
+    /// The answer to a SEND came back: every copy of it is answered on the connection it came on, if that
+    /// connection still serves the sender (a copy whose connection is gone is answered by the client's retry
+    /// on its new one), and remembered for the copies still to come.
+    fn answer_copies(&mut self, sender: UserId, client_msg_id: u64, origin: ConnId, prior: PriorSend, now: Now) {
+        let settled = self.dedup.settle(sender, client_msg_id, prior, now.mono_us);
+        if let (PriorSend::Stored { .. }, Some(since_us)) = (prior, settled.since_us) {
+            self.stats.send_stored_us.record(now.mono_us.saturating_sub(since_us));
+        }
+        // Answer all before settling any: during shutdown, settling the last SEND of a connection ends its
+        // session with GOAWAY, and an answer written after that would be lost.
+        for &conn in std::iter::once(&origin).chain(&settled.copies) {
+            if self.conns.get(conn).is_some_and(|connection| connection.stage == (Stage::Active { user: sender })) {
+                self.answer(conn, client_msg_id, prior);
+            } else if let PriorSend::Refused { code } = prior {
+                self.stats.count_reject(code);
+            }
+        }
+        for &conn in std::iter::once(&origin).chain(&settled.copies) {
+            self.settle_send(conn, now);
+        }
+    }
+
+    /// Writes the ACK or REJECT that `prior` says to `conn`.
+    fn answer(&mut self, conn: ConnId, client_msg_id: u64, prior: PriorSend) {
+        match prior {
+            PriorSend::Stored { server_id, server_time_us } => {
+                self.write(conn, &ServerFrame::Ack { client_msg_id, server_id, server_time_us });
+            }
+            PriorSend::Refused { code } => self.reject(conn, client_msg_id, code),
+        }
     }
 
     /// One SEND of `origin` was answered.

@@ -34,7 +34,8 @@ impl Item {
         }
     }
 
-    fn body_bytes(&self) -> u64 {
+    /// Bytes of the message's body (a receipt has none).
+    pub(super) fn body_bytes(&self) -> u64 {
         match self {
             Self::Message { body, .. } => body.len() as u64,
             Self::Receipt { .. } => 0,
@@ -112,10 +113,11 @@ impl OfflineQueue {
         self.inboxes.len()
     }
 
-    /// Whether a message of `body_len` bytes for `user` fits, or which limit refuses it.
-    pub fn check_room(&self, user: UserId, body_len: usize) -> Result<(), RejectCode> {
+    /// Whether a message of `body_len` bytes for `user` fits, or which limit refuses it. `held_bytes` are
+    /// body bytes the core holds outside the queue that count against its byte limit too.
+    pub fn check_room(&self, user: UserId, body_len: usize, held_bytes: u64) -> Result<(), RejectCode> {
         let body_len = body_len as u64;
-        if self.body_bytes + body_len > self.limits.bytes_per_core_max {
+        if self.body_bytes + held_bytes + body_len > self.limits.bytes_per_core_max {
             return Err(RejectCode::ServerQueueFull);
         }
         let Some(inbox) = self.inboxes.get(&user) else { return Ok(()) };
@@ -215,8 +217,8 @@ impl OfflineQueue {
         self.expire_with(now_us, |_, _| {})
     }
 
-    /// `expire`, calling `on_removed` with every item it drops (messages and receipts).
-    pub fn expire_with(&mut self, now_us: u64, mut on_removed: impl FnMut(UserId, &Item)) -> Vec<Expired> {
+    /// `expire`, handing `on_removed` every item it drops (messages and receipts).
+    pub fn expire_with(&mut self, now_us: u64, mut on_removed: impl FnMut(UserId, Item)) -> Vec<Expired> {
         let mut expired = Vec::new();
         while let Some(&(oldest_us, user)) = self.by_age.first() {
             if oldest_us.saturating_add(self.limits.age_max_us) > now_us {
@@ -232,10 +234,10 @@ impl OfflineQueue {
                 continue;
             }
             let item = self.remove_at(user, 0);
-            on_removed(user, &item);
             if let Item::Message { id, from, .. } = item {
                 expired.push(Expired { sender: from, recipient: user, server_id: id });
             }
+            on_removed(user, item);
         }
         expired
     }
@@ -279,15 +281,17 @@ mod tests {
     fn limits_refuse_with_their_own_codes() {
         let mut queue = OfflineQueue::new(LIMITS);
         for id in 0..3 {
-            queue.check_room(9, 2).expect("room");
+            queue.check_room(9, 2, 0).expect("room");
             queue.push(9, message(id, 2, 0));
         }
-        assert_eq!(queue.check_room(9, 1), Err(RejectCode::RecipientQueueFull));
-        assert_eq!(queue.check_room(8, 1), Ok(()));
+        assert_eq!(queue.check_room(9, 1, 0), Err(RejectCode::RecipientQueueFull));
+        assert_eq!(queue.check_room(8, 1, 0), Ok(()));
         queue.push(8, message(10, 9, 0));
-        assert_eq!(queue.check_room(8, 2), Err(RejectCode::RecipientQueueBytesFull));
+        assert_eq!(queue.check_room(8, 2, 0), Err(RejectCode::RecipientQueueBytesFull));
         queue.push(7, message(11, 9, 0));
-        assert_eq!(queue.check_room(6, 2), Err(RejectCode::ServerQueueFull));
+        assert_eq!(queue.check_room(6, 2, 0), Err(RejectCode::ServerQueueFull));
+        assert_eq!(queue.check_room(6, 1, 0), Ok(()));
+        assert_eq!(queue.check_room(6, 1, 1), Err(RejectCode::ServerQueueFull), "held bytes count");
         assert_eq!(queue.bytes_total(), 24);
         assert_eq!(queue.items_total(), 5);
     }

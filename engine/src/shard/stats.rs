@@ -18,6 +18,11 @@ pub struct ShardStats {
     pub messages_delivered: u64,
     pub receipts_queued: u64,
     pub duplicates_suppressed: u64,
+    /// READ frames refused: not about a message delivered to this user and not yet read (forged, repeated,
+    /// past the unread memory, or from before a restart).
+    pub read_refused: u64,
+    /// DELIVERED frames refused: not about an item written to this connection and not yet acknowledged.
+    pub delivered_refused: u64,
     pub expired: u64,
     pub rejects: u64,
     pub rejects_queue_full: u64,

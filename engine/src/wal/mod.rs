@@ -21,6 +21,6 @@ mod writer;
 
 pub use group::{GROUP_HEADER_BYTES, GroupHeader};
 pub use record::{LogRecord, RECORD_HEADER_BYTES, RecordError, encode_record};
-pub use recover::{ITEM_SEQ_MASK, RecoveredCore, RecoveredSend, Recovery, RecoveryError};
+pub use recover::{ITEM_SEQ_MASK, RecoveredCore, RecoveredSend, Recovery, RecoveryError, send_fingerprint};
 pub use replay::{LogReader, ReplayEnd, ReplayedSegment, SegmentFormat, SegmentOutcome, SkippedDamage, replay_segment};
 pub use writer::{LogWriter, PAGE_BYTES, PendingWrite};

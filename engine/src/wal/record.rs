@@ -31,8 +31,9 @@ pub enum LogRecord {
     Sequence { item_seq_next: u64 },
     /// `sender`'s SEND `client_msg_id` was stored as `server_id` at `time_us`, its item perhaps gone since:
     /// keeps the SEND dedup memory across more than one restart (recovery writes one per remembered SEND
-    /// into segment 0, whose items hold only what is still queued).
-    Sent { sender: UserId, client_msg_id: u64, server_id: u64, time_us: u64 },
+    /// into segment 0, whose items hold only what is still queued). `fingerprint` is the message's
+    /// `send_fingerprint` (recipient and body), so a reuse of the id for another message is still told apart.
+    Sent { sender: UserId, client_msg_id: u64, server_id: u64, time_us: u64, fingerprint: u64 },
 }
 
 impl LogRecord {
@@ -44,7 +45,7 @@ impl LogRecord {
             Self::Removed { .. } => 16,
             Self::Generation { .. } => 12,
             Self::Sequence { .. } => 8,
-            Self::Sent { .. } => 32,
+            Self::Sent { .. } => 40,
         };
         RECORD_HEADER_BYTES + 1 + payload
     }
@@ -110,9 +111,9 @@ pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) -> usize {
             out.push(KIND_SEQUENCE);
             out.extend_from_slice(&item_seq_next.to_le_bytes());
         }
-        LogRecord::Sent { sender, client_msg_id, server_id, time_us } => {
+        LogRecord::Sent { sender, client_msg_id, server_id, time_us, fingerprint } => {
             out.push(KIND_SENT);
-            for value in [sender, client_msg_id, server_id, time_us] {
+            for value in [sender, client_msg_id, server_id, time_us, fingerprint] {
                 out.extend_from_slice(&value.to_le_bytes());
             }
         }
@@ -207,10 +208,16 @@ pub fn decode_record(bytes: &[u8], record_size_max: usize) -> Result<Option<(Log
             LogRecord::Sequence { item_seq_next: word(0)? }
         }
         KIND_SENT => {
-            if payload.len() != 32 {
+            if payload.len() != 40 {
                 return Err(bad_length());
             }
-            LogRecord::Sent { sender: word(0)?, client_msg_id: word(1)?, server_id: word(2)?, time_us: word(3)? }
+            LogRecord::Sent {
+                sender: word(0)?,
+                client_msg_id: word(1)?,
+                server_id: word(2)?,
+                time_us: word(3)?,
+                fingerprint: word(4)?,
+            }
         }
         other => return Err(RecordError::UnknownKind { kind: other }),
     };
@@ -236,7 +243,7 @@ mod tests {
             LogRecord::Removed { user: 2, item_id: 1 },
             LogRecord::Generation { user: 2, generation: 3 },
             LogRecord::Sequence { item_seq_next: 11 },
-            LogRecord::Sent { sender: 3, client_msg_id: 4, server_id: 1, time_us: 5 },
+            LogRecord::Sent { sender: 3, client_msg_id: 4, server_id: 1, time_us: 5, fingerprint: 6 },
         ]
     }
 

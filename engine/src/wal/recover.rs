@@ -17,7 +17,8 @@
 //!   core, so a SEND retried across a restart is answered with its first ACK instead of being stored twice.
 //!   Segment 0 of the new epoch holds a `Sent` record for each SEND so remembered whose `Message` it does not
 //!   hold (its item was delivered): the memory survives the next restart too. A core keeps the newest
-//!   `DEDUP_ENTRIES_PER_SHARD_MAX` of them, as its memory would.
+//!   `DEDUP_ENTRIES_PER_SHARD_MAX` of them, as its memory would. Each carries the fingerprint of its
+//!   recipient and body, so a reuse of the id for another message is told apart.
 
 use std::collections::{HashMap, HashSet};
 
@@ -51,6 +52,21 @@ pub struct RecoveredSend {
     pub client_msg_id: u64,
     pub server_id: u64,
     pub server_time_us: u64,
+    /// `send_fingerprint` of the message's recipient and body.
+    pub fingerprint: u64,
+}
+
+/// What tells two SENDs with one `client_msg_id` apart: a hash of the recipient and the body, the same in
+/// every process and version (BLAKE3, first 8 bytes), so the dedup memory rebuilt after a restart agrees with
+/// the one the SENDs were first checked against.
+pub fn send_fingerprint(to: UserId, body: &[u8]) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&to.to_le_bytes());
+    hasher.update(body);
+    let hash = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(first)
 }
 
 /// What one core of the new process starts with.
@@ -104,6 +120,7 @@ impl RecoveredCore {
                 client_msg_id: send.client_msg_id,
                 server_id: send.server_id,
                 time_us: send.server_time_us,
+                fingerprint: send.fingerprint,
             })
             .collect()
     }
@@ -151,9 +168,11 @@ impl Recovery {
         self.next_order += 1;
         let order = self.next_order;
         match record {
-            LogRecord::Message { item_id, to, sender, client_msg_id, time_us, .. } => {
+            LogRecord::Message { item_id, to, sender, client_msg_id, time_us, ref body } => {
                 self.saw_id(item_id);
-                let send = RecoveredSend { sender, client_msg_id, server_id: item_id, server_time_us: time_us };
+                let fingerprint = send_fingerprint(to, body);
+                let send =
+                    RecoveredSend { sender, client_msg_id, server_id: item_id, server_time_us: time_us, fingerprint };
                 self.sends.insert((sender, client_msg_id), send);
                 self.live.insert(item_id, Live { order, user: to, record });
             }
@@ -167,9 +186,9 @@ impl Recovery {
                 self.live.remove(&item_id);
             }
             LogRecord::Sequence { item_seq_next } => self.item_seq_next = self.item_seq_next.max(item_seq_next),
-            LogRecord::Sent { sender, client_msg_id, server_id, time_us } => {
+            LogRecord::Sent { sender, client_msg_id, server_id, time_us, fingerprint } => {
                 self.saw_id(server_id);
-                let send = RecoveredSend { sender, client_msg_id, server_id, server_time_us: time_us };
+                let send = RecoveredSend { sender, client_msg_id, server_id, server_time_us: time_us, fingerprint };
                 self.sends.insert((sender, client_msg_id), send);
             }
             LogRecord::Generation { .. } => {}

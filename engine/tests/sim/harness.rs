@@ -311,7 +311,8 @@ pub struct Sim {
     links: Vec<Vec<Link>>,
     /// Largest `outbound` seen on any connection.
     pub outbound_bytes_seen_max: usize,
-    /// Largest outbox (messages waiting for one peer) seen by a pump.
+    /// Largest number of requests waiting in one outbox (for one peer) seen by a pump; responses are bounded by
+    /// the peer's requests.
     pub outbox_seen_max: usize,
     /// Largest number of batches seen in one channel.
     pub channel_batches_seen_max: usize,
@@ -768,7 +769,7 @@ impl Sim {
                 }
                 link.running = true;
             }
-            self.outbox_seen_max = self.outbox_seen_max.max(self.shards[from].outbox_len(ShardId(to as u16)));
+            self.outbox_seen_max = self.outbox_seen_max.max(self.shards[from].outbox_requests(ShardId(to as u16)));
             let mut batch = Batch::default();
             let more = self.shards[from].poll_mesh(ShardId(to as u16), &mut batch.messages, self.now);
             batch.adopts = std::mem::take(&mut self.links[from][to].adopts);

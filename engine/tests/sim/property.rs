@@ -2,7 +2,7 @@
 //! stalled readers, tiny mesh channels, tight queue limits and partial I/O; then every user reconnects and
 //! the system drains, and whole-system invariants are checked on what the clients saw:
 //! - every SEND is answered, ACK or REJECT, never both for one client id (retries included); all ACKs of one
-//!   client id carry one server id;
+//!   client id carry one server id; a connection gets at most one answer per copy of a SEND written on it;
 //! - every ACKed message reaches its recipient exactly once (by server id) (without expiry; with it, at most
 //!   once);
 //! - nothing REJECTed is delivered, and nothing is delivered that was not ACKed;
@@ -67,6 +67,12 @@ struct World {
     accounts: BTreeMap<UserId, Account>,
     owner: Vec<UserId>,
     frames_seen: Vec<usize>,
+    /// Per device: the index in its frames at which each of its connections began (frames before the first
+    /// entry came on no connection of this run: there are none).
+    connection_starts: Vec<Vec<usize>>,
+    /// (device, connection number, client id) → SEND copies written on that connection, and answers got.
+    copies: HashMap<(ClientId, usize, u64), u32>,
+    answers: HashMap<(ClientId, usize, u64), u32>,
     logged_in: Vec<bool>,
     expiry: bool,
     /// Chance per round, in percent, that the clock ticks.
@@ -122,6 +128,9 @@ impl World {
             accounts,
             owner,
             frames_seen: vec![0; clients],
+            connection_starts: vec![Vec::new(); clients],
+            copies: HashMap::new(),
+            answers: HashMap::new(),
             logged_in: vec![false; clients],
             expiry,
             tick_percent,
@@ -143,6 +152,17 @@ impl World {
         for (_, client, index) in news {
             let account = self.accounts.get_mut(&self.owner[client]).expect("every device has an account");
             let frame = &self.sim.clients[client].frames[index];
+            if let Frame::Ack { client_msg_id, .. } | Frame::Reject { client_msg_id, .. } = *frame {
+                let connection = self.connection_starts[client].partition_point(|&start| start <= index);
+                let key = (client, connection, client_msg_id);
+                let answers = self.answers.entry(key).or_default();
+                *answers += 1;
+                let copies = self.copies.get(&key).copied().unwrap_or(0);
+                assert!(
+                    *answers <= copies,
+                    "device {client}, connection {connection}: {answers} answers to {copies} copies of SEND {client_msg_id}"
+                );
+            }
             match frame {
                 Frame::Welcome { .. } => self.logged_in[client] = true,
                 Frame::Ack { client_msg_id, server_id } => {
@@ -174,6 +194,7 @@ impl World {
     fn connect(&mut self, client: ClientId) {
         let shard = self.rng.range(0, self.sim.shards.len() - 1);
         self.logged_in[client] = false;
+        self.connection_starts[client].push(self.sim.clients[client].frames.len());
         self.sim.connect(client, shard);
         let account = &self.accounts[&self.owner[client]];
         if account.devices[0] != client {
@@ -190,7 +211,7 @@ impl World {
             })
             .collect();
         for (id, to, body) in retries {
-            self.sim.send(client, id, to, &body);
+            self.send_copy(client, id, to, &body);
         }
     }
 
@@ -203,7 +224,13 @@ impl World {
         account.next_client_msg_id += 1;
         let body = if self.rng.chance(2) { Vec::new() } else { make_body(sender, id, self.rng.range(0, 300)) };
         account.sent.insert(id, (to, body.clone()));
-        self.sim.send(client, id, to, &body);
+        self.send_copy(client, id, to, &body);
+    }
+
+    /// Writes a copy of SEND `id` on `client`'s connection, counting it for that connection.
+    fn send_copy(&mut self, client: ClientId, id: u64, to: UserId, body: &[u8]) {
+        *self.copies.entry((client, self.connection_starts[client].len(), id)).or_default() += 1;
+        self.sim.send(client, id, to, body);
     }
 
     fn read_something(&mut self, client: ClientId) {
@@ -319,6 +346,7 @@ impl World {
         for (index, shard) in self.sim.shards.iter().enumerate() {
             assert_eq!(shard.queued_items(), 0, "core {index} still queues items");
             assert_eq!(shard.queued_bytes(), 0, "core {index} still queues bytes");
+            assert_eq!(shard.receipts_awaited(), 0, "core {index} still holds messages for their receipts");
         }
         // server id → (sender, client id, recipient), from the senders' side.
         let mut acked: HashMap<u64, (UserId, u64, UserId)> = HashMap::new();

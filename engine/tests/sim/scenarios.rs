@@ -123,6 +123,54 @@ fn chat_across_cores_acks_after_store_then_delivers_and_sends_receipts() {
 }
 
 #[test]
+fn a_read_receipt_comes_only_from_the_recipient_once_it_acknowledged_the_message() {
+    // Issue 17: any user could send READ(server_id, victim) for messages it never received, and 20,000 of
+    // them filled the victim's receipt backlog, so its SENDs were refused.
+    let (mut sim, alice, bob) = two_cores(SimConfig::new(seed_or(18), 2, 16));
+    let mallory = sim.user_homed_at(1, 1);
+    let (a, b, m) = (sim.client(alice), sim.client(bob), sim.client(mallory));
+    sim.clients[b].auto_delivered = false;
+    login(&mut sim, a, 0);
+    login(&mut sim, b, 1);
+    login(&mut sim, m, 1);
+    sim.send(a, 1, bob, b"for bob");
+    sim.run();
+    let [(1, server_id)] = acks(sim.frames(a))[..] else { panic!("{:?}", sim.frames(a)) };
+    assert_eq!(delivers(sim.frames(b)).len(), 1);
+    // Not acknowledged yet: not even bob's READ counts.
+    sim.write_frame(b, &ClientFrame::Read { server_id, sender: alice });
+    // Mallory, while alice is offline: a DELIVERED for bob's item, and more READs naming alice than
+    // alice's receipt backlog holds, for the real message and for made-up ones.
+    sim.disconnect(a);
+    sim.write_frame(m, &ClientFrame::Delivered { item_id: server_id });
+    let forged = engine::limits::SENDER_RECEIPTS_MAX as u64 + 1;
+    for n in 0..forged {
+        let forged_id = if n % 2 == 0 { server_id } else { server_id + n };
+        sim.write_frame(m, &ClientFrame::Read { server_id: forged_id, sender: alice });
+    }
+    sim.run();
+    assert_eq!(sim.shards[1].queued_for(bob), 1, "mallory's DELIVERED wiped nothing");
+    assert_eq!(sim.shards[0].queued_for(alice), 0, "no receipt for alice");
+    assert_eq!(sim.shards[1].stats().read_refused, forged + 1);
+    assert_eq!(sim.shards[1].stats().delivered_refused, 1);
+
+    // Alice can still send; bob's DELIVERED and READ each give her one receipt; a second READ gives none.
+    login(&mut sim, a, 0);
+    sim.send(a, 2, bob, b"still sending");
+    sim.write_frame(b, &ClientFrame::Delivered { item_id: server_id });
+    sim.write_frame(b, &ClientFrame::Read { server_id, sender: alice });
+    sim.write_frame(b, &ClientFrame::Read { server_id, sender: alice });
+    sim.run();
+    assert_eq!(acks(sim.frames(a)).len(), 2, "{:?}", rejects(sim.frames(a)));
+    assert_eq!(
+        receipts(sim.frames(a)),
+        vec![(server_id, bob, ReceiptKind::Delivered), (server_id, bob, ReceiptKind::Read)]
+    );
+    assert_eq!(sim.shards[1].stats().read_refused, forged + 2);
+    assert_eq!(sim.shards[1].unread_messages(), 0, "read messages are forgotten");
+}
+
+#[test]
 fn offline_queue_is_delivered_in_order_and_receipts_wait_for_the_sender() {
     let (mut sim, alice, bob) = two_cores(SimConfig::new(seed_or(2), 2, 16));
     let a = sim.client(alice);
@@ -180,24 +228,78 @@ fn a_duplicate_send_is_stored_once_and_acked_with_the_same_server_id() {
     assert_eq!(delivers(sim.frames(b)), vec![(acked[0].1, alice, b"once".to_vec())]);
 }
 
-#[test]
-fn a_send_retried_while_the_first_is_in_flight_on_another_connection_gets_one_ack() {
-    let (mut sim, alice, bob) = two_cores(SimConfig::new(seed_or(4), 2, 16));
-    let a = sim.client(alice);
-    login(&mut sim, a, 0);
+/// Alice logs in on her home core 0 and sends SEND 1 to bob; as soon as core 0 has read it (its answer not
+/// back yet) she drops the connection and connects again (HELLO written, not processed yet).
+fn send_then_reconnect_before_the_answer(sim: &mut Sim, a: ClientId, bob: UserId) {
+    login(sim, a, 0);
     sim.send(a, 1, bob, b"x");
-    // Run until core 0 read the SEND, then drop the connection before the answer comes back.
     while sim.shards[0].stats().messages_in == 0 {
         assert!(sim.step());
     }
     sim.disconnect(a);
     sim.connect(a, 0);
+}
+
+#[test]
+fn a_send_retried_while_the_first_is_in_flight_on_another_connection_gets_one_ack() {
+    let (mut sim, alice, bob) = two_cores(SimConfig::new(seed_or(4), 2, 16));
+    let a = sim.client(alice);
+    send_then_reconnect_before_the_answer(&mut sim, a, bob);
     sim.send(a, 1, bob, b"x");
     sim.run();
-    let acked = acks(sim.frames(a));
-    assert!(!acked.is_empty(), "the retry is answered: {:?}", sim.frames(a));
-    assert!(acked.iter().all(|&(id, server_id)| id == 1 && server_id == acked[0].1));
+    let [(1, _)] = acks(sim.frames(a))[..] else { panic!("the retry is answered once: {:?}", sim.frames(a)) };
     assert_eq!(sim.shards[1].stats().messages_stored, 1);
+}
+
+#[test]
+fn a_retry_after_a_reconnect_gets_one_ack_and_the_old_connections_copy_none() {
+    // The leftover `session/answer_unmatched`: the first copy's answer went to the sender's current session,
+    // so a client that logged in again before it came got it there, then a second ACK for its own retry.
+    let (mut sim, alice, bob) = two_cores(SimConfig::new(seed_or(16), 2, 16));
+    let a = sim.client(alice);
+    // The new connection logs in while the first copy is on its way to bob's core.
+    send_then_reconnect_before_the_answer(&mut sim, a, bob);
+    sim.run();
+    assert_eq!(sim.shards[1].stats().messages_stored, 1, "the first copy was stored");
+    assert!(acks(sim.frames(a)).is_empty(), "the first copy's answer was for its own connection: {:?}", sim.frames(a));
+    sim.send(a, 1, bob, b"x");
+    sim.run();
+    let [(1, server_id)] = acks(sim.frames(a))[..] else { panic!("one ACK for the retry: {:?}", sim.frames(a)) };
+    assert_eq!(sim.shards[1].stats().messages_stored, 1);
+    let b = sim.client(bob);
+    login(&mut sim, b, 1);
+    assert_eq!(delivers(sim.frames(b)), vec![(server_id, alice, b"x".to_vec())]);
+}
+
+#[test]
+fn every_copy_of_a_send_is_answered_and_a_reused_id_is_refused() {
+    let (mut sim, alice, bob) = two_cores(SimConfig::new(seed_or(17), 2, 16));
+    let carol = sim.user_homed_at(1, 1);
+    let a = sim.client(alice);
+    login(&mut sim, a, 0);
+    // In one write: two copies of one SEND, the same id with another body, and with another recipient.
+    sim.send(a, 1, bob, b"same");
+    sim.send(a, 1, bob, b"same");
+    sim.send(a, 1, bob, b"other body");
+    sim.send(a, 1, carol, b"same");
+    sim.run();
+    let acked = acks(sim.frames(a));
+    assert_eq!(acked.len(), 2, "each copy gets its answer: {:?}", sim.frames(a));
+    assert_eq!(acked[0], acked[1], "one message, one server id");
+    let reused = vec![(1, RejectCode::ClientMsgIdReused); 2];
+    assert_eq!(rejects(sim.frames(a)), reused);
+    assert_eq!(sim.shards[1].stats().messages_stored, 1);
+    // Once it is stored: a copy gets the first ACK, another message under the id the REJECT.
+    sim.take_frames(a);
+    sim.send(a, 1, bob, b"same");
+    sim.send(a, 1, bob, b"other body");
+    sim.run();
+    assert_eq!(acks(sim.frames(a)), vec![acked[0]]);
+    assert_eq!(rejects(sim.frames(a)), vec![(1, RejectCode::ClientMsgIdReused)]);
+    let b = sim.client(bob);
+    login(&mut sim, b, 1);
+    assert_eq!(delivers(sim.frames(b)), vec![(acked[0].1, alice, b"same".to_vec())]);
+    assert_eq!(sim.shards[1].queued_for(carol), 0, "nothing for carol");
 }
 
 #[test]
@@ -480,7 +582,8 @@ fn a_tiny_mesh_backs_pressure_up_to_the_senders_and_delivers_everything_in_order
         "the outbox filled up ({}), so the pause was exercised",
         sim.outbox_seen_max
     );
-    assert!(sim.outbox_seen_max <= engine::limits::MESH_OUTBOX_REQUESTS_MAX + senders.len());
+    let connections = senders.len() + recipients.len();
+    assert!(sim.outbox_seen_max <= engine::limits::MESH_OUTBOX_REQUESTS_MAX + connections, "requests bounded");
     assert_eq!(sim.channel_batches_seen_max, 1);
     for (index, &client) in sender_clients.iter().enumerate() {
         let acked = acks(sim.frames(client));
@@ -564,8 +667,9 @@ fn a_retry_that_crosses_its_reject_gets_the_same_reject_and_is_never_delivered()
     sim.send(a, 2, bob, b"refused");
     sim.clients[a].reading = true;
     sim.run();
+    // The first attempt's REJECT was for its own connection, which is gone; the retry gets the same one.
     let frames = sim.frames(a);
-    assert_eq!(rejects(frames), vec![(2, RejectCode::RecipientQueueFull), (2, RejectCode::RecipientQueueFull)]);
+    assert_eq!(rejects(frames), vec![(2, RejectCode::RecipientQueueFull)]);
     assert!(acks(frames).iter().all(|&(id, _)| id != 2), "{frames:?}");
     assert_eq!(delivers(sim.frames(b)).len(), 1, "only the first message: {:?}", sim.frames(b));
 }
