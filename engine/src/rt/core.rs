@@ -12,11 +12,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
 
+use crate::account::DeviceLog;
 use crate::home::ShardId;
 use crate::limits::{READ_BUFFER_BYTES, TICK_INTERVAL};
 use crate::shard::{ConnId, ConnStatus, Handoff, Now, Shard, ShardConfig, ShardMsg, ShutdownLeft};
 
 use super::conn::{expire_tls_handshakes, run_io, watch_readiness};
+use super::device_records::run_device_records;
 use super::linger::Lingering;
 use super::log::{CoreLog, run_log};
 use super::metrics::{CoreMetrics, MetricsHub};
@@ -72,6 +74,8 @@ pub struct Coordination {
     pub metrics: Arc<MetricsHub>,
     /// Each core's shutdown progress, for the main thread (`rt::shutdown`).
     pub shutdown_states: Vec<CoreShutdownState>,
+    /// Where new device generations go, one file per core (`rt::device_records` writes it).
+    pub device_log: Arc<DeviceLog>,
 }
 
 /// The state of one core's runtime, shared by its tasks (never across cores).
@@ -98,6 +102,8 @@ pub struct CoreContext {
     adopts_out: RefCell<Vec<Vec<Adopt>>>,
     /// Set when the shard has log records waiting for the log task.
     pub log_wake: Notify,
+    /// Set when the shard has device records waiting for the device-record task.
+    pub device_wake: Notify,
     started: Instant,
     wake_scratch: RefCell<Vec<ConnId>>,
     ready_scratch: RefCell<Vec<ShardId>>,
@@ -132,6 +138,7 @@ impl CoreContext {
             pumps: (0..cores).map(|_| Notify::default()).collect(),
             adopts_out: RefCell::new((0..cores).map(|_| Vec::new()).collect()),
             log_wake: Notify::default(),
+            device_wake: Notify::default(),
             started: Instant::now(),
             wake_scratch: RefCell::new(Vec::new()),
             ready_scratch: RefCell::new(Vec::new()),
@@ -164,6 +171,9 @@ impl CoreContext {
             shard.poll_mesh_ready(&mut ready);
             if shard.wal_pending() {
                 self.log_wake.notify();
+            }
+            if shard.device_records_waiting() {
+                self.device_wake.notify();
             }
         }
         if !woken.is_empty() {
@@ -288,6 +298,7 @@ pub async fn run_core(
         coordination.clone(),
     ));
     glommio::spawn_local(run_log(core.clone(), log.dir)).detach();
+    glommio::spawn_local(run_device_records(core.clone(), coordination.device_log.clone())).detach();
 
     let (senders, receivers) = connect_mesh(mesh).await;
     for (peer, sender) in senders.into_iter().enumerate() {

@@ -24,6 +24,7 @@ pub struct CoreShutdownState {
     local_messages: AtomicUsize,
     outbox_messages: AtomicUsize,
     log_busy: AtomicBool,
+    device_records: AtomicUsize,
     done: AtomicBool,
 }
 
@@ -39,6 +40,7 @@ impl CoreShutdownState {
         self.local_messages.store(left.local_messages, Ordering::Relaxed);
         self.outbox_messages.store(left.outbox_messages, Ordering::Relaxed);
         self.log_busy.store(left.log_busy, Ordering::Relaxed);
+        self.device_records.store(left.device_records, Ordering::Relaxed);
         self.began.store(true, Ordering::Release);
     }
 
@@ -58,6 +60,7 @@ impl CoreShutdownState {
             local_messages: self.local_messages.load(Ordering::Relaxed),
             outbox_messages: self.outbox_messages.load(Ordering::Relaxed),
             log_busy: self.log_busy.load(Ordering::Relaxed),
+            device_records: self.device_records.load(Ordering::Relaxed),
         })
     }
 }
@@ -173,7 +176,7 @@ mod tests {
     use super::*;
 
     fn left(connections: usize, log_busy: bool) -> ShutdownLeft {
-        ShutdownLeft { connections, local_messages: 0, outbox_messages: 0, log_busy }
+        ShutdownLeft { connections, local_messages: 0, outbox_messages: 0, log_busy, device_records: 0 }
     }
 
     const TIMES: WatchTimes = WatchTimes {
@@ -245,7 +248,8 @@ mod tests {
         let WatchVerdict::Stuck { report } = watch.look(&cores, at(start, 29), TIMES) else { panic!("stuck") };
         assert!(
             report.contains(
-                "4 connections, 0 local messages, 0 messages for other cores, log idle, unchanged for 10.0 s"
+                "4 connections, 0 local messages, 0 messages for other cores, 0 device records, log idle, \
+                 unchanged for 10.0 s"
             ),
             "{report}"
         );

@@ -9,7 +9,7 @@ use wire::{ClientFrame, RejectCode, ServerFrame, UserId};
 
 use super::test_frames::{decode_frames, feed};
 use super::{ConnId, Durability, Now, QueueLimits, Shard, ShardConfig};
-use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
+use crate::account::{Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
 use crate::home::ShardId;
 
 const NOW: Now = Now { mono_us: 1_000, wall_us: 1_000_000 };
@@ -36,7 +36,6 @@ fn shard(durability: Durability) -> (Shard, KeyAuthority) {
         generations: Arc::new(std::collections::HashMap::new()),
         registration: RegistrationLimits::standard(600_000_000),
         pin_sender: Arc::new(PinSender::in_memory()),
-        device_log: Arc::new(DeviceLog::in_memory()),
     };
     (Shard::new(ShardId(0), config), keys)
 }
