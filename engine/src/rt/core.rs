@@ -24,7 +24,7 @@ use super::log::{CoreLog, run_log};
 use super::metrics::{CoreMetrics, MetricsHub};
 use super::notify::Notify;
 use super::readiness::{Readiness, ReadinessSetup};
-use super::shutdown::CoreShutdownState;
+use super::shutdown::{CoreShutdownState, ThreadCpu};
 use super::sockets::SocketTable;
 use super::tls::CoreTls;
 use super::tls_reload::TlsCertificates;
@@ -411,6 +411,22 @@ fn log_connection_census(core: &CoreContext) {
     );
 }
 
+/// Says how long this core's shutdown took and how much of it the core spent running and waiting for a CPU:
+/// on a host whose CPUs are busy, a shutdown is slow because the core waits (results/engine/2026-12-06-sigterm/).
+fn log_shutdown_time(id: ShardId, started: Instant, state: &CoreShutdownState) {
+    if let Some(cpu) = ThreadCpu::of_this_thread() {
+        state.record_cpu(cpu);
+    }
+    let cpu = state.cpu_since_shutdown().unwrap_or(ThreadCpu { run_ns: 0, wait_ns: 0 });
+    tracing::info!(
+        core = id.0,
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        on_cpu_seconds = format!("{:.2}", cpu.run_ns as f64 / 1e9),
+        waiting_for_cpu_seconds = format!("{:.2}", cpu.wait_ns as f64 / 1e9),
+        "core shut down"
+    );
+}
+
 /// Drives timers and the shutdown sequence; returns when every core is done.
 async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
     let mut shutdown_started: Option<Instant> = None;
@@ -449,6 +465,11 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
             core.shard.borrow_mut().begin_shutdown(now);
         }
         coordination.shutdown_states[id.index()].record_tick();
+        if shutdown_started.is_some()
+            && let Some(cpu) = ThreadCpu::of_this_thread()
+        {
+            coordination.shutdown_states[id.index()].record_cpu(cpu);
+        }
         core.record_shutdown_progress();
         if let Some(started) = shutdown_started {
             if !closed_hard && started.elapsed() >= coordination.shutdown_grace {
@@ -476,6 +497,7 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
             }
             if coordination.quiesced.load(Ordering::Acquire) == coordination.cores {
                 core.dispatch();
+                log_shutdown_time(id, started, &coordination.shutdown_states[id.index()]);
                 return;
             }
         }
