@@ -31,6 +31,14 @@ fn request_pin(shard: &mut Shard, phone: UserId) -> (ConnId, u32) {
     (conn, issued.pin)
 }
 
+/// `conn` sends the right PIN for `phone`; returns the device records the shard then hands the runtime.
+fn verify(shard: &mut Shard, conn: ConnId, phone: UserId, pin: u32) -> Vec<DeviceRecord> {
+    feed(shard, conn, &ClientFrame::RegisterVerify { phone, pin }, NOW);
+    let mut records = Vec::new();
+    shard.poll_device_records(&mut records);
+    records
+}
+
 fn hello_with(shard: &mut Shard, phone: UserId, key: wire::DeviceKey) -> Vec<String> {
     let conn = shard.handle_accept(NOW).expect("room");
     feed(shard, conn, &ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: phone, key }, NOW);
@@ -93,10 +101,7 @@ fn a_new_device_generation_is_seen_only_once_its_record_is_durable() {
     assert!(matches!(frames[..], [_, ServerFrame::Goaway { reason: GoawayReason::Revoked }]), "{frames:?}");
     assert!(hello_with(&mut shard, phone, keys.derive(phone, 0))[0].contains("AuthFailed"));
     // The PIN the busy phone kept is good now, for the next generation.
-    feed(&mut shard, second, &ClientFrame::RegisterVerify { phone, pin: second_pin }, NOW);
-    records.clear();
-    shard.poll_device_records(&mut records);
-    assert_eq!(records, [DeviceRecord { phone, generation: 2 }]);
+    assert_eq!(verify(&mut shard, second, phone, second_pin), [DeviceRecord { phone, generation: 2 }]);
 }
 
 #[test]
@@ -104,9 +109,7 @@ fn a_device_record_that_fails_refuses_the_registration_and_changes_nothing() {
     let (mut shard, keys, phone) = one_core_shard_with_generations(|_| HashMap::new());
     let old_device = log_in_old_device(&mut shard, &keys, phone);
     let (new_device, pin) = request_pin(&mut shard, phone);
-    feed(&mut shard, new_device, &ClientFrame::RegisterVerify { phone, pin }, NOW);
-    let mut records = Vec::new();
-    shard.poll_device_records(&mut records);
+    let records = verify(&mut shard, new_device, phone, pin);
     shard.handle_device_record_failed(records[0], NOW);
 
     let frames = decode_frames(shard.outbound(new_device));
@@ -126,19 +129,14 @@ fn a_device_record_that_fails_refuses_the_registration_and_changes_nothing() {
 
     // The next try gets the same generation, and the connection reads again.
     let (retry, pin) = request_pin(&mut shard, phone);
-    feed(&mut shard, retry, &ClientFrame::RegisterVerify { phone, pin }, NOW);
-    records.clear();
-    shard.poll_device_records(&mut records);
-    assert_eq!(records, [DeviceRecord { phone, generation: 1 }]);
+    assert_eq!(verify(&mut shard, retry, phone, pin), [DeviceRecord { phone, generation: 1 }]);
 }
 
 #[test]
 fn a_shutdown_waits_for_a_pending_device_record_and_answers_before_goaway() {
     let (mut shard, _keys, phone) = one_core_shard_with_generations(|_| HashMap::new());
     let (new_device, pin) = request_pin(&mut shard, phone);
-    feed(&mut shard, new_device, &ClientFrame::RegisterVerify { phone, pin }, NOW);
-    let mut records = Vec::new();
-    shard.poll_device_records(&mut records);
+    let records = verify(&mut shard, new_device, phone, pin);
     shard.begin_shutdown(NOW);
     assert_eq!(shard.shutdown_left().device_records, 1);
     assert!(!shard.is_quiesced());
@@ -164,9 +162,7 @@ fn a_shutdown_waits_for_a_pending_device_record_and_answers_before_goaway() {
 fn a_connection_closed_while_its_record_is_written_gets_nothing_and_the_generation_still_counts() {
     let (mut shard, keys, phone) = one_core_shard_with_generations(|_| HashMap::new());
     let (new_device, pin) = request_pin(&mut shard, phone);
-    feed(&mut shard, new_device, &ClientFrame::RegisterVerify { phone, pin }, NOW);
-    let mut records = Vec::new();
-    shard.poll_device_records(&mut records);
+    let records = verify(&mut shard, new_device, phone, pin);
     shard.handle_closed(new_device);
     // A new connection takes the slot again: the answer must not reach it.
     let other = shard.handle_accept(NOW).expect("room");
