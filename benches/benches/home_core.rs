@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-use engine::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
+use engine::account::{Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
 use engine::home::{ShardId, home_core};
 use engine::limits::{
     CORE_QUEUE_BYTES_MAX_DEFAULT, DEDUP_ENTRIES_PER_SHARD_MAX, DEDUP_WINDOW, FRAME_SIZE_MAX_DEFAULT,
@@ -65,7 +65,6 @@ fn shard_config() -> ShardConfig {
         generations: Arc::new(HashMap::new()),
         registration: RegistrationLimits::standard(PIN_TTL_DEFAULT.as_micros() as u64),
         pin_sender: Arc::new(PinSender::in_memory()),
-        device_log: Arc::new(DeviceLog::in_memory()),
     }
 }
 

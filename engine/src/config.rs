@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use wire::UserId;
 
-use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, PinSenderKind, RegistrationLimits};
+use crate::account::{Directory, KeyAuthority, PinSender, PinSenderKind, RegistrationLimits};
 use crate::limits;
 use crate::metrics::AlertThresholds;
 use crate::shard::{Durability, QueueLimits, ShardConfig};
@@ -448,7 +448,6 @@ impl ServeConfig {
             generations: accounts.generations,
             registration: self.registration,
             pin_sender: accounts.pin_sender,
-            device_log: accounts.device_log,
             durability: self.durability,
             log_segment_bytes_max: self.log_segment_bytes,
         }
@@ -462,7 +461,6 @@ pub struct ShardAccounts {
     pub directory: Arc<Directory>,
     pub generations: Arc<HashMap<UserId, u32>>,
     pub pin_sender: Arc<PinSender>,
-    pub device_log: Arc<DeviceLog>,
 }
 
 /// The TLS settings from the `--tls-*` flags over the file's `[tls]` table over defaults.

@@ -235,6 +235,14 @@ pub const REGISTRATION_WINDOW: Duration = Duration::from_secs(60 * 60);
 /// (Unavailable) until the sweep frees room.
 pub const REGISTRATION_PHONES_PER_SHARD_MAX: usize = 1 << 20;
 
+/// Device generations one core has decided and not yet made durable (each waits for its append and sync to
+/// the device log on the blocking thread, one batch at a time); past it, REGISTER_REFUSED (Unavailable) until
+/// the disk catches up. Registrations reach a core at the rate of correct PINs, far below this; the bound is
+/// for a disk that stalls.
+pub const DEVICE_RECORDS_PENDING_MAX: usize = 4096;
+
+const _: () = assert!(DEVICE_RECORDS_PENDING_MAX <= REGISTRATION_PHONES_PER_SHARD_MAX);
+
 /// Source addresses one core tracks for registration limits.
 pub const REGISTRATION_SOURCES_PER_SHARD_MAX: usize = 1 << 20;
 

@@ -5,8 +5,8 @@
 //! The input is a sequence of operations: accept a connection; log in one of four provisioned users (or an
 //! unknown one) with a valid HELLO; send a well-formed frame (SEND, DELIVERED of an item the server delivered
 //! or of any id, READ, PING, PONG, a registration frame); send raw bytes; let the runtime write some or all of
-//! a connection's outbound bytes; advance the clock and tick; complete or fail the log's pending write; close
-//! a connection. Like the runtime, the harness reads a socket only while its status allows it and honours
+//! a connection's outbound bytes; advance the clock and tick; complete or fail the log's pending write and
+//! the device records registration made; close a connection. Like the runtime, the harness reads a socket only while its status allows it and honours
 //! `CloseNow` and `CloseAfterFlush`.
 //!
 //! Checked: nothing panics; a connection's outbound bytes stay under the bound the simulator also asserts
@@ -151,13 +151,24 @@ impl Harness {
                 self.shard.handle_timeout(self.now);
             }
             7 => {
-                if input.byte().is_multiple_of(8) {
+                let outcome = input.byte();
+                if outcome.is_multiple_of(8) {
                     if self.shard.poll_wal_write().is_some() {
                         self.shard.handle_wal_failed();
                     }
                 } else {
                     while let Some(write) = self.shard.poll_wal_write() {
                         self.shard.handle_wal_done(write.lsn, self.now);
+                    }
+                }
+                // The device-record task's batch: all made durable, or all failed.
+                let mut records = Vec::new();
+                self.shard.poll_device_records(&mut records);
+                for record in records {
+                    if outcome & 0x40 == 0 {
+                        self.shard.handle_device_recorded(record, self.now);
+                    } else {
+                        self.shard.handle_device_record_failed(record, self.now);
                     }
                 }
             }

@@ -2,7 +2,9 @@
 //! core (`devices-<core>`), lines `USER GENERATION`, each appended and synced before the new key is handed
 //! out. Owns that file format and reading every core's file back at start (whatever the core count was, so
 //! users re-home freely: the highest generation seen for a user wins). A torn last line from a crash is
-//! skipped with a warning: its key was never handed out. Does not decide generations (the shard does).
+//! skipped with a warning: its key was never handed out. Does not decide generations (the shard does) and
+//! does not choose its thread: `record` blocks on the disk, so the runtime calls it on a blocking thread
+//! (`rt::device_records`), never on an executor.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -74,11 +76,12 @@ impl DeviceLog {
         Self { sink: Sink::Memory(Mutex::new(Vec::new())) }
     }
 
-    /// Appends `user`'s new generation to core `core`'s file and syncs it.
-    pub fn record(&self, core: usize, user: UserId, generation: u32) -> std::io::Result<()> {
+    /// Appends each `(user, generation)` of `records` to core `core`'s file, in order, and syncs them: one
+    /// write and one sync for the batch. Blocks until they are durable (or fail: then none counts).
+    pub fn record(&self, core: usize, records: &[(UserId, u32)]) -> std::io::Result<()> {
         match &self.sink {
-            Sink::Memory(records) => {
-                records.lock().map_err(|_| std::io::Error::other("device log poisoned"))?.push((user, generation));
+            Sink::Memory(kept) => {
+                kept.lock().map_err(|_| std::io::Error::other("device log poisoned"))?.extend_from_slice(records);
                 Ok(())
             }
             Sink::Files { dir, files } => {
@@ -88,8 +91,8 @@ impl DeviceLog {
                     *file = Some(open_for_append(&dir.join(format!("{FILE_PREFIX}{core}")))?);
                 }
                 let Some(handle) = file.as_mut() else { return Err(std::io::Error::other("device log not open")) };
-                let written =
-                    handle.write_all(format!("{user} {generation}\n").as_bytes()).and_then(|()| handle.sync_data());
+                let lines: String = records.iter().map(|(user, generation)| format!("{user} {generation}\n")).collect();
+                let written = handle.write_all(lines.as_bytes()).and_then(|()| handle.sync_data());
                 if written.is_err() {
                     // Reopen next time: a half-written line is skipped at start and the key was not handed out.
                     *file = None;
@@ -154,9 +157,9 @@ mod tests {
         fs::create_dir_all(&dir).expect("dir");
         let (log, found) = DeviceLog::open(&dir, 2).expect("open");
         assert!(found.generations.is_empty());
-        log.record(0, 15_550_000_001, 1).expect("append");
-        log.record(1, 15_550_000_002, 1).expect("append");
-        log.record(0, 15_550_000_001, 2).expect("append");
+        log.record(0, &[(15_550_000_001, 1)]).expect("append");
+        log.record(1, &[(15_550_000_002, 1)]).expect("append");
+        log.record(0, &[(15_550_000_003, 1), (15_550_000_001, 2)]).expect("a batch");
         drop(log);
         // A crash in the middle of a line leaves a torn tail.
         let mut file = OpenOptions::new().append(true).open(dir.join("devices-1")).expect("open");
@@ -164,6 +167,7 @@ mod tests {
         let (_log, found) = DeviceLog::open(&dir, 3).expect("reopen");
         assert_eq!(found.generations.get(&15_550_000_001), Some(&2));
         assert_eq!(found.generations.get(&15_550_000_002), Some(&1));
+        assert_eq!(found.generations.get(&15_550_000_003), Some(&1));
         assert_eq!(found.skipped.len(), 1, "{:?}", found.skipped);
         let _ = fs::remove_dir_all(&dir);
     }

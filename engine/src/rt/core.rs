@@ -12,17 +12,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
 
+use crate::account::DeviceLog;
 use crate::home::ShardId;
 use crate::limits::{READ_BUFFER_BYTES, TICK_INTERVAL};
 use crate::shard::{ConnId, ConnStatus, Handoff, Now, Shard, ShardConfig, ShardMsg, ShutdownLeft};
 
 use super::conn::{expire_tls_handshakes, run_io, watch_readiness};
+use super::device_records::run_device_records;
 use super::linger::Lingering;
 use super::log::{CoreLog, run_log};
 use super::metrics::{CoreMetrics, MetricsHub};
 use super::notify::Notify;
 use super::readiness::{Readiness, ReadinessSetup};
-use super::shutdown::CoreShutdownState;
+use super::shutdown::{CoreShutdownState, ThreadCpu};
 use super::sockets::SocketTable;
 use super::tls::CoreTls;
 use super::tls_reload::TlsCertificates;
@@ -72,6 +74,8 @@ pub struct Coordination {
     pub metrics: Arc<MetricsHub>,
     /// Each core's shutdown progress, for the main thread (`rt::shutdown`).
     pub shutdown_states: Vec<CoreShutdownState>,
+    /// Where new device generations go, one file per core (`rt::device_records` writes it).
+    pub device_log: Arc<DeviceLog>,
 }
 
 /// The state of one core's runtime, shared by its tasks (never across cores).
@@ -98,6 +102,8 @@ pub struct CoreContext {
     adopts_out: RefCell<Vec<Vec<Adopt>>>,
     /// Set when the shard has log records waiting for the log task.
     pub log_wake: Notify,
+    /// Set when the shard has device records waiting for the device-record task.
+    pub device_wake: Notify,
     started: Instant,
     wake_scratch: RefCell<Vec<ConnId>>,
     ready_scratch: RefCell<Vec<ShardId>>,
@@ -132,6 +138,7 @@ impl CoreContext {
             pumps: (0..cores).map(|_| Notify::default()).collect(),
             adopts_out: RefCell::new((0..cores).map(|_| Vec::new()).collect()),
             log_wake: Notify::default(),
+            device_wake: Notify::default(),
             started: Instant::now(),
             wake_scratch: RefCell::new(Vec::new()),
             ready_scratch: RefCell::new(Vec::new()),
@@ -164,6 +171,9 @@ impl CoreContext {
             shard.poll_mesh_ready(&mut ready);
             if shard.wal_pending() {
                 self.log_wake.notify();
+            }
+            if shard.device_records_waiting() {
+                self.device_wake.notify();
             }
         }
         if !woken.is_empty() {
@@ -288,6 +298,7 @@ pub async fn run_core(
         coordination.clone(),
     ));
     glommio::spawn_local(run_log(core.clone(), log.dir)).detach();
+    glommio::spawn_local(run_device_records(core.clone(), coordination.device_log.clone())).detach();
 
     let (senders, receivers) = connect_mesh(mesh).await;
     for (peer, sender) in senders.into_iter().enumerate() {
@@ -400,6 +411,22 @@ fn log_connection_census(core: &CoreContext) {
     );
 }
 
+/// Says how long this core's shutdown took and how much of it the core spent running and waiting for a CPU:
+/// on a host whose CPUs are busy, a shutdown is slow because the core waits (results/engine/2026-12-06-sigterm/).
+fn log_shutdown_time(id: ShardId, started: Instant, state: &CoreShutdownState) {
+    if let Some(cpu) = ThreadCpu::of_this_thread() {
+        state.record_cpu(cpu);
+    }
+    let cpu = state.cpu_since_shutdown().unwrap_or(ThreadCpu { run_ns: 0, wait_ns: 0 });
+    tracing::info!(
+        core = id.0,
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        on_cpu_seconds = format!("{:.2}", cpu.run_ns as f64 / 1e9),
+        waiting_for_cpu_seconds = format!("{:.2}", cpu.wait_ns as f64 / 1e9),
+        "core shut down"
+    );
+}
+
 /// Drives timers and the shutdown sequence; returns when every core is done.
 async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
     let mut shutdown_started: Option<Instant> = None;
@@ -438,6 +465,11 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
             core.shard.borrow_mut().begin_shutdown(now);
         }
         coordination.shutdown_states[id.index()].record_tick();
+        if shutdown_started.is_some()
+            && let Some(cpu) = ThreadCpu::of_this_thread()
+        {
+            coordination.shutdown_states[id.index()].record_cpu(cpu);
+        }
         core.record_shutdown_progress();
         if let Some(started) = shutdown_started {
             if !closed_hard && started.elapsed() >= coordination.shutdown_grace {
@@ -465,6 +497,7 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
             }
             if coordination.quiesced.load(Ordering::Acquire) == coordination.cores {
                 core.dispatch();
+                log_shutdown_time(id, started, &coordination.shutdown_states[id.index()]);
                 return;
             }
         }

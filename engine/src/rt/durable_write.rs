@@ -82,7 +82,7 @@ fn write_and_sync(fd: RawFd, pages: &AlignedPages, len: usize, offset: u64) -> i
 /// that issues it must not wait for a CPU behind the busy executor it serves (an io_uring fsync runs in a worker
 /// pinned like the executor; on an oversubscribed host that stalled one core's syncs to tens of milliseconds,
 /// results/durability/README.md).
-fn unpin_this_thread() {
+pub(super) fn unpin_this_thread() {
     UNPINNED.with(|unpinned| {
         if !unpinned.replace(true) {
             // Best effort: a pinned sync thread is slower, not wrong.

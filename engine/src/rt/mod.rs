@@ -9,6 +9,7 @@
 mod conn;
 mod core;
 mod cpus;
+mod device_records;
 #[doc(hidden)]
 pub mod durable_write;
 mod linger;
@@ -180,6 +181,7 @@ impl Server {
             shutdown_grace: config.shutdown_grace,
             metrics: metrics_hub,
             shutdown_states: (0..cores).map(|_| shutdown::CoreShutdownState::default()).collect(),
+            device_log: Arc::new(device_log),
         });
         let cores_u16 = u16::try_from(cores).map_err(|_| ServeError::Cpus(format!("{cores} cores is too many")))?;
         let log_lock = log::lock(&data_dir)?;
@@ -190,7 +192,6 @@ impl Server {
             directory: directory.clone(),
             generations: Arc::new(devices.generations),
             pin_sender: Arc::new(pin_sender),
-            device_log: Arc::new(device_log),
         };
         let mut executors = Vec::with_capacity(cores);
         for (index, ((((cpu, listener), tls_listener), (senders, receivers)), log)) in

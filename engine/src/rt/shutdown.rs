@@ -7,6 +7,11 @@
 //! a core may get little CPU for many seconds, yet closes a few hundred connections every second
 //! (results/capacity/shutdown/README.md).
 //!
+//! Each core also publishes, once per tick during the shutdown, how long its executor thread has run on a CPU
+//! and waited for one (the kernel's `schedstat`), so that a slow shutdown says whether the core was working,
+//! waiting for a CPU (the host's other processes: results/engine/2026-12-06-sigterm/README.md), or neither
+//! (waiting for something of its own, as the lost-wake-up bug in glommio did).
+//!
 //! Owns only these counters and the watchdog's decisions; it does not close anything itself (the cores do,
 //! `rt::core`), and it never blocks a core.
 
@@ -16,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::shard::ShutdownLeft;
 
 /// What one core last said about its shutdown.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CoreShutdownState {
     ticks: AtomicU64,
     began: AtomicBool,
@@ -24,7 +29,49 @@ pub struct CoreShutdownState {
     local_messages: AtomicUsize,
     outbox_messages: AtomicUsize,
     log_busy: AtomicBool,
+    device_records: AtomicUsize,
     done: AtomicBool,
+    /// The executor thread's time on a CPU and waiting for one, in ns: at its first reading during the
+    /// shutdown, and at the last (`u64::MAX`: none yet).
+    cpu_first: [AtomicU64; 2],
+    cpu_last: [AtomicU64; 2],
+}
+
+impl Default for CoreShutdownState {
+    fn default() -> Self {
+        Self {
+            ticks: AtomicU64::new(0),
+            began: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
+            local_messages: AtomicUsize::new(0),
+            outbox_messages: AtomicUsize::new(0),
+            log_busy: AtomicBool::new(false),
+            device_records: AtomicUsize::new(0),
+            done: AtomicBool::new(false),
+            cpu_first: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
+            cpu_last: [AtomicU64::new(u64::MAX), AtomicU64::new(u64::MAX)],
+        }
+    }
+}
+
+/// A thread's time on a CPU and waiting in a run queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadCpu {
+    pub run_ns: u64,
+    pub wait_ns: u64,
+}
+
+impl ThreadCpu {
+    /// The calling thread's, from `/proc/thread-self/schedstat` (`None` where the kernel does not keep it).
+    pub fn of_this_thread() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)
+    }
+
+    /// `schedstat`'s text: time on a CPU (ns), time waiting for one (ns), time slices.
+    fn parse(text: &str) -> Option<Self> {
+        let mut fields = text.split_ascii_whitespace().map(str::parse::<u64>);
+        Some(Self { run_ns: fields.next()?.ok()?, wait_ns: fields.next()?.ok()? })
+    }
 }
 
 impl CoreShutdownState {
@@ -39,7 +86,27 @@ impl CoreShutdownState {
         self.local_messages.store(left.local_messages, Ordering::Relaxed);
         self.outbox_messages.store(left.outbox_messages, Ordering::Relaxed);
         self.log_busy.store(left.log_busy, Ordering::Relaxed);
+        self.device_records.store(left.device_records, Ordering::Relaxed);
         self.began.store(true, Ordering::Release);
+    }
+
+    /// Called by the core's tick loop, on the executor thread, once its shutdown began.
+    pub fn record_cpu(&self, cpu: ThreadCpu) {
+        for (slot, value) in [(0, cpu.run_ns), (1, cpu.wait_ns)] {
+            // The first reading stays; `u64::MAX` marks "none yet" (no thread has run for 584 years).
+            let _ = self.cpu_first[slot].compare_exchange(u64::MAX, value, Ordering::Relaxed, Ordering::Relaxed);
+            self.cpu_last[slot].store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// Time on a CPU and waiting for one between the first and the last reading of the shutdown.
+    pub fn cpu_since_shutdown(&self) -> Option<ThreadCpu> {
+        let [run_first, wait_first] = self.cpu_first.each_ref().map(|slot| slot.load(Ordering::Relaxed));
+        let [run_last, wait_last] = self.cpu_last.each_ref().map(|slot| slot.load(Ordering::Relaxed));
+        if run_first == u64::MAX || run_last == u64::MAX {
+            return None;
+        }
+        Some(ThreadCpu { run_ns: run_last.saturating_sub(run_first), wait_ns: wait_last.saturating_sub(wait_first) })
     }
 
     /// The core's tasks are over (its executor is about to end).
@@ -58,6 +125,7 @@ impl CoreShutdownState {
             local_messages: self.local_messages.load(Ordering::Relaxed),
             outbox_messages: self.outbox_messages.load(Ordering::Relaxed),
             log_busy: self.log_busy.load(Ordering::Relaxed),
+            device_records: self.device_records.load(Ordering::Relaxed),
         })
     }
 }
@@ -158,7 +226,15 @@ impl ShutdownWatch {
                     format!("{left}, unchanged for {:.1} s", now.duration_since(seen.changed_at).as_secs_f64())
                 }
             };
-            parts.push(format!("core {index}: {ticking}; {waiting}"));
+            let cpu = match state.cpu_since_shutdown() {
+                Some(cpu) => format!(
+                    "; since its shutdown began it ran {:.2} s on a CPU and waited {:.2} s for one",
+                    cpu.run_ns as f64 / 1e9,
+                    cpu.wait_ns as f64 / 1e9
+                ),
+                None => String::new(),
+            };
+            parts.push(format!("core {index}: {ticking}; {waiting}{cpu}"));
         }
         format!(
             "{:.1} s after the shutdown began: {}",
@@ -173,7 +249,7 @@ mod tests {
     use super::*;
 
     fn left(connections: usize, log_busy: bool) -> ShutdownLeft {
-        ShutdownLeft { connections, local_messages: 0, outbox_messages: 0, log_busy }
+        ShutdownLeft { connections, local_messages: 0, outbox_messages: 0, log_busy, device_records: 0 }
     }
 
     const TIMES: WatchTimes = WatchTimes {
@@ -231,6 +307,37 @@ mod tests {
     }
 
     #[test]
+    fn the_report_says_how_long_a_core_ran_and_waited_for_a_cpu() {
+        assert_eq!(
+            ThreadCpu::parse("1500000000 4000000000 77\n"),
+            Some(ThreadCpu { run_ns: 1_500_000_000, wait_ns: 4e9 as u64 })
+        );
+        assert_eq!(ThreadCpu::parse("12"), None, "a short line is no reading");
+        assert_eq!(ThreadCpu::parse("x 1 2"), None);
+        let reading = ThreadCpu::of_this_thread().expect("Linux keeps schedstat");
+        assert!(ThreadCpu::of_this_thread().expect("again").run_ns >= reading.run_ns, "time on a CPU only grows");
+
+        let start = Instant::now();
+        let cores = [CoreShutdownState::default(), CoreShutdownState::default()];
+        let mut watch = ShutdownWatch::new(2, start);
+        cores[0].record_left(left(100, false));
+        cores[1].record_left(left(100, false));
+        cores[0].record_cpu(ThreadCpu { run_ns: 2_000_000_000, wait_ns: 1_000_000_000 });
+        cores[0].record_cpu(ThreadCpu { run_ns: 2_100_000_000, wait_ns: 5_900_000_000 });
+        let WatchVerdict::Waiting { report: Some(report) } = watch.look(&cores, at(start, 5), TIMES) else {
+            panic!("a report is due");
+        };
+        assert!(
+            report.contains(
+                "log idle, unchanged for 0.0 s; since its shutdown began it ran 0.10 s on a CPU and waited 4.90 s for \
+                 one; core 1"
+            ),
+            "{report}"
+        );
+        assert!(!report.ends_with("for one"), "no reading from core 1, nothing said: {report}");
+    }
+
+    #[test]
     fn no_progress_after_the_grace_is_stuck_but_not_before() {
         let start = Instant::now();
         let cores = [CoreShutdownState::default()];
@@ -245,7 +352,8 @@ mod tests {
         let WatchVerdict::Stuck { report } = watch.look(&cores, at(start, 29), TIMES) else { panic!("stuck") };
         assert!(
             report.contains(
-                "4 connections, 0 local messages, 0 messages for other cores, log idle, unchanged for 10.0 s"
+                "4 connections, 0 local messages, 0 messages for other cores, 0 device records, log idle, \
+                 unchanged for 10.0 s"
             ),
             "{report}"
         );

@@ -1,6 +1,7 @@
 //! What a shard needs to know that is the same on every core: the core count, the protocol, queue and
-//! registration limits, and the shared account services (keys, directory, PIN sender, device log). Built
-//! once from the command line (`crate::config`); owns no state.
+//! registration limits, and the shared account services (keys, directory, PIN sender). Built once from the
+//! command line (`crate::config`); owns no state. The device log is the runtime's (`rt::device_records`): the
+//! shard only says what to record.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 
 use wire::UserId;
 
-use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, RegistrationLimits};
+use crate::account::{Directory, KeyAuthority, PinSender, RegistrationLimits};
 
 use super::durability::Durability;
 use super::offline_queue::QueueLimits;
@@ -32,5 +33,4 @@ pub struct ShardConfig {
     pub generations: Arc<HashMap<UserId, u32>>,
     pub registration: RegistrationLimits,
     pub pin_sender: Arc<PinSender>,
-    pub device_log: Arc<DeviceLog>,
 }

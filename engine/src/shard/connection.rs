@@ -45,6 +45,8 @@ pub struct Connection {
     pub paused_for_mesh: bool,
     /// Close without flushing (shutdown grace expired, or the socket failed).
     pub close_now: bool,
+    /// Registered a device whose record is not durable yet: reads nothing until REGISTERED (or the refusal).
+    pub awaiting_device_record: bool,
 }
 
 impl Connection {
@@ -58,6 +60,7 @@ impl Connection {
             last_frame_us: now_us,
             paused_for_mesh: false,
             close_now: false,
+            awaiting_device_record: false,
         }
     }
 

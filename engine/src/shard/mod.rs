@@ -28,6 +28,9 @@ mod awaiting_receipts;
 mod config;
 mod connection;
 mod dedup;
+#[cfg(test)]
+mod device_record_tests;
+mod device_records;
 mod durability;
 #[cfg(test)]
 mod durability_tests;
@@ -58,6 +61,7 @@ use crate::wal::{ITEM_SEQ_MASK, LogRecord, PendingWrite, RecoveredCore, send_fin
 pub use config::ShardConfig;
 pub use connection::{ConnId, Stage};
 pub use dedup::PriorSend;
+pub use device_records::DeviceRecord;
 pub use durability::{Durability, LogStats};
 pub use mesh::ShardMsg;
 pub use offline_queue::{Item, OfflineQueue, QueueLimits};
@@ -66,6 +70,7 @@ pub use stats::ShardStats;
 use awaiting_receipts::AwaitingReceipts;
 use connection::{ConnTable, Connection};
 use dedup::{Seen, SendDedup};
+use device_records::{DeviceRecords, NotTaken};
 use durability::ShardLog;
 use mesh::Outbox;
 use unread::UnreadMessages;
@@ -125,6 +130,8 @@ pub struct Shard {
     /// Current device generation of users whose key was re-issued by registration (absent: generation 0,
     /// the provisioned key). A user registered here exists even if no provisioning batch holds it.
     generations: HashMap<UserId, u32>,
+    /// New device generations waiting to be durable, with the connections waiting for REGISTERED.
+    device_records: DeviceRecords,
     /// PINs pending and registration limits, for the phones whose home is this core.
     registrar: Registrar,
     queue: OfflineQueue,
@@ -201,6 +208,7 @@ impl Shard {
             buffers: BufferPool::default(),
             sessions: HashMap::new(),
             generations,
+            device_records: DeviceRecords::default(),
             item_seq: 0,
             outboxes: (0..cores).map(|_| Outbox::default()).collect(),
             mesh_waiters: vec![Vec::new(); cores],
@@ -514,6 +522,7 @@ impl Shard {
             local_messages: self.local.len(),
             outbox_messages: self.outboxes.iter().map(Outbox::len).sum(),
             log_busy: !self.log.is_idle(),
+            device_records: self.device_records.len(),
         }
     }
 
@@ -660,6 +669,7 @@ impl Shard {
     fn may_read(&self, connection: &Connection) -> bool {
         !self.shutting_down
             && !connection.paused_for_mesh
+            && !connection.awaiting_device_record
             && connection.sends_inflight < SEND_INFLIGHT_MAX
             && connection.outbound.len() < OUTBOUND_BYTES_MAX
             && matches!(connection.stage, Stage::Handshaking | Stage::Active { .. })
@@ -739,6 +749,7 @@ impl Shard {
     fn may_process(&self, connection: &Connection) -> bool {
         !self.shutting_down
             && !connection.paused_for_mesh
+            && !connection.awaiting_device_record
             && connection.sends_inflight < SEND_INFLIGHT_MAX
             && matches!(connection.stage, Stage::Handshaking | Stage::Active { .. })
     }
@@ -879,17 +890,22 @@ impl Shard {
                 },
                 Err(refusal) => self.refuse_registration(conn, phone, refusal),
             },
+            ClientFrame::RegisterVerify { .. } if self.device_records.is_pending(phone) => {
+                // The phone's last generation is still on its way to disk: the PIN stays unused for a retry.
+                self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 1 });
+            }
             ClientFrame::RegisterVerify { pin, .. } => match self.registrar.verify(phone, pin, source, now.mono_us) {
                 Ok(()) => self.register_device(conn, phone),
                 Err(refusal) => self.refuse_registration(conn, phone, refusal),
             },
             _ => {}
         }
-        Flow::Continue
+        // Stops at a REGISTER_VERIFY waiting for its record: what the client sent after it waits for the answer.
+        self.paused_flow(conn)
     }
 
-    /// The PIN was right: a new device generation for `phone`, durable before its key leaves; every older
-    /// key is revoked and a live session of the old device is closed with GOAWAY(Revoked).
+    /// The PIN was right: a new device generation for `phone`, to be made durable (`poll_device_records`); the
+    /// connection reads nothing more until the answer (`handle_device_recorded`).
     fn register_device(&mut self, conn: ConnId, phone: UserId) {
         // A 32-bit generation per phone. The last one cannot be followed: issuing it again would hand the new
         // device the old device's key and revoke nothing.
@@ -898,19 +914,80 @@ impl Shard {
             self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 3600 });
             return;
         };
-        if let Err(error) = self.config.device_log.record(self.id.index(), phone, generation) {
-            tracing::warn!(core = %self.id, phone, %error, "cannot record a new device; registration refused");
-            self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 30 });
-            return;
+        match self.device_records.try_add(DeviceRecord { phone, generation }, conn) {
+            Ok(()) => {
+                if let Some(connection) = self.conns.get_mut(conn) {
+                    connection.awaiting_device_record = true;
+                }
+            }
+            Err(NotTaken::PhoneBusy | NotTaken::Full) => {
+                self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 1 });
+            }
         }
+    }
+
+    /// New device generations to append to this core's device log and make durable, oldest first, each once.
+    /// The runtime answers each with `handle_device_recorded` or `handle_device_record_failed`; until then the
+    /// generation is not current (the old key still logs in, the new one does not) and its REGISTERED waits.
+    pub fn poll_device_records(&mut self, out: &mut Vec<DeviceRecord>) {
+        self.device_records.poll(out);
+    }
+
+    /// Whether device records wait for `poll_device_records`.
+    pub fn device_records_waiting(&self) -> bool {
+        self.device_records.has_unpolled()
+    }
+
+    /// `record` is durable: its generation is current, every older key of the phone is revoked (a live
+    /// session of the old device gets GOAWAY(Revoked)) and the registering connection gets REGISTERED.
+    pub fn handle_device_recorded(&mut self, record: DeviceRecord, now: Now) {
+        let Some(conn) = self.device_records.settle(record) else { return };
+        let DeviceRecord { phone, generation } = record;
+        assert!(generation > self.generations.get(&phone).copied().unwrap_or(0), "device generations only increase");
         self.generations.insert(phone, generation);
         self.stats.registrations += 1;
         if let Some(&previous) = self.sessions.get(&phone) {
             self.stats.revoked += 1;
             self.goaway(previous, GoawayReason::Revoked);
         }
-        let key = self.config.keys.derive(phone, generation);
-        self.write(conn, &ServerFrame::Registered { user: phone, key });
+        if self.end_device_wait(conn) {
+            let key = self.config.keys.derive(phone, generation);
+            self.write(conn, &ServerFrame::Registered { user: phone, key });
+        }
+        self.after_device_answer(conn, now);
+    }
+
+    /// `record` could not be made durable: nothing changes for the phone (its current key goes on working)
+    /// and the registering connection gets REGISTER_REFUSED(Unavailable).
+    pub fn handle_device_record_failed(&mut self, record: DeviceRecord, now: Now) {
+        let Some(conn) = self.device_records.settle(record) else { return };
+        tracing::warn!(core = %self.id, phone = record.phone, "cannot record a new device; registration refused");
+        if self.end_device_wait(conn) {
+            let refusal = Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 30 };
+            self.refuse_registration(conn, record.phone, refusal);
+        }
+        self.after_device_answer(conn, now);
+    }
+
+    /// Whether `conn` is still open and was waiting for its device record (it may read again).
+    fn end_device_wait(&mut self, conn: ConnId) -> bool {
+        match self.conns.get_mut(conn) {
+            Some(connection) if connection.awaiting_device_record => {
+                connection.awaiting_device_record = false;
+                connection.stage != Stage::Closing
+            }
+            _ => false,
+        }
+    }
+
+    /// After a registration's answer: input held back goes on, or GOAWAY once settled during a shutdown.
+    fn after_device_answer(&mut self, conn: ConnId, now: Now) {
+        if self.shutting_down {
+            self.goaway_when_settled(conn);
+        } else {
+            self.resume(conn, now);
+        }
+        self.run_local(now);
     }
 
     fn refuse_registration(&mut self, conn: ConnId, phone: UserId, refusal: Refusal) {
@@ -1301,7 +1378,9 @@ impl Shard {
     /// During shutdown: GOAWAY once no SEND of the connection waits for an answer.
     fn goaway_when_settled(&mut self, conn: ConnId) {
         match self.conns.get(conn) {
-            Some(connection) if connection.sends_inflight == 0 => self.goaway(conn, GoawayReason::ShuttingDown),
+            Some(connection) if connection.sends_inflight == 0 && !connection.awaiting_device_record => {
+                self.goaway(conn, GoawayReason::ShuttingDown)
+            }
             _ => {}
         }
     }
@@ -1337,6 +1416,8 @@ pub struct ShutdownLeft {
     pub outbox_messages: usize,
     /// A log write is in flight or records wait for one.
     pub log_busy: bool,
+    /// New device generations not yet durable in the device log.
+    pub device_records: usize,
 }
 
 impl ShutdownLeft {
@@ -1349,10 +1430,11 @@ impl std::fmt::Display for ShutdownLeft {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} connections, {} local messages, {} messages for other cores, log {}",
+            "{} connections, {} local messages, {} messages for other cores, {} device records, log {}",
             self.connections,
             self.local_messages,
             self.outbox_messages,
+            self.device_records,
             if self.log_busy { "busy" } else { "idle" }
         )
     }

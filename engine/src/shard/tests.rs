@@ -7,7 +7,7 @@ use wire::{ClientFrame, Decoded, ServerFrame};
 
 use super::test_frames::{decode_frames, feed};
 use super::*;
-use crate::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
+use crate::account::{Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
 
 const NOW: Now = Now { mono_us: 1, wall_us: 1 };
 
@@ -17,7 +17,7 @@ fn one_core_shard() -> (Shard, KeyAuthority, UserId) {
 
 /// One core's shard with ten provisioned users; `generations` gives the device generations it starts with
 /// (as the devices log would), from the first user's id.
-fn one_core_shard_with_generations(
+pub(super) fn one_core_shard_with_generations(
     generations: impl FnOnce(UserId) -> HashMap<UserId, u32>,
 ) -> (Shard, KeyAuthority, UserId) {
     let keys = KeyAuthority::new([7; 32]);
@@ -43,7 +43,6 @@ fn one_core_shard_with_generations(
         generations: Arc::new(generations(user)),
         registration: RegistrationLimits::standard(600_000_000),
         pin_sender: Arc::new(PinSender::in_memory()),
-        device_log: Arc::new(DeviceLog::in_memory()),
     };
     (Shard::new(ShardId(0), config), keys, user)
 }

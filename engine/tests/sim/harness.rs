@@ -293,6 +293,9 @@ enum Task {
     ClientRead(ClientId),
     /// The core's log task: issue the shard's next group to the core's disk, or move the write in flight on.
     Log(usize),
+    /// The core's device-record task: append the new device generations to the (in-memory) device log and
+    /// report them durable, at a random point among the other tasks, as the runtime's blocking thread does.
+    DeviceRecords(usize),
 }
 
 pub struct Sim {
@@ -306,6 +309,8 @@ pub struct Sim {
     pub clients: Vec<Client>,
     keys: KeyAuthority,
     pin_sender: Arc<PinSender>,
+    /// Where the device-record task appends (the runtime's is one file per core).
+    device_log: DeviceLog,
     socks: Vec<Sock>,
     by_conn: HashMap<(usize, ConnId), SockId>,
     links: Vec<Vec<Link>>,
@@ -345,7 +350,6 @@ impl Sim {
             generations: Arc::new(HashMap::new()),
             registration: RegistrationLimits::standard(600_000_000),
             pin_sender: pin_sender.clone(),
-            device_log: Arc::new(DeviceLog::in_memory()),
         };
         let cores = usize::from(config.cores);
         let now = Now { mono_us: 1_000_000, wall_us: 1_700_000_000_000_000 };
@@ -362,6 +366,7 @@ impl Sim {
             clients: Vec::new(),
             keys,
             pin_sender,
+            device_log: DeviceLog::in_memory(),
             socks: Vec::new(),
             by_conn: HashMap::new(),
             links: (0..cores).map(|_| (0..cores).map(|_| Link::default()).collect()).collect(),
@@ -588,6 +593,9 @@ impl Sim {
             if state.wal_pending() || self.disks[shard].is_writing() {
                 tasks.push(Task::Log(shard));
             }
+            if state.device_records_waiting() {
+                tasks.push(Task::DeviceRecords(shard));
+            }
         }
         if tasks.is_empty() {
             return false;
@@ -603,6 +611,7 @@ impl Sim {
                 }
                 Task::ClientRead(client) => self.client_read(client),
                 Task::Log(shard) => self.run_log(shard),
+                Task::DeviceRecords(shard) => self.record_devices(shard),
             }
         }
         true
@@ -625,6 +634,19 @@ impl Sim {
         self.shards[shard].poll_wal_deletions(&mut deletions);
         for segment in deletions {
             self.disks[shard].delete(segment);
+        }
+        self.dispatch(shard);
+    }
+
+    /// What the device-record task does (`rt::device_records`): one batch to the device log, then each record
+    /// reported durable.
+    fn record_devices(&mut self, shard: usize) {
+        let mut batch = Vec::new();
+        self.shards[shard].poll_device_records(&mut batch);
+        let lines: Vec<_> = batch.iter().map(|record| (record.phone, record.generation)).collect();
+        self.device_log.record(shard, &lines).expect("the in-memory device log takes every record");
+        for record in batch {
+            self.shards[shard].handle_device_recorded(record, self.now);
         }
         self.dispatch(shard);
     }
@@ -659,6 +681,11 @@ impl Sim {
             .expect("logs this engine wrote recover");
         (self.shards, self.disks) = start_cores(&self.shard_config, recovered);
         Restart { tears, outcomes }
+    }
+
+    /// Device generations recorded so far (phone, generation), in the order they were made durable.
+    pub fn device_records(&self) -> Vec<(UserId, u32)> {
+        self.device_log.memory_records()
     }
 
     /// What `CoreContext::dispatch` does: wake connections, notify pumps.

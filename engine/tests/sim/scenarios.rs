@@ -732,6 +732,7 @@ fn registration_moves_to_the_home_core_issues_a_key_and_revokes_the_old_device()
         }
         other => panic!("expected REGISTER_REFUSED then REGISTERED: {other:?}"),
     };
+    assert_eq!(sim.device_records(), [(alice, 1)], "the generation was recorded before its key left");
     // The old device is told and closed.
     let old_frames = sim.frames(old);
     assert!(old_frames.contains(&Frame::Goaway { reason: GoawayReason::Revoked }), "{old_frames:?}");

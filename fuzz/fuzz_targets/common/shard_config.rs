@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use engine::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
+use engine::account::{Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
 use engine::shard::{Durability, QueueLimits, ShardConfig};
 use wire::UserId;
 
@@ -44,6 +44,5 @@ pub fn shard_config(cores: u16) -> ShardConfig {
         generations: Arc::new(HashMap::new()),
         registration: RegistrationLimits::standard(600_000_000),
         pin_sender: Arc::new(PinSender::in_memory()),
-        device_log: Arc::new(DeviceLog::in_memory()),
     }
 }

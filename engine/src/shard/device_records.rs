@@ -1,0 +1,128 @@
+//! Device generations on their way to the device log. Registration decides a phone's next generation (the
+//! shard does); this holds it, with the connection waiting for REGISTERED, until the runtime reports the
+//! record durable (`Shard::poll_device_records` out, `Shard::handle_device_recorded` or
+//! `Shard::handle_device_record_failed` in). Owns only that bookkeeping: it writes nothing (the runtime does,
+//! off the executor thread, `rt::device_records`) and decides nothing about generations or answers.
+//!
+//! Invariants: at most one record per phone is pending, and at most `DEVICE_RECORDS_PENDING_MAX` in all; a
+//! record is handed to the runtime once, in the order it was made; a generation becomes current (its key
+//! accepted, older keys revoked, REGISTERED written) only once the runtime said its record is durable.
+
+use std::collections::HashMap;
+
+use wire::UserId;
+
+use crate::limits::DEVICE_RECORDS_PENDING_MAX;
+
+use super::connection::ConnId;
+
+/// One device generation to append to this core's device log and make durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub phone: UserId,
+    pub generation: u32,
+}
+
+/// Why a record could not be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NotTaken {
+    /// A record for this phone is pending already.
+    PhoneBusy,
+    /// `DEVICE_RECORDS_PENDING_MAX` records are pending.
+    Full,
+}
+
+/// The records of one core that are not durable yet.
+#[derive(Debug, Default)]
+pub(super) struct DeviceRecords {
+    /// Made and not yet handed to the runtime, oldest first.
+    unpolled: Vec<DeviceRecord>,
+    /// Every pending record (handed out or not): phone → (generation, the connection to answer).
+    pending: HashMap<UserId, (u32, ConnId)>,
+}
+
+impl DeviceRecords {
+    /// Whether a record for `phone` is pending.
+    pub(super) fn is_pending(&self, phone: UserId) -> bool {
+        self.pending.contains_key(&phone)
+    }
+
+    /// Records pending (for the shutdown's count).
+    pub(super) fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether records wait for `poll`.
+    pub(super) fn has_unpolled(&self) -> bool {
+        !self.unpolled.is_empty()
+    }
+
+    /// Takes `record`, to be answered on `conn` once durable.
+    pub(super) fn try_add(&mut self, record: DeviceRecord, conn: ConnId) -> Result<(), NotTaken> {
+        if self.pending.contains_key(&record.phone) {
+            return Err(NotTaken::PhoneBusy);
+        }
+        if self.pending.len() >= DEVICE_RECORDS_PENDING_MAX {
+            return Err(NotTaken::Full);
+        }
+        self.pending.insert(record.phone, (record.generation, conn));
+        self.unpolled.push(record);
+        assert!(self.unpolled.len() <= self.pending.len(), "every unpolled record is pending");
+        Ok(())
+    }
+
+    /// Moves the records not handed out yet into `out`, oldest first.
+    pub(super) fn poll(&mut self, out: &mut Vec<DeviceRecord>) {
+        out.append(&mut self.unpolled);
+    }
+
+    /// `record` is settled (durable or failed): forgets it and returns the connection waiting for it, or `None`
+    /// if no such record is pending (an answer for a record never handed out is a runtime bug, ignored).
+    pub(super) fn settle(&mut self, record: DeviceRecord) -> Option<ConnId> {
+        match self.pending.get(&record.phone) {
+            Some(&(generation, conn)) if generation == record.generation => {
+                debug_assert!(!self.unpolled.contains(&record), "a record is settled only after it was polled");
+                self.pending.remove(&record.phone);
+                Some(conn)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONN: ConnId = ConnId { index: 3, generation: 1 };
+
+    #[test]
+    fn one_record_per_phone_handed_out_once_and_settled_once() {
+        let mut records = DeviceRecords::default();
+        let first = DeviceRecord { phone: 15_550_000_001, generation: 1 };
+        assert_eq!(records.try_add(first, CONN), Ok(()));
+        assert_eq!(records.try_add(DeviceRecord { generation: 2, ..first }, CONN), Err(NotTaken::PhoneBusy));
+        assert!(records.is_pending(first.phone) && records.has_unpolled());
+        let mut out = Vec::new();
+        records.poll(&mut out);
+        records.poll(&mut out);
+        assert_eq!(out, [first], "handed out once");
+        assert!(!records.has_unpolled());
+        assert_eq!(records.settle(DeviceRecord { generation: 9, ..first }), None, "another generation");
+        assert_eq!(records.settle(first), Some(CONN));
+        assert_eq!(records.settle(first), None, "settled once");
+        assert_eq!(records.len(), 0);
+        assert!(!records.is_pending(first.phone));
+    }
+
+    #[test]
+    fn past_the_limit_records_are_refused() {
+        let mut records = DeviceRecords::default();
+        for phone in 0..DEVICE_RECORDS_PENDING_MAX as u64 {
+            assert_eq!(records.try_add(DeviceRecord { phone, generation: 1 }, CONN), Ok(()));
+        }
+        let one_more = DeviceRecord { phone: u64::MAX, generation: 1 };
+        assert_eq!(records.try_add(one_more, CONN), Err(NotTaken::Full));
+        assert_eq!(records.len(), DEVICE_RECORDS_PENDING_MAX);
+    }
+}
