@@ -42,7 +42,7 @@ use crate::buffer_pool::BufferPool;
 use crate::home::{ShardId, home_core};
 use crate::limits::{
     CONNECTIONS_PER_SHARD_MAX, DELIVERY_WINDOW_MAX, MESH_BATCH_MESSAGES_MAX, MESH_OUTBOX_REQUESTS_MAX,
-    OUTBOUND_BYTES_MAX, SEND_INFLIGHT_MAX, SENDER_RECEIPTS_MAX,
+    OUTBOUND_BYTES_MAX, POOLED_BUFFERS_RESERVE, SEND_INFLIGHT_MAX, SENDER_RECEIPTS_MAX,
 };
 use crate::wal::{ITEM_SEQ_MASK, LogRecord, PendingWrite, RecoveredCore};
 
@@ -404,6 +404,41 @@ impl Shard {
             self.send_to_home(expired.sender, receipt);
         }
         self.run_local(now);
+    }
+
+    /// A count that moves whenever the core does work for clients (connections accepted and closed, SENDs,
+    /// deliveries, messages from other cores): equal counts at two moments mean the core was quiet between.
+    pub fn activity(&self) -> u64 {
+        let stats = &self.stats;
+        stats.accepted
+            + stats.adopted
+            + stats.closed
+            + stats.messages_in
+            + stats.deliveries_written
+            + stats.mesh_received
+    }
+
+    /// Gives back memory a burst left behind: frees pooled buffers beyond `POOLED_BUFFERS_RESERVE` and
+    /// shrinks this core's tables and queues whose room is far above what they hold now
+    /// (`memory_trim`). Costs O(entries) of the containers it shrinks, nothing for the others. Returns how
+    /// many it shrank. The runtime calls it every `MEMORY_TRIM_INTERVAL`, then asks the allocator to return
+    /// the freed pages.
+    pub fn trim_memory(&mut self) -> usize {
+        use crate::memory_trim::shrink_if_oversized as shrink;
+        self.buffers.trim(POOLED_BUFFERS_RESERVE);
+        let mut shrunk = self.dedup.shrink_if_oversized();
+        shrunk += usize::from(self.queue.shrink_if_oversized());
+        shrunk += self.outboxes.iter_mut().map(|outbox| usize::from(outbox.shrink_if_oversized())).sum::<usize>();
+        shrunk += self.mesh_waiters.iter_mut().map(|waiters| usize::from(shrink(waiters))).sum::<usize>();
+        shrunk += usize::from(shrink(&mut self.sessions));
+        shrunk += usize::from(shrink(&mut self.handoffs));
+        shrunk += usize::from(shrink(&mut self.handshake_deadlines));
+        shrunk += usize::from(shrink(&mut self.undurable_items));
+        shrunk += usize::from(shrink(&mut self.local));
+        shrunk += usize::from(shrink(&mut self.wakeups));
+        shrunk += usize::from(shrink(&mut self.released_scratch));
+        shrunk += usize::from(shrink(&mut self.users_scratch));
+        shrunk
     }
 
     /// Looks at a share of the connection slots proportional to the time since the last sweep, so every slot
