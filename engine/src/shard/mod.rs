@@ -352,6 +352,9 @@ impl Shard {
     pub fn consume_outbound(&mut self, conn: ConnId, written: usize, now: Now) {
         let Some(connection) = self.conns.get_mut(conn) else { return };
         let was_full = connection.outbound.len() >= OUTBOUND_BYTES_MAX;
+        if written > 0 {
+            connection.last_written_us = now.mono_us;
+        }
         connection.outbound.drain(..written.min(connection.outbound.len()));
         if connection.outbound.is_empty() {
             // An idle connection owns no buffer.
@@ -443,7 +446,11 @@ impl Shard {
 
     /// Looks at a share of the connection slots proportional to the time since the last sweep, so every slot
     /// is looked at once per idle timeout: an idle connection is closed between one and two idle timeouts
-    /// after its last frame, at no memory cost per connection (a timer per connection would cost some, and
+    /// after it last made progress (a frame received, or outbound bytes taken by its socket), at no memory
+    /// cost per connection. An idle connection gets GOAWAY(IdleTimeout); one whose outbound buffer is full
+    /// (it stopped reading, so the server stopped reading it) gets ERROR(Overloaded) after its backlog. A
+    /// closing connection whose last frame cannot be written (the client reads nothing) is closed without it
+    /// two to three idle timeouts after its last progress or its ERROR(Overloaded) (a timer per connection would cost some, and
     /// a heap of deadlines keeps entries of closed connections around through a reconnect storm).
     fn sweep_idle(&mut self, now: Now) {
         let elapsed = now.mono_us.saturating_sub(self.idle_sweep_us);
@@ -462,11 +469,35 @@ impl Shard {
             self.idle_sweep_cursor += 1;
             let Some(conn) = self.conns.id_at(index) else { continue };
             let Some(connection) = self.conns.get(conn) else { continue };
-            if connection.user().is_some()
-                && connection.last_frame_us.saturating_add(self.config.idle_timeout_us) <= now.mono_us
-            {
+            let idle_since = connection.last_progress_us();
+            let idle = idle_since.saturating_add(self.config.idle_timeout_us) <= now.mono_us;
+            if connection.stage == Stage::Closing {
+                // Its last frame waits behind bytes the client does not read: give it two idle timeouts
+                // from its last progress (or from the ERROR below), then close without it (the memory
+                // it holds must not stay forever).
+                if idle_since.saturating_add(2 * self.config.idle_timeout_us) <= now.mono_us
+                    && let Some(connection) = self.conns.get_mut(conn)
+                {
+                    connection.close_now = true;
+                    self.wakeups.push(conn);
+                }
+            } else if connection.user().is_some() && idle {
                 self.stats.timeouts_idle += 1;
-                self.goaway(conn, GoawayReason::IdleTimeout);
+                if connection.outbound.len() >= OUTBOUND_BYTES_MAX {
+                    // Not idle but stalled: it sends (or sent) frames and reads none of the answers, so the
+                    // server stopped reading it. Say so, after what it has not read yet.
+                    let text = format!(
+                        "the client read nothing for the idle timeout while {} bytes waited for it",
+                        connection.outbound.len()
+                    );
+                    self.fail(conn, ErrorCode::Overloaded, &text);
+                    // The client gets two idle timeouts from now to read up to that frame.
+                    if let Some(connection) = self.conns.get_mut(conn) {
+                        connection.last_written_us = now.mono_us;
+                    }
+                } else {
+                    self.goaway(conn, GoawayReason::IdleTimeout);
+                }
             }
         }
     }
@@ -758,6 +789,13 @@ impl Shard {
                     ClientFrame::RegisterRequest { .. } | ClientFrame::RegisterVerify { .. } => {
                         self.handle_register(conn, frame, now)
                     }
+                    // "At any time": a client may check the link before it logs in. The handshake
+                    // deadline still counts from accept.
+                    ClientFrame::Ping { nonce } => {
+                        self.write(conn, &ServerFrame::Pong { nonce });
+                        Flow::Continue
+                    }
+                    ClientFrame::Pong { .. } => Flow::Continue,
                     _ => self.handle_hello(conn, frame, now),
                 };
             }
