@@ -87,7 +87,8 @@ pub const MESH_BATCH_MESSAGES_MAX: usize = 512;
 /// (backpressure). Responses are never held back by this limit: they are bounded by the peer's requests.
 pub const MESH_OUTBOX_REQUESTS_MAX: usize = 8 * 1024;
 
-/// Connections one core holds at most; past it new connections get ERROR(Overloaded).
+/// Connections one core holds at most; past it a new connection is closed at once, without a frame (and
+/// logged). Far above what a core's file descriptors allow.
 pub const CONNECTIONS_PER_SHARD_MAX: usize = 4 * 1024 * 1024;
 
 /// Cores (shards) one engine process runs at most.

@@ -447,11 +447,13 @@ impl Shard {
     /// Looks at a share of the connection slots proportional to the time since the last sweep, so every slot
     /// is looked at once per idle timeout: an idle connection is closed between one and two idle timeouts
     /// after it last made progress (a frame received, or outbound bytes taken by its socket), at no memory
-    /// cost per connection. An idle connection gets GOAWAY(IdleTimeout); one whose outbound buffer is full
-    /// (it stopped reading, so the server stopped reading it) gets ERROR(Overloaded) after its backlog. A
-    /// closing connection whose last frame cannot be written (the client reads nothing) is closed without it
-    /// two to three idle timeouts after its last progress or its ERROR(Overloaded) (a timer per connection would cost some, and
-    /// a heap of deadlines keeps entries of closed connections around through a reconnect storm).
+    /// cost per connection (a timer per connection would cost some, and a heap of deadlines keeps entries of
+    /// closed connections around through a reconnect storm).
+    ///
+    /// An idle connection gets GOAWAY(IdleTimeout); one whose outbound buffer is full (it stopped reading,
+    /// so the server stopped reading it) gets ERROR(Overloaded) after its backlog. A closing connection
+    /// whose last frame cannot be written (the client reads nothing) is closed without it two to three idle
+    /// timeouts after its last progress or its ERROR(Overloaded).
     fn sweep_idle(&mut self, now: Now) {
         let elapsed = now.mono_us.saturating_sub(self.idle_sweep_us);
         let slots = self.conns.slot_count();
