@@ -24,41 +24,26 @@ pub trait Shrinkable {
     fn shrink_room_to(&mut self, entries: usize);
 }
 
-impl<T> Shrinkable for Vec<T> {
-    fn entries(&self) -> usize {
-        self.len()
-    }
-    fn room(&self) -> usize {
-        self.capacity()
-    }
-    fn shrink_room_to(&mut self, entries: usize) {
-        self.shrink_to(entries);
-    }
+/// The std containers share the three methods by name.
+macro_rules! impl_shrinkable {
+    ([$($generics:tt)*] $container:ty) => {
+        impl<$($generics)*> Shrinkable for $container {
+            fn entries(&self) -> usize {
+                self.len()
+            }
+            fn room(&self) -> usize {
+                self.capacity()
+            }
+            fn shrink_room_to(&mut self, entries: usize) {
+                self.shrink_to(entries);
+            }
+        }
+    };
 }
 
-impl<T> Shrinkable for VecDeque<T> {
-    fn entries(&self) -> usize {
-        self.len()
-    }
-    fn room(&self) -> usize {
-        self.capacity()
-    }
-    fn shrink_room_to(&mut self, entries: usize) {
-        self.shrink_to(entries);
-    }
-}
-
-impl<K: Eq + Hash, V, S: BuildHasher> Shrinkable for HashMap<K, V, S> {
-    fn entries(&self) -> usize {
-        self.len()
-    }
-    fn room(&self) -> usize {
-        self.capacity()
-    }
-    fn shrink_room_to(&mut self, entries: usize) {
-        self.shrink_to(entries);
-    }
-}
+impl_shrinkable!([T] Vec<T>);
+impl_shrinkable!([T] VecDeque<T>);
+impl_shrinkable!([K: Eq + Hash, V, S: BuildHasher] HashMap<K, V, S>);
 
 /// Shrinks `container` if it is oversized (see the module's rule). Returns whether it did.
 pub fn shrink_if_oversized(container: &mut impl Shrinkable) -> bool {

@@ -280,8 +280,7 @@ fn a_client_that_never_reads_its_pongs_is_told_why_before_the_close() {
         }
     }
     assert!(sent > 1 << 20, "the client got {sent} bytes out before the server stopped reading it");
-    // Past the idle timeout, reading nothing (with one connection the sweep looks at it every tick; the
-    // server gives the ERROR two idle timeouts to be read before it drops the backlog).
+    // Past the idle timeout, reading nothing (with one connection the sweep looks at it every tick).
     std::thread::sleep(Duration::from_secs(3));
     client.stream.set_nonblocking(false).expect("blocking");
     let mut pongs = 0u64;

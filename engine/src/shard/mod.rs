@@ -451,9 +451,8 @@ impl Shard {
     /// closed connections around through a reconnect storm).
     ///
     /// An idle connection gets GOAWAY(IdleTimeout); one whose outbound buffer is full (it stopped reading,
-    /// so the server stopped reading it) gets ERROR(Overloaded) after its backlog. A closing connection
-    /// whose last frame cannot be written (the client reads nothing) is closed without it two to three idle
-    /// timeouts after its last progress or its ERROR(Overloaded).
+    /// so the server stopped reading it) gets ERROR(Overloaded) after its backlog, and is closed once that
+    /// frame is written.
     fn sweep_idle(&mut self, now: Now) {
         let elapsed = now.mono_us.saturating_sub(self.idle_sweep_us);
         let slots = self.conns.slot_count();
@@ -471,19 +470,8 @@ impl Shard {
             self.idle_sweep_cursor += 1;
             let Some(conn) = self.conns.id_at(index) else { continue };
             let Some(connection) = self.conns.get(conn) else { continue };
-            let idle_since = connection.last_progress_us();
-            let idle = idle_since.saturating_add(self.config.idle_timeout_us) <= now.mono_us;
-            if connection.stage == Stage::Closing {
-                // Its last frame waits behind bytes the client does not read: give it two idle timeouts
-                // from its last progress (or from the ERROR below), then close without it (the memory
-                // it holds must not stay forever).
-                if idle_since.saturating_add(2 * self.config.idle_timeout_us) <= now.mono_us
-                    && let Some(connection) = self.conns.get_mut(conn)
-                {
-                    connection.close_now = true;
-                    self.wakeups.push(conn);
-                }
-            } else if connection.user().is_some() && idle {
+            let idle = connection.last_progress_us().saturating_add(self.config.idle_timeout_us) <= now.mono_us;
+            if connection.user().is_some() && idle {
                 self.stats.timeouts_idle += 1;
                 if connection.outbound.len() >= OUTBOUND_BYTES_MAX {
                     // Not idle but stalled: it sends (or sent) frames and reads none of the answers, so the
@@ -493,10 +481,6 @@ impl Shard {
                         connection.outbound.len()
                     );
                     self.fail(conn, ErrorCode::Overloaded, &text);
-                    // The client gets two idle timeouts from now to read up to that frame.
-                    if let Some(connection) = self.conns.get_mut(conn) {
-                        connection.last_written_us = now.mono_us;
-                    }
                 } else {
                     self.goaway(conn, GoawayReason::IdleTimeout);
                 }

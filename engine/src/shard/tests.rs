@@ -186,11 +186,6 @@ fn a_client_that_never_reads_its_pongs_is_not_read_then_told_why_after_its_backl
         matches!(last, ServerFrame::Error { code: ErrorCode::Overloaded, text } if text.contains("read nothing")),
         "the last frame says why: {last:?}"
     );
-
-    // If it still reads nothing, the connection does not hold its backlog forever.
-    let much_later = Now { mono_us: stalled.mono_us + 3 * idle_us, wall_us: 1 };
-    shard.handle_timeout(much_later);
-    assert_eq!(shard.conn_status(conn), ConnStatus::CloseNow);
 }
 
 #[test]
