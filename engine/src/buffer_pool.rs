@@ -9,6 +9,8 @@
 //! Limits: at most `POOLED_BUFFERS_MAX` free buffers are kept, and a buffer that grew past
 //! `POOLED_BUFFER_BYTES_MAX` (a slow reader's backlog, a large frame) is freed rather than kept, so the pool
 //! holds at most `POOLED_BUFFERS_MAX * POOLED_BUFFER_BYTES_MAX` bytes. When it is empty, `take` allocates.
+//! After a burst, `trim` frees what is beyond a small reserve, so the pool holds what a burst needed only
+//! until the core's next memory trim.
 
 use crate::limits::{POOLED_BUFFER_BYTES, POOLED_BUFFER_BYTES_MAX, POOLED_BUFFERS_MAX};
 
@@ -41,6 +43,12 @@ impl BufferPool {
         }
         buffer.clear();
         self.free.push(buffer);
+    }
+
+    /// Frees the free buffers beyond `reserve` (the runtime's memory trim, after a burst).
+    pub fn trim(&mut self, reserve: usize) {
+        self.free.truncate(reserve);
+        self.free.shrink_to(reserve);
     }
 
     /// Free buffers held.
@@ -78,5 +86,9 @@ mod tests {
             pool.give(Vec::with_capacity(POOLED_BUFFER_BYTES));
         }
         assert_eq!(pool.len(), POOLED_BUFFERS_MAX);
+
+        pool.trim(3);
+        assert_eq!(pool.len(), 3, "a trim keeps the reserve");
+        assert!(pool.take().capacity() >= POOLED_BUFFER_BYTES);
     }
 }

@@ -36,6 +36,7 @@ pub enum DurabilityLevel {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
     /// Address to accept native-protocol connections on, e.g. 127.0.0.1:7000 (port 0 picks a free port).
+    /// Required (flag or config file).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Cores to run on (one pinned executor each); default: every core this process may use.
@@ -45,62 +46,68 @@ pub struct ServeArgs {
     /// ./ringline-data.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with any of these settings; flags given on the command line win.
+    /// TOML file with any of these settings; flags given on the command line win; default: none.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Listen backlog per core.
+    /// Listen backlog per core; default 65535.
     #[arg(long)]
     pub backlog: Option<u32>,
-    /// Largest frame a client may send, in bytes (at least 256).
+    /// Largest frame a client may send, in bytes (at least 256); default 65536 (64 KiB). A larger one gets
+    /// ERROR(FrameTooLarge).
     #[arg(long)]
     pub frame_size_max: Option<usize>,
-    /// Time a new connection has to complete HELLO, e.g. 10s.
+    /// Time a new connection has to complete HELLO, e.g. 10s; default 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub handshake_timeout: Option<Duration>,
-    /// Time without a frame after which a client is closed, e.g. 180s.
+    /// Time without progress (no frame received, none of its bytes read) after which a client is closed,
+    /// e.g. 180s; default 180s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub idle_timeout: Option<Duration>,
-    /// Messages that may wait for one user.
+    /// Messages that may wait for one user; default 10000 (then REJECT RecipientQueueFull).
     #[arg(long)]
     pub queue_messages_max: Option<usize>,
-    /// Body bytes that may wait for one user.
+    /// Body bytes that may wait for one user; default 16777216 (16 MiB; then REJECT RecipientQueueBytesFull).
     #[arg(long)]
     pub queue_bytes_max: Option<u64>,
-    /// Body bytes that may wait on one core, all users together.
+    /// Body bytes that may wait on one core, all users together; default 4294967296 (4 GiB; then REJECT
+    /// ServerQueueFull).
     #[arg(long)]
     pub core_queue_bytes_max: Option<u64>,
-    /// Age after which an undelivered message is dropped and its sender told, e.g. 30days.
+    /// Age after which an undelivered message is dropped and its sender told, e.g. 30days; default 30days.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub queue_age_max: Option<Duration>,
-    /// Time SIGTERM waits for in-flight work before closing connections hard, e.g. 10s.
+    /// Time SIGTERM waits for in-flight work before closing connections hard, e.g. 10s; default 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
     /// Shortest time between two socket-readiness wake-ups of a core, e.g. 1ms; 0s: wake on every event. A
     /// core woken again sooner first sleeps out the rest, so that under load each wake-up serves a batch of
     /// connections (a wake-up costs several io_uring submissions and a context switch); an event after a
-    /// quiet spell is served at once. Adds at most this much to a message's latency, at most 100ms.
+    /// quiet spell is served at once. Adds at most this much to a message's latency, at most 100ms; default
+    /// 1ms.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub io_coalesce: Option<Duration>,
     /// Where registration PINs go: `log` (the server log; development), `file:PATH` (one line per PIN),
-    /// or `command:PROGRAM` (runs PROGRAM PHONE PIN, e.g. an SMS gateway client).
+    /// or `command:PROGRAM` (runs PROGRAM PHONE PIN, e.g. an SMS gateway client); default log.
     #[arg(long)]
     pub pin_sender: Option<PinSenderKind>,
-    /// How long a registration PIN stays valid, e.g. 10m.
+    /// How long a registration PIN stays valid, e.g. 10m; default 10m.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub pin_ttl: Option<Duration>,
     /// Address to serve Prometheus metrics on (path /metrics), e.g. 127.0.0.1:9100; default: no endpoint.
     #[arg(long)]
     pub metrics: Option<SocketAddr>,
-    /// Alert when one core's offline queue holds this many items (messages and receipts); 0: off.
+    /// Alert when one core's offline queue holds this many items (messages and receipts); 0: off; default
+    /// 1000000.
     #[arg(long)]
     pub alert_offline_messages: Option<u64>,
-    /// Alert when one core's offline queue holds this many body bytes; 0: off.
+    /// Alert when one core's offline queue holds this many body bytes; 0: off; default 1073741824 (1 GiB).
     #[arg(long)]
     pub alert_offline_bytes: Option<u64>,
-    /// Alert when this many messages wait for one peer core (outbox plus channel); 0: off.
+    /// Alert when this many messages wait for one peer core (outbox plus channel); 0: off; default 4096.
     #[arg(long)]
     pub alert_channel_depth: Option<u64>,
-    /// Alert when one core's connections hold this many unwritten outbound bytes; 0: off.
+    /// Alert when one core's connections hold this many unwritten outbound bytes; 0: off; default 16777216
+    /// (16 MiB).
     #[arg(long)]
     pub alert_outbound_bytes: Option<u64>,
     /// What the ACK of a SEND promises. `sync` (default): the message is in the recipient's home core's log
@@ -109,17 +116,17 @@ pub struct ServeArgs {
     /// loses the messages ACKed in about that last interval. Both replay the logs at start.
     #[arg(long, value_enum)]
     pub durability: Option<DurabilityLevel>,
-    /// With --durability async: how often each core writes and syncs its log, e.g. 10ms.
+    /// With --durability async: how often each core writes and syncs its log, e.g. 10ms; default 10ms.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub durability_flush_interval: Option<Duration>,
     /// Bytes after which a core's log segment is closed and a new one started (multiple of 4096). Disk use
     /// stays within about max(2 segments, 2 × the pending messages' size) per core: compaction rewrites
-    /// what is pending and deletes older segments.
+    /// what is pending and deletes older segments. Default 67108864 (64 MiB).
     #[arg(long)]
     pub log_segment_bytes: Option<u64>,
     /// Address to accept native-protocol connections over TLS on, e.g. 0.0.0.0:7443 (port 0 picks a free
     /// port); needs --tls-cert and --tls-key. Inside TLS the protocol is unchanged; ALPN is `ringline/1`.
-    /// The plain --listen stays for trusted networks and tests.
+    /// The plain --listen stays for trusted networks and tests. Default: no TLS listener.
     #[arg(long)]
     pub tls_listen: Option<SocketAddr>,
     /// PEM file with the certificate chain, server certificate first (`ringline tls dev-cert` makes a
@@ -130,11 +137,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
     /// Time a TLS connection has, from accept, to complete its TLS handshake, e.g. 10s. (HELLO must also come
-    /// within --handshake-timeout of accept.)
+    /// within --handshake-timeout of accept.) Default 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub tls_handshake_timeout: Option<Duration>,
     /// How often the certificate and key files are checked for a change, which reloads them like SIGHUP,
-    /// e.g. 5s; 0 reloads only on SIGHUP.
+    /// e.g. 5s; 0 reloads only on SIGHUP; default 5s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub tls_cert_check_interval: Option<Duration>,
 }
@@ -608,6 +615,44 @@ mod tests {
         })
         .expect_err("same address");
         assert!(matches!(error, ConfigError::TlsSameAddress { .. }), "{error}");
+    }
+
+    /// `serve --help` states every default; the figures it states are the ones `limits.rs` holds.
+    #[test]
+    fn the_help_states_each_default_from_limits() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let help = Wrapper::command().render_long_help().to_string();
+        let seconds = |duration: Duration| format!("default {}s", duration.as_secs());
+        for expected in [
+            format!("default {}", limits::LISTEN_BACKLOG_DEFAULT),
+            format!("default {}", limits::FRAME_SIZE_MAX_DEFAULT),
+            seconds(limits::HANDSHAKE_TIMEOUT_DEFAULT),
+            seconds(limits::IDLE_TIMEOUT_DEFAULT),
+            format!("default {}", limits::OFFLINE_QUEUE_MESSAGES_MAX_DEFAULT),
+            format!("default {}", limits::OFFLINE_QUEUE_BYTES_MAX_DEFAULT),
+            format!("default {}", limits::CORE_QUEUE_BYTES_MAX_DEFAULT),
+            format!("default {}days", limits::OFFLINE_AGE_MAX_DEFAULT.as_secs() / 86_400),
+            seconds(limits::SHUTDOWN_GRACE_DEFAULT),
+            format!("default {}ms", limits::IO_COALESCE_DEFAULT.as_millis()),
+            format!("default {}m", limits::PIN_TTL_DEFAULT.as_secs() / 60),
+            format!("default {}", limits::ALERT_OFFLINE_MESSAGES_DEFAULT),
+            format!("default {}", limits::ALERT_OFFLINE_BYTES_DEFAULT),
+            format!("default {}", limits::ALERT_CHANNEL_DEPTH_DEFAULT),
+            format!("default {}", limits::ALERT_OUTBOUND_BYTES_DEFAULT),
+            format!("default {}ms", limits::LOG_FLUSH_INTERVAL_DEFAULT.as_millis()),
+            format!("Default {}", limits::LOG_SEGMENT_BYTES_DEFAULT),
+            format!("Default {}s", limits::TLS_HANDSHAKE_TIMEOUT_DEFAULT.as_secs()),
+            seconds(limits::TLS_CERT_CHECK_INTERVAL_DEFAULT),
+        ] {
+            // Long lines wrap: compare with the help's words joined by single spaces.
+            let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat.contains(&expected), "serve --help does not say `{expected}`:\n{help}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - `buffer_pool`: bounded per-core pools of byte buffers, lent while they hold bytes.
 //! - `home`: which core owns a user.
 //! - `limits`: every bound, in one place.
+//! - `memory_trim`: when a container that a burst grew is shrunk again.
 //! - `config`: the `serve` command line, turned into per-core configuration.
 //! - `metrics`: histograms, per-core snapshots, alert thresholds, Prometheus text (sans-IO).
 //! - `top`: the `ringline top` client: scrape, parse, rates, table.
@@ -18,6 +19,7 @@ pub mod buffer_pool;
 pub mod config;
 pub mod home;
 pub mod limits;
+pub mod memory_trim;
 pub mod metrics;
 pub mod rt;
 pub mod shard;

@@ -49,6 +49,28 @@ pub const POOLED_BUFFER_BYTES_MAX: usize = 16 * 1024;
 /// many as were busy at once.
 pub const POOLED_BUFFERS_MAX: usize = 128;
 
+/// Free buffers a core's pool keeps when it trims its memory (`MEMORY_TRIM_INTERVAL`): enough for the
+/// connections that become busy in one round without allocating, far below `POOLED_BUFFERS_MAX`.
+pub const POOLED_BUFFERS_RESERVE: usize = 16;
+
+/// How often each core gives back memory a burst left behind: it frees pooled buffers beyond
+/// `POOLED_BUFFERS_RESERVE`, shrinks oversized tables and queues (`memory_trim`) and asks the allocator to
+/// return freed pages to the OS (forcefully only when the core has been quiet since the last trim). Often
+/// enough that the memory of a burst is back within seconds, rare enough that its cost (O(entries) of the
+/// containers it shrinks, and a walk of the core's allocator heap) does not show under load.
+pub const MEMORY_TRIM_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Containers with room for at most this many entries are never shrunk: too small to matter, and shrinking
+/// them would only make the next burst allocate again.
+pub const MEMORY_TRIM_CAPACITY_MIN: usize = 1024;
+
+/// A container with room for more than this many times its length is shrunk (to twice its length).
+pub const MEMORY_TRIM_SLACK_FACTOR: usize = 4;
+
+const _: () = assert!(POOLED_BUFFERS_RESERVE <= POOLED_BUFFERS_MAX);
+const _: () = assert!(MEMORY_TRIM_SLACK_FACTOR > 2, "a shrunk container (twice its length) is not oversized");
+const _: () = assert!(MEMORY_TRIM_INTERVAL.as_millis() >= TICK_INTERVAL.as_millis());
+
 /// Items (messages and receipts) written to one connection and not yet acknowledged with DELIVERED.
 pub const DELIVERY_WINDOW_MAX: usize = 512;
 
@@ -65,7 +87,8 @@ pub const MESH_BATCH_MESSAGES_MAX: usize = 512;
 /// (backpressure). Responses are never held back by this limit: they are bounded by the peer's requests.
 pub const MESH_OUTBOX_REQUESTS_MAX: usize = 8 * 1024;
 
-/// Connections one core holds at most; past it new connections get ERROR(Overloaded).
+/// Connections one core holds at most; past it a new connection is closed at once, without a frame (and
+/// logged). Far above what a core's file descriptors allow.
 pub const CONNECTIONS_PER_SHARD_MAX: usize = 4 * 1024 * 1024;
 
 /// Cores (shards) one engine process runs at most.

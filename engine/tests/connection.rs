@@ -6,6 +6,7 @@ mod support;
 
 use std::io::Write;
 use std::process::Command;
+use std::time::Duration;
 
 use support::{Got, TestClient, TestServer};
 use wire::{ClientFrame, ErrorCode, GoawayReason};
@@ -250,4 +251,49 @@ fn the_last_frame_and_the_end_of_input_in_one_segment_are_both_seen() {
         client.stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
         assert_eq!(client.recv_until_closed(), vec![Got::Pong { nonce: round }]);
     }
+}
+
+/// Issue 17, item 4: a client that floods PINGs and never reads its PONGs was reset without a word. The
+/// server stops reading it (backpressure); once it has read nothing for the idle timeout, it gets
+/// ERROR(Overloaded) after its PONGs, and that frame reaches it when it reads, before the connection ends.
+#[test]
+fn a_client_that_never_reads_its_pongs_is_told_why_before_the_close() {
+    let server = TestServer::start("pong-backlog", 1, 10, &["--idle-timeout", "2s"]);
+    let mut client = server.login(server.user(0));
+    let mut pings = Vec::new();
+    for nonce in 0..4096 {
+        wire::encode_client(&ClientFrame::Ping { nonce }, &mut pings);
+    }
+    client.stream.set_nonblocking(true).expect("nonblocking");
+    // PINGs (whole frames only) until the socket takes nothing for a second: the server stopped reading.
+    let (mut offset, mut last_progress, mut sent) = (0usize, std::time::Instant::now(), 0usize);
+    while last_progress.elapsed() < Duration::from_secs(1) {
+        match client.stream.write(&pings[offset..]) {
+            Ok(written) => {
+                (offset, sent) = ((offset + written) % pings.len(), sent + written);
+                last_progress = std::time::Instant::now();
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(error) => panic!("the server must not close a client it stopped reading: {error}"),
+        }
+    }
+    assert!(sent > 1 << 20, "the client got {sent} bytes out before the server stopped reading it");
+    // Past the idle timeout, reading nothing (with one connection the sweep looks at it every tick).
+    std::thread::sleep(Duration::from_secs(3));
+    client.stream.set_nonblocking(false).expect("blocking");
+    let mut pongs = 0u64;
+    let last = loop {
+        match client.recv() {
+            Got::Pong { .. } => pongs += 1,
+            other => break other,
+        }
+    };
+    assert!(pongs > 1000, "the PONGs it had not read come first ({pongs})");
+    assert!(
+        matches!(&last, Got::Error { code: ErrorCode::Overloaded, .. }),
+        "after its PONGs the client reads why it is closed, not a bare reset: {last:?}"
+    );
+    assert_eq!(client.recv(), Got::Closed);
 }

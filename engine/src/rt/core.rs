@@ -14,7 +14,7 @@ use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender, Shar
 
 use crate::account::DeviceLog;
 use crate::home::ShardId;
-use crate::limits::{READ_BUFFER_BYTES, TICK_INTERVAL};
+use crate::limits::{MEMORY_TRIM_INTERVAL, POOLED_BUFFERS_RESERVE, READ_BUFFER_BYTES, TICK_INTERVAL};
 use crate::shard::{ConnId, ConnStatus, Handoff, Now, Shard, ShardConfig, ShardMsg, ShutdownLeft};
 
 use super::conn::{expire_tls_handshakes, run_io, watch_readiness};
@@ -427,6 +427,40 @@ fn log_shutdown_time(id: ShardId, started: Instant, state: &CoreShutdownState) {
     );
 }
 
+/// When a core gives back the memory a burst left behind (every `MEMORY_TRIM_INTERVAL`), and whether it was
+/// quiet since the last time.
+struct MemoryTrim {
+    last: Instant,
+    /// The shard's activity count at the last trim.
+    activity: u64,
+}
+
+impl MemoryTrim {
+    fn new(now: Instant) -> Self {
+        Self { last: now, activity: 0 }
+    }
+
+    /// Trims the shard's containers and pools, then returns freed pages to the OS: all of them if the core
+    /// was quiet since the last trim, else only those free for longer than the allocator's purge delay.
+    fn tick(&mut self, core: &CoreContext, now: Instant) {
+        if now.duration_since(self.last) < MEMORY_TRIM_INTERVAL {
+            return;
+        }
+        self.last = now;
+        let activity = {
+            let mut shard = core.shard.borrow_mut();
+            shard.trim_memory();
+            shard.activity()
+        };
+        if let Some(tls) = &core.tls {
+            tls.pool.borrow_mut().trim(POOLED_BUFFERS_RESERVE);
+        }
+        let quiet = activity == self.activity;
+        self.activity = activity;
+        super::allocator::return_freed_memory(quiet);
+    }
+}
+
 /// Drives timers and the shutdown sequence; returns when every core is done.
 async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
     let mut shutdown_started: Option<Instant> = None;
@@ -435,6 +469,7 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
     let id = core.shard.borrow().id();
     // After the grace: what was left at the last change, and for how many ticks it has not changed.
     let mut stalled: (Option<ShutdownLeft>, u32) = (None, 0);
+    let mut memory_trim = MemoryTrim::new(Instant::now());
     loop {
         glommio::timer::sleep(TICK_INTERVAL).await;
         if let Some(tls) = &core.tls {
@@ -447,6 +482,7 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
         core.shard.borrow_mut().handle_timeout(now);
         core.metrics.handle_tick(&core.shard.borrow(), core.tls.as_ref().map(|tls| &tls.stats));
         core.lingering.borrow_mut().expire(now.mono_us);
+        memory_trim.tick(core, Instant::now());
         if core.listener().is_some() {
             // Edges can be missed after a failed accept (EMFILE): look at the listener every tick anyway.
             core.accept_pending.set(true);

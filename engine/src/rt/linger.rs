@@ -6,7 +6,11 @@
 //! from the shard by then. Does not decide when a connection closes: the shard does.
 //!
 //! Limits: `LINGERING_PER_CORE_MAX` sockets (past it a socket closes at once), each kept at most
-//! `LINGER_DURATION` and fed at most `LINGER_DISCARD_BYTES_MAX`.
+//! `LINGER_DURATION`. Past `LINGER_DISCARD_BYTES_MAX` of late input a socket closes as soon as the client
+//! has received everything written to it (its send queue is acknowledged): closing with unread input
+//! resets the connection, and a reset drops what the send queue still holds, the last frame included. A
+//! client that stopped reading while it flooded the server (PINGs whose PONGs it never read) has megabytes
+//! in flight when it starts reading again; its last frame must not be lost to them.
 
 use std::collections::VecDeque;
 use std::io;
@@ -80,7 +84,7 @@ impl Lingering {
     }
 
     /// Reads and discards the socket's input; closes it at the end of input, on an error, or past the
-    /// discard limit.
+    /// discard limit once the client has received all that was written to it.
     pub fn discard(&mut self, index: u32, generation: u32, scratch: &mut [u8]) {
         let Some(slot) = self.slots.get_mut(index as usize).filter(|slot| slot.generation == generation) else {
             return;
@@ -91,7 +95,9 @@ impl Lingering {
                 Ok(0) => break true,
                 Ok(read) => {
                     lingerer.discarded += read;
-                    if lingerer.discarded >= LINGER_DISCARD_BYTES_MAX {
+                    if lingerer.discarded >= LINGER_DISCARD_BYTES_MAX
+                        && sys::unacknowledged_bytes(lingerer.fd.as_raw_fd()).is_ok_and(|bytes| bytes == 0)
+                    {
                         break true;
                     }
                 }

@@ -6,6 +6,7 @@
 //! It makes no protocol decision: what to write, whom to wake, where a socket goes and what crosses cores
 //! all come from `Shard`.
 
+mod allocator;
 mod conn;
 mod core;
 mod cpus;

@@ -66,3 +66,12 @@ pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
     };
     check(result as isize).map(drop)
 }
+
+/// Bytes of the socket's send queue the peer has not acknowledged yet (SIOCOUTQ): zero once everything
+/// written reached the peer's kernel.
+pub fn unacknowledged_bytes(fd: RawFd) -> io::Result<usize> {
+    let mut bytes: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int to the pointer, which lives through the call.
+    let result = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut bytes as *mut libc::c_int) };
+    check(result as isize).map(|_| usize::try_from(bytes).unwrap_or(0))
+}

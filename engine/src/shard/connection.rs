@@ -41,6 +41,9 @@ pub struct Connection {
     pub source: SourceKey,
     /// Monotonic time of the last frame received, for the idle timeout.
     pub last_frame_us: u64,
+    /// Monotonic time the socket last took outbound bytes: a client that reads is not idle, even while the
+    /// server does not read it (its outbound buffer is full).
+    pub last_written_us: u64,
     /// Waiting for room in a peer core's outbox.
     pub paused_for_mesh: bool,
     /// Close without flushing (shutdown grace expired, or the socket failed).
@@ -58,10 +61,16 @@ impl Connection {
             sends_inflight: 0,
             source,
             last_frame_us: now_us,
+            last_written_us: now_us,
             paused_for_mesh: false,
             close_now: false,
             awaiting_device_record: false,
         }
+    }
+
+    /// The last time the client did something: sent a frame, or read some of what the server wrote.
+    pub fn last_progress_us(&self) -> u64 {
+        self.last_frame_us.max(self.last_written_us)
     }
 
     pub fn user(&self) -> Option<UserId> {

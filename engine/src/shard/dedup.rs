@@ -143,6 +143,13 @@ impl SendDedup {
         }
     }
 
+    /// Gives back the room a burst of SENDs left behind (`memory_trim`). Returns the containers shrunk.
+    pub fn shrink_if_oversized(&mut self) -> usize {
+        usize::from(crate::memory_trim::shrink_if_oversized(&mut self.answered))
+            + usize::from(crate::memory_trim::shrink_if_oversized(&mut self.in_flight))
+            + usize::from(crate::memory_trim::shrink_if_oversized(&mut self.order))
+    }
+
     fn evict_oldest(&mut self) -> bool {
         let Some((at, sender, client_msg_id)) = self.order.pop_front() else { return false };
         // The key may have been remembered again later; only its newest record decides.

@@ -61,6 +61,11 @@ impl Outbox {
         self.messages.len()
     }
 
+    /// Gives back the room a burst left behind (`memory_trim`). Returns whether it did.
+    pub fn shrink_if_oversized(&mut self) -> bool {
+        crate::memory_trim::shrink_if_oversized(&mut self.messages)
+    }
+
     /// Moves up to `max` messages into `batch`, oldest first.
     pub fn take_batch(&mut self, batch: &mut Vec<ShardMsg>, max: usize) {
         let count = self.messages.len().min(max);

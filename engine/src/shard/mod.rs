@@ -54,7 +54,8 @@ use crate::buffer_pool::BufferPool;
 use crate::home::{ShardId, home_core};
 use crate::limits::{
     CONNECTIONS_PER_SHARD_MAX, DELIVERY_WINDOW_MAX, MESH_BATCH_MESSAGES_MAX, MESH_OUTBOX_REQUESTS_MAX,
-    OUTBOUND_BYTES_MAX, SEND_INFLIGHT_MAX, SENDER_RECEIPTS_MAX, UNREAD_PER_SHARD_MAX, UNREAD_PER_USER_MAX,
+    OUTBOUND_BYTES_MAX, POOLED_BUFFERS_RESERVE, SEND_INFLIGHT_MAX, SENDER_RECEIPTS_MAX, UNREAD_PER_SHARD_MAX,
+    UNREAD_PER_USER_MAX,
 };
 use crate::wal::{ITEM_SEQ_MASK, LogRecord, PendingWrite, RecoveredCore, send_fingerprint};
 
@@ -393,6 +394,9 @@ impl Shard {
     pub fn consume_outbound(&mut self, conn: ConnId, written: usize, now: Now) {
         let Some(connection) = self.conns.get_mut(conn) else { return };
         let was_full = connection.outbound.len() >= OUTBOUND_BYTES_MAX;
+        if written > 0 {
+            connection.last_written_us = now.mono_us;
+        }
         connection.outbound.drain(..written.min(connection.outbound.len()));
         if connection.outbound.is_empty() {
             // An idle connection owns no buffer.
@@ -451,10 +455,50 @@ impl Shard {
         self.run_local(now);
     }
 
+    /// A count that moves whenever the core does work for clients (connections accepted and closed, SENDs,
+    /// deliveries, messages from other cores): equal counts at two moments mean the core was quiet between.
+    pub fn activity(&self) -> u64 {
+        let stats = &self.stats;
+        stats.accepted
+            + stats.adopted
+            + stats.closed
+            + stats.messages_in
+            + stats.deliveries_written
+            + stats.mesh_received
+    }
+
+    /// Gives back memory a burst left behind: frees pooled buffers beyond `POOLED_BUFFERS_RESERVE` and
+    /// shrinks this core's tables and queues whose room is far above what they hold now
+    /// (`memory_trim`). Costs O(entries) of the containers it shrinks, nothing for the others. Returns how
+    /// many it shrank. The runtime calls it every `MEMORY_TRIM_INTERVAL`, then asks the allocator to return
+    /// the freed pages.
+    pub fn trim_memory(&mut self) -> usize {
+        use crate::memory_trim::shrink_if_oversized as shrink;
+        self.buffers.trim(POOLED_BUFFERS_RESERVE);
+        let mut shrunk = self.dedup.shrink_if_oversized();
+        shrunk += usize::from(self.queue.shrink_if_oversized());
+        shrunk += self.outboxes.iter_mut().map(|outbox| usize::from(outbox.shrink_if_oversized())).sum::<usize>();
+        shrunk += self.mesh_waiters.iter_mut().map(|waiters| usize::from(shrink(waiters))).sum::<usize>();
+        shrunk += usize::from(shrink(&mut self.sessions));
+        shrunk += usize::from(shrink(&mut self.handoffs));
+        shrunk += usize::from(shrink(&mut self.handshake_deadlines));
+        shrunk += usize::from(shrink(&mut self.undurable_items));
+        shrunk += usize::from(shrink(&mut self.local));
+        shrunk += usize::from(shrink(&mut self.wakeups));
+        shrunk += usize::from(shrink(&mut self.released_scratch));
+        shrunk += usize::from(shrink(&mut self.users_scratch));
+        shrunk
+    }
+
     /// Looks at a share of the connection slots proportional to the time since the last sweep, so every slot
     /// is looked at once per idle timeout: an idle connection is closed between one and two idle timeouts
-    /// after its last frame, at no memory cost per connection (a timer per connection would cost some, and
-    /// a heap of deadlines keeps entries of closed connections around through a reconnect storm).
+    /// after it last made progress (a frame received, or outbound bytes taken by its socket), at no memory
+    /// cost per connection (a timer per connection would cost some, and a heap of deadlines keeps entries of
+    /// closed connections around through a reconnect storm).
+    ///
+    /// An idle connection gets GOAWAY(IdleTimeout); one whose outbound buffer is full (it stopped reading,
+    /// so the server stopped reading it) gets ERROR(Overloaded) after its backlog, and is closed once that
+    /// frame is written.
     fn sweep_idle(&mut self, now: Now) {
         let elapsed = now.mono_us.saturating_sub(self.idle_sweep_us);
         let slots = self.conns.slot_count();
@@ -472,11 +516,20 @@ impl Shard {
             self.idle_sweep_cursor += 1;
             let Some(conn) = self.conns.id_at(index) else { continue };
             let Some(connection) = self.conns.get(conn) else { continue };
-            if connection.user().is_some()
-                && connection.last_frame_us.saturating_add(self.config.idle_timeout_us) <= now.mono_us
-            {
+            let idle = connection.last_progress_us().saturating_add(self.config.idle_timeout_us) <= now.mono_us;
+            if connection.user().is_some() && idle {
                 self.stats.timeouts_idle += 1;
-                self.goaway(conn, GoawayReason::IdleTimeout);
+                if connection.outbound.len() >= OUTBOUND_BYTES_MAX {
+                    // Not idle but stalled: it sends (or sent) frames and reads none of the answers, so the
+                    // server stopped reading it. Say so, after what it has not read yet.
+                    let text = format!(
+                        "the client read nothing for the idle timeout while {} bytes waited for it",
+                        connection.outbound.len()
+                    );
+                    self.fail(conn, ErrorCode::Overloaded, &text);
+                } else {
+                    self.goaway(conn, GoawayReason::IdleTimeout);
+                }
             }
         }
     }
@@ -771,6 +824,13 @@ impl Shard {
                     ClientFrame::RegisterRequest { .. } | ClientFrame::RegisterVerify { .. } => {
                         self.handle_register(conn, frame, now)
                     }
+                    // "At any time": a client may check the link before it logs in. The handshake
+                    // deadline still counts from accept.
+                    ClientFrame::Ping { nonce } => {
+                        self.write(conn, &ServerFrame::Pong { nonce });
+                        Flow::Continue
+                    }
+                    ClientFrame::Pong { .. } => Flow::Continue,
                     _ => self.handle_hello(conn, frame, now),
                 };
             }

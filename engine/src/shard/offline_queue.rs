@@ -113,6 +113,13 @@ impl OfflineQueue {
         self.inboxes.len()
     }
 
+    /// Gives back the room of the user table after many users' queues emptied (`memory_trim`). An inbox
+    /// is freed whole when it empties, so only the table itself can be left oversized. Returns whether it
+    /// shrank.
+    pub fn shrink_if_oversized(&mut self) -> bool {
+        crate::memory_trim::shrink_if_oversized(&mut self.inboxes)
+    }
+
     /// Whether a message of `body_len` bytes for `user` fits, or which limit refuses it. `held_bytes` are
     /// body bytes the core holds outside the queue that count against its byte limit too.
     pub fn check_room(&self, user: UserId, body_len: usize, held_bytes: u64) -> Result<(), RejectCode> {

@@ -118,3 +118,83 @@ fn a_phone_at_its_last_device_generation_is_refused_and_its_device_keeps_working
     let frames = decode_frames(shard.outbound(old_device));
     assert!(matches!(frames[..], [ServerFrame::Welcome { .. }]), "the device still logs in: {frames:?}");
 }
+
+#[test]
+fn a_ping_before_hello_gets_its_pong_and_hello_still_works() {
+    let (mut shard, keys, user) = one_core_shard();
+    let conn = shard.handle_accept(NOW).expect("room");
+    feed(&mut shard, conn, &ClientFrame::Ping { nonce: 41 }, NOW);
+    feed(
+        &mut shard,
+        conn,
+        &ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user, key: keys.derive(user, 0) },
+        NOW,
+    );
+    let frames = decode_frames(shard.outbound(conn));
+    assert!(
+        matches!(frames[..], [ServerFrame::Pong { nonce: 41 }, ServerFrame::Welcome { .. }]),
+        "PONG, then WELCOME: {frames:?}"
+    );
+    assert_eq!(shard.conn_status(conn), ConnStatus::Open { may_read: true });
+}
+
+/// A logged-in connection that sends PINGs until its PONGs fill the outbound buffer and never reads them.
+fn stalled_pinger(shard: &mut Shard, keys: &KeyAuthority, user: UserId) -> ConnId {
+    let conn = shard.handle_accept(NOW).expect("room");
+    feed(shard, conn, &ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user, key: keys.derive(user, 0) }, NOW);
+    let mut pings = Vec::new();
+    for nonce in 0..4096 {
+        wire::encode_client(&ClientFrame::Ping { nonce }, &mut pings);
+    }
+    let mut reads = 0;
+    while shard.conn_status(conn) == (ConnStatus::Open { may_read: true }) {
+        shard.handle_bytes(conn, &pings, NOW);
+        reads += 1;
+        assert!(reads < 1000, "the server must stop reading a client whose answers pile up");
+    }
+    conn
+}
+
+#[test]
+fn a_client_that_never_reads_its_pongs_is_not_read_then_told_why_after_its_backlog() {
+    let (mut shard, keys, user) = one_core_shard();
+    let conn = stalled_pinger(&mut shard, &keys, user);
+    assert_eq!(shard.conn_status(conn), ConnStatus::Open { may_read: false }, "backpressure, not a close");
+    let idle_us = shard.config.idle_timeout_us;
+
+    // Half an idle timeout later the client reads a little: that is progress, so it is not idle.
+    let half = Now { mono_us: NOW.mono_us + idle_us / 2, wall_us: 1 };
+    let welcome = wire::encode_server(
+        &ServerFrame::Welcome { version: wire::PROTOCOL_VERSION, server_time_us: 0, queued: 0 },
+        &mut Vec::new(),
+    );
+    shard.consume_outbound(conn, welcome, half);
+    let later = Now { mono_us: NOW.mono_us + idle_us + idle_us / 4, wall_us: 1 };
+    shard.handle_timeout(later);
+    assert_eq!(shard.conn_status(conn), ConnStatus::Open { may_read: false }, "it read within the idle timeout");
+
+    // Then it reads nothing more for an idle timeout (the sweep looks at each slot within two).
+    let stalled = Now { mono_us: half.mono_us + 2 * idle_us + 1, wall_us: 1 };
+    shard.handle_timeout(stalled);
+    assert_eq!(shard.conn_status(conn), ConnStatus::CloseAfterFlush);
+    let frames = decode_frames(shard.outbound(conn));
+    assert!(frames.len() > 1000, "the PONGs it has not read stay first");
+    let (last, pongs) = frames.split_last().expect("frames");
+    assert!(pongs.iter().all(|frame| matches!(frame, ServerFrame::Pong { .. })), "only PONGs before the reason");
+    assert!(
+        matches!(last, ServerFrame::Error { code: ErrorCode::Overloaded, text } if text.contains("read nothing")),
+        "the last frame says why: {last:?}"
+    );
+}
+
+#[test]
+fn a_quiet_core_trims_what_a_burst_grew() {
+    let (mut shard, _, _) = one_core_shard();
+    for _ in 0..100 {
+        shard.buffers.give(Vec::with_capacity(crate::limits::POOLED_BUFFER_BYTES));
+    }
+    shard.wakeups.reserve(100_000);
+    shard.trim_memory();
+    assert_eq!(shard.buffers.len(), POOLED_BUFFERS_RESERVE, "pooled buffers beyond the reserve are freed");
+    assert!(shard.wakeups.capacity() <= crate::limits::MEMORY_TRIM_CAPACITY_MIN, "an emptied list gives its room back");
+}

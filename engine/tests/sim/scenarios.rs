@@ -417,7 +417,8 @@ fn bad_frames_get_an_error_and_close_only_their_connection() {
         (vec![2, 0, 0, 0, 0x77, 0], false, ErrorCode::Malformed),
         (too_large.clone(), false, ErrorCode::FrameTooLarge),
         (too_large, true, ErrorCode::FrameTooLarge),
-        (vec![9, 0, 0, 0, wire::kind::PING, 1, 0, 0, 0, 0, 0, 0, 0], false, ErrorCode::UnexpectedFrame),
+        // Before HELLO only PING (answered), PONG and registration are accepted.
+        (vec![9, 0, 0, 0, wire::kind::DELIVERED, 1, 0, 0, 0, 0, 0, 0, 0], false, ErrorCode::UnexpectedFrame),
         (hello(&sim, alice, 1), true, ErrorCode::UnexpectedFrame),
         (hello(&sim, alice, 2), false, ErrorCode::UnsupportedVersion),
         (hello(&sim, carol, 1), false, ErrorCode::AuthFailed),
