@@ -108,7 +108,7 @@ pub struct RunPlan {
     pub protocol: ProtocolName,
     /// The JIDs' prefix and domain (`--protocol xmpp`). Boxed: a native plan carries `None` in 8 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xmpp_realm: Option<Box<crate::xmpp::XmppRealm>>,
+    pub xmpp_realm: Option<Box<crate::client::xmpp::XmppRealm>>,
     /// TLS on every connection (`--tls`); `None` for plaintext. Boxed like the realm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Box<TlsPlan>>,
@@ -283,7 +283,7 @@ mod tests {
             cores: Some(2),
             first_cpu: 1,
             protocol: ProtocolName::Xmpp,
-            xmpp_realm: Some(Box::new(crate::xmpp::XmppRealm {
+            xmpp_realm: Some(Box::new(crate::client::xmpp::XmppRealm {
                 user_prefix: "user".into(),
                 domain: "localhost".into(),
             })),

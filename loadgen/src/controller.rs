@@ -18,6 +18,8 @@ use anyhow::{Context, bail};
 use wire::{UserKey, parse_keys_line};
 
 use loadgen::cli::{AgentsArg, ProtocolName, RunArgs};
+use loadgen::client::tls::{HandshakeStats, TlsClient};
+use loadgen::client::xmpp::{XmppRealm, XmppUser, read_users};
 use loadgen::control::{
     AgentCounters, AgentFinal, AgentMessage, AgentReady, ControllerMessage, PlanUser, RunPlan, Scenario, TlsPlan,
     read_message, write_message,
@@ -27,8 +29,6 @@ use loadgen::ledger::LedgerSummary;
 use loadgen::limits::TLS_ROOTS_PEM_BYTES_MAX;
 use loadgen::memory_floor::{MemoryFloor, default_floor_mib};
 use loadgen::report::{Report, TimelinePoint};
-use loadgen::tls::{HandshakeStats, TlsClient};
-use loadgen::xmpp::{XmppRealm, XmppUser, read_users};
 
 use crate::agent::{connections_max, now_us};
 use crate::engine_process::{EngineFleet, locate_engine_bin};

@@ -17,17 +17,17 @@ use anyhow::Context;
 use wire::parse_keys_line;
 
 use loadgen::cli::AgentArgs;
+use loadgen::client::any_driver::DriverUser;
+use loadgen::client::tls::{HandshakeStats, TlsClient};
 use loadgen::control::{
     AgentCounters, AgentFinal, AgentMessage, AgentProgress, AgentReady, ControllerMessage, ProtocolName, RunPlan,
     TlsHandshakeLatency, read_message, write_message,
 };
-use loadgen::driver::DriverUser;
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::LedgerSummary;
 use loadgen::limits::{CONNECTIONS_PER_CORE_MAX, CORE_REPORT_QUEUE_CAPACITY, FD_HEADROOM};
 use loadgen::report::CORE_UNFINISHED;
 use loadgen::source_addr::SourceAddresses;
-use loadgen::tls::{HandshakeStats, TlsClient};
 
 pub use self::core::now_us;
 use self::core::{CorePlan, CoreReport, run_core};

@@ -149,7 +149,7 @@ impl TlsConnection {
         if written > 0 {
             self.bytes_exchanged = true;
         }
-        crate::driver::consume_written(&mut self.outbound, written);
+        crate::client::driver::consume_written(&mut self.outbound, written);
         self.collect_records();
     }
 
@@ -197,7 +197,7 @@ mod tests {
     use rustls::{ServerConfig, ServerConnection};
 
     use super::*;
-    use crate::tls::{ALPN_RINGLINE, SessionTickets, TlsClient};
+    use crate::client::tls::{ALPN_RINGLINE, SessionTickets, TlsClient};
 
     struct TestCert {
         pem: String,
