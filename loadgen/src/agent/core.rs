@@ -48,6 +48,7 @@ use loadgen::schedule::SendSchedule;
 use loadgen::source_addr::SourceAddresses;
 
 use super::accounting::{Accounting, Storm};
+use crate::machine::now_us;
 
 /// The protocol driver connections speak (`--protocol`). The runtime calls only methods that
 /// `loadgen::client::driver::ChatDriver` has.
@@ -117,11 +118,6 @@ pub struct CoreFinal {
     pub offline_drain_us: Option<u64>,
     /// TLS handshakes (with TLS).
     pub tls: Option<HandshakeStats>,
-}
-
-/// Microseconds since the Unix epoch (CLOCK_REALTIME): the clock every agent on a host shares.
-pub fn now_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_micros() as u64)
 }
 
 /// One user's connection as the core tracks it.

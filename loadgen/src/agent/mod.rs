@@ -29,20 +29,11 @@ use loadgen::limits::{CONNECTIONS_PER_CORE_MAX, CORE_REPORT_QUEUE_CAPACITY, FD_H
 use loadgen::report::CORE_UNFINISHED;
 use loadgen::source_addr::SourceAddresses;
 
-pub use self::core::now_us;
 use self::core::{CorePlan, CoreReport, run_core};
+use crate::machine::{connections_max, now_us};
 
 /// How long past the plan's drain deadline the main thread waits for the cores' final reports.
 const FINAL_GRACE: Duration = Duration::from_secs(15);
-
-/// Client sockets one process may hold: the soft RLIMIT_NOFILE less headroom.
-pub fn connections_max() -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we own.
-    let result = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    let soft = if result == 0 { limit.rlim_cur } else { 1024 };
-    soft.saturating_sub(FD_HEADROOM)
-}
 
 fn cores_available() -> usize {
     std::thread::available_parallelism().map_or(1, |count| count.get())

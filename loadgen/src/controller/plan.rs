@@ -16,7 +16,7 @@ use loadgen::control::{PlanUser, RunPlan, Scenario, TlsPlan};
 use loadgen::report::Report;
 
 use super::inputs::{key_hex, load_users, load_xmpp_users, read_roots};
-use crate::agent::{connections_max, now_us};
+use crate::machine::{connections_max, now_us};
 
 /// Seconds from sending the plans to the planned start, so every agent has its executors up.
 const START_DELAY_US: u64 = 1_000_000;

@@ -16,8 +16,8 @@ use loadgen::report::{Report, TimelinePoint};
 
 use super::agents::{AgentLink, Incoming, stop_agents};
 use super::spawn::Started;
-use crate::agent::now_us;
 use crate::machine::HostMemory;
+use crate::machine::now_us;
 
 /// How long after the plan's drain deadline the controller waits for final reports.
 const FINAL_WAIT: Duration = Duration::from_secs(30);

@@ -17,7 +17,7 @@ use loadgen::report::Report;
 
 use super::progress::Watched;
 use super::spawn::Started;
-use crate::agent::now_us;
+use crate::machine::now_us;
 
 /// What the agents' final reports add up to, beside the counts summed straight into the report.
 struct Merged {
