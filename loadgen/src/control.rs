@@ -98,7 +98,7 @@ pub struct RunPlan {
     pub hold_end_at_us: u64,
     /// The agent finishes at the latest here, drained or not.
     pub drain_deadline_us: u64,
-    /// Executors (cores) to use; `None` for every core of the agent's machine.
+    /// Cores (one pinned thread each) to use; `None` for every core of the agent's machine.
     pub cores: Option<usize>,
     /// Where the agent's core 0 pins (core i pins to CPU `(first_cpu + i) % CPUs`): agents sharing a machine
     /// start at different CPUs, so that one-core agents spread over the machine.

@@ -18,7 +18,7 @@ use loadgen::report::Report;
 use super::inputs::{key_hex, load_users, load_xmpp_users, read_roots};
 use crate::machine::{connections_max, now_us};
 
-/// Seconds from sending the plans to the planned start, so every agent has its executors up.
+/// Seconds from sending the plans to the planned start, so every agent has its core threads up.
 const START_DELAY_US: u64 = 1_000_000;
 const START_DELAY_PER_AGENT_US: u64 = 200_000;
 /// Default ramp length for `--spawn-engine` without `--connections`.

@@ -165,7 +165,7 @@ fn start_engines(args: &RunArgs, size: &RunSize) -> anyhow::Result<EngineFleet> 
     )
 }
 
-/// Starts `ringline-loadgen agent --listen 127.0.0.1:0 --once`; its executors per core come with the plan.
+/// Starts `ringline-loadgen agent --listen 127.0.0.1:0 --once`; how many core threads it runs comes with the plan.
 fn spawn_local_agent() -> anyhow::Result<(Child, SocketAddr)> {
     let exe = std::env::current_exe().context("finding this executable")?;
     let mut command = Command::new(exe);
