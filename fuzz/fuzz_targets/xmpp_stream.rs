@@ -1,4 +1,4 @@
-//! Fuzzes the load generator's XMPP inbound parser (`loadgen::xmpp::stream::StreamParser`), which reads
+//! Fuzzes the load generator's XMPP inbound parser (`loadgen::client::xmpp::stream::StreamParser`), which reads
 //! whatever a foreign server sends. The first input byte picks a chunk size (1..=256 bytes); the rest is the
 //! server's stream, fed once whole and once in chunks of that size, as TCP may cut it.
 //!
@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loadgen::xmpp::stream::{STANZA_BYTES_MAX, StreamItem, StreamParser};
+use loadgen::client::xmpp::stream::{STANZA_BYTES_MAX, StreamItem, StreamParser};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&chunk_byte, stream)) = data.split_first() else {

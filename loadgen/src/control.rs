@@ -98,7 +98,7 @@ pub struct RunPlan {
     pub hold_end_at_us: u64,
     /// The agent finishes at the latest here, drained or not.
     pub drain_deadline_us: u64,
-    /// Executors (cores) to use; `None` for every core of the agent's machine.
+    /// Cores (one pinned thread each) to use; `None` for every core of the agent's machine.
     pub cores: Option<usize>,
     /// Where the agent's core 0 pins (core i pins to CPU `(first_cpu + i) % CPUs`): agents sharing a machine
     /// start at different CPUs, so that one-core agents spread over the machine.
@@ -108,7 +108,7 @@ pub struct RunPlan {
     pub protocol: ProtocolName,
     /// The JIDs' prefix and domain (`--protocol xmpp`). Boxed: a native plan carries `None` in 8 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xmpp_realm: Option<Box<crate::xmpp::XmppRealm>>,
+    pub xmpp_realm: Option<Box<crate::client::xmpp::XmppRealm>>,
     /// TLS on every connection (`--tls`); `None` for plaintext. Boxed like the realm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Box<TlsPlan>>,
@@ -283,7 +283,7 @@ mod tests {
             cores: Some(2),
             first_cpu: 1,
             protocol: ProtocolName::Xmpp,
-            xmpp_realm: Some(Box::new(crate::xmpp::XmppRealm {
+            xmpp_realm: Some(Box::new(crate::client::xmpp::XmppRealm {
                 user_prefix: "user".into(),
                 domain: "localhost".into(),
             })),

@@ -156,7 +156,7 @@ impl EngineFleet {
         let (data_dir, remove_data_dir) = match data_dir {
             Some(dir) => (dir.to_owned(), false),
             None => {
-                let unique = format!("ringline-loadgen-{}-{}", std::process::id(), crate::agent::now_us());
+                let unique = format!("ringline-loadgen-{}-{}", std::process::id(), crate::machine::now_us());
                 (std::env::temp_dir().join(unique), true)
             }
         };

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use wire::{ReceiptKind, RejectCode, UserId};
 
-use crate::body::MessageBody;
+use crate::client::body::MessageBody;
 use crate::limits::PROBLEMS_NAMED_MAX;
 
 /// One message, as the ledger names it.
@@ -264,7 +264,7 @@ impl Ledger {
     /// A DELIVER reached the application: `body` as decoded (or why not), `item_id` the server's id.
     pub fn handle_deliver(
         &mut self,
-        body: Result<MessageBody, crate::body::BodyError>,
+        body: Result<MessageBody, crate::client::body::BodyError>,
         item_id: u64,
         now_us: u64,
     ) -> DeliveryVerdict {
@@ -547,7 +547,7 @@ mod tests {
         assert_eq!(deliver(&mut ledger, stale, 1), DeliveryVerdict::NotOurs);
         let never_sent = MessageBody { run_id: RUN, ..stale };
         assert_eq!(deliver(&mut ledger, never_sent, 1), DeliveryVerdict::NotOurs);
-        let foreign = ledger.handle_deliver(Err(crate::body::BodyError::BadMagic), 3, 0);
+        let foreign = ledger.handle_deliver(Err(crate::client::body::BodyError::BadMagic), 3, 0);
         assert_eq!(foreign, DeliveryVerdict::NotOurs);
         let counts = ledger.counts();
         assert_eq!((counts.stale_deliveries, counts.unknown_deliveries, counts.foreign_deliveries), (1, 1, 1));

@@ -1,7 +1,24 @@
 //! Facts about this host read from /proc: cores, memory, kernel, hostname, and a process's resident set
 //! (VmRSS, peak VmHWM) and CPU time. Owns nothing; reads only, and a missing file gives a default rather than an error.
+//! Also this process's socket budget (RLIMIT_NOFILE) and the wall clock every process on the host shares, which
+//! the controller and the agents both read.
 
+use loadgen::limits::FD_HEADROOM;
 use loadgen::report::MachineInfo;
+
+/// Microseconds since the Unix epoch (CLOCK_REALTIME): the clock every agent on a host shares.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_micros() as u64)
+}
+
+/// Client sockets one process may hold: the soft RLIMIT_NOFILE less headroom.
+pub fn connections_max() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    let result = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    let soft = if result == 0 { limit.rlim_cur } else { 1024 };
+    soft.saturating_sub(FD_HEADROOM)
+}
 
 fn read_trimmed(path: &str) -> String {
     std::fs::read_to_string(path).map(|text| text.trim().to_owned()).unwrap_or_default()

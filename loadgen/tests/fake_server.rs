@@ -1,5 +1,5 @@
-//! End to end against a fake server built from the `wire` codec: the real controller, a real local agent on
-//! glommio, real sockets. Asserts what the ledger concludes, never timings.
+//! End to end against a fake server built from the `wire` codec: the real controller, a real local agent (its
+//! core threads and epoll loops), real sockets. Asserts what the ledger concludes, never timings.
 
 mod support;
 

@@ -4,7 +4,8 @@
 
 mod support;
 
-use support::tls::{TestCert, start_tls_proxy, test_certificate, write_pem};
+use support::test_cert::{TestCert, test_certificate};
+use support::tls::{start_tls_proxy, write_pem};
 use support::*;
 
 /// A run of `connections` users against the fake server behind a TLS proxy serving `served`, trusting `trusted`.

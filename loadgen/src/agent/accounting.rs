@@ -4,12 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use loadgen::client::driver::{ChatDriver, SessionEvent};
+use loadgen::client::tls::HandshakeStats;
 use loadgen::control::AgentCounters;
-use loadgen::driver::ChatDriver;
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::{DeliveryVerdict, Ledger, MessageKey};
-use loadgen::session::SessionEvent;
-use loadgen::tls::HandshakeStats;
 
 use super::core::Slot;
 

@@ -11,7 +11,7 @@
 //! keepalives in one burst, and the engines' queueing behind it set the latency's tail. Wake-ups cost the same whether the core holds ten connections or a hundred thousand (a glommio
 //! task per connection made every wake-up walk io_uring's poll table, which grew with the connections).
 //!
-//! With TLS (`--tls`) a connection's slot also holds its `TlsConnection` (sans-IO, `loadgen::tls`) between the
+//! With TLS (`--tls`) a connection's slot also holds its `TlsConnection` (sans-IO, `loadgen::client::tls`) between the
 //! socket and the driver: ciphertext is read into the same per-core buffer and handed to the driver as plaintext
 //! in the same visit. Each user keeps its `SessionTickets` in its slot between connections, so a reconnect
 //! resumes. A plaintext run takes none of these paths.
@@ -35,22 +35,23 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use loadgen::client::any_driver::{AnyDriver, DriverUser};
+use loadgen::client::driver::{ChatDriver, SessionEvent};
+use loadgen::client::tls::{HandshakeStats, SessionTickets, TlsClient, TlsConnection, TlsError, TlsInputError};
 use loadgen::contacts::{ContactGraph, in_share};
 use loadgen::control::{AgentCounters, RunPlan, Scenario};
-use loadgen::driver::{AnyDriver, ChatDriver, DriverUser};
 use loadgen::error_kind::io_error_name;
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::{LedgerSummary, MessageKey};
 use loadgen::limits::{CONNECTS_PER_ROUND_MAX, CORE_READ_BUFFER_BYTES, EVENTS_PER_WAIT, SENDS_PER_TICK_MAX};
 use loadgen::schedule::SendSchedule;
-use loadgen::session::SessionEvent;
 use loadgen::source_addr::SourceAddresses;
-use loadgen::tls::{HandshakeStats, SessionTickets, TlsClient, TlsConnection, TlsError, TlsInputError};
 
 use super::accounting::{Accounting, Storm};
+use crate::machine::now_us;
 
 /// The protocol driver connections speak (`--protocol`). The runtime calls only methods that
-/// `loadgen::driver::ChatDriver` has.
+/// `loadgen::client::driver::ChatDriver` has.
 type Driver = AnyDriver;
 
 /// Reads one connection may do per visit before the others get their turn.
@@ -117,11 +118,6 @@ pub struct CoreFinal {
     pub offline_drain_us: Option<u64>,
     /// TLS handshakes (with TLS).
     pub tls: Option<HandshakeStats>,
-}
-
-/// Microseconds since the Unix epoch (CLOCK_REALTIME): the clock every agent on a host shares.
-pub fn now_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_micros() as u64)
 }
 
 /// One user's connection as the core tracks it.

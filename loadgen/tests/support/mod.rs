@@ -2,11 +2,12 @@
 //! over all state) that keeps the protocol's promises — per-user queues, redelivery of unacknowledged items
 //! after a reconnect, SEND dedup by client_msg_id, receipts — and can be told to break them on purpose (lose a
 //! message after ACKing it) or to stress the client (cut a connection right after a DELIVER). Also helpers to
-//! write a keys file and run the loadgen binary and locate (building it) the engine binary. `tls.rs`: test
-//! certificates and a TLS proxy to put in front of the fake server.
+//! write a keys file and run the loadgen binary and locate (building it) the engine binary. `test_cert.rs`: test
+//! certificates (also the TLS unit tests'); `tls.rs`: a TLS proxy to put in front of the fake server.
 
 #![allow(dead_code)]
 
+pub mod test_cert;
 pub mod tls;
 
 use std::collections::HashMap;

@@ -30,11 +30,11 @@ use wire::{ErrorCode, GoawayReason, ReceiptKind, RejectCode};
 
 use super::XmppRealm;
 use super::stream::{Element, StreamError, StreamItem, StreamParser};
-use crate::body::{BodyError, MessageBody};
-use crate::keepalive::KeepaliveClock;
+use crate::client::body::{BodyError, MessageBody};
+use crate::client::driver::{ChatDriver, OutgoingMessage, SendRefused, SessionEvent, consume_written};
+use crate::client::keepalive::KeepaliveClock;
+use crate::client::send_backlog::SendBacklog;
 use crate::limits::{OUTBOUND_BYTES_MAX, UNACKED_SENDS_MAX};
-use crate::send_backlog::SendBacklog;
-use crate::session::{OutgoingMessage, SendRefused, SessionError, SessionEvent};
 
 const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_SM: &str = "urn:xmpp:sm:3";
@@ -233,14 +233,14 @@ impl XmppSession {
     }
 
     pub fn handle_transmitted(&mut self, written: usize) {
-        crate::driver::consume_written(&mut self.outbound, written);
+        consume_written(&mut self.outbound, written);
     }
 
     /// Bytes read from the connection: parses every complete element, answers what needs answering and appends
     /// what happened to `events`.
-    pub fn handle_input(&mut self, input: &[u8], events: &mut Vec<SessionEvent>) -> Result<(), SessionError> {
+    pub fn handle_input(&mut self, input: &[u8], events: &mut Vec<SessionEvent>) -> Result<(), XmppError> {
         let mut items = Vec::new();
-        self.parser.handle_input(input, &mut items).map_err(XmppError::from)?;
+        self.parser.handle_input(input, &mut items)?;
         for item in items {
             if self.phase == Phase::Closing {
                 break;
@@ -604,6 +604,44 @@ fn reject_code(message: &Element) -> RejectCode {
         "resource-constraint" | "policy-violation" => RejectCode::RecipientQueueFull,
         "not-acceptable" | "bad-request" => RejectCode::BodyInvalid,
         _ => RejectCode::Other(0),
+    }
+}
+
+impl ChatDriver for XmppSession {
+    type Error = XmppError;
+
+    fn user(&self) -> u64 {
+        XmppSession::user(self)
+    }
+    fn handle_connected(&mut self, now_us: u64) {
+        XmppSession::handle_connected(self, now_us)
+    }
+    fn handle_disconnected(&mut self) {
+        XmppSession::handle_disconnected(self)
+    }
+    fn handle_input(&mut self, input: &[u8], events: &mut Vec<SessionEvent>) -> Result<(), XmppError> {
+        XmppSession::handle_input(self, input, events)
+    }
+    fn handle_timeout(&mut self, now_us: u64) {
+        XmppSession::handle_timeout(self, now_us)
+    }
+    fn handle_close(&mut self) {
+        XmppSession::handle_close(self)
+    }
+    fn try_queue_send(&mut self, body: MessageBody) -> Result<OutgoingMessage, SendRefused> {
+        XmppSession::try_queue_send(self, body)
+    }
+    fn transmit(&self) -> &[u8] {
+        XmppSession::transmit(self)
+    }
+    fn handle_transmitted(&mut self, written: usize) {
+        XmppSession::handle_transmitted(self, written)
+    }
+    fn is_online(&self) -> bool {
+        XmppSession::is_online(self)
+    }
+    fn is_closing(&self) -> bool {
+        XmppSession::is_closing(self)
     }
 }
 

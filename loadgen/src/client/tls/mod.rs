@@ -11,7 +11,7 @@
 //! - [`HandshakeStats`] (`handshake_stats.rs`): counts and latency histograms of handshakes, merged across
 //!   cores and agents.
 //!
-//! Nothing here touches a socket, a clock or glommio: the agent runtime feeds bytes and times.
+//! Nothing here touches a socket or a clock: the agent runtime feeds bytes and times.
 
 mod client;
 mod connection;

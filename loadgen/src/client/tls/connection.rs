@@ -149,7 +149,7 @@ impl TlsConnection {
         if written > 0 {
             self.bytes_exchanged = true;
         }
-        crate::driver::consume_written(&mut self.outbound, written);
+        crate::client::driver::consume_written(&mut self.outbound, written);
         self.collect_records();
     }
 
@@ -189,48 +189,20 @@ impl TlsConnection {
     }
 }
 
+/// The test certificate maker the integration tests use too (one copy).
+#[cfg(test)]
+#[path = "../../../tests/support/test_cert.rs"]
+mod test_cert;
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     use rustls::{ServerConfig, ServerConnection};
 
+    use super::test_cert::{TestCert, test_certificate, test_server_config};
     use super::*;
-    use crate::tls::{ALPN_RINGLINE, SessionTickets, TlsClient};
-
-    struct TestCert {
-        pem: String,
-        der: CertificateDer<'static>,
-        key: Vec<u8>,
-    }
-
-    fn certificate(subject: &str, expired: bool) -> TestCert {
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).expect("valid names");
-        params.distinguished_name.push(rcgen::DnType::CommonName, subject);
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2001, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2002, 1, 1);
-        }
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert = params.self_signed(&key).expect("self-signed");
-        TestCert { pem: cert.pem(), der: cert.der().clone(), key: key.serialize_der() }
-    }
-
-    fn server_config(cert: &TestCert, alpn: &[u8]) -> Arc<ServerConfig> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key.clone()));
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der.clone()], key)
-            .expect("server config");
-        config.alpn_protocols = vec![alpn.to_vec()];
-        config.ticketer = rustls::crypto::ring::Ticketer::new().expect("ticketer");
-        Arc::new(config)
-    }
+    use crate::client::tls::{ALPN_RINGLINE, SessionTickets, TlsClient};
 
     /// An in-memory server.
     struct Server {
@@ -327,8 +299,8 @@ mod tests {
 
     #[test]
     fn full_handshake_then_resumed_with_the_same_users_tickets() {
-        let cert = certificate("ringline test", false);
-        let server_config = server_config(&cert, ALPN_RINGLINE);
+        let cert = test_certificate("ringline test", false);
+        let server_config = test_server_config(&cert, ALPN_RINGLINE);
         let tls_client = client(&cert.pem);
         let tickets = Arc::new(SessionTickets::new());
         let (done, plaintext, server, _) = handshake(&tls_client, &tickets, &server_config, usize::MAX);
@@ -355,7 +327,7 @@ mod tests {
         let tls_client = client(&client_trusts.pem);
         let tickets = Arc::new(SessionTickets::new());
         let mut client = tls_client.connect(target(), &tickets, 0).expect("connect");
-        let mut server = Server::new(&server_config(server_cert, alpn));
+        let mut server = Server::new(&test_server_config(server_cert, alpn));
         match pump(&mut client, &mut server, usize::MAX, 1, &mut Vec::new()) {
             Err(TlsInputError::Tls(error)) => {
                 assert!(client.is_handshaking());
@@ -368,30 +340,30 @@ mod tests {
 
     #[test]
     fn untrusted_and_expired_certificates_are_refused() {
-        let trusted = certificate("ringline test", false);
-        let other = certificate("someone else", false);
+        let trusted = test_certificate("ringline test", false);
+        let other = test_certificate("someone else", false);
         let untrusted = failed_handshake(&trusted, &other, ALPN_RINGLINE);
         assert_eq!(untrusted.name(), "certificate_unknown_issuer", "{untrusted}");
         assert!(untrusted.is_certificate_error());
-        let expired = certificate("ringline test", true);
+        let expired = test_certificate("ringline test", true);
         let refused = failed_handshake(&expired, &expired, ALPN_RINGLINE);
         assert_eq!(refused.name(), "certificate_expired", "{refused}");
     }
 
     #[test]
     fn a_server_without_the_ringline_protocol_is_refused() {
-        let cert = certificate("ringline test", false);
+        let cert = test_certificate("ringline test", false);
         let tls_client = client(&cert.pem);
         let tickets = Arc::new(SessionTickets::new());
         let mut client = tls_client.connect(target(), &tickets, 0).expect("connect");
-        let mut server = Server::new(&server_config(&cert, b"h2"));
+        let mut server = Server::new(&test_server_config(&cert, b"h2"));
         let refused = server.exchange(&mut client).expect_err("no common ALPN protocol");
         assert_eq!(refused, rustls::Error::NoApplicationProtocol);
     }
 
     #[test]
     fn plaintext_taken_is_bounded_and_the_rest_stays_with_the_driver() {
-        let cert = certificate("ringline test", false);
+        let cert = test_certificate("ringline test", false);
         let tls_client = client(&cert.pem);
         let tickets = Arc::new(SessionTickets::new());
         let mut client = tls_client.connect(target(), &tickets, 0).expect("connect");
@@ -404,7 +376,7 @@ mod tests {
 
     #[test]
     fn garbage_from_the_server_is_a_tls_error_not_a_panic() {
-        let cert = certificate("ringline test", false);
+        let cert = test_certificate("ringline test", false);
         let tls_client = client(&cert.pem);
         let tickets = Arc::new(SessionTickets::new());
         let mut client = tls_client.connect(target(), &tickets, 0).expect("connect");
@@ -414,8 +386,8 @@ mod tests {
 
     #[test]
     fn a_driver_error_stops_input_and_is_returned() {
-        let cert = certificate("ringline test", false);
-        let server_config = server_config(&cert, ALPN_RINGLINE);
+        let cert = test_certificate("ringline test", false);
+        let server_config = test_server_config(&cert, ALPN_RINGLINE);
         let (_, _, mut server, mut client) =
             handshake(&client(&cert.pem), &Arc::new(SessionTickets::new()), &server_config, 64);
         server.connection.writer().write_all(b"bad").expect("server writes");
@@ -426,8 +398,8 @@ mod tests {
 
     #[test]
     fn close_notify_is_queued_and_the_servers_close_is_seen() {
-        let cert = certificate("ringline test", false);
-        let server_config = server_config(&cert, ALPN_RINGLINE);
+        let cert = test_certificate("ringline test", false);
+        let server_config = test_server_config(&cert, ALPN_RINGLINE);
         let (_, _, mut server, mut client) =
             handshake(&client(&cert.pem), &Arc::new(SessionTickets::new()), &server_config, 64);
         server.connection.send_close_notify();

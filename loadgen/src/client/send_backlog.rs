@@ -4,9 +4,9 @@
 
 use std::collections::VecDeque;
 
-use crate::body::MessageBody;
+use super::body::MessageBody;
+use super::driver::{OutgoingMessage, SendRefused};
 use crate::limits::SEND_BACKLOG_MAX;
-use crate::session::{OutgoingMessage, SendRefused};
 
 /// Scheduled messages in schedule order, and the id the next one gets.
 #[derive(Debug)]
@@ -42,10 +42,6 @@ impl SendBacklog {
         self.messages.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.messages.is_empty()
-    }
-
     /// Empties the backlog, oldest first (the run is over).
     pub fn drain(&mut self) -> impl Iterator<Item = OutgoingMessage> + '_ {
         self.messages.drain(..)
@@ -67,7 +63,7 @@ mod tests {
         assert_eq!(backlog.push(body(1)).map(|m| m.client_msg_id), Ok(501));
         assert_eq!(backlog.pop_front().map(|m| (m.client_msg_id, m.body.pair_seq)), Some((500, 0)));
         assert_eq!(backlog.drain().map(|m| m.client_msg_id).collect::<Vec<_>>(), vec![501]);
-        assert!(backlog.is_empty());
+        assert_eq!(backlog.len(), 0);
     }
 
     #[test]

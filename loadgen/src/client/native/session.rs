@@ -8,78 +8,25 @@
 use std::collections::VecDeque;
 
 use wire::{
-    ClientFrame, DecodeError, Decoded, ErrorCode, GoawayReason, PROTOCOL_VERSION, ReceiptKind, RejectCode, ServerFrame,
-    UserId, UserKey, decode_server, encode_client,
+    ClientFrame, DecodeError, Decoded, PROTOCOL_VERSION, ServerFrame, UserId, UserKey, decode_server, encode_client,
 };
 
-use crate::body::{BodyError, MessageBody};
-use crate::keepalive::KeepaliveClock;
-use crate::limits::{FRAME_SIZE_MAX, OUTBOUND_BYTES_MAX, PARTIAL_FRAME_BYTES_MAX, SEND_BACKLOG_MAX, UNACKED_SENDS_MAX};
-use crate::send_backlog::SendBacklog;
-
-/// A message a session is to send, with the id the server deduplicates retries by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutgoingMessage {
-    pub client_msg_id: u64,
-    pub body: MessageBody,
-}
-
-/// What the server told a session, for the runtime to account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEvent {
-    Welcome {
-        queued: u32,
-    },
-    Acked {
-        message: OutgoingMessage,
-        server_id: u64,
-    },
-    Rejected {
-        message: OutgoingMessage,
-        code: RejectCode,
-    },
-    /// An ACK or REJECT for no SEND this session has outstanding.
-    AnswerUnmatched {
-        client_msg_id: u64,
-    },
-    Delivered {
-        item_id: u64,
-        from: UserId,
-        body: Result<MessageBody, BodyError>,
-    },
-    Receipt {
-        server_id: u64,
-        peer: UserId,
-        kind: ReceiptKind,
-    },
-    Goaway {
-        reason: GoawayReason,
-    },
-    ServerError {
-        code: ErrorCode,
-    },
-}
+use crate::client::body::MessageBody;
+use crate::client::driver::{ChatDriver, OutgoingMessage, SendRefused, SessionEvent, consume_written};
+use crate::client::keepalive::KeepaliveClock;
+use crate::client::send_backlog::SendBacklog;
+use crate::limits::{FRAME_SIZE_MAX, OUTBOUND_BYTES_MAX, PARTIAL_FRAME_BYTES_MAX, UNACKED_SENDS_MAX};
 
 /// Why a session cannot go on; the runtime closes the connection and reconnects.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum SessionError {
+pub enum NativeError {
     #[error("server sent an undecodable frame: {0}")]
     Decode(#[from] DecodeError),
     #[error("server sent a {kind:#04x} frame before WELCOME")]
     BeforeWelcome { kind: u8 },
     #[error("server sent a registration frame ({kind:#04x}) to a session that never registers")]
     UnexpectedRegistration { kind: u8 },
-    #[error("xmpp: {0}")]
-    Xmpp(#[from] crate::xmpp::session::XmppError),
-}
-
-/// Why a scheduled SEND was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SendRefused {
-    #[error("the connection's send backlog is full ({SEND_BACKLOG_MAX} messages)")]
-    BacklogFull,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,12 +129,12 @@ impl ClientSession {
 
     /// `written` bytes of [`Self::transmit`] went out.
     pub fn handle_transmitted(&mut self, written: usize) {
-        crate::driver::consume_written(&mut self.outbound, written);
+        consume_written(&mut self.outbound, written);
     }
 
     /// Bytes read from the connection: decodes every whole frame, answers what needs answering (PONG,
     /// DELIVERED) and appends what happened to `events`.
-    pub fn handle_input(&mut self, input: &[u8], events: &mut Vec<SessionEvent>) -> Result<(), SessionError> {
+    pub fn handle_input(&mut self, input: &[u8], events: &mut Vec<SessionEvent>) -> Result<(), NativeError> {
         if self.partial_frame.is_empty() {
             let consumed = self.decode_frames(input, events)?;
             self.partial_frame.extend_from_slice(&input[consumed..]);
@@ -205,7 +152,7 @@ impl ClientSession {
         Ok(())
     }
 
-    fn decode_frames(&mut self, buf: &[u8], events: &mut Vec<SessionEvent>) -> Result<usize, SessionError> {
+    fn decode_frames(&mut self, buf: &[u8], events: &mut Vec<SessionEvent>) -> Result<usize, NativeError> {
         let mut at = 0;
         while at < buf.len() && self.state != SessionState::Closing {
             match decode_server(&buf[at..], FRAME_SIZE_MAX)? {
@@ -222,7 +169,7 @@ impl ClientSession {
         Ok(at)
     }
 
-    fn handle_frame(&mut self, frame: ServerFrame<'_>, events: &mut Vec<SessionEvent>) -> Result<(), SessionError> {
+    fn handle_frame(&mut self, frame: ServerFrame<'_>, events: &mut Vec<SessionEvent>) -> Result<(), NativeError> {
         let awaiting = self.state == SessionState::AwaitingWelcome;
         match frame {
             ServerFrame::Welcome { queued, .. } => {
@@ -242,7 +189,7 @@ impl ClientSession {
                 self.state = SessionState::Closing;
                 events.push(SessionEvent::Goaway { reason });
             }
-            other if awaiting => return Err(SessionError::BeforeWelcome { kind: other.kind() }),
+            other if awaiting => return Err(NativeError::BeforeWelcome { kind: other.kind() }),
             ServerFrame::Ping { nonce } => {
                 encode_client(&ClientFrame::Pong { nonce }, &mut self.outbound);
             }
@@ -272,7 +219,7 @@ impl ClientSession {
             other @ (ServerFrame::PinSent { .. }
             | ServerFrame::Registered { .. }
             | ServerFrame::RegisterRefused { .. }) => {
-                return Err(SessionError::UnexpectedRegistration { kind: other.kind() });
+                return Err(NativeError::UnexpectedRegistration { kind: other.kind() });
             }
         }
         Ok(())
@@ -308,10 +255,48 @@ fn encode_send(message: &OutgoingMessage, body_bytes: u32, out: &mut Vec<u8>) {
     encode_client(&frame, out);
 }
 
+impl ChatDriver for ClientSession {
+    type Error = NativeError;
+
+    fn user(&self) -> u64 {
+        ClientSession::user(self)
+    }
+    fn handle_connected(&mut self, now_us: u64) {
+        ClientSession::handle_connected(self, now_us)
+    }
+    fn handle_disconnected(&mut self) {
+        ClientSession::handle_disconnected(self)
+    }
+    fn handle_input(&mut self, input: &[u8], events: &mut Vec<SessionEvent>) -> Result<(), NativeError> {
+        ClientSession::handle_input(self, input, events)
+    }
+    fn handle_timeout(&mut self, now_us: u64) {
+        ClientSession::handle_timeout(self, now_us)
+    }
+    /// The native protocol has no goodbye: the server ends the session when the socket closes.
+    fn handle_close(&mut self) {}
+    fn try_queue_send(&mut self, body: MessageBody) -> Result<OutgoingMessage, SendRefused> {
+        ClientSession::try_queue_send(self, body)
+    }
+    fn transmit(&self) -> &[u8] {
+        ClientSession::transmit(self)
+    }
+    fn handle_transmitted(&mut self, written: usize) {
+        ClientSession::handle_transmitted(self, written)
+    }
+    fn is_online(&self) -> bool {
+        ClientSession::is_online(self)
+    }
+    fn is_closing(&self) -> bool {
+        ClientSession::is_closing(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wire::{ServerFrame, decode_client, encode_server};
+    use crate::limits::SEND_BACKLOG_MAX;
+    use wire::{GoawayReason, ReceiptKind, ServerFrame, decode_client, encode_server};
 
     fn session() -> ClientSession {
         ClientSession::new(UserKey { user: 1, key: [3; 32] }, 64, 1_000_000, 1 << 32)
@@ -434,7 +419,7 @@ mod tests {
         let mut events = Vec::new();
         session.handle_connected(0);
         let early = server_bytes(&[ServerFrame::Ping { nonce: 1 }]);
-        assert_eq!(session.handle_input(&early, &mut events), Err(SessionError::BeforeWelcome { kind: 0x05 }));
+        assert_eq!(session.handle_input(&early, &mut events), Err(NativeError::BeforeWelcome { kind: 0x05 }));
         session.handle_connected(0);
         welcome(&mut session, &mut events);
         let bye = server_bytes(&[ServerFrame::Goaway { reason: GoawayReason::ShuttingDown }]);
@@ -443,7 +428,7 @@ mod tests {
         let mut fresh = ClientSession::new(UserKey { user: 1, key: [0; 32] }, 64, 1, 0);
         fresh.handle_connected(0);
         let zero_length = [0u8, 0, 0, 0, 1];
-        assert!(matches!(fresh.handle_input(&zero_length, &mut events), Err(SessionError::Decode(_))));
+        assert!(matches!(fresh.handle_input(&zero_length, &mut events), Err(NativeError::Decode(_))));
     }
 
     #[test]

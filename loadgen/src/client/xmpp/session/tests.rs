@@ -271,25 +271,22 @@ fn login_refusals_are_clear() {
         "{EJABBERD_HEADER}<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls>\
          </stream:features>"
     );
-    assert_eq!(session.handle_input(tls.as_bytes(), &mut events), Err(SessionError::Xmpp(XmppError::TlsRequired)));
+    assert_eq!(session.handle_input(tls.as_bytes(), &mut events), Err(XmppError::TlsRequired));
     session.handle_connected(0);
     let scram_only = format!(
         "{EJABBERD_HEADER}<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>\
          <mechanism>SCRAM-SHA-1</mechanism></mechanisms></stream:features>"
     );
-    assert_eq!(
-        session.handle_input(scram_only.as_bytes(), &mut events),
-        Err(SessionError::Xmpp(XmppError::NoPlainMechanism))
-    );
+    assert_eq!(session.handle_input(scram_only.as_bytes(), &mut events), Err(XmppError::NoPlainMechanism));
     session.handle_connected(0);
     assert!(matches!(
         session.handle_input(format!("{EJABBERD_HEADER}<message/>").as_bytes(), &mut events),
-        Err(SessionError::Xmpp(XmppError::Unexpected { .. }))
+        Err(XmppError::Unexpected { .. })
     ));
     session.handle_connected(0);
     assert!(matches!(
         session.handle_input(b"plain text", &mut events),
-        Err(SessionError::Xmpp(XmppError::Stream(StreamError::TextOutsideStanza)))
+        Err(XmppError::Stream(StreamError::TextOutsideStanza))
     ));
 }
 

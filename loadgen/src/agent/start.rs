@@ -1,0 +1,78 @@
+//! Starting an agent's cores: the plan's users cut into one run per core, each core given its CPU, its share of
+//! the ramp and the rate and its place in the source addresses, and started on its own named thread that runs
+//! `core.rs` until the run is over. It reads none of the cores' reports (`relay.rs` does).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+
+use loadgen::client::any_driver::DriverUser;
+use loadgen::client::tls::TlsClient;
+use loadgen::control::RunPlan;
+use loadgen::limits::{CONNECTIONS_PER_CORE_MAX, CORE_REPORT_QUEUE_CAPACITY};
+use loadgen::source_addr::SourceAddresses;
+
+use super::core::{CorePlan, CoreReport, run_core};
+
+/// An agent's running cores.
+pub(super) struct Cores {
+    /// The plan they run, without its users (each core holds its own).
+    pub(super) plan: Arc<RunPlan>,
+    /// One per core, in core order.
+    pub(super) threads: Vec<JoinHandle<()>>,
+    /// Every core's reports, bounded by `CORE_REPORT_QUEUE_CAPACITY`.
+    pub(super) reports: Receiver<CoreReport>,
+}
+
+/// The CPUs this process may use.
+pub(super) fn cores_available() -> usize {
+    std::thread::available_parallelism().map_or(1, |count| count.get())
+}
+
+/// Starts one thread per core (`plan.cores`, else one per CPU; never more than users) over the users.
+pub(super) fn start_cores(
+    plan: RunPlan,
+    users: Vec<DriverUser>,
+    sources: SourceAddresses,
+    tls: Option<Arc<TlsClient>>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Cores> {
+    let cpus = cores_available();
+    let cores = plan.cores.unwrap_or(cpus).clamp(1, users.len().max(1));
+    let per_core = users.len().div_ceil(cores).max(1);
+    anyhow::ensure!(per_core <= CONNECTIONS_PER_CORE_MAX, "{per_core} users per core is over the limit");
+    let plan = Arc::new(RunPlan { users: Vec::new(), ..plan });
+    let (report_sender, reports) = sync_channel(CORE_REPORT_QUEUE_CAPACITY);
+    let total_users = users.len().max(1) as f64;
+    let mut threads = Vec::new();
+    let source_base = u64::from(std::process::id()) * 7919;
+    for (core_index, chunk) in users.chunks(per_core).enumerate() {
+        let share = chunk.len() as f64 / total_users;
+        let core_plan = CorePlan {
+            core_index,
+            cpu: (plan.first_cpu + core_index) % cpus,
+            users: chunk.to_vec(),
+            plan: plan.clone(),
+            sources: sources.clone(),
+            source_offset: source_base + (core_index * per_core) as u64,
+            ramp_per_s: (plan.ramp_per_s * share).max(1e-3),
+            rate_per_s: plan.rate_per_s * share,
+            tls: tls.clone(),
+        };
+        let stop = stop.clone();
+        let report_sender = report_sender.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("loadgen-core-{core_index}"))
+            .spawn(move || {
+                if let Err(error) = run_core(core_plan, &stop, &report_sender) {
+                    eprintln!("ringline-loadgen agent: core {core_index} could not start: {error}");
+                }
+            })
+            .with_context(|| format!("starting the thread of core {core_index}"))?;
+        threads.push(handle);
+    }
+    Ok(Cores { plan, threads, reports })
+}
