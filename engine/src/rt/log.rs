@@ -1,12 +1,15 @@
-//! Per-core write-ahead log files: recovery at start (read every core's old log, truncate damaged tails,
-//! rewrite what is pending for the new core count) and each core's log task (group commit to glommio's
-//! O_DIRECT files, each group one durable write to its segment, `rt::log_segment`). Owns the files and the
+//! Per-core write-ahead log files: recovery at start (read every core's old log with `wal::LogReader`, log
+//! the damage it reports and truncate a torn tail where it says, rewrite what is pending for the new core
+//! count) and each core's log task (group commit to glommio's O_DIRECT files, each group one durable write to
+//! its segment, `rt::log_segment`). Owns the files and the
 //! directory layout; what to log, when to ACK and when a segment may go are the shard's (`shard::durability`),
-//! the record format and replay rules are `wal`'s.
+//! the record format, replay rules and the bytes of segment 0 are `wal`'s (the simulator runs them too).
 //!
 //! Layout: `DATA_DIR/wal/epoch-NNNNNN/core-CCCC/segment-SSSSSSSS.log`. Each start reads the newest epoch
 //! (whatever core count wrote it), folds it (`wal::Recovery`), and writes epoch N+1: per new core, segment 0
-//! holds the sequence floor and every pending item of that core's users, in order. Epoch N+1 is built as
+//! holds the sequence floor, every pending item of that core's users in order, and the SENDs it remembers
+//! (`wal::RecoveredCore::first_segment_bytes`, with the core log's id, which the core's writer continues). Epoch
+//! N+1 is built as
 //! `epoch-…​.tmp` and renamed into place once synced, then epoch N is deleted: a crash at any point leaves
 //! either the old or the new epoch complete, never neither. Cores then append from segment 1.
 //!
@@ -25,7 +28,7 @@ use glommio::io::Directory;
 
 use crate::limits::{LOG_RECORD_BYTES_MAX, LOG_RETRY_INTERVAL};
 use crate::shard::Durability;
-use crate::wal::{LogRecord, LogWriter, RecoveredCore, Recovery, ReplayEnd, replay_segment};
+use crate::wal::{LogReader, RecoveredCore, Recovery, ReplayEnd, SegmentOutcome};
 
 use super::core::CoreContext;
 use super::log_segment::{SegmentWriter, segment_path};
@@ -79,28 +82,18 @@ fn sync_path(path: &Path) -> Result<(), LogError> {
     io_context("syncing", path, file.sync_all())
 }
 
-/// Reads every segment of an epoch into `recovery`, truncating damaged tails.
+/// Reads every segment of an epoch into `recovery` (`wal::LogReader`: the rules are there), logs the damage it
+/// met and truncates a torn tail.
 fn read_epoch(epoch: &Path, recovery: &mut Recovery) -> Result<(), LogError> {
     for (_, core_dir) in numbered_entries(epoch, "core-", "")? {
         let segments = numbered_entries(&core_dir, "segment-", ".log")?;
         let last = segments.last().map(|(number, _)| *number);
+        let mut reader = LogReader::new(LOG_RECORD_BYTES_MAX);
         for (number, path) in segments {
             let bytes = io_context("reading", &path, std::fs::read(&path))?;
-            let replayed = replay_segment(&bytes, LOG_RECORD_BYTES_MAX);
-            let records = replayed.records.len();
-            for record in replayed.records {
-                recovery.apply(record);
-            }
-            if let ReplayEnd::Damaged { offset, error } = replayed.end {
-                if Some(number) == last {
-                    tracing::warn!(path = %path.display(), offset, %error, records,
-                        "log ends in a torn or corrupt record (a write cut by the crash, never acknowledged): \
-                         truncating the segment there");
-                } else {
-                    tracing::error!(path = %path.display(), offset, %error, records,
-                        "log segment is damaged before its end: truncating it there and reading the next \
-                         segments; records after the damage in this segment are lost");
-                }
+            let outcome = reader.recover_segment(&bytes, Some(number) == last, recovery);
+            report_damage(&path, &outcome);
+            if let Some(offset) = outcome.truncate_to() {
                 let file = io_context("opening", &path, std::fs::OpenOptions::new().write(true).open(&path))?;
                 io_context("truncating", &path, file.set_len(offset))?;
                 io_context("syncing", &path, file.sync_all())?;
@@ -108,6 +101,31 @@ fn read_epoch(epoch: &Path, recovery: &mut Recovery) -> Result<(), LogError> {
         }
     }
     Ok(())
+}
+
+/// Logs what replay found wrong in one segment: a torn tail is expected after a crash (a warning); damage
+/// before the end means acknowledged records were lost on the disk (an error).
+fn report_damage(path: &Path, outcome: &SegmentOutcome) {
+    let (records, format) = (outcome.records, format!("{:?}", outcome.format));
+    for skipped in &outcome.skipped {
+        tracing::error!(path = %path.display(), offset = skipped.offset, resumed_at = skipped.resumed_at,
+            records_lost = skipped.records_lost, error = %skipped.error, format,
+            "log segment is damaged inside: a later group of its writer follows, so the damaged write was acknowledged; \
+             skipped the damaged bytes, kept every valid record before and after them");
+    }
+    match &outcome.end {
+        ReplayEnd::Clean => {}
+        ReplayEnd::Torn { offset, error } => {
+            tracing::warn!(path = %path.display(), offset, %error, records, format,
+                "log ends in a torn write (the last one, cut by the crash, never acknowledged): kept its valid \
+                 prefix, truncating the segment there");
+        }
+        ReplayEnd::Damaged { offset, error } => {
+            tracing::error!(path = %path.display(), offset, %error, records, format,
+                "log segment is damaged before its end with no group after the damage, and later segments \
+                 exist: acknowledged records after the damage in this segment are lost; reading the next segments");
+        }
+    }
 }
 
 /// Takes `DATA_DIR/wal/LOCK` for this process's lifetime (the returned file holds it): two engines on one
@@ -161,17 +179,12 @@ pub fn recover(data_dir: &Path, cores: u16, dedup_window: Duration) -> Result<Ve
     for (index, core) in per_core.iter().enumerate() {
         let dir = building.join(format!("core-{index:04}"));
         io_context("creating", &dir, std::fs::create_dir(&dir))?;
-        let mut writer = LogWriter::new(0, 0, 0, u64::MAX);
-        writer.append(&LogRecord::Sequence { item_seq_next: core.item_seq_next });
-        for record in &core.items {
-            writer.append(record);
-        }
-        let write = writer.poll_write().expect("a sequence record is always pending");
+        let bytes = core.first_segment_bytes();
         let path = segment_path(&dir, 0);
-        io_context("writing", &path, std::fs::write(&path, &write.bytes))?;
+        io_context("writing", &path, std::fs::write(&path, &bytes))?;
         sync_path(&path)?;
         sync_path(&dir)?;
-        sizes.push(write.bytes.len() as u64);
+        sizes.push(bytes.len() as u64);
     }
     sync_path(&building)?;
     let current = wal.join(format!("epoch-{next:06}"));
@@ -298,6 +311,7 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wal::{LogRecord, LogWriter};
 
     fn message(item_id: u64, to: u64, body: &[u8]) -> LogRecord {
         LogRecord::Message { item_id, to, sender: 1, client_msg_id: item_id, time_us: 0, body: body.into() }
@@ -331,6 +345,39 @@ mod tests {
     }
 
     #[test]
+    fn recovery_keeps_every_group_after_padding_shorter_than_a_record_header() {
+        // Issue 17: a group ending 1..7 bytes before a page boundary made recovery truncate every later group.
+        // Logs an older binary wrote (no group headers) are read right too.
+        let data = std::env::temp_dir().join(format!("ringline-log-short-padding-{}", std::process::id()));
+        for legacy in [true, false] {
+            let _ = std::fs::remove_dir_all(&data);
+            let core_dir = data.join("wal/epoch-000001/core-0000");
+            let padding = 6;
+            let header = if legacy { 0 } else { crate::wal::GROUP_HEADER_BYTES };
+            let body_len = 4096 - padding - header - message(1, 7, b"").encoded_len();
+            let groups = [
+                vec![message(1, 7, &vec![0x4E; body_len])],
+                vec![message(2, 7, b"two")],
+                vec![message(3, 7, b"three")],
+            ];
+            let bytes = write_segment(&core_dir, 1, &groups);
+            if legacy {
+                let mut old = Vec::new();
+                for record in groups.iter().flatten() {
+                    crate::wal::encode_record(record, &mut old);
+                    old.resize(old.len().next_multiple_of(4096), 0);
+                }
+                std::fs::write(segment_path(&core_dir, 1), &old).expect("an old binary's segment");
+            } else {
+                assert_eq!(bytes.len(), 3 * 4096);
+            }
+            let cores = recover(&data, 1, Duration::from_secs(1)).expect("recover");
+            assert_eq!(items(&cores[0]), vec![1, 2, 3], "every synced group comes back (legacy: {legacy})");
+        }
+        let _ = std::fs::remove_dir_all(&data);
+    }
+
+    #[test]
     fn recovery_truncates_a_torn_tail_rehomes_and_replaces_the_epoch() {
         let data = std::env::temp_dir().join(format!("ringline-log-recover-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
@@ -342,7 +389,7 @@ mod tests {
             &[vec![LogRecord::Removed { user: 8, item_id: 2 }], vec![message(3, 7, b"three"), message(4, 7, b"four")]],
         );
         // The last write was torn: its second record is garbage.
-        let torn = 4096 + message(3, 7, b"three").encoded_len() + 3;
+        let torn = 4096 + crate::wal::GROUP_HEADER_BYTES + message(3, 7, b"three").encoded_len() + 3;
         bytes[torn] ^= 0xFF;
         std::fs::write(segment_path(&core_dir, 2), &bytes).expect("tear");
         std::fs::create_dir_all(data.join("wal/epoch-000004.tmp/core-0000")).expect("an unfinished epoch");

@@ -72,7 +72,10 @@ pub fn record_item(record: LogRecord) -> Option<(UserId, Item)> {
         LogRecord::Receipt { item_id, to, server_id, peer, kind, time_us } => {
             Some((to, Item::Receipt { id: item_id, server_id, peer, kind, time_us }))
         }
-        LogRecord::Removed { .. } | LogRecord::Generation { .. } | LogRecord::Sequence { .. } => None,
+        LogRecord::Removed { .. }
+        | LogRecord::Generation { .. }
+        | LogRecord::Sequence { .. }
+        | LogRecord::Sent { .. } => None,
     }
 }
 
@@ -144,6 +147,14 @@ impl ShardLog {
             deletions: Vec::new(),
             stats: LogStats::default(),
         }
+    }
+
+    /// Recovery wrote segment 0 with `log_id`, its last record `lsn`: the writer goes on in that log (before any
+    /// append), so replay can tell this writer's groups after damage (`wal::replay`).
+    pub fn continue_log(&mut self, log_id: u64, lsn: u64) {
+        assert_eq!(self.writer.appended_lsn(), 0, "recovery comes before any record");
+        let segment = self.writer.segment();
+        self.writer = LogWriter::with_log_id(segment, 0, lsn, self.segment_bytes_max, log_id);
     }
 
     pub fn stats(&self) -> LogStats {

@@ -210,6 +210,7 @@ impl Shard {
         assert!(recovered.item_seq_next <= ITEM_SEQ_MASK, "item sequence numbers fit in 48 bits");
         self.item_seq = recovered.item_seq_next.saturating_sub(1);
         self.durable_item_seq = self.item_seq;
+        self.log.continue_log(recovered.log_id, recovered.first_segment_last_lsn());
         self.log.note_segment(0, segment_bytes);
         for record in recovered.items {
             let Some((user, item)) = durability::record_item(record) else { continue };

@@ -11,6 +11,9 @@ const KIND_RECEIPT: u8 = 2;
 const KIND_REMOVED: u8 = 3;
 const KIND_GENERATION: u8 = 4;
 const KIND_SEQUENCE: u8 = 5;
+const KIND_SENT: u8 = 7;
+/// A group header (`wal::group`): framed as a record, but no change to state; `decode_record` refuses it.
+pub(super) const KIND_GROUP: u8 = 6;
 
 /// One change to a core's durable state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +29,10 @@ pub enum LogRecord {
     /// Item ids below `item_seq_next` (in their low 48 bits) may have been handed out: after recovery no core
     /// issues them again, even when compaction dropped every record that carried them.
     Sequence { item_seq_next: u64 },
+    /// `sender`'s SEND `client_msg_id` was stored as `server_id` at `time_us`, its item perhaps gone since:
+    /// keeps the SEND dedup memory across more than one restart (recovery writes one per remembered SEND
+    /// into segment 0, whose items hold only what is still queued).
+    Sent { sender: UserId, client_msg_id: u64, server_id: u64, time_us: u64 },
 }
 
 impl LogRecord {
@@ -37,6 +44,7 @@ impl LogRecord {
             Self::Removed { .. } => 16,
             Self::Generation { .. } => 12,
             Self::Sequence { .. } => 8,
+            Self::Sent { .. } => 32,
         };
         RECORD_HEADER_BYTES + 1 + payload
     }
@@ -58,6 +66,14 @@ pub enum RecordError {
     UnknownKind { kind: u8 },
     #[error("record kind {kind} has {len} payload bytes, which does not fit its fields")]
     BadLength { kind: u8, len: usize },
+    #[error("no group header where a write starts: a record of {len} bytes and kind {kind}")]
+    NotAGroup { len: usize, kind: u8 },
+    #[error("group of {records_bytes} record bytes cut off at {available}")]
+    TornGroup { records_bytes: usize, available: usize },
+    #[error("group checksum {stored:08x} does not match its records' bytes ({computed:08x})")]
+    GroupChecksum { stored: u32, computed: u32 },
+    #[error("group says {expected} records in its bytes, which hold {found} or are not records")]
+    GroupRecords { expected: u32, found: u32 },
 }
 
 /// Appends `record` to `out`; returns the bytes written.
@@ -93,6 +109,12 @@ pub fn encode_record(record: &LogRecord, out: &mut Vec<u8>) -> usize {
         LogRecord::Sequence { item_seq_next } => {
             out.push(KIND_SEQUENCE);
             out.extend_from_slice(&item_seq_next.to_le_bytes());
+        }
+        LogRecord::Sent { sender, client_msg_id, server_id, time_us } => {
+            out.push(KIND_SENT);
+            for value in [sender, client_msg_id, server_id, time_us] {
+                out.extend_from_slice(&value.to_le_bytes());
+            }
         }
     }
     let body = &out[start + RECORD_HEADER_BYTES..];
@@ -184,6 +206,12 @@ pub fn decode_record(bytes: &[u8], record_size_max: usize) -> Result<Option<(Log
             }
             LogRecord::Sequence { item_seq_next: word(0)? }
         }
+        KIND_SENT => {
+            if payload.len() != 32 {
+                return Err(bad_length());
+            }
+            LogRecord::Sent { sender: word(0)?, client_msg_id: word(1)?, server_id: word(2)?, time_us: word(3)? }
+        }
         other => return Err(RecordError::UnknownKind { kind: other }),
     };
     Ok(Some((record, RECORD_HEADER_BYTES + len)))
@@ -208,6 +236,7 @@ mod tests {
             LogRecord::Removed { user: 2, item_id: 1 },
             LogRecord::Generation { user: 2, generation: 3 },
             LogRecord::Sequence { item_seq_next: 11 },
+            LogRecord::Sent { sender: 3, client_msg_id: 4, server_id: 1, time_us: 5 },
         ]
     }
 

@@ -13,14 +13,17 @@
 //!   checksums but impossible contents) are refused with [`RecoveryError`], before anything is rewritten.
 //! - Each item goes to its user's home core for the *new* core count (re-homing), in its old order: all of
 //!   a user's records were in one core's log (its home then), so the order between cores does not matter.
-//! - `Message` records within the dedup window rebuild the SEND dedup memory on the sender's home core, so
-//!   a SEND retried across a restart is answered with its first ACK instead of being stored twice.
+//! - `Message` and `Sent` records within the dedup window rebuild the SEND dedup memory on the sender's home
+//!   core, so a SEND retried across a restart is answered with its first ACK instead of being stored twice.
+//!   Segment 0 of the new epoch holds a `Sent` record for each SEND so remembered whose `Message` it does not
+//!   hold (its item was delivered): the memory survives the next restart too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use wire::UserId;
 
 use super::record::LogRecord;
+use super::writer::LogWriter;
 use crate::home::home_core;
 
 /// The low bits of an item id that count items; the high bits name the core that issued it.
@@ -57,6 +60,51 @@ pub struct RecoveredCore {
     pub sends: Vec<RecoveredSend>,
     /// The first item sequence number this core may issue.
     pub item_seq_next: u64,
+    /// The log id of this core's log in the new epoch (random, secret to the log: `wal::group`): segment 0 is
+    /// written with it and the core's writer goes on with it, so every later group has a reference to be
+    /// recognised by after damage.
+    pub log_id: u64,
+}
+
+impl RecoveredCore {
+    /// Segment 0 of this core's log in the new epoch: one group, the sequence floor, every item in order, then
+    /// a `Sent` record for each remembered SEND whose `Message` is not among the items.
+    pub fn first_segment_bytes(&self) -> Vec<u8> {
+        let mut writer = LogWriter::with_log_id(0, 0, 0, u64::MAX, self.log_id);
+        writer.append(&LogRecord::Sequence { item_seq_next: self.item_seq_next });
+        for record in self.items.iter().chain(&self.sent_records()) {
+            writer.append(record);
+        }
+        let write = writer.poll_write().expect("a sequence record is always pending");
+        debug_assert_eq!(write.lsn, self.first_segment_last_lsn());
+        write.bytes
+    }
+
+    /// The sequence number of segment 0's last record: the core's writer continues after it.
+    pub fn first_segment_last_lsn(&self) -> u64 {
+        (1 + self.items.len() + self.sent_records().len()) as u64
+    }
+
+    fn sent_records(&self) -> Vec<LogRecord> {
+        let stored: HashSet<(UserId, u64)> = self
+            .items
+            .iter()
+            .filter_map(|record| match record {
+                LogRecord::Message { sender, client_msg_id, .. } => Some((*sender, *client_msg_id)),
+                _ => None,
+            })
+            .collect();
+        self.sends
+            .iter()
+            .filter(|send| !stored.contains(&(send.sender, send.client_msg_id)))
+            .map(|send| LogRecord::Sent {
+                sender: send.sender,
+                client_msg_id: send.client_msg_id,
+                server_id: send.server_id,
+                time_us: send.server_time_us,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug)]
@@ -117,6 +165,11 @@ impl Recovery {
                 self.live.remove(&item_id);
             }
             LogRecord::Sequence { item_seq_next } => self.item_seq_next = self.item_seq_next.max(item_seq_next),
+            LogRecord::Sent { sender, client_msg_id, server_id, time_us } => {
+                self.saw_id(server_id);
+                let send = RecoveredSend { sender, client_msg_id, server_id, server_time_us: time_us };
+                self.sends.insert((sender, client_msg_id), send);
+            }
             LogRecord::Generation { .. } => {}
         }
     }
@@ -134,8 +187,9 @@ impl Recovery {
         if item_seq_next > ITEM_SEQ_MASK {
             return Err(RecoveryError::ItemIdsExhausted { item_seq_next });
         }
-        let mut out: Vec<RecoveredCore> =
-            (0..cores).map(|_| RecoveredCore { item_seq_next, ..RecoveredCore::default() }).collect();
+        let mut out: Vec<RecoveredCore> = (0..cores)
+            .map(|_| RecoveredCore { item_seq_next, log_id: rand::random(), ..RecoveredCore::default() })
+            .collect();
         let mut live: Vec<Live> = self.live.into_values().collect();
         live.sort_unstable_by_key(|live| live.order);
         for item in live {
@@ -239,6 +293,33 @@ mod tests {
         let mut old = Recovery::new();
         old.apply(message(1, 7, 1));
         assert!(old.finish(1, 1_000 + 10, 10).expect("recoverable")[0].sends.is_empty(), "out of the dedup window");
+    }
+
+    #[test]
+    fn a_delivered_send_is_remembered_across_two_restarts() {
+        // Stored, delivered (removed), its ACK lost: a retry after the first restart, or after a second one,
+        // must get the first server id.
+        let mut recovery = Recovery::new();
+        recovery.apply(message(1, 7, 11));
+        recovery.apply(message(2, 7, 12));
+        recovery.apply(LogRecord::Removed { user: 7, item_id: 1 });
+        let first = recovery.finish(1, 2_000, 10_000).expect("recoverable");
+        assert_eq!(ids(&first[0]), vec![2]);
+        let mut again = Recovery::new();
+        let mut reader = super::super::replay::LogReader::new(1 << 20);
+        let outcome = reader.recover_segment(&first[0].first_segment_bytes(), true, &mut again);
+        assert_eq!(outcome.records as u64, first[0].first_segment_last_lsn(), "one Sent record, for item 1 only");
+        let second = again.finish(1, 3_000, 10_000).expect("recoverable");
+        assert_eq!(ids(&second[0]), vec![2]);
+        let by_id = |core: &RecoveredCore| {
+            let mut sends = core.sends.clone();
+            sends.sort_unstable_by_key(|send| send.client_msg_id);
+            sends
+        };
+        let sends = by_id(&second[0]);
+        assert_eq!(sends, by_id(&first[0]), "the same SENDs remembered, with their server ids");
+        assert_eq!(sends.iter().map(|send| send.server_id).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(second[0].item_seq_next, 3);
     }
 
     #[test]

@@ -3,10 +3,14 @@
 //! acknowledgements that write makes safe. One write is in flight at a time; records appended meanwhile
 //! form the next group, so the batch grows with the load.
 //!
-//! A write is padded with zeros to a page boundary and the next write starts on the next page: a page that
-//! holds durable records is never written again, so a torn write can damage only records not yet
-//! acknowledged. Segments rotate once they pass their size limit (a soft limit: a group is never split).
+//! Each write is one group: a group header (`wal::group`: the writer's log id, the first record's sequence
+//! number, the count and bytes of the records and their CRC32C), the records, and zero padding to a page
+//! boundary; the next write starts on the next page. So a reader knows where each group ends (the padding,
+//! however short, is never read as a record) and whether it is whole; a page that holds durable records is
+//! never written again, so a torn write can damage only records not yet acknowledged. Segments rotate once
+//! they pass their size limit (a soft limit: a group is never split).
 
+use super::group::{GROUP_HEADER_BYTES, GroupHeader};
 use super::record::{LogRecord, encode_record};
 
 /// Alignment and granularity of log writes.
@@ -19,7 +23,7 @@ pub struct PendingWrite {
     pub segment: u64,
     /// Offset in the segment, a multiple of `PAGE_BYTES`.
     pub offset: u64,
-    /// Whole pages of records and zero padding.
+    /// Whole pages: the group header, the records and zero padding.
     pub bytes: Vec<u8>,
     /// Sequence number of the last record in `bytes`.
     pub lsn: u64,
@@ -32,7 +36,11 @@ pub struct LogWriter {
     /// Where the next write starts in `segment`.
     offset: u64,
     segment_size_max: u64,
+    /// Random, written in every group header: tells this writer's groups from bytes that only look like one.
+    log_id: u64,
+    /// Room for the next group's header, then the records appended since the last write.
     pending: Vec<u8>,
+    pending_records: u32,
     appended_lsn: u64,
     pending_lsn: u64,
     durable_lsn: u64,
@@ -44,13 +52,20 @@ pub struct LogWriter {
 impl LogWriter {
     /// A writer continuing after `segment`/`offset` (from recovery), with `lsn` the last durable sequence.
     pub fn new(segment: u64, offset: u64, lsn: u64, segment_size_max: u64) -> Self {
+        Self::with_log_id(segment, offset, lsn, segment_size_max, rand::random())
+    }
+
+    /// `new` with a chosen log id (tests and simulations that replay a seed exactly).
+    pub fn with_log_id(segment: u64, offset: u64, lsn: u64, segment_size_max: u64, log_id: u64) -> Self {
         assert!(offset.is_multiple_of(PAGE_BYTES as u64), "writes start on a page boundary");
         assert!(segment_size_max >= PAGE_BYTES as u64);
         Self {
             segment,
             offset,
             segment_size_max,
-            pending: Vec::new(),
+            log_id,
+            pending: vec![0; GROUP_HEADER_BYTES],
+            pending_records: 0,
             appended_lsn: lsn,
             pending_lsn: lsn,
             durable_lsn: lsn,
@@ -62,6 +77,7 @@ impl LogWriter {
     /// Adds a record to the next group; returns its sequence number.
     pub fn append(&mut self, record: &LogRecord) -> u64 {
         encode_record(record, &mut self.pending);
+        self.pending_records = self.pending_records.checked_add(1).expect("a group holds far fewer records");
         self.appended_lsn += 1;
         self.pending_lsn = self.appended_lsn;
         self.appended_lsn
@@ -69,7 +85,7 @@ impl LogWriter {
 
     /// The next group to write, if none is in flight and any record waits.
     pub fn poll_write(&mut self) -> Option<PendingWrite> {
-        if self.in_flight.is_some() || self.pending.is_empty() {
+        if self.in_flight.is_some() || self.pending_records == 0 {
             return None;
         }
         if self.offset >= self.segment_size_max || (self.rotate_requested && self.offset > 0) {
@@ -77,7 +93,12 @@ impl LogWriter {
             self.offset = 0;
         }
         self.rotate_requested = false;
-        let mut bytes = std::mem::take(&mut self.pending);
+        let mut bytes = std::mem::replace(&mut self.pending, vec![0; GROUP_HEADER_BYTES]);
+        let records = std::mem::take(&mut self.pending_records);
+        let first_lsn = self.pending_lsn + 1 - u64::from(records);
+        let (header, record_bytes) = bytes.split_at_mut(GROUP_HEADER_BYTES);
+        let header_bytes: &mut [u8; GROUP_HEADER_BYTES] = header.try_into().expect("split at the header's size");
+        GroupHeader::of(self.log_id, first_lsn, records, record_bytes).encode(header_bytes);
         let padded = bytes.len().next_multiple_of(PAGE_BYTES);
         bytes.resize(padded, 0);
         let write = PendingWrite { segment: self.segment, offset: self.offset, bytes, lsn: self.pending_lsn };
@@ -121,9 +142,14 @@ impl LogWriter {
         self.segment
     }
 
-    /// Bytes waiting for the next write.
+    /// Bytes of records waiting for the next write.
     pub fn pending_bytes(&self) -> usize {
-        self.pending.len()
+        self.pending.len() - GROUP_HEADER_BYTES
+    }
+
+    /// The id this writer puts in its group headers.
+    pub fn log_id(&self) -> u64 {
+        self.log_id
     }
 }
 
@@ -143,6 +169,10 @@ mod tests {
         assert_eq!(writer.append(&removed(2)), 2);
         let first = writer.poll_write().expect("a group");
         assert_eq!((first.segment, first.offset, first.bytes.len(), first.lsn), (0, 0, PAGE_BYTES, 2));
+        let header = GroupHeader::decode(&first.bytes).expect("a write starts with its group header");
+        assert_eq!((header.log_id, header.first_lsn, header.records), (writer.log_id(), 1, 2));
+        assert_eq!(header.check_records(&first.bytes), Ok(()));
+        assert_eq!(header.records_bytes as usize, 2 * removed(1).encoded_len());
         writer.append(&removed(3));
         assert_eq!(writer.poll_write(), None, "one write in flight at a time");
         assert_eq!(writer.durable_lsn(), 0);

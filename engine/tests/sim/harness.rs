@@ -12,7 +12,11 @@
 //!   batches (and sockets handed over) into a channel of `mesh_capacity` batches, holding one batch while
 //!   the channel is full;
 //! - a drain per ordered core pair adopts handed-over sockets first, then calls `handle_mesh`;
-//! - a tick calls `handle_timeout` on every shard.
+//! - a tick calls `handle_timeout` on every shard;
+//! - a log task per core (`rt/log.rs`) takes the shard's next group, writes it to the core's simulated disk
+//!   (`disk.rs`), which makes it durable after a seeded delay, then calls `handle_wal_done` and deletes the
+//!   segments compaction freed. At start, and at each `crash_and_restart`, the engine's recovery runs over
+//!   the disks (as `rt::log::recover`: replay, fold, a new segment 0 per core, `Shard::recover`).
 //!
 //! Each `step` runs every task that can make progress once, in a seeded random order.
 
@@ -25,7 +29,10 @@ use engine::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBa
 use engine::home::{ShardId, home_core};
 use engine::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES, READS_PER_POLL_MAX};
 use engine::shard::{ConnId, ConnStatus, Durability, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
+use engine::wal::{RecoveredCore, Recovery, SegmentOutcome};
 use wire::{ClientFrame, Decoded, DeviceKey, ErrorCode, GoawayReason, ReceiptKind, RejectCode, ServerFrame, UserId};
+
+use super::disk::{SimDisk, Tear};
 
 /// Writes one poll of a connection's task makes before its socket counts as full for the moment: keeps a
 /// poll short when writes are tiny, and models a socket buffer that fills faster than the peer reads.
@@ -96,6 +103,11 @@ pub struct SimConfig {
     pub dedup_window_us: u64,
     /// Steps `run` may take before it declares a livelock.
     pub steps_max: usize,
+    /// Largest number of log-task steps a write takes to become durable (0: at once, drawing nothing from the
+    /// generator).
+    pub write_delay_steps_max: usize,
+    /// Segment size at which each core's log rotates.
+    pub log_segment_bytes_max: u64,
 }
 
 impl SimConfig {
@@ -123,6 +135,8 @@ impl SimConfig {
             dedup_entries_max: 1 << 20,
             dedup_window_us: 600_000_000,
             steps_max: 200_000,
+            write_delay_steps_max: 0,
+            log_segment_bytes_max: 1 << 30,
         }
     }
 }
@@ -277,7 +291,7 @@ enum Task {
     Pump(usize, usize),
     Drain(usize, usize),
     ClientRead(ClientId),
-    /// The core's log task: write what the shard appended and report it durable (a disk that never fails).
+    /// The core's log task: issue the shard's next group to the core's disk, or move the write in flight on.
     Log(usize),
 }
 
@@ -286,6 +300,9 @@ pub struct Sim {
     pub rng: Rng,
     pub now: Now,
     pub shards: Vec<Shard>,
+    /// Each core's log, on the simulated disk.
+    pub disks: Vec<SimDisk>,
+    shard_config: ShardConfig,
     pub clients: Vec<Client>,
     keys: KeyAuthority,
     pin_sender: Arc<PinSender>,
@@ -323,17 +340,24 @@ impl Sim {
             keys: keys.clone(),
             directory,
             durability: Durability::Sync,
-            log_segment_bytes_max: 1 << 30,
+            log_segment_bytes_max: config.log_segment_bytes_max,
             generations: Arc::new(HashMap::new()),
             registration: RegistrationLimits::standard(600_000_000),
             pin_sender: pin_sender.clone(),
             device_log: Arc::new(DeviceLog::in_memory()),
         };
         let cores = usize::from(config.cores);
+        let now = Now { mono_us: 1_000_000, wall_us: 1_700_000_000_000_000 };
+        // A fresh data directory: recovery of an empty log still writes each core's segment 0.
+        let recovered =
+            Recovery::new().finish(config.cores, now.wall_us, config.dedup_window_us).expect("an empty log recovers");
+        let (shards, disks) = start_cores(&shard_config, recovered);
         Self {
             rng: Rng::new(config.seed),
-            now: Now { mono_us: 1_000_000, wall_us: 1_700_000_000_000_000 },
-            shards: (0..config.cores).map(|id| Shard::new(ShardId(id), shard_config.clone())).collect(),
+            now,
+            shards,
+            disks,
+            shard_config,
             clients: Vec::new(),
             keys,
             pin_sender,
@@ -560,7 +584,7 @@ impl Sim {
             }
         }
         for (shard, state) in self.shards.iter().enumerate() {
-            if state.wal_pending() {
+            if state.wal_pending() || self.disks[shard].is_writing() {
                 tasks.push(Task::Log(shard));
             }
         }
@@ -577,15 +601,63 @@ impl Sim {
                     self.drain(from, to, count);
                 }
                 Task::ClientRead(client) => self.client_read(client),
-                Task::Log(shard) => {
-                    if let Some(write) = self.shards[shard].poll_wal_write() {
-                        self.shards[shard].handle_wal_done(write.lsn, self.now);
-                        self.dispatch(shard);
-                    }
-                }
+                Task::Log(shard) => self.run_log(shard),
             }
         }
         true
+    }
+
+    /// One turn of core `shard`'s log task, as `rt/log.rs` `run_log`: a write in flight moves on (and once
+    /// durable, its answers go out and freed segments go); else the shard's next group is issued.
+    fn run_log(&mut self, shard: usize) {
+        if !self.disks[shard].is_writing() {
+            let Some(write) = self.shards[shard].poll_wal_write() else { return };
+            let delay = match self.config.write_delay_steps_max {
+                0 => 0,
+                max => self.rng.range(0, max),
+            };
+            self.disks[shard].start(write, delay);
+        }
+        let Some(lsn) = self.disks[shard].step() else { return };
+        self.shards[shard].handle_wal_done(lsn, self.now);
+        let mut deletions = Vec::new();
+        self.shards[shard].poll_wal_deletions(&mut deletions);
+        for segment in deletions {
+            self.disks[shard].delete(segment);
+        }
+        self.dispatch(shard);
+    }
+
+    /// kill -9 and a restart on the same disks: every write in flight is torn (`SimDisk::crash`), every socket
+    /// and channel is gone (clients see their connection close), and the cores start again from what the
+    /// engine's recovery makes of the disks. Returns what each core's replay found and what each crash tore.
+    pub fn crash_and_restart(&mut self) -> Restart {
+        let tears = self.disks.iter_mut().map(|disk| disk.crash(&mut self.rng)).collect();
+        for client in 0..self.clients.len() {
+            if self.clients[client].sock.take().is_some() {
+                let state = &mut self.clients[client];
+                state.decode.clear();
+                state.frames.push(Frame::Closed);
+                state.frame_order.push(self.frames_received);
+                self.frames_received += 1;
+            }
+        }
+        for sock in &mut self.socks {
+            sock.place = Place::Closed;
+            sock.to_server.clear();
+            sock.to_client.clear();
+            sock.wake = false;
+        }
+        self.by_conn.clear();
+        let cores = usize::from(self.config.cores);
+        self.links = (0..cores).map(|_| (0..cores).map(|_| Link::default()).collect()).collect();
+        let mut recovery = Recovery::new();
+        let outcomes = self.disks.iter_mut().map(|disk| disk.recover_into(&mut recovery)).collect();
+        let recovered = recovery
+            .finish(self.config.cores, self.now.wall_us, self.config.dedup_window_us)
+            .expect("logs this engine wrote recover");
+        (self.shards, self.disks) = start_cores(&self.shard_config, recovered);
+        Restart { tears, outcomes }
     }
 
     /// What `CoreContext::dispatch` does: wake connections, notify pumps.
@@ -806,6 +878,28 @@ impl Sim {
     pub fn outbound_bound(&self) -> usize {
         OUTBOUND_BYTES_MAX + wire::LENGTH_PREFIX_BYTES + self.config.frame_size_max + READ_BUFFER_BYTES
     }
+}
+
+/// What a crash and restart did: per core, the tear of its write in flight (if one was), and what replay found in
+/// each segment.
+#[derive(Debug)]
+pub struct Restart {
+    pub tears: Vec<Option<Tear>>,
+    pub outcomes: Vec<Vec<(u64, SegmentOutcome)>>,
+}
+
+/// The shards and disks of a process starting with `recovered` (as `rt` does after `rt::log::recover`).
+fn start_cores(config: &ShardConfig, recovered: Vec<RecoveredCore>) -> (Vec<Shard>, Vec<SimDisk>) {
+    recovered
+        .into_iter()
+        .enumerate()
+        .map(|(index, core)| {
+            let disk = SimDisk::recovered(&core);
+            let mut shard = Shard::new(ShardId(index as u16), config.clone());
+            shard.recover(core, disk.segments[&0].len() as u64);
+            (shard, disk)
+        })
+        .unzip()
 }
 
 /// `RINGLINE_SEED` if set, else `default`.
