@@ -48,7 +48,9 @@ fn run_and_check(config: &Config, name: &str) {
 }
 
 /// The short form for `cargo test`: a few kills and a few thousand ACKed messages on a debug build.
-fn short_form(seed: u64, name: &str) {
+/// `segment_bytes`: small for one seed (rotation and compaction all the time), larger for the other (many
+/// groups per segment for replay to read).
+fn short_form(seed: u64, segment_bytes: u64, name: &str) {
     let config = Config {
         seed,
         pairs: 16,
@@ -57,24 +59,24 @@ fn short_form(seed: u64, name: &str) {
         load_seconds_max: 60,
         offline_share: 0.3,
         cores: 2,
-        segment_bytes: 16 * 1024,
+        segment_bytes,
     };
     run_and_check(&config, name);
 }
 
 #[test]
 fn short_torture_first_seed() {
-    short_form(seed_or(0x5EED_0001), "torture-short-1");
+    short_form(seed_or(0x5EED_0001), 16 * 1024, "torture-short-1");
 }
 
 #[test]
 fn short_torture_second_seed() {
-    short_form(seed_or(0x5EED_0002).wrapping_add(1), "torture-short-2");
+    short_form(seed_or(0x5EED_0001).wrapping_add(1), 1024 * 1024, "torture-short-2");
 }
 
 /// The long form: `RINGLINE_TORTURE_RUNS` runs (seeds `SEED`, `SEED + 1`, …), each with `KILLS` kills and at
 /// least `ACKED` messages ACKed, `PAIRS` pairs, `OFFLINE_PERCENT` of receivers offline, `SEGMENT_BYTES`
-/// segments, at most `LOAD_SECONDS` of load each (`UNTIL_LOST=true`: stop after the first run that loses an
+/// segments (0, the default: drawn by the seed from 16 KiB to 8 MiB), at most `LOAD_SECONDS` of load each (`UNTIL_LOST=true`: stop after the first run that loses an
 /// ACKed message). Prints each run's line, then a line with the totals.
 #[test]
 #[ignore = "the long form: minutes on a release build (results/crash/README.md)"]
@@ -91,7 +93,10 @@ fn long_form() {
             load_seconds_max: setting("LOAD_SECONDS", 900),
             offline_share: setting("OFFLINE_PERCENT", 30.0) / 100.0,
             cores: setting("CORES", 2),
-            segment_bytes: setting("SEGMENT_BYTES", 64 * 1024),
+            segment_bytes: match setting("SEGMENT_BYTES", 0) {
+                0 => plan::segment_bytes_for(seed.wrapping_add(run)),
+                bytes => bytes,
+            },
         };
         eprintln!("crash_torture: run {run} of {runs}, seed {}", config.seed);
         let summary = run::run(&config, &format!("torture-long-{run}"), setting("KEEP", false));

@@ -30,6 +30,17 @@ pub struct Config {
     pub segment_bytes: u64,
 }
 
+/// Segment sizes a run may draw (`--log-segment-bytes`): small ones rotate and compact all the time, large
+/// ones keep many groups in one segment for replay to read.
+const SEGMENT_BYTES_CHOICES: [u64; 4] = [16 * 1024, 64 * 1024, 1024 * 1024, 8 * 1024 * 1024];
+
+/// The segment size of a run with `seed`, drawn from `SEGMENT_BYTES_CHOICES` (by the seed alone, so a replay
+/// gets the same).
+pub fn segment_bytes_for(seed: u64) -> u64 {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5E6_0E47);
+    SEGMENT_BYTES_CHOICES[rng.gen_range(0..SEGMENT_BYTES_CHOICES.len())]
+}
+
 /// Unanswered SENDs per sender, normally and during a burst.
 pub const WINDOW: usize = 32;
 pub const WINDOW_BURST: usize = 256;
