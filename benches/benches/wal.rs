@@ -2,7 +2,8 @@
 //! saves. Each record is the `Message` record of a stored `BODY_BYTES`-byte message (113 bytes).
 //!
 //! - `wal_append/{records}`: the sans-IO part (`engine::wal::LogWriter`): encode the records with their
-//!   CRC32C into the group, pad it to whole pages and hand it out as one write (`poll_write`), mark it done.
+//!   CRC32C into the group, write the group header (with the CRC32C of the records), pad it to whole pages and
+//!   hand it out as one write (`poll_write`), mark it done.
 //! - `wal_write_sync_dma/{records}`: that plus the I/O the engine's log task does per group, through the
 //!   engine's own `engine::rt::log_segment::SegmentWriter` (a new segment every `LOG_SEGMENT_BYTES_DEFAULT`,
 //!   its directory synced; a page-aligned copy, one `pwritev2(RWF_DSYNC)` on the O_DIRECT `DmaFile`, on the

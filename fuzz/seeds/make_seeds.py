@@ -73,7 +73,21 @@ CONVERSATION = bytes(
     + [FRAME, 0, DELIVERED_KNOWN, 0, 1, LOG, 0, 1, TICK, 0, 20, WRITE_ALL, 0, WRITE_ALL, 1]
 )
 
+# wal_recovery, grouped mode (mode byte 2: one core): [groups - 1], per group [records - 1] then per record
+# [body bytes / 8], then the damage [group][start: 2 bytes][length: 2 bytes][how: 0 zeros, 1 flipped, 2 cut].
+GROUPED = 2
+WAL_RECOVERY = {
+    # Three groups, the last one's tail cut off by the crash.
+    "torn-last": bytes([GROUPED, 2, 1, 5, 9, 0, 3, 200, 120, 7, 1, 2, 0, 0x08, 0x00, 0x00, 0x10, 2]),
+    # Four groups, the second one zeroed in its middle (a bad disk): the third and fourth must be read.
+    "hole-in-the-middle": bytes([GROUPED, 3, 2, 100, 100, 100, 0, 7, 1, 250, 0, 1, 0, 0x00, 0x60, 0x01, 0x00, 0]),
+    # A group ending 6 bytes before a page boundary (37 + 5 * 49 + 476 * 8 = 4090: issue 17), then another;
+    # the first group's first record flipped: the second must be read.
+    "short-padding": bytes([GROUPED, 1, 4, 255, 221, 0, 0, 0, 0, 3, 0, 0x00, 0x40, 0x00, 0x02, 1]),
+}
+
 write("decode_client", decoder_seeds(CLIENT_FRAMES))
 write("decode_server", decoder_seeds(SERVER_FRAMES))
 write("keys_line", {name: line.encode() for name, line in KEYS_LINES.items()})
 write("shard_input", {"conversation": CONVERSATION})
+write("wal_recovery", WAL_RECOVERY)

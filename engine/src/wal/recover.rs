@@ -16,7 +16,8 @@
 //! - `Message` and `Sent` records within the dedup window rebuild the SEND dedup memory on the sender's home
 //!   core, so a SEND retried across a restart is answered with its first ACK instead of being stored twice.
 //!   Segment 0 of the new epoch holds a `Sent` record for each SEND so remembered whose `Message` it does not
-//!   hold (its item was delivered): the memory survives the next restart too.
+//!   hold (its item was delivered): the memory survives the next restart too. A core keeps the newest
+//!   `DEDUP_ENTRIES_PER_SHARD_MAX` of them, as its memory would.
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,6 +26,7 @@ use wire::UserId;
 use super::record::LogRecord;
 use super::writer::LogWriter;
 use crate::home::home_core;
+use crate::limits::DEDUP_ENTRIES_PER_SHARD_MAX;
 
 /// The low bits of an item id that count items; the high bits name the core that issued it.
 pub const ITEM_SEQ_MASK: u64 = (1 << 48) - 1;
@@ -203,6 +205,11 @@ impl Recovery {
         sends.sort_unstable_by_key(|send| send.server_time_us);
         for send in sends {
             out[home_core(send.sender, cores).index()].sends.push(send);
+        }
+        for core in &mut out {
+            // A core remembers at most this many (the oldest go first), so segment 0 holds no more.
+            let excess = core.sends.len().saturating_sub(DEDUP_ENTRIES_PER_SHARD_MAX);
+            core.sends.drain(..excess);
         }
         Ok(out)
     }

@@ -66,13 +66,20 @@ pub struct ReplayedSegment {
     pub end: ReplayEnd,
 }
 
+impl ReplayEnd {
+    /// Where the runtime truncates the segment: at a torn last write, only.
+    pub fn truncate_to(&self) -> Option<u64> {
+        match *self {
+            Self::Torn { offset, .. } => Some(offset),
+            Self::Clean | Self::Damaged { .. } => None,
+        }
+    }
+}
+
 impl ReplayedSegment {
     /// Where the runtime truncates the segment: at a torn last write, only.
     pub fn truncate_to(&self) -> Option<u64> {
-        match self.end {
-            ReplayEnd::Torn { offset, .. } => Some(offset),
-            ReplayEnd::Clean | ReplayEnd::Damaged { .. } => None,
-        }
+        self.end.truncate_to()
     }
 }
 
@@ -89,10 +96,7 @@ pub struct SegmentOutcome {
 impl SegmentOutcome {
     /// Where the runtime truncates the segment: at a torn last write, only.
     pub fn truncate_to(&self) -> Option<u64> {
-        match self.end {
-            ReplayEnd::Torn { offset, .. } => Some(offset),
-            ReplayEnd::Clean | ReplayEnd::Damaged { .. } => None,
-        }
+        self.end.truncate_to()
     }
 }
 

@@ -260,7 +260,7 @@ struct Exercised {
 }
 
 fn run_seed(seed: u64, segment_bytes_max: &[u64]) -> Exercised {
-    let result = std::panic::catch_unwind(|| {
+    run_seeded(seed, || {
         let mut world = World::new(seed, segment_bytes_max);
         let crashes = world.crashes_left;
         world.run();
@@ -272,18 +272,7 @@ fn run_seed(seed: u64, segment_bytes_max: &[u64]) -> Exercised {
             torn_writes: world.torn_writes,
             torn_tails: world.torn_tails,
         }
-    });
-    match result {
-        Ok(exercised) => exercised,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
-                .unwrap_or_default();
-            panic!("seed {seed} failed (replay: RINGLINE_SEED={seed}): {message}");
-        }
-    }
+    })
 }
 
 /// Runs the seeds (`RINGLINE_SEED`, or `RINGLINE_SEEDS` of them, `SEEDS_DEFAULT` without either) with segments of

@@ -902,6 +902,18 @@ fn start_cores(config: &ShardConfig, recovered: Vec<RecoveredCore>) -> (Vec<Shar
         .unzip()
 }
 
+/// Runs `run` for `seed`; a panic in it panics again naming the seed and how to replay it.
+pub fn run_seeded<T>(seed: u64, run: impl FnOnce() -> T + std::panic::UnwindSafe) -> T {
+    std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+            .unwrap_or_default();
+        panic!("seed {seed} failed (replay: RINGLINE_SEED={seed}): {message}");
+    })
+}
+
 /// `RINGLINE_SEED` if set, else `default`.
 pub fn seed_or(default: u64) -> u64 {
     std::env::var("RINGLINE_SEED").ok().and_then(|seed| seed.parse().ok()).unwrap_or(default)
