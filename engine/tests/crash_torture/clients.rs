@@ -110,6 +110,26 @@ impl Link {
         Ok(link)
     }
 
+    /// `open`, counting the connect or its failure (then `None`: the run tries again in its next round).
+    fn open_counted(
+        addr: SocketAddr,
+        token: Token,
+        registry: &Registry,
+        (user, key): (UserId, DeviceKey),
+        counts: &mut LinkCounts,
+    ) -> Option<Self> {
+        match Self::open(addr, token, registry, user, key) {
+            Ok(link) => {
+                counts.connects += 1;
+                Some(link)
+            }
+            Err(_) => {
+                counts.connect_failures += 1;
+                None
+            }
+        }
+    }
+
     fn queue(&mut self, frame: &ClientFrame<'_>) {
         wire::encode_client(frame, &mut self.outbound);
     }
@@ -223,13 +243,7 @@ impl Sender {
     }
 
     pub fn connect(&mut self, addr: SocketAddr, registry: &Registry, counts: &mut LinkCounts) {
-        match Link::open(addr, sender_token(self.pair), registry, self.user.0, self.user.1) {
-            Ok(link) => {
-                counts.connects += 1;
-                self.link = Some(link);
-            }
-            Err(_) => counts.connect_failures += 1,
-        }
+        self.link = Link::open_counted(addr, sender_token(self.pair), registry, self.user, counts);
     }
 
     pub fn unanswered(&self) -> usize {
@@ -310,13 +324,7 @@ impl Receiver {
     }
 
     pub fn connect(&mut self, addr: SocketAddr, registry: &Registry, counts: &mut LinkCounts) {
-        match Link::open(addr, receiver_token(self.pair), registry, self.user.0, self.user.1) {
-            Ok(link) => {
-                counts.connects += 1;
-                self.link = Some(link);
-            }
-            Err(_) => counts.connect_failures += 1,
-        }
+        self.link = Link::open_counted(addr, receiver_token(self.pair), registry, self.user, counts);
     }
 
     /// Reads and handles what arrived.
