@@ -37,6 +37,8 @@ pub struct TestServer {
     pub tls_addr: Option<SocketAddr>,
     /// The TLS certificate, when started with `start_tls`.
     pub tls_files: Option<tls::TlsFiles>,
+    /// Leave the data directory (and keys file) in place when dropped, as evidence of a failed run.
+    pub keep_data_dir: bool,
     child: Child,
 }
 
@@ -75,6 +77,7 @@ impl TestServer {
             metrics: spawned.metrics,
             tls_addr: spawned.tls,
             tls_files: None,
+            keep_data_dir: false,
             child: spawned.child,
         }
     }
@@ -267,6 +270,9 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.keep_data_dir {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.data_dir);
         let _ = std::fs::remove_file(self.data_dir.with_extension("keys"));
     }
@@ -495,7 +501,8 @@ impl<S: Transport> TestClient<S> {
     }
 }
 
-fn own(frame: ServerFrame<'_>) -> Got {
+/// A decoded server frame as a `Got` (owned fields).
+pub fn own(frame: ServerFrame<'_>) -> Got {
     match frame {
         ServerFrame::Welcome { queued, .. } => Got::Welcome { queued },
         ServerFrame::Error { code, text } => Got::Error { code, text: text.to_owned() },
