@@ -11,13 +11,13 @@
 //! - a first delivery whose pair_seq is below one already delivered on that pair is *reordered*;
 //! - at the end, a message ACKed and never delivered is *lost*.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use wire::{ReceiptKind, RejectCode, UserId};
 
 use crate::client::body::MessageBody;
-use crate::limits::PROBLEMS_NAMED_MAX;
+use crate::limits::{PROBLEMS_NAMED_MAX, RETIRED_REMEMBERED_MAX};
 
 /// One message, as the ledger names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -185,11 +185,23 @@ pub struct Ledger {
     pairs: HashMap<(UserId, UserId), PairLedger>,
     counts: LedgerCounts,
     problems: Vec<Problem>,
+    /// The item ids of the most recently retired messages, oldest first in `retired_order`: after a crash the
+    /// server may deliver a message again whose receipt already came (its wipe was not durable yet), with the
+    /// same item id; that is a redelivery, not a duplicate.
+    retired: HashMap<MessageKey, u64>,
+    retired_order: VecDeque<MessageKey>,
 }
 
 impl Ledger {
     pub fn new(run_id: u64) -> Self {
-        Self { run_id, pairs: HashMap::new(), counts: LedgerCounts::default(), problems: Vec::new() }
+        Self {
+            run_id,
+            pairs: HashMap::new(),
+            counts: LedgerCounts::default(),
+            problems: Vec::new(),
+            retired: HashMap::new(),
+            retired_order: VecDeque::new(),
+        }
     }
 
     pub fn counts(&self) -> &LedgerCounts {
@@ -287,6 +299,11 @@ impl Ledger {
         }
         let highest_before = pair.highest_delivered_seq;
         let Some(record) = pair.records.get_mut(&key.pair_seq) else {
+            if self.retired.get(&key) == Some(&item_id) {
+                // Retired moments before a crash took the server's wipe: the same item again.
+                self.counts.redelivered += 1;
+                return DeliveryVerdict::Redelivered;
+            }
             // Retired (acked, delivered and receipted: the server wiped it) or rejected: a second copy.
             self.counts.duplicated += 1;
             let problem =
@@ -413,9 +430,19 @@ impl Ledger {
             .records
             .get(&key.pair_seq)
             .is_some_and(|record| record.server_id.is_some() && record.delivered_item.is_some() && record.receipt);
-        if done {
-            pair.records.remove(&key.pair_seq);
+        if !done {
+            return;
         }
+        let Some(item_id) = pair.records.remove(&key.pair_seq).and_then(|record| record.delivered_item) else {
+            return;
+        };
+        if self.retired_order.len() >= RETIRED_REMEMBERED_MAX
+            && let Some(oldest) = self.retired_order.pop_front()
+        {
+            self.retired.remove(&oldest);
+        }
+        self.retired.insert(key, item_id);
+        self.retired_order.push_back(key);
     }
 }
 
@@ -425,6 +452,19 @@ mod tests {
     use wire::{ReceiptKind, RejectCode};
 
     const RUN: u64 = 42;
+
+    #[test]
+    fn a_retired_message_delivered_again_with_its_item_id_is_a_redelivery_and_with_another_a_duplicate() {
+        let mut ledger = Ledger::new(RUN);
+        let body = ledger.handle_send(1, 2, 1_000, false);
+        ledger.handle_ack(MessageKey::from(&body), 9, 1_100);
+        assert!(matches!(deliver(&mut ledger, body, 9), DeliveryVerdict::First { .. }));
+        ledger.handle_receipt(1, 2, 9, ReceiptKind::Delivered);
+        assert_eq!(ledger.outstanding(), 0, "acked, delivered and receipted: retired");
+        assert_eq!(deliver(&mut ledger, body, 9), DeliveryVerdict::Redelivered);
+        assert_eq!(deliver(&mut ledger, body, 10), DeliveryVerdict::Duplicated);
+        assert_eq!((ledger.counts().redelivered, ledger.counts().duplicated), (1, 1));
+    }
 
     fn deliver(ledger: &mut Ledger, body: MessageBody, item_id: u64) -> DeliveryVerdict {
         ledger.handle_deliver(Ok(body), item_id, body.scheduled_us + 500)
@@ -491,18 +531,6 @@ mod tests {
         assert!(!summary.is_clean());
         assert_eq!(summary.problems[0].kind, ProblemKind::Duplicated);
         assert_eq!(summary.problems[0].detail, Some(6));
-    }
-
-    #[test]
-    fn a_copy_after_retirement_is_a_duplicate() {
-        let mut ledger = Ledger::new(RUN);
-        let body = ledger.handle_send(1, 2, 1_000, false);
-        ledger.handle_ack(MessageKey::from(&body), 5, 1_100);
-        deliver(&mut ledger, body, 5);
-        ledger.handle_receipt(1, 2, 5, ReceiptKind::Delivered);
-        assert_eq!(ledger.outstanding(), 0);
-        assert_eq!(deliver(&mut ledger, body, 5), DeliveryVerdict::Duplicated);
-        assert_eq!(ledger.summary().counts.duplicated, 1);
     }
 
     #[test]

@@ -5,6 +5,12 @@
 /// instances) below its RLIMIT_NOFILE: the rest may be client sockets.
 pub const FD_HEADROOM: u64 = 100;
 
+/// Retired messages (acked, delivered, receipted) whose item id the ledger still remembers, across all pairs: a
+/// crash may redeliver a message whose wipe was not durable yet, moments after its receipt came. 65,536 covers
+/// far more than the messages retired in the milliseconds before a crash at the rates one agent core drives, for
+/// ~4 MiB at most.
+pub const RETIRED_REMEMBERED_MAX: usize = 65_536;
+
 /// Bytes of the per-core read buffer that every connection of the core reads into while it is polled. There is
 /// one per core, not one per connection, so idle connections hold no read buffer.
 pub const CORE_READ_BUFFER_BYTES: usize = 64 * 1024;
