@@ -504,7 +504,7 @@ impl World {
 }
 
 fn run_seed(seed: u64, rounds: usize) {
-    let result = std::panic::catch_unwind(|| {
+    run_seeded(seed, || {
         let mut world = World::new(seed);
         world.run(rounds);
         if (seed / 4) % 4 == 3 {
@@ -515,14 +515,6 @@ fn run_seed(seed: u64, rounds: usize) {
         world.drain();
         world.check();
     });
-    if let Err(panic) = result {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
-            .unwrap_or_default();
-        panic!("seed {seed} failed (replay: RINGLINE_SEED={seed}): {message}");
-    }
 }
 
 /// Runs this part's share of the seeds (parts run as separate tests, so in parallel).
