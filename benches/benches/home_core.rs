@@ -17,15 +17,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-use engine::account::{Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
-use engine::home::{ShardId, home_core};
-use engine::limits::{
+use ringline_benches::{criterion_settings, store_message};
+use ringline_core::account::{Directory, KeyAuthority, ProvisionBatch, RegistrationLimits};
+use ringline_core::home::{ShardId, home_core};
+use ringline_core::limits::{
     CORE_QUEUE_BYTES_MAX_DEFAULT, DEDUP_ENTRIES_PER_SHARD_MAX, DEDUP_WINDOW, FRAME_SIZE_MAX_DEFAULT,
     HANDSHAKE_TIMEOUT_DEFAULT, IDLE_TIMEOUT_DEFAULT, LOG_SEGMENT_BYTES_MAX, OFFLINE_AGE_MAX_DEFAULT,
     OFFLINE_QUEUE_BYTES_MAX_DEFAULT, OFFLINE_QUEUE_MESSAGES_MAX_DEFAULT, PIN_TTL_DEFAULT,
 };
-use engine::shard::{ConnId, Durability, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
-use ringline_benches::{criterion_settings, store_message};
+use ringline_core::shard::{ConnId, Durability, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
 use wire::UserId;
 
 #[global_allocator]
@@ -64,7 +64,6 @@ fn shard_config() -> ShardConfig {
         directory: Arc::new(directory),
         generations: Arc::new(HashMap::new()),
         registration: RegistrationLimits::standard(PIN_TTL_DEFAULT.as_micros() as u64),
-        pin_sender: Arc::new(PinSender::in_memory()),
     }
 }
 

@@ -27,10 +27,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, 
 use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::{ExecutorJoinHandle, LocalExecutor};
 
-use engine::limits::MESH_CHANNEL_CAPACITY;
 use engine::rt::MeshBatch;
-use engine::shard::ShardMsg;
 use ringline_benches::{core_executor, criterion_settings, store_message, two_core_placements};
+use ringline_core::limits::MESH_CHANNEL_CAPACITY;
+use ringline_core::shard::ShardMsg;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,4 +1,4 @@
-//! The per-core offline queue (`engine::shard::OfflineQueue`) with the engine's default limits: appending
+//! The per-core offline queue (`ringline_core::shard::OfflineQueue`) with the engine's default limits: appending
 //! messages and draining them, per message. Append is what the home core does per stored message
 //! (`check_room`, then `push`); drain is what delivery does per item: take the next unwritten item while fewer
 //! than `DELIVERY_WINDOW_MAX` are unacknowledged (the shard encodes a DELIVER from it), then remove it when its
@@ -14,12 +14,12 @@ use std::time::Duration;
 use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use criterion::{black_box, measurement::WallTime};
 
-use engine::limits::{
+use ringline_benches::{BODY_BYTES, criterion_settings};
+use ringline_core::limits::{
     CORE_QUEUE_BYTES_MAX_DEFAULT, DELIVERY_WINDOW_MAX, OFFLINE_AGE_MAX_DEFAULT, OFFLINE_QUEUE_BYTES_MAX_DEFAULT,
     OFFLINE_QUEUE_MESSAGES_MAX_DEFAULT,
 };
-use engine::shard::{Item, OfflineQueue, QueueLimits};
-use ringline_benches::{BODY_BYTES, criterion_settings};
+use ringline_core::shard::{Item, OfflineQueue, QueueLimits};
 use wire::UserId;
 
 #[global_allocator]

@@ -1,7 +1,7 @@
 //! The per-core write-ahead log by group size (records per group commit), per record: what group commit
 //! saves. Each record is the `Message` record of a stored `BODY_BYTES`-byte message (113 bytes).
 //!
-//! - `wal_append/{records}`: the sans-IO part (`engine::wal::LogWriter`): encode the records with their
+//! - `wal_append/{records}`: the sans-IO part (`ringline_core::wal::LogWriter`): encode the records with their
 //!   CRC32C into the group, write the group header (with the CRC32C of the records), pad it to whole pages and
 //!   hand it out as one write (`poll_write`), mark it done.
 //! - `wal_write_sync_dma/{records}`: that plus the I/O the engine's log task does per group, through the
@@ -28,10 +28,10 @@ use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, black_box, c
 use glommio::LocalExecutor;
 use glommio::io::Directory;
 
-use engine::limits::LOG_SEGMENT_BYTES_DEFAULT;
 use engine::rt::log_segment::{SegmentWriter, segment_path};
-use engine::wal::{LogRecord, LogWriter, PendingWrite};
 use ringline_benches::{core_executor, criterion_settings, message_record, two_core_placements};
+use ringline_core::limits::LOG_SEGMENT_BYTES_DEFAULT;
+use ringline_core::wal::{LogRecord, LogWriter, PendingWrite};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -8,8 +8,8 @@ pub mod client;
 
 use glommio::{LocalExecutorBuilder, Placement};
 
-use engine::shard::{ConnId, ShardMsg};
-use engine::wal::LogRecord;
+use ringline_core::shard::{ConnId, ShardMsg};
+use ringline_core::wal::LogRecord;
 use wire::UserId;
 
 /// Body bytes of the messages the benches move: the load generator's default `--body-bytes`.

@@ -13,10 +13,12 @@ use std::collections::HashMap;
 
 use wire::UserId;
 
-use crate::account::{Directory, KeyAuthority, PinSender, PinSenderKind, RegistrationLimits};
-use crate::limits;
-use crate::metrics::AlertThresholds;
-use crate::shard::{Durability, QueueLimits, ShardConfig};
+use ringline_core::account::{Directory, KeyAuthority, RegistrationLimits};
+
+use crate::rt::pin_sender::PinSenderKind;
+use ringline_core::limits;
+use ringline_core::metrics::AlertThresholds;
+use ringline_core::shard::{Durability, QueueLimits, ShardConfig};
 
 /// `--durability`: what a server ACK promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
@@ -424,14 +426,14 @@ impl ServeConfig {
                 let bytes = in_range(
                     "log-segment-bytes",
                     args.log_segment_bytes.or(file.log_segment_bytes).unwrap_or(limits::LOG_SEGMENT_BYTES_DEFAULT),
-                    crate::wal::PAGE_BYTES as u64,
+                    ringline_core::wal::PAGE_BYTES as u64,
                     limits::LOG_SEGMENT_BYTES_MAX,
                 )?;
-                if !bytes.is_multiple_of(crate::wal::PAGE_BYTES as u64) {
+                if !bytes.is_multiple_of(ringline_core::wal::PAGE_BYTES as u64) {
                     return Err(ConfigError::OutOfRange {
                         setting: "log-segment-bytes",
                         value: bytes.to_string(),
-                        expected: format!("a multiple of {}", crate::wal::PAGE_BYTES),
+                        expected: format!("a multiple of {}", ringline_core::wal::PAGE_BYTES),
                     });
                 }
                 bytes
@@ -454,20 +456,18 @@ impl ServeConfig {
             directory: accounts.directory,
             generations: accounts.generations,
             registration: self.registration,
-            pin_sender: accounts.pin_sender,
             durability: self.durability,
             log_segment_bytes_max: self.log_segment_bytes,
         }
     }
 }
 
-/// The account state and services every shard shares.
+/// The account state every shard shares.
 #[derive(Debug, Clone)]
 pub struct ShardAccounts {
     pub keys: KeyAuthority,
     pub directory: Arc<Directory>,
     pub generations: Arc<HashMap<UserId, u32>>,
-    pub pin_sender: Arc<PinSender>,
 }
 
 /// The TLS settings from the `--tls-*` flags over the file's `[tls]` table over defaults.

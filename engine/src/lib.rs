@@ -1,28 +1,16 @@
-//! ringline's engine: a messaging edge server, one shard per core, shared-nothing by home core.
+//! ringline's engine: the messaging edge server's runtime and command line, one shard per core,
+//! shared-nothing by home core. What a core knows and decides is `ringline_core`'s (sans-IO); this crate
+//! performs its effects on glommio, sockets, files and threads.
 //!
 //! Map (docs/ARCHITECTURE.md has the whole picture):
-//! - `shard`: the per-core state machine (sans-IO): sessions, offline queue, routing, receipts.
-//! - `account`: device keys, provisioned users, their files.
-//! - `buffer_pool`: bounded per-core pools of byte buffers, lent while they hold bytes.
-//! - `home`: which core owns a user.
-//! - `limits`: every bound, in one place.
-//! - `memory_trim`: when a container that a burst grew is shrunk again.
 //! - `config`: the `serve` command line, turned into per-core configuration.
-//! - `metrics`: histograms, per-core snapshots, alert thresholds, Prometheus text (sans-IO).
+//! - `data_dir`: the account files of the data directory (provisioned users, key secret, device log).
+//! - `tls_files`: the TLS files: the certificate pair read from PEM files, the development certificate written.
 //! - `top`: the `ringline top` client: scrape, parse, rates, table.
-//! - `tls`: TLS for the native protocol (sans-IO): a connection's TLS layer, certificates, server settings.
-//! - `wal`: the per-core log's format, group commit, replay and recovery rules (sans-IO).
-//! - `rt`: the only code that touches glommio, sockets, files and threads.
+//! - `rt`: the only code that touches glommio, sockets, signals and threads.
 
-pub mod account;
-pub mod buffer_pool;
 pub mod config;
-pub mod home;
-pub mod limits;
-pub mod memory_trim;
-pub mod metrics;
+pub mod data_dir;
 pub mod rt;
-pub mod shard;
-pub mod tls;
+pub mod tls_files;
 pub mod top;
-pub mod wal;

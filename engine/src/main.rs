@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use engine::account::AccountStore;
 use engine::config::{ServeArgs, ServeConfig};
+use engine::data_dir::AccountStore;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -132,12 +132,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tls { command: TlsCommand::DevCert { out_dir, names } } => {
             let names = if names.is_empty() {
-                engine::tls::DEV_CERT_DEFAULT_NAMES.iter().map(|name| (*name).to_owned()).collect()
+                ringline_core::tls::DEV_CERT_DEFAULT_NAMES.iter().map(|name| (*name).to_owned()).collect()
             } else {
                 names
             };
-            let certificate = engine::tls::DevCertificate::generate(&names)?;
-            let (cert, key) = certificate.write(&out_dir)?;
+            let certificate = ringline_core::tls::DevCertificate::generate(&names)?;
+            let (cert, key) = engine::tls_files::write_dev_certificate(&certificate, &out_dir)?;
             println!("sha256 fingerprint {}", certificate.fingerprint);
             println!(
                 "wrote {} and {} (key mode 0600) for {}; serve with --tls-cert {} --tls-key {}",

@@ -237,7 +237,7 @@ fn forged_reads_give_their_victim_nothing_and_leave_its_sends_accepted() {
     // More READs naming alice than her receipt backlog holds, for messages mallory never got; then one
     // READ of the message she did get, whose receipt travels the same way behind them.
     let mut flood = Vec::new();
-    for n in 1..=engine::limits::SENDER_RECEIPTS_MAX as u64 + 1 {
+    for n in 1..=ringline_core::limits::SENDER_RECEIPTS_MAX as u64 + 1 {
         wire::encode_client(&ClientFrame::Read { server_id: server_id + n, sender: alice.0 }, &mut flood);
     }
     wire::encode_client(&ClientFrame::Read { server_id, sender: alice.0 }, &mut flood);

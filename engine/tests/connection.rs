@@ -192,7 +192,7 @@ fn a_relative_data_dir_works_for_the_log() {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).expect("work dir");
     let keys = work.join("users.keys");
-    let mut store = engine::account::AccountStore::open(&work.join("data")).expect("data dir");
+    let mut store = engine::data_dir::AccountStore::open(&work.join("data")).expect("data dir");
     store.provision(4, 1555, &keys).expect("provision");
     let users: Vec<_> = std::fs::read_to_string(&keys)
         .expect("keys")

@@ -370,11 +370,11 @@ fn logs_that_leave_no_item_id_refuse_the_start_with_a_clear_error_and_stay_as_th
         .max()
         .expect("a segment");
     let mut bytes = std::fs::read(&segment).expect("segment");
-    bytes.resize(bytes.len().next_multiple_of(engine::wal::PAGE_BYTES), 0);
+    bytes.resize(bytes.len().next_multiple_of(ringline_core::wal::PAGE_BYTES), 0);
     // As a write of the same log: a group with its header (the log's id is in the segment's first one).
-    let log_id = engine::wal::GroupHeader::decode(&bytes).expect("a segment starts with a group").log_id;
-    let mut writer = engine::wal::LogWriter::with_log_id(0, 0, 1 << 40, u64::MAX, log_id);
-    writer.append(&engine::wal::LogRecord::Sequence { item_seq_next: 1 << 48 });
+    let log_id = ringline_core::wal::GroupHeader::decode(&bytes).expect("a segment starts with a group").log_id;
+    let mut writer = ringline_core::wal::LogWriter::with_log_id(0, 0, 1 << 40, u64::MAX, log_id);
+    writer.append(&ringline_core::wal::LogRecord::Sequence { item_seq_next: 1 << 48 });
     bytes.extend_from_slice(&writer.poll_write().expect("a group").bytes);
     std::fs::write(&segment, &bytes).expect("write segment");
     let wal_entries = || -> Vec<_> {

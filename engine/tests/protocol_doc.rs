@@ -2,7 +2,7 @@
 //! encodes for that kind, and the limits table states the values `engine/src/limits.rs` holds. A client author
 //! reads the document, not the crate, so the two must not drift.
 
-use engine::limits;
+use ringline_core::limits;
 use wire::{ClientFrame, ErrorCode, GoawayReason, ReceiptKind, RegisterRefusal, RejectCode, ServerFrame};
 
 fn protocol_doc() -> String {

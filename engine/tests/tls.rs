@@ -136,13 +136,13 @@ fn a_client_refuses_an_untrusted_or_expired_certificate() {
 
     let dir = std::env::temp_dir().join(format!("ringline-it-expired-{}", std::process::id()));
     let names = ["localhost".to_owned()];
-    let expired = engine::tls::DevCertificate::generate_valid(
+    let expired = ringline_core::tls::DevCertificate::generate_valid(
         &names,
         time::OffsetDateTime::now_utc() - time::Duration::days(400),
         time::OffsetDateTime::now_utc() - time::Duration::days(35),
     )
     .expect("expired certificate");
-    let (cert, key) = expired.write(&dir).expect("write");
+    let (cert, key) = engine::tls_files::write_dev_certificate(&expired, &dir).expect("write");
     let files = TlsFiles { dir: dir.clone(), cert, key, fingerprint: expired.fingerprint.clone() };
     let server = TestServer::start_tls_with("tls-expired", 1, 10, files, &[]);
     let error = handshake(server.tls_addr(), &server.tls_client_config(), "localhost", &[]).expect_err("expired");
@@ -236,7 +236,7 @@ fn wait_for_certificate(server: &TestServer, config: &std::sync::Arc<rustls::Cli
     loop {
         let stream = handshake(server.tls_addr(), config, "localhost", &[]).expect("handshake");
         let presented = stream.conn.peer_certificates().and_then(|chain| chain.first()).expect("a certificate");
-        if engine::tls::sha256_fingerprint(presented) == fingerprint {
+        if ringline_core::tls::sha256_fingerprint(presented) == fingerprint {
             return;
         }
         assert!(started.elapsed() < Duration::from_secs(30), "the new certificate was never served");

@@ -1,4 +1,4 @@
-//! Fuzzes one core's protocol state machine (`engine::shard::Shard`) the way its runtime drives it, with the
+//! Fuzzes one core's protocol state machine (`ringline_core::shard::Shard`) the way its runtime drives it, with the
 //! clients' bytes, the order of events and the clock all taken from the input: the engine's widest door to
 //! untrusted input, behind the codec that `decode_client` fuzzes alone.
 //!
@@ -15,10 +15,10 @@
 
 #![no_main]
 
-use engine::account::KeyAuthority;
-use engine::home::ShardId;
-use engine::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES};
-use engine::shard::{ConnId, ConnStatus, Now, Shard};
+use ringline_core::account::KeyAuthority;
+use ringline_core::home::ShardId;
+use ringline_core::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES};
+use ringline_core::shard::{ConnId, ConnStatus, Now, Shard};
 use libfuzzer_sys::fuzz_target;
 use wire::{ClientFrame, Decoded, LENGTH_PREFIX_BYTES, PROTOCOL_VERSION, ServerFrame, decode_server, encode_client};
 
@@ -224,7 +224,8 @@ impl Harness {
         client.received.drain(..at);
     }
 
-    /// What the runtime does between inputs: bounded outbound, closes as the status says, wake-ups drained.
+    /// What the runtime does between inputs: bounded outbound, closes as the status says, PINs handed over,
+    /// wake-ups drained.
     fn settle(&mut self) {
         let bound = OUTBOUND_BYTES_MAX + LENGTH_PREFIX_BYTES + FRAME_SIZE_MAX + READ_BUFFER_BYTES;
         let mut index = 0;
@@ -247,6 +248,14 @@ impl Harness {
                     self.clients.swap_remove(index);
                 }
                 ConnStatus::HandOff => panic!("a socket handed off with one core"),
+            }
+        }
+        // PINs go to a sender that refuses one in eight (its queue full), so both answers are reached.
+        while let Some((conn, issued)) = self.shard.poll_pin() {
+            if issued.pin % 8 == 0 {
+                self.shard.handle_pin_not_handed_over(conn, issued, self.now);
+            } else {
+                self.shard.handle_pin_handed_over(conn, issued, self.now);
             }
         }
         let mut woken = Vec::new();

@@ -18,10 +18,10 @@
 
 #![no_main]
 
-use engine::home::ShardId;
-use engine::limits::LOG_RECORD_BYTES_MAX;
-use engine::shard::Shard;
-use engine::wal::{LogReader, LogRecord, LogWriter, PAGE_BYTES, Recovery, encode_record, replay_segment};
+use ringline_core::home::ShardId;
+use ringline_core::limits::LOG_RECORD_BYTES_MAX;
+use ringline_core::shard::Shard;
+use ringline_core::wal::{LogReader, LogRecord, LogWriter, PAGE_BYTES, Recovery, encode_record, replay_segment};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common/shard_config.rs"]

@@ -16,8 +16,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use engine::buffer_pool::BufferPool;
-use engine::tls::{DevCertificate, Resumption, ServerIdentity, TlsSession, server_config};
+use ringline_core::buffer_pool::BufferPool;
+use ringline_core::tls::{DevCertificate, Resumption, ServerIdentity, TlsSession, server_config};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, SupportedCipherSuite};

@@ -25,12 +25,12 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::account::SourceKey;
-use crate::limits::{
+use ringline_core::account::SourceKey;
+use ringline_core::limits::{
     ACCEPTS_PER_ROUND_MAX, CONNECTIONS_SERVED_PER_ROUND_MAX, EPOLL_EVENTS_PER_ROUND_MAX, READS_PER_POLL_MAX,
 };
-use crate::shard::{ConnId, ConnStatus};
-use crate::tls::{TlsFailure, TlsSession};
+use ringline_core::shard::{ConnId, ConnStatus};
+use ringline_core::tls::{TlsFailure, TlsSession};
 
 use super::core::{Adopt, CoreContext};
 use super::readiness::Event;

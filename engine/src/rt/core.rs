@@ -12,10 +12,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender};
 
-use crate::account::DeviceLog;
-use crate::home::ShardId;
-use crate::limits::{MEMORY_TRIM_INTERVAL, POOLED_BUFFERS_RESERVE, READ_BUFFER_BYTES, TICK_INTERVAL};
-use crate::shard::{ConnId, ConnStatus, Handoff, Now, Shard, ShardConfig, ShardMsg, ShutdownLeft};
+use super::pin_sender::PinSender;
+use crate::data_dir::DeviceLog;
+use ringline_core::home::ShardId;
+use ringline_core::limits::{MEMORY_TRIM_INTERVAL, POOLED_BUFFERS_RESERVE, READ_BUFFER_BYTES, TICK_INTERVAL};
+use ringline_core::shard::{ConnId, ConnStatus, Handoff, Now, Shard, ShardConfig, ShardMsg, ShutdownLeft};
 
 use super::conn::{expire_tls_handshakes, run_io, watch_readiness};
 use super::device_records::run_device_records;
@@ -29,7 +30,7 @@ use super::sockets::SocketTable;
 use super::tls::CoreTls;
 use super::tls_reload::TlsCertificates;
 use super::token::Token;
-use crate::tls::TlsSession;
+use ringline_core::tls::TlsSession;
 
 /// A socket moving to its user's home core, with what that core needs to adopt it.
 #[derive(Debug)]
@@ -76,6 +77,8 @@ pub struct Coordination {
     pub shutdown_states: Vec<CoreShutdownState>,
     /// Where new device generations go, one file per core (`rt::device_records` writes it).
     pub device_log: Arc<DeviceLog>,
+    /// Where the PINs the shards issue go (a worker thread; handing one over never waits).
+    pub pin_sender: PinSender,
 }
 
 /// The state of one core's runtime, shared by its tasks (never across cores).
@@ -160,13 +163,21 @@ impl CoreContext {
         Now { mono_us: self.started.elapsed().as_micros() as u64, wall_us }
     }
 
-    /// Carries out what the last shard calls asked for: queue connections with news for the I/O loop, start
-    /// pumps.
+    /// Carries out what the last shard calls asked for: hand PINs to the PIN sender, queue connections with
+    /// news for the I/O loop, start pumps, wake the log and device-record tasks.
     pub fn dispatch(&self) {
         let mut woken = self.wake_scratch.borrow_mut();
         let mut ready = self.ready_scratch.borrow_mut();
         {
             let mut shard = self.shard.borrow_mut();
+            if let Some(now) = shard.has_pins_to_send().then(|| self.now()) {
+                while let Some((conn, issued)) = shard.poll_pin() {
+                    match self.coordination.pin_sender.send(issued) {
+                        Ok(()) => shard.handle_pin_handed_over(conn, issued, now),
+                        Err(_) => shard.handle_pin_not_handed_over(conn, issued, now),
+                    }
+                }
+            }
             shard.poll_wakeups(&mut woken);
             shard.poll_mesh_ready(&mut ready);
             if shard.wal_pending() {

@@ -11,8 +11,8 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::account::DeviceLog;
-use crate::shard::DeviceRecord;
+use crate::data_dir::DeviceLog;
+use ringline_core::shard::DeviceRecord;
 
 use super::core::CoreContext;
 use super::durable_write::unpin_this_thread;

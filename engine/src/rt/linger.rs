@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use crate::limits::{LINGER_DISCARD_BYTES_MAX, LINGER_DURATION, LINGERING_PER_CORE_MAX};
+use ringline_core::limits::{LINGER_DISCARD_BYTES_MAX, LINGER_DURATION, LINGERING_PER_CORE_MAX};
 
 use super::sys;
 

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::io::Directory;
 
-use crate::limits::{LOG_RECORD_BYTES_MAX, LOG_RETRY_INTERVAL};
-use crate::shard::Durability;
-use crate::wal::{LogReader, RecoveredCore, Recovery, ReplayEnd, SegmentOutcome};
+use ringline_core::limits::{LOG_RECORD_BYTES_MAX, LOG_RETRY_INTERVAL};
+use ringline_core::shard::Durability;
+use ringline_core::wal::{LogReader, RecoveredCore, Recovery, ReplayEnd, SegmentOutcome};
 
 use super::core::CoreContext;
 use super::log_segment::{SegmentWriter, segment_path};
@@ -220,7 +220,7 @@ thread_local! {
 }
 
 /// Logs what a core's log did, at its stop.
-pub fn log_summary(shard: &crate::shard::Shard) {
+pub fn log_summary(shard: &ringline_core::shard::Shard) {
     let stats = shard.wal_stats();
     let (write_us_total, write_us_max) = WRITE_TIME_US.with(Cell::get);
     let (on_disk, pending) = shard.wal_bytes();
@@ -311,7 +311,7 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wal::{LogRecord, LogWriter};
+    use ringline_core::wal::{LogRecord, LogWriter};
 
     fn message(item_id: u64, to: u64, body: &[u8]) -> LogRecord {
         LogRecord::Message { item_id, to, sender: 1, client_msg_id: item_id, time_us: 0, body: body.into() }
@@ -353,7 +353,7 @@ mod tests {
             let _ = std::fs::remove_dir_all(&data);
             let core_dir = data.join("wal/epoch-000001/core-0000");
             let padding = 6;
-            let header = if legacy { 0 } else { crate::wal::GROUP_HEADER_BYTES };
+            let header = if legacy { 0 } else { ringline_core::wal::GROUP_HEADER_BYTES };
             let body_len = 4096 - padding - header - message(1, 7, b"").encoded_len();
             let groups = [
                 vec![message(1, 7, &vec![0x4E; body_len])],
@@ -364,7 +364,7 @@ mod tests {
             if legacy {
                 let mut old = Vec::new();
                 for record in groups.iter().flatten() {
-                    crate::wal::encode_record(record, &mut old);
+                    ringline_core::wal::encode_record(record, &mut old);
                     old.resize(old.len().next_multiple_of(4096), 0);
                 }
                 std::fs::write(segment_path(&core_dir, 1), &old).expect("an old binary's segment");
@@ -389,7 +389,7 @@ mod tests {
             &[vec![LogRecord::Removed { user: 8, item_id: 2 }], vec![message(3, 7, b"three"), message(4, 7, b"four")]],
         );
         // The last write was torn: its second record is garbage.
-        let torn = 4096 + crate::wal::GROUP_HEADER_BYTES + message(3, 7, b"three").encoded_len() + 3;
+        let torn = 4096 + ringline_core::wal::GROUP_HEADER_BYTES + message(3, 7, b"three").encoded_len() + 3;
         bytes[torn] ^= 0xFF;
         std::fs::write(segment_path(&core_dir, 2), &bytes).expect("tear");
         std::fs::create_dir_all(data.join("wal/epoch-000004.tmp/core-0000")).expect("an unfinished epoch");
@@ -402,7 +402,7 @@ mod tests {
         );
         assert!(!data.join("wal/epoch-000004.tmp").exists());
         assert_eq!(cores.len(), 2);
-        let home = crate::home::home_core(7, 2).index();
+        let home = ringline_core::home::home_core(7, 2).index();
         assert_eq!(items(&cores[home]), vec![1, 3], "item 2 was removed, item 4 torn");
         assert!(cores.iter().all(|core| core.recovered.item_seq_next == 4));
         assert_eq!(cores[1 - home].recovered.items.len(), 0);

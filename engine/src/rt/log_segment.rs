@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use glommio::io::{Directory, DmaFile, OpenOptions};
 
-use crate::wal::PendingWrite;
+use ringline_core::wal::PendingWrite;
 
 /// The file of segment `segment` in a core's log directory.
 pub fn segment_path(dir: &Path, segment: u64) -> PathBuf {

@@ -7,7 +7,7 @@
 //! relaxed atomic per batch (channel depth) and a histogram entry (hop latency).
 //!
 //! The endpoint is a plain std thread, not pinned to an executor's CPU, serving HTTP with `tiny_http`; it
-//! copies the snapshots and encodes them (`crate::metrics::encode_text`). It shares nothing else with cores.
+//! copies the snapshots and encodes them (`ringline_core::metrics::encode_text`). It shares nothing else with cores.
 
 use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, TcpListener};
@@ -15,13 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use crate::home::ShardId;
-use crate::limits::METRICS_PUBLISH_INTERVAL;
-use crate::metrics::{
+use ringline_core::home::ShardId;
+use ringline_core::limits::METRICS_PUBLISH_INTERVAL;
+use ringline_core::metrics::{
     AlertChange, AlertMonitor, AlertThresholds, CoreSnapshot, LatencyHistogram, ProcessSnapshot, QueueKind,
 };
-use crate::shard::Shard;
-use crate::tls::TlsStats;
+use ringline_core::shard::Shard;
+use ringline_core::tls::TlsStats;
 
 use super::ServeError;
 
@@ -71,7 +71,7 @@ impl MetricsHub {
             tls_cert_reloads_ok: self.tls_cert_reloads_ok.load(Ordering::Relaxed),
             tls_cert_reloads_failed: self.tls_cert_reloads_failed.load(Ordering::Relaxed),
         };
-        crate::metrics::encode_text(&snapshots, &process, &self.thresholds)
+        ringline_core::metrics::encode_text(&snapshots, &process, &self.thresholds)
     }
 }
 

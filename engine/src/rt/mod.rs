@@ -20,6 +20,7 @@ mod log;
 pub mod log_segment;
 mod metrics;
 mod notify;
+pub mod pin_sender;
 mod readiness;
 mod shutdown;
 mod sockets;
@@ -36,11 +37,14 @@ use std::time::Instant;
 use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::account::{AccountStore, AccountStoreError, DeviceLog, PinSender};
+use self::pin_sender::PinSender;
 use crate::config::{ServeConfig, ShardAccounts};
-use crate::home::ShardId;
-use crate::limits::{MESH_CHANNEL_CAPACITY, SHUTDOWN_REPORT_INTERVAL, SHUTDOWN_STUCK_AFTER, SHUTDOWN_WATCH_INTERVAL};
-use crate::tls::TlsSetupError;
+use crate::data_dir::{AccountStore, AccountStoreError, DeviceLog};
+use ringline_core::home::ShardId;
+use ringline_core::limits::{
+    MESH_CHANNEL_CAPACITY, SHUTDOWN_REPORT_INTERVAL, SHUTDOWN_STUCK_AFTER, SHUTDOWN_WATCH_INTERVAL,
+};
+use ringline_core::tls::TlsSetupError;
 
 /// What one core sends another in one channel slot (public for the mesh benchmark, `benches/benches/mesh.rs`).
 #[doc(hidden)]
@@ -183,16 +187,16 @@ impl Server {
             metrics: metrics_hub,
             shutdown_states: (0..cores).map(|_| shutdown::CoreShutdownState::default()).collect(),
             device_log: Arc::new(device_log),
+            pin_sender,
         });
         let cores_u16 = u16::try_from(cores).map_err(|_| ServeError::Cpus(format!("{cores} cores is too many")))?;
         let log_lock = log::lock(&data_dir)?;
-        let logs = log::recover(&data_dir, cores_u16, crate::limits::DEDUP_WINDOW)?;
+        let logs = log::recover(&data_dir, cores_u16, ringline_core::limits::DEDUP_WINDOW)?;
         let directory = Arc::new(accounts.directory().clone());
         let shard_accounts = ShardAccounts {
             keys: accounts.authority().clone(),
             directory: directory.clone(),
             generations: Arc::new(devices.generations),
-            pin_sender: Arc::new(pin_sender),
         };
         let mut executors = Vec::with_capacity(cores);
         for (index, ((((cpu, listener), tls_listener), (senders, receivers)), log)) in

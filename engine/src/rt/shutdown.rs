@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::shard::ShutdownLeft;
+use ringline_core::shard::ShutdownLeft;
 
 /// What one core last said about its shutdown.
 #[derive(Debug)]

@@ -13,8 +13,8 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use crate::shard::ConnId;
-use crate::tls::TlsSession;
+use ringline_core::shard::ConnId;
+use ringline_core::tls::TlsSession;
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -221,7 +221,7 @@ mod tests {
     }
 
     fn new_session() -> Box<TlsSession> {
-        use crate::tls::{DevCertificate, Resumption, ServerIdentity, server_config};
+        use ringline_core::tls::{DevCertificate, Resumption, ServerIdentity, server_config};
         let dev = DevCertificate::generate(&["localhost".to_owned()]).expect("dev");
         let path = std::path::Path::new("-");
         let identity =

@@ -1,7 +1,7 @@
 //! One core's TLS: the settings its TLS listener gives new handshakes (its own copy of the process's current
 //! `ServerConfig`, taken again when a certificate reload bumps the generation), the handshakes in progress
 //! with their deadline (`--tls-handshake-timeout`) and their limit, the pool of TLS record buffers and the
-//! core's TLS counters. The per-connection layer is `crate::tls::TlsSession`, kept beside the socket in
+//! core's TLS counters. The per-connection layer is `ringline_core::tls::TlsSession`, kept beside the socket in
 //! `SocketTable`; the I/O loop (`conn.rs`) moves bytes through it.
 //!
 //! Owns no socket and makes no system call. Never shared between cores.
@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 
-use crate::buffer_pool::BufferPool;
-use crate::limits::TLS_HANDSHAKES_IN_PROGRESS_PER_CORE_MAX;
-use crate::shard::ConnId;
-use crate::tls::{HandshakeDone, TlsFailure, TlsSession, TlsStats};
+use ringline_core::buffer_pool::BufferPool;
+use ringline_core::limits::TLS_HANDSHAKES_IN_PROGRESS_PER_CORE_MAX;
+use ringline_core::shard::ConnId;
+use ringline_core::tls::{HandshakeDone, TlsFailure, TlsSession, TlsStats};
 
 use super::sockets::SocketTable;
 use super::tls_reload::TlsCertificates;

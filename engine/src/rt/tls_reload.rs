@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use rustls::ServerConfig;
 
 use crate::config::TlsSettings;
-use crate::limits::TLS_RELOAD_SIGNAL_POLL;
-use crate::tls::{Resumption, ServerIdentity, TlsSetupError, server_config};
+use ringline_core::limits::TLS_RELOAD_SIGNAL_POLL;
+use ringline_core::tls::{Resumption, TlsSetupError, server_config};
 
 use super::metrics::MetricsHub;
 
@@ -51,7 +51,7 @@ impl TlsCertificates {
     /// Loads the certificate and key of `settings`; an unusable pair is an error (the engine does not start).
     pub fn load(settings: &TlsSettings, hub: Arc<MetricsHub>) -> Result<Self, TlsSetupError> {
         let loaded_stamps = [FileStamp::of(&settings.cert), FileStamp::of(&settings.key)];
-        let identity = ServerIdentity::load(&settings.cert, &settings.key)?;
+        let identity = crate::tls_files::load_identity(&settings.cert, &settings.key)?;
         let resumption = Resumption::new()?;
         let config = server_config(&identity, &resumption)?;
         tracing::info!(cert = %settings.cert.display(), "serving TLS with certificate sha256 {}", identity.fingerprint());
@@ -80,7 +80,7 @@ impl TlsCertificates {
     /// Reads the files again and, if they make a usable pair, serves them to new handshakes. Logs one line
     /// either way and counts the outcome. Returns whether it reloaded.
     pub fn reload(&self, cause: &str) -> bool {
-        let loaded = ServerIdentity::load(&self.cert, &self.key)
+        let loaded = crate::tls_files::load_identity(&self.cert, &self.key)
             .and_then(|identity| Ok((server_config(&identity, &self.resumption)?, identity)));
         match loaded {
             Ok((config, identity)) => {

@@ -3,8 +3,8 @@
 //! a lingering socket.
 //! Owns only the encoding into epoll's 64-bit event data.
 
-use crate::limits::{CONNECTIONS_PER_SHARD_MAX, LINGERING_PER_CORE_MAX};
-use crate::shard::ConnId;
+use ringline_core::limits::{CONNECTIONS_PER_SHARD_MAX, LINGERING_PER_CORE_MAX};
+use ringline_core::shard::ConnId;
 
 /// Connection slot indices are below this bit; lingering sockets use it as their tag.
 const LINGER_TAG: u32 = 1 << 31;

@@ -13,8 +13,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use engine::shard::QueueLimits;
-use engine::wal::ReplayEnd;
+use ringline_core::shard::QueueLimits;
+use ringline_core::wal::ReplayEnd;
 use wire::UserId;
 
 use super::harness::*;

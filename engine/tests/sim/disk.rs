@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use engine::limits::LOG_RECORD_BYTES_MAX;
-use engine::wal::{LogReader, PendingWrite, RecoveredCore, Recovery, SegmentOutcome};
+use ringline_core::limits::LOG_RECORD_BYTES_MAX;
+use ringline_core::wal::{LogReader, PendingWrite, RecoveredCore, Recovery, SegmentOutcome};
 
 use super::harness::Rng;
 

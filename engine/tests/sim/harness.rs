@@ -25,11 +25,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use engine::account::{DeviceLog, Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
-use engine::home::{ShardId, home_core};
-use engine::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES, READS_PER_POLL_MAX};
-use engine::shard::{ConnId, ConnStatus, Durability, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
-use engine::wal::{RecoveredCore, Recovery, SegmentOutcome};
+use engine::data_dir::DeviceLog;
+use engine::rt::pin_sender::PinSender;
+use ringline_core::account::{Directory, KeyAuthority, ProvisionBatch, RegistrationLimits};
+use ringline_core::home::{ShardId, home_core};
+use ringline_core::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES, READS_PER_POLL_MAX};
+use ringline_core::shard::{ConnId, ConnStatus, Durability, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
+use ringline_core::wal::{RecoveredCore, Recovery, SegmentOutcome};
 use wire::{ClientFrame, Decoded, DeviceKey, ErrorCode, GoawayReason, ReceiptKind, RejectCode, ServerFrame, UserId};
 
 use super::disk::{SimDisk, Tear};
@@ -349,7 +351,6 @@ impl Sim {
             log_segment_bytes_max: config.log_segment_bytes_max,
             generations: Arc::new(HashMap::new()),
             registration: RegistrationLimits::standard(600_000_000),
-            pin_sender: pin_sender.clone(),
         };
         let cores = usize::from(config.cores);
         let now = Now { mono_us: 1_000_000, wall_us: 1_700_000_000_000_000 };
@@ -402,7 +403,7 @@ impl Sim {
     }
 
     /// The PINs the shards handed to the PIN sender so far, oldest first.
-    pub fn pins(&self) -> Vec<engine::account::IssuedPin> {
+    pub fn pins(&self) -> Vec<ringline_core::account::IssuedPin> {
         self.pin_sender.memory_pins()
     }
 
@@ -688,8 +689,14 @@ impl Sim {
         self.device_log.memory_records()
     }
 
-    /// What `CoreContext::dispatch` does: wake connections, notify pumps.
+    /// What `CoreContext::dispatch` does: hand PINs over, wake connections, notify pumps.
     fn dispatch(&mut self, shard: usize) {
+        while let Some((conn, issued)) = self.shards[shard].poll_pin() {
+            match self.pin_sender.send(issued) {
+                Ok(()) => self.shards[shard].handle_pin_handed_over(conn, issued, self.now),
+                Err(_) => self.shards[shard].handle_pin_not_handed_over(conn, issued, self.now),
+            }
+        }
         self.shards[shard].poll_wakeups(&mut self.wake_scratch);
         for conn in self.wake_scratch.drain(..) {
             if let Some(&sock) = self.by_conn.get(&(shard, conn)) {

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use engine::shard::QueueLimits;
+use ringline_core::shard::QueueLimits;
 use wire::{ClientFrame, ReceiptKind, RejectCode, UserId};
 
 use super::harness::*;
@@ -303,7 +303,7 @@ impl World {
         }
         for &user in self.accounts.keys() {
             let queued = self.sim.shards[self.sim.home(user)].queued_for(user);
-            assert!(queued <= limits.messages_per_user_max + engine::limits::SENDER_RECEIPTS_MAX, "user {user}");
+            assert!(queued <= limits.messages_per_user_max + ringline_core::limits::SENDER_RECEIPTS_MAX, "user {user}");
         }
     }
 
@@ -567,7 +567,7 @@ fn the_same_seed_replays_the_same_run() {
 #[test]
 fn random_runs_reach_the_interesting_cases() {
     // Guards the generator: were it to stop producing these, the invariants above would hold vacuously.
-    let mut total = engine::shard::ShardStats::default();
+    let mut total = ringline_core::shard::ShardStats::default();
     for seed in 0..40 {
         let mut world = World::new(seed);
         world.run(200);

@@ -2,8 +2,8 @@
 //! the protocol promises something about the server's state, what the shards hold); none depends on time
 //! except virtual time.
 
-use engine::limits::{DELIVERY_WINDOW_MAX, OUTBOUND_BYTES_MAX};
-use engine::shard::QueueLimits;
+use ringline_core::limits::{DELIVERY_WINDOW_MAX, OUTBOUND_BYTES_MAX};
+use ringline_core::shard::QueueLimits;
 use wire::{ClientFrame, ErrorCode, GoawayReason, ReceiptKind, RejectCode, UserId};
 
 use super::harness::*;
@@ -143,7 +143,7 @@ fn a_read_receipt_comes_only_from_the_recipient_once_it_acknowledged_the_message
     // alice's receipt backlog holds, for the real message and for made-up ones.
     sim.disconnect(a);
     sim.write_frame(m, &ClientFrame::Delivered { item_id: server_id });
-    let forged = engine::limits::SENDER_RECEIPTS_MAX as u64 + 1;
+    let forged = ringline_core::limits::SENDER_RECEIPTS_MAX as u64 + 1;
     for n in 0..forged {
         let forged_id = if n % 2 == 0 { server_id } else { server_id + n };
         sim.write_frame(m, &ClientFrame::Read { server_id: forged_id, sender: alice });
@@ -579,12 +579,12 @@ fn a_tiny_mesh_backs_pressure_up_to_the_senders_and_delivers_everything_in_order
     sim.run();
     let total = per_sender * senders.len() as u64;
     assert!(
-        sim.outbox_seen_max >= engine::limits::MESH_OUTBOX_REQUESTS_MAX,
+        sim.outbox_seen_max >= ringline_core::limits::MESH_OUTBOX_REQUESTS_MAX,
         "the outbox filled up ({}), so the pause was exercised",
         sim.outbox_seen_max
     );
     let connections = senders.len() + recipients.len();
-    assert!(sim.outbox_seen_max <= engine::limits::MESH_OUTBOX_REQUESTS_MAX + connections, "requests bounded");
+    assert!(sim.outbox_seen_max <= ringline_core::limits::MESH_OUTBOX_REQUESTS_MAX + connections, "requests bounded");
     assert_eq!(sim.channel_batches_seen_max, 1);
     for (index, &client) in sender_clients.iter().enumerate() {
         let acked = acks(sim.frames(client));
@@ -685,13 +685,13 @@ fn a_sender_past_its_in_flight_limit_is_paused_not_refused() {
     let b = sim.client(bob);
     login(&mut sim, a, 0);
     login(&mut sim, b, 1);
-    let count = u64::from(engine::limits::SEND_INFLIGHT_MAX) * 3;
+    let count = u64::from(ringline_core::limits::SEND_INFLIGHT_MAX) * 3;
     for n in 0..count {
         sim.send(a, n, bob, &n.to_le_bytes());
     }
     // One step reads all of it, but handles SENDs only up to the limit: none can be answered within the step.
     sim.step();
-    assert_eq!(sim.shards[0].stats().messages_in, u64::from(engine::limits::SEND_INFLIGHT_MAX));
+    assert_eq!(sim.shards[0].stats().messages_in, u64::from(ringline_core::limits::SEND_INFLIGHT_MAX));
     sim.run();
     assert!(rejects(sim.frames(a)).is_empty());
     let acked: Vec<u64> = acks(sim.frames(a)).iter().map(|&(id, _)| id).collect();

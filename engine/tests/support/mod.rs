@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use engine::account::AccountStore;
-use engine::home::{ShardId, home_core};
+use engine::data_dir::AccountStore;
+use ringline_core::home::{ShardId, home_core};
 use wire::{
     ClientFrame, DeviceKey, ErrorCode, GoawayReason, ReceiptKind, RegisterRefusal, RejectCode, ServerFrame, UserId,
 };

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use engine::account::{Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
-use engine::shard::{Durability, QueueLimits, ShardConfig};
+use ringline_core::account::{Directory, KeyAuthority, ProvisionBatch, RegistrationLimits};
+use ringline_core::shard::{Durability, QueueLimits, ShardConfig};
 use wire::UserId;
 
 /// First provisioned user: users are `USER_BASE + 0..USERS`.
@@ -43,6 +43,5 @@ pub fn shard_config(cores: u16) -> ShardConfig {
         directory: Arc::new(Directory::new(vec![ProvisionBatch { prefix: 1555, width: 7, count: USERS }])),
         generations: Arc::new(HashMap::new()),
         registration: RegistrationLimits::standard(600_000_000),
-        pin_sender: Arc::new(PinSender::in_memory()),
     }
 }

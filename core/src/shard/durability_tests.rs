@@ -11,7 +11,7 @@ use wire::{ClientFrame, ReceiptKind, RejectCode, ServerFrame, UserId};
 
 use super::test_frames::{decode_frames, feed};
 use super::{ConnId, Durability, Now, QueueLimits, Shard, ShardConfig};
-use crate::account::{Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
+use crate::account::{Directory, KeyAuthority, ProvisionBatch, RegistrationLimits};
 use crate::home::ShardId;
 use crate::limits::LOG_RECORD_BYTES_MAX;
 use crate::wal::{PendingWrite, Recovery, replay_segment};
@@ -44,7 +44,6 @@ fn core_shard(durability: Durability, id: u16, cores: u16, age_max_us: u64) -> (
         directory: Arc::new(Directory::new(vec![ProvisionBatch { prefix: 1, width: 7, count: 10 }])),
         generations: Arc::new(std::collections::HashMap::new()),
         registration: RegistrationLimits::standard(600_000_000),
-        pin_sender: Arc::new(PinSender::in_memory()),
     };
     (Shard::new(ShardId(id), config), keys)
 }

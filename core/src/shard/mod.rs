@@ -1,7 +1,7 @@
 //! The per-core state machine: everything one core knows and decides, with no I/O. Bytes, timeouts and
 //! messages from other cores go in (`handle_*`); frames to write, connections to wake or close, sockets to
 //! hand to another core and messages for other cores come out (`outbound`, `poll_*`, `conn_status`). The
-//! runtime (`crate::rt`) only moves those between sockets, channels and this type; tests drive it directly.
+//! runtime (the engine's `rt`) only moves those between sockets, channels and this type; tests drive it directly.
 //!
 //! Owns, for the users whose home is this core: their sessions (user → connection), their offline queue,
 //! their SEND dedup memory, the messages they acknowledged and have not read (what a READ may name), the
@@ -49,7 +49,7 @@ use wire::{
     ClientFrame, Decoded, ErrorCode, GoawayReason, ReceiptKind, RegisterRefusal, RejectCode, ServerFrame, UserId,
 };
 
-use crate::account::{Refusal, Registrar, SourceKey};
+use crate::account::{IssuedPin, Refusal, Registrar, SourceKey};
 use crate::buffer_pool::BufferPool;
 use crate::home::{ShardId, home_core};
 use crate::limits::{
@@ -133,6 +133,8 @@ pub struct Shard {
     generations: HashMap<UserId, u32>,
     /// New device generations waiting to be durable, with the connections waiting for REGISTERED.
     device_records: DeviceRecords,
+    /// PINs issued and not handed to the runtime yet (`poll_pin`), with the connection that asked.
+    pins_to_send: VecDeque<(ConnId, IssuedPin)>,
     /// PINs pending and registration limits, for the phones whose home is this core.
     registrar: Registrar,
     queue: OfflineQueue,
@@ -210,6 +212,7 @@ impl Shard {
             sessions: HashMap::new(),
             generations,
             device_records: DeviceRecords::default(),
+            pins_to_send: VecDeque::new(),
             item_seq: 0,
             outboxes: (0..cores).map(|_| Outbox::default()).collect(),
             mesh_waiters: vec![Vec::new(); cores],
@@ -722,7 +725,7 @@ impl Shard {
     fn may_read(&self, connection: &Connection) -> bool {
         !self.shutting_down
             && !connection.paused_for_mesh
-            && !connection.awaiting_device_record
+            && !connection.awaits_registration_answer()
             && connection.sends_inflight < SEND_INFLIGHT_MAX
             && connection.outbound.len() < OUTBOUND_BYTES_MAX
             && matches!(connection.stage, Stage::Handshaking | Stage::Active { .. })
@@ -802,7 +805,7 @@ impl Shard {
     fn may_process(&self, connection: &Connection) -> bool {
         !self.shutting_down
             && !connection.paused_for_mesh
-            && !connection.awaiting_device_record
+            && !connection.awaits_registration_answer()
             && connection.sends_inflight < SEND_INFLIGHT_MAX
             && matches!(connection.stage, Stage::Handshaking | Stage::Active { .. })
     }
@@ -938,16 +941,12 @@ impl Shard {
         }
         match frame {
             ClientFrame::RegisterRequest { .. } => match self.registrar.request(phone, source, now.mono_us) {
-                Ok(issued) => match self.config.pin_sender.send(issued) {
-                    Ok(()) => {
-                        self.stats.pins_sent += 1;
-                        self.write(conn, &ServerFrame::PinSent { phone, expires_in_s: issued.expires_in_s });
+                Ok(issued) => {
+                    if let Some(connection) = self.conns.get_mut(conn) {
+                        connection.awaiting_pin_handover = true;
+                        self.pins_to_send.push_back((conn, issued));
                     }
-                    Err(_) => {
-                        let refusal = Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 5 };
-                        self.refuse_registration(conn, phone, refusal);
-                    }
-                },
+                }
                 Err(refusal) => self.refuse_registration(conn, phone, refusal),
             },
             ClientFrame::RegisterVerify { .. } if self.device_records.is_pending(phone) => {
@@ -986,6 +985,47 @@ impl Shard {
         }
     }
 
+    /// The next PIN to get to its phone, with the connection that asked for it. The runtime hands it to the
+    /// PIN sender (never waiting) and answers with `handle_pin_handed_over` or `handle_pin_not_handed_over`;
+    /// until then the connection reads nothing more. At most one per connection.
+    pub fn poll_pin(&mut self) -> Option<(ConnId, IssuedPin)> {
+        self.pins_to_send.pop_front()
+    }
+
+    /// Whether PINs wait for `poll_pin`.
+    pub fn has_pins_to_send(&self) -> bool {
+        !self.pins_to_send.is_empty()
+    }
+
+    /// The PIN sender took `issued`: the connection gets PIN_SENT.
+    pub fn handle_pin_handed_over(&mut self, conn: ConnId, issued: IssuedPin, now: Now) {
+        if self.end_pin_wait(conn) {
+            self.stats.pins_sent += 1;
+            self.write(conn, &ServerFrame::PinSent { phone: issued.phone, expires_in_s: issued.expires_in_s });
+        }
+        self.after_registration_answer(conn, now);
+    }
+
+    /// The PIN sender could not take `issued` (its queue is full): REGISTER_REFUSED(Unavailable), retry in 5 s.
+    pub fn handle_pin_not_handed_over(&mut self, conn: ConnId, issued: IssuedPin, now: Now) {
+        if self.end_pin_wait(conn) {
+            let refusal = Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 5 };
+            self.refuse_registration(conn, issued.phone, refusal);
+        }
+        self.after_registration_answer(conn, now);
+    }
+
+    /// Whether `conn` is still open and was waiting for its PIN's handover (it may read again).
+    fn end_pin_wait(&mut self, conn: ConnId) -> bool {
+        match self.conns.get_mut(conn) {
+            Some(connection) if connection.awaiting_pin_handover => {
+                connection.awaiting_pin_handover = false;
+                connection.stage != Stage::Closing
+            }
+            _ => false,
+        }
+    }
+
     /// New device generations to append to this core's device log and make durable, oldest first, each once.
     /// The runtime answers each with `handle_device_recorded` or `handle_device_record_failed`; until then the
     /// generation is not current (the old key still logs in, the new one does not) and its REGISTERED waits.
@@ -1014,7 +1054,7 @@ impl Shard {
             let key = self.config.keys.derive(phone, generation);
             self.write(conn, &ServerFrame::Registered { user: phone, key });
         }
-        self.after_device_answer(conn, now);
+        self.after_registration_answer(conn, now);
     }
 
     /// `record` could not be made durable: nothing changes for the phone (its current key goes on working)
@@ -1026,7 +1066,7 @@ impl Shard {
             let refusal = Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 30 };
             self.refuse_registration(conn, record.phone, refusal);
         }
-        self.after_device_answer(conn, now);
+        self.after_registration_answer(conn, now);
     }
 
     /// Whether `conn` is still open and was waiting for its device record (it may read again).
@@ -1040,8 +1080,8 @@ impl Shard {
         }
     }
 
-    /// After a registration's answer: input held back goes on, or GOAWAY once settled during a shutdown.
-    fn after_device_answer(&mut self, conn: ConnId, now: Now) {
+    /// After a registration step's answer: input held back goes on, or GOAWAY once settled during a shutdown.
+    fn after_registration_answer(&mut self, conn: ConnId, now: Now) {
         if self.shutting_down {
             self.goaway_when_settled(conn);
         } else {
@@ -1438,7 +1478,7 @@ impl Shard {
     /// During shutdown: GOAWAY once no SEND of the connection waits for an answer.
     fn goaway_when_settled(&mut self, conn: ConnId) {
         match self.conns.get(conn) {
-            Some(connection) if connection.sends_inflight == 0 && !connection.awaiting_device_record => {
+            Some(connection) if connection.sends_inflight == 0 && !connection.awaits_registration_answer() => {
                 self.goaway(conn, GoawayReason::ShuttingDown)
             }
             _ => {}

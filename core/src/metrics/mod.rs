@@ -2,7 +2,7 @@
 //! publishes every `METRICS_PUBLISH_INTERVAL`, the queue thresholds with hysteresis that turn a snapshot into
 //! alerts, and the Prometheus text encoding of all cores' snapshots.
 //!
-//! Owns no socket, no thread and no clock: the runtime (`crate::rt::metrics`) captures snapshots on each
+//! Owns no socket, no thread and no clock: the engine's runtime (`ringline::rt::metrics`) captures snapshots on each
 //! core's tick, logs alert changes and serves `/metrics` from a plain thread. Invariant: nothing here runs
 //! per message except `LatencyHistogram::record` (a bucket search over a small fixed array).
 

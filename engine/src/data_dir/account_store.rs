@@ -8,7 +8,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{Directory, KeyAuthority, ProvisionBatch};
+use ringline_core::account::{Directory, KeyAuthority, ProvisionBatch};
 
 const SECRET_FILE: &str = "secret";
 const USERS_FILE: &str = "users";

@@ -2,8 +2,8 @@
 //! and the certificate resolver that presents them, refusing a client whose SNI names a host the certificate
 //! does not cover (a client connecting by IP address sends no SNI and is served).
 //!
-//! Owns the parsed chain and signing key. Reads files only in `load` (at start and on a reload, never on a
-//! core's hot path); does not decide when to reload (`rt/tls.rs` does).
+//! Owns the parsed chain and signing key. Reads no file (the engine's `tls_files::load_identity` reads
+//! the PEM files, at start and on a reload); does not decide when to reload (the runtime does).
 
 use std::cell::Cell;
 use std::fmt::Write as _;
@@ -51,14 +51,6 @@ pub struct ServerIdentity {
 }
 
 impl ServerIdentity {
-    /// Reads and checks the PEM chain (end-entity certificate first) and key.
-    pub fn load(certificate: &Path, key: &Path) -> Result<Self, TlsSetupError> {
-        let chain_pem = std::fs::read(certificate)
-            .map_err(|source| TlsSetupError::ReadCertificate { path: certificate.to_owned(), source })?;
-        let key_pem = std::fs::read(key).map_err(|source| TlsSetupError::ReadKey { path: key.to_owned(), source })?;
-        Self::from_pem(&chain_pem, certificate, &key_pem, key)
-    }
-
     /// Parses and checks a PEM chain and key; the paths only name them in errors.
     pub fn from_pem(chain_pem: &[u8], certificate: &Path, key_pem: &[u8], key: &Path) -> Result<Self, TlsSetupError> {
         let no_certificate = |message: String| TlsSetupError::NoCertificate { path: certificate.to_owned(), message };
@@ -204,8 +196,6 @@ mod tests {
         let truncated = &first.cert_pem.as_bytes()[..first.cert_pem.len() / 2];
         let error = ServerIdentity::from_pem(truncated, c, first.key_pem.as_bytes(), k).expect_err("truncated");
         assert!(error.to_string().contains("cert.pem"), "{error}");
-        let error = ServerIdentity::load(Path::new("/nonexistent/cert.pem"), k).expect_err("missing");
-        assert!(error.to_string().starts_with("reading the TLS certificate /nonexistent/cert.pem"), "{error}");
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //!   buffers; an idle connection holds none), classified failures.
 //! - `identity`: the certificate chain and key from PEM, checked; the SNI check.
 //! - `server_config`: the rustls settings (versions, ALPN `ringline/1`, tickets, session cache).
-//! - `dev_cert`: `ringline tls dev-cert`, a self-signed certificate from rcgen.
+//! - `dev_cert`: the certificate of `ringline tls dev-cert`, self-signed, made with rcgen (the engine writes it).
 //! - `stats`: a core's TLS counters.
 //!
-//! It does no socket I/O and keeps no clock: `rt/` reads and writes the sockets, runs the handshake timeout
+//! It does no socket I/O, reads no file and keeps no clock: the engine's `rt/` reads and writes the sockets, runs the handshake timeout
 //! and swaps settings when the certificate is reloaded. The shard never sees TLS.
 
 mod dev_cert;

@@ -1,7 +1,7 @@
 //! What a shard needs to know that is the same on every core: the core count, the protocol, queue and
-//! registration limits, and the shared account services (keys, directory, PIN sender). Built once from the
-//! command line (`crate::config`); owns no state. The device log is the runtime's (`rt::device_records`): the
-//! shard only says what to record.
+//! registration limits, and the shared account data (keys, directory, device generations). Built once from
+//! the engine's command line; owns no state. The device log and the PIN sender are the runtime's: the shard
+//! only says what to record and which PIN to send.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use wire::UserId;
 
-use crate::account::{Directory, KeyAuthority, PinSender, RegistrationLimits};
+use crate::account::{Directory, KeyAuthority, RegistrationLimits};
 
 use super::durability::Durability;
 use super::offline_queue::QueueLimits;
@@ -32,5 +32,4 @@ pub struct ShardConfig {
     /// Device generations issued by registration so far (all users; each shard keeps its own).
     pub generations: Arc<HashMap<UserId, u32>>,
     pub registration: RegistrationLimits,
-    pub pin_sender: Arc<PinSender>,
 }

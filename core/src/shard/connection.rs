@@ -50,9 +50,17 @@ pub struct Connection {
     pub close_now: bool,
     /// Registered a device whose record is not durable yet: reads nothing until REGISTERED (or the refusal).
     pub awaiting_device_record: bool,
+    /// Asked for a PIN that the runtime has not handed to the PIN sender yet: reads nothing until PIN_SENT
+    /// (or the refusal), so answers keep the order of the requests.
+    pub awaiting_pin_handover: bool,
 }
 
 impl Connection {
+    /// Whether a registration step of this connection waits for the runtime (a PIN handover, a device record).
+    pub fn awaits_registration_answer(&self) -> bool {
+        self.awaiting_device_record || self.awaiting_pin_handover
+    }
+
     pub fn new(now_us: u64, source: SourceKey) -> Self {
         Self {
             stage: Stage::Handshaking,
@@ -65,6 +73,7 @@ impl Connection {
             paused_for_mesh: false,
             close_now: false,
             awaiting_device_record: false,
+            awaiting_pin_handover: false,
         }
     }
 

@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
-use super::registration::IssuedPin;
-use crate::limits::{PIN_COMMAND_TIMEOUT, PIN_SEND_QUEUE_MAX};
+use ringline_core::account::IssuedPin;
+use ringline_core::limits::{PIN_COMMAND_TIMEOUT, PIN_SEND_QUEUE_MAX};
 
 /// Which PIN sender to run.
 #[derive(Debug, Clone, PartialEq, Eq)]

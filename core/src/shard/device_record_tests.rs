@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use wire::{ClientFrame, ErrorCode, GoawayReason, RegisterRefusal, ServerFrame};
 
-use super::test_frames::{decode_frames, feed};
+use super::test_frames::{decode_frames, feed, hand_over_pins};
 use super::tests::one_core_shard_with_generations;
 use super::*;
 use crate::account::KeyAuthority;
@@ -26,7 +26,7 @@ fn log_in_old_device(shard: &mut Shard, keys: &KeyAuthority, phone: UserId) -> C
 fn request_pin(shard: &mut Shard, phone: UserId) -> (ConnId, u32) {
     let conn = shard.handle_accept(NOW).expect("room");
     feed(shard, conn, &ClientFrame::RegisterRequest { phone }, NOW);
-    let pins = shard.config.pin_sender.memory_pins();
+    let pins = hand_over_pins(shard, NOW);
     let issued = pins.last().expect("a PIN was sent");
     (conn, issued.pin)
 }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use wire::{ClientFrame, Decoded, ServerFrame};
 
-use super::test_frames::{decode_frames, feed};
+use super::test_frames::{decode_frames, feed, hand_over_pins};
 use super::*;
-use crate::account::{Directory, KeyAuthority, PinSender, ProvisionBatch, RegistrationLimits};
+use crate::account::{Directory, KeyAuthority, ProvisionBatch, RegistrationLimits};
 
 const NOW: Now = Now { mono_us: 1, wall_us: 1 };
 
@@ -42,7 +42,6 @@ pub(super) fn one_core_shard_with_generations(
         log_segment_bytes_max: 1 << 20,
         generations: Arc::new(generations(user)),
         registration: RegistrationLimits::standard(600_000_000),
-        pin_sender: Arc::new(PinSender::in_memory()),
     };
     (Shard::new(ShardId(0), config), keys, user)
 }
@@ -98,7 +97,7 @@ fn a_phone_at_its_last_device_generation_is_refused_and_its_device_keeps_working
     let (mut shard, keys, phone) = one_core_shard_with_generations(|user| HashMap::from([(user, u32::MAX)]));
     let new_device = shard.handle_accept(NOW).expect("room");
     feed(&mut shard, new_device, &ClientFrame::RegisterRequest { phone }, NOW);
-    let pins = shard.config.pin_sender.memory_pins();
+    let pins = hand_over_pins(&mut shard, NOW);
     let [issued] = pins[..] else { panic!("one PIN: {pins:?}") };
     feed(&mut shard, new_device, &ClientFrame::RegisterVerify { phone, pin: issued.pin }, NOW);
 
@@ -197,4 +196,32 @@ fn a_quiet_core_trims_what_a_burst_grew() {
     shard.trim_memory();
     assert_eq!(shard.buffers.len(), POOLED_BUFFERS_RESERVE, "pooled buffers beyond the reserve are freed");
     assert!(shard.wakeups.capacity() <= crate::limits::MEMORY_TRIM_CAPACITY_MIN, "an emptied list gives its room back");
+}
+
+#[test]
+fn a_pin_the_sender_cannot_take_is_refused_and_what_followed_it_waits_for_the_answer() {
+    let (mut shard, _, phone) = one_core_shard();
+    let conn = shard.handle_accept(NOW).expect("room");
+    let mut input = Vec::new();
+    wire::encode_client(&ClientFrame::RegisterRequest { phone }, &mut input);
+    wire::encode_client(&ClientFrame::Ping { nonce: 4 }, &mut input);
+    shard.handle_bytes(conn, &input, NOW);
+    assert!(decode_frames(shard.outbound(conn)).is_empty(), "no answer before the PIN is handed over");
+    let Some((asked_on, issued)) = shard.poll_pin() else { panic!("a PIN to send") };
+    assert_eq!((asked_on, issued.phone), (conn, phone));
+    assert!(shard.poll_pin().is_none(), "one PIN per request");
+
+    shard.handle_pin_not_handed_over(conn, issued, NOW);
+    let frames = decode_frames(shard.outbound(conn));
+    assert!(
+        matches!(
+            frames[..],
+            [
+                ServerFrame::RegisterRefused { code: RegisterRefusal::Unavailable, retry_after_s: 5, .. },
+                ServerFrame::Pong { nonce: 4 }
+            ]
+        ),
+        "refused, then the PING behind it: {frames:?}"
+    );
+    assert_eq!(shard.stats().pins_sent, 0);
 }
