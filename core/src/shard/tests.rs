@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use wire::{ClientFrame, Decoded, ServerFrame};
+use wire::{ClientFrame, Decoded, ErrorCode, RegisterRefusal, ServerFrame};
+
+use crate::limits::POOLED_BUFFERS_RESERVE;
 
 use super::test_frames::{decode_frames, feed, hand_over_pins};
 use super::*;

@@ -1,0 +1,210 @@
+//! Registration by PIN, decided on the phone's home core: a PIN issued and handed to the runtime to send
+//! (`poll_pin`), the PIN verified, a new device generation handed to the runtime to make durable
+//! (`poll_device_records`), and only then REGISTERED and the old device revoked. The limits and PINs are
+//! `crate::account::Registrar`'s; this file is the protocol around them.
+
+use wire::{ClientFrame, GoawayReason, RegisterRefusal, ServerFrame, UserId};
+
+use crate::account::{IssuedPin, Refusal, SourceKey};
+use crate::home::home_core;
+
+use super::connection::{ConnId, Stage};
+use super::device_records::{DeviceRecord, NotTaken};
+use super::{Flow, Handoff, Now, Shard};
+
+impl Shard {
+    /// REGISTER_REQUEST or REGISTER_VERIFY on a connection that has not logged in. Decided on the phone's
+    /// home core (the connection moves there first); refusals keep the connection open.
+    pub(super) fn handle_register(&mut self, conn: ConnId, frame: ClientFrame<'_>, now: Now) -> Flow {
+        let phone = match frame {
+            ClientFrame::RegisterRequest { phone } | ClientFrame::RegisterVerify { phone, .. } => phone,
+            _ => return Flow::Continue,
+        };
+        let source = self.conns.get(conn).map_or(SourceKey::UNKNOWN, |connection| connection.source);
+        if !is_phone(phone) {
+            self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::PhoneInvalid, retry_after_s: 0 });
+            return Flow::Continue;
+        }
+        let home = home_core(phone, self.config.cores);
+        if home != self.id {
+            let mut replay = Vec::new();
+            wire::encode_client(&frame, &mut replay);
+            if let Some(connection) = self.conns.get_mut(conn) {
+                connection.stage = Stage::HandingOff;
+            }
+            let handoff = Handoff {
+                to: home,
+                user: phone,
+                generation: 0,
+                leftover: replay.into_boxed_slice(),
+                registering: true,
+                source,
+            };
+            self.handoffs.insert(conn, handoff);
+            self.wakeups.push(conn);
+            return Flow::Stop;
+        }
+        match frame {
+            ClientFrame::RegisterRequest { .. } => match self.registrar.request(phone, source, now.mono_us) {
+                Ok(issued) => {
+                    if let Some(connection) = self.conns.get_mut(conn) {
+                        connection.awaiting_pin_handover = true;
+                        self.pins_to_send.push_back((conn, issued));
+                    }
+                }
+                Err(refusal) => self.refuse_registration(conn, phone, refusal),
+            },
+            ClientFrame::RegisterVerify { .. } if self.device_records.is_pending(phone) => {
+                // The phone's last generation is still on its way to disk: the PIN stays unused for a retry.
+                self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 1 });
+            }
+            ClientFrame::RegisterVerify { pin, .. } => match self.registrar.verify(phone, pin, source, now.mono_us) {
+                Ok(()) => self.register_device(conn, phone),
+                Err(refusal) => self.refuse_registration(conn, phone, refusal),
+            },
+            _ => {}
+        }
+        // Stops at a REGISTER_VERIFY waiting for its record: what the client sent after it waits for the answer.
+        self.paused_flow(conn)
+    }
+
+    /// The PIN was right: a new device generation for `phone`, to be made durable (`poll_device_records`); the
+    /// connection reads nothing more until the answer (`handle_device_recorded`).
+    fn register_device(&mut self, conn: ConnId, phone: UserId) {
+        // A 32-bit generation per phone. The last one cannot be followed: issuing it again would hand the new
+        // device the old device's key and revoke nothing.
+        let Some(generation) = self.generations.get(&phone).copied().unwrap_or(0).checked_add(1) else {
+            tracing::warn!(core = %self.id, phone, "every device generation of this phone is used; registration refused");
+            self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 3600 });
+            return;
+        };
+        match self.device_records.try_add(DeviceRecord { phone, generation }, conn) {
+            Ok(()) => {
+                if let Some(connection) = self.conns.get_mut(conn) {
+                    connection.awaiting_device_record = true;
+                }
+            }
+            Err(NotTaken::PhoneBusy | NotTaken::Full) => {
+                self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 1 });
+            }
+        }
+    }
+
+    /// The next PIN to get to its phone, with the connection that asked for it. The runtime hands it to the
+    /// PIN sender (never waiting) and answers with `handle_pin_handed_over` or `handle_pin_not_handed_over`;
+    /// until then the connection reads nothing more. At most one per connection.
+    pub fn poll_pin(&mut self) -> Option<(ConnId, IssuedPin)> {
+        self.pins_to_send.pop_front()
+    }
+
+    /// Whether PINs wait for `poll_pin`.
+    pub fn has_pins_to_send(&self) -> bool {
+        !self.pins_to_send.is_empty()
+    }
+
+    /// The PIN sender took `issued`: the connection gets PIN_SENT.
+    pub fn handle_pin_handed_over(&mut self, conn: ConnId, issued: IssuedPin, now: Now) {
+        if self.end_pin_wait(conn) {
+            self.stats.pins_sent += 1;
+            self.write(conn, &ServerFrame::PinSent { phone: issued.phone, expires_in_s: issued.expires_in_s });
+        }
+        self.after_registration_answer(conn, now);
+    }
+
+    /// The PIN sender could not take `issued` (its queue is full): REGISTER_REFUSED(Unavailable), retry in 5 s.
+    pub fn handle_pin_not_handed_over(&mut self, conn: ConnId, issued: IssuedPin, now: Now) {
+        if self.end_pin_wait(conn) {
+            let refusal = Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 5 };
+            self.refuse_registration(conn, issued.phone, refusal);
+        }
+        self.after_registration_answer(conn, now);
+    }
+
+    /// Whether `conn` is still open and was waiting for its PIN's handover (it may read again).
+    fn end_pin_wait(&mut self, conn: ConnId) -> bool {
+        match self.conns.get_mut(conn) {
+            Some(connection) if connection.awaiting_pin_handover => {
+                connection.awaiting_pin_handover = false;
+                connection.stage != Stage::Closing
+            }
+            _ => false,
+        }
+    }
+
+    /// New device generations to append to this core's device log and make durable, oldest first, each once.
+    /// The runtime answers each with `handle_device_recorded` or `handle_device_record_failed`; until then the
+    /// generation is not current (the old key still logs in, the new one does not) and its REGISTERED waits.
+    pub fn poll_device_records(&mut self, out: &mut Vec<DeviceRecord>) {
+        self.device_records.poll(out);
+    }
+
+    /// Whether device records wait for `poll_device_records`.
+    pub fn device_records_waiting(&self) -> bool {
+        self.device_records.has_unpolled()
+    }
+
+    /// `record` is durable: its generation is current, every older key of the phone is revoked (a live
+    /// session of the old device gets GOAWAY(Revoked)) and the registering connection gets REGISTERED.
+    pub fn handle_device_recorded(&mut self, record: DeviceRecord, now: Now) {
+        let Some(conn) = self.device_records.settle(record) else { return };
+        let DeviceRecord { phone, generation } = record;
+        assert!(generation > self.generations.get(&phone).copied().unwrap_or(0), "device generations only increase");
+        self.generations.insert(phone, generation);
+        self.stats.registrations += 1;
+        if let Some(&previous) = self.sessions.get(&phone) {
+            self.stats.revoked += 1;
+            self.goaway(previous, GoawayReason::Revoked);
+        }
+        if self.end_device_wait(conn) {
+            let key = self.config.keys.derive(phone, generation);
+            self.write(conn, &ServerFrame::Registered { user: phone, key });
+        }
+        self.after_registration_answer(conn, now);
+    }
+
+    /// `record` could not be made durable: nothing changes for the phone (its current key goes on working)
+    /// and the registering connection gets REGISTER_REFUSED(Unavailable).
+    pub fn handle_device_record_failed(&mut self, record: DeviceRecord, now: Now) {
+        let Some(conn) = self.device_records.settle(record) else { return };
+        tracing::warn!(core = %self.id, phone = record.phone, "cannot record a new device; registration refused");
+        if self.end_device_wait(conn) {
+            let refusal = Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 30 };
+            self.refuse_registration(conn, record.phone, refusal);
+        }
+        self.after_registration_answer(conn, now);
+    }
+
+    /// Whether `conn` is still open and was waiting for its device record (it may read again).
+    fn end_device_wait(&mut self, conn: ConnId) -> bool {
+        match self.conns.get_mut(conn) {
+            Some(connection) if connection.awaiting_device_record => {
+                connection.awaiting_device_record = false;
+                connection.stage != Stage::Closing
+            }
+            _ => false,
+        }
+    }
+
+    /// After a registration step's answer: input held back goes on, or GOAWAY once settled during a shutdown.
+    fn after_registration_answer(&mut self, conn: ConnId, now: Now) {
+        if self.shutting_down {
+            self.goaway_when_settled(conn);
+        } else {
+            self.resume(conn, now);
+        }
+        self.run_local(now);
+    }
+
+    fn refuse_registration(&mut self, conn: ConnId, phone: UserId, refusal: Refusal) {
+        self.stats.registrations_refused += 1;
+        self.write(
+            conn,
+            &ServerFrame::RegisterRefused { phone, code: refusal.code, retry_after_s: refusal.retry_after_s },
+        );
+    }
+}
+
+/// Whether `user` is in the range of phone numbers registration accepts.
+fn is_phone(user: UserId) -> bool {
+    (crate::account::PHONE_MIN..=crate::account::PHONE_MAX).contains(&user)
+}
