@@ -32,7 +32,7 @@ use ringline_core::limits::{
 use ringline_core::shard::{ConnId, ConnStatus};
 use ringline_core::tls::{TlsFailure, TlsSession};
 
-use super::core::{Adopt, CoreContext};
+use super::context::{Adopt, CoreContext};
 use super::readiness::Event;
 use super::sys;
 use super::token::Token;

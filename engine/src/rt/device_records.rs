@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::data_dir::DeviceLog;
 use ringline_core::shard::DeviceRecord;
 
-use super::core::CoreContext;
+use super::context::CoreContext;
 use super::durable_write::unpin_this_thread;
 
 /// Runs until the process exits.

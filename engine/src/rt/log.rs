@@ -30,7 +30,7 @@ use ringline_core::limits::{LOG_RECORD_BYTES_MAX, LOG_RETRY_INTERVAL};
 use ringline_core::shard::Durability;
 use ringline_core::wal::{LogReader, RecoveredCore, Recovery, ReplayEnd, SegmentOutcome};
 
-use super::core::CoreContext;
+use super::context::CoreContext;
 use super::log_segment::{SegmentWriter, segment_path};
 
 /// Why the logs could not be recovered (the server does not start: it would lose acknowledged messages).

@@ -8,6 +8,7 @@
 
 mod allocator;
 mod conn;
+mod context;
 mod core;
 mod cpus;
 mod device_records;
@@ -48,13 +49,14 @@ use ringline_core::tls::TlsSetupError;
 
 /// What one core sends another in one channel slot (public for the mesh benchmark, `benches/benches/mesh.rs`).
 #[doc(hidden)]
-pub use self::core::MeshBatch;
+pub use self::context::MeshBatch;
 pub use cpus::choose_cpus;
 pub use listener::{ListenError, bind_listeners};
 pub use log::LogError;
 pub use metrics::MetricsHub;
 
-use self::core::{Coordination, CoreTlsSetup, MeshEnds, run_core};
+use self::context::{Coordination, CoreTlsSetup, MeshEnds};
+use self::core::run_core;
 use self::readiness::ReadinessSetup;
 use self::shutdown::{ShutdownWatch, WatchTimes, WatchVerdict};
 use self::tls_reload::{TlsCertificates, start_reload_thread};
