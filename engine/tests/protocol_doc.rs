@@ -1,5 +1,5 @@
 //! docs/PROTOCOL.md against the code: every frame's payload size in the frames table is what the `wire` crate
-//! encodes for that kind, and the limits table states the values `engine/src/limits.rs` holds. A client author
+//! encodes for that kind, and the limits table states the values `core/src/limits.rs` holds. A client author
 //! reads the document, not the crate, so the two must not drift.
 
 use ringline_core::limits;

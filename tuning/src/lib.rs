@@ -5,7 +5,7 @@
 //! the load generator call [`raise_nofile_soft_limit`] then [`HostLimits::read`] at start and log
 //! [`HostLimits::capacity_plan`]; the `ringline-tune` binary adds `check` and `apply`.
 //!
-//! Does not start servers, open sockets or decide ringline's own limits (engine/src/limits.rs does).
+//! Does not start servers, open sockets or decide ringline's own limits (core/src/limits.rs does).
 //! Invariant: nothing here lowers a limit; `apply` writes only when asked and reserves server ports
 //! before widening the ephemeral range.
 
