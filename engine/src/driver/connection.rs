@@ -219,3 +219,232 @@ fn hand_off(transport: &mut impl Transport) {
         None => close(transport, Close::Abort),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Arc;
+
+    use ringline_core::account::{Directory, KeyAuthority, ProvisionBatch};
+    use ringline_core::home::{ShardId, home_core};
+    use wire::{ClientFrame, Decoded, ServerFrame};
+
+    use super::*;
+    use crate::config::{ServeArgs, ServeConfig, ShardAccounts};
+
+    const NOW: Now = Now { mono_us: 1, wall_us: 1 };
+
+    /// A socket that reads the pieces it is given, one a read, and takes writes up to its room.
+    struct ScriptedSocket {
+        shard: Shard,
+        conn: ConnId,
+        /// What each next read returns.
+        input: VecDeque<Vec<u8>>,
+        /// After the input, a read finds the end of input (else: nothing, for now).
+        input_ends: bool,
+        /// Bytes the socket takes before it is full.
+        room: usize,
+        written: Vec<u8>,
+        reads: usize,
+        came_back: bool,
+        detached: bool,
+        closed: Option<Close>,
+        handed_off: Option<Handoff>,
+        woken: Vec<ConnId>,
+    }
+
+    impl ScriptedSocket {
+        fn new(mut shard: Shard) -> Self {
+            let conn = shard.handle_accept(NOW).expect("room for a connection");
+            Self {
+                shard,
+                conn,
+                input: VecDeque::new(),
+                input_ends: false,
+                room: usize::MAX,
+                written: Vec::new(),
+                reads: 0,
+                came_back: false,
+                detached: false,
+                closed: None,
+                handed_off: None,
+                woken: Vec::new(),
+            }
+        }
+
+        fn frames_written(&self) -> Vec<u8> {
+            let mut kinds = Vec::new();
+            let mut used = 0;
+            while let Ok(Decoded::Frame { frame, consumed }) = wire::decode_server(&self.written[used..], 1 << 20) {
+                kinds.push(frame.kind());
+                used += consumed;
+            }
+            assert_eq!(used, self.written.len(), "whole frames written");
+            kinds
+        }
+    }
+
+    impl Core for ScriptedSocket {
+        fn shard(&mut self) -> impl DerefMut<Target = Shard> {
+            &mut self.shard
+        }
+
+        fn now(&self) -> Now {
+            NOW
+        }
+
+        fn dispatch(&mut self) {
+            self.woken.clear();
+            self.shard.poll_wakeups(&mut self.woken);
+        }
+    }
+
+    impl Transport for ScriptedSocket {
+        fn conn(&self) -> ConnId {
+            self.conn
+        }
+
+        fn write_outbound(&mut self) -> Write {
+            assert!(!self.detached, "a write after the socket left");
+            if self.room == 0 {
+                return Write::NoRoom;
+            }
+            let outbound = self.shard.outbound(self.conn);
+            let bytes = outbound.len().min(self.room);
+            self.written.extend_from_slice(&outbound[..bytes]);
+            self.room -= bytes;
+            Write::Wrote { bytes, full: bytes < outbound.len() }
+        }
+
+        fn may_have_input(&self) -> bool {
+            true
+        }
+
+        fn read(&mut self) -> Read {
+            assert!(!self.detached, "a read after the socket left");
+            let Some(piece) = self.input.pop_front() else {
+                return if self.input_ends { Read::Ended } else { Read::Empty };
+            };
+            self.reads += 1;
+            self.shard.handle_bytes(self.conn, &piece, NOW);
+            Read::Received
+        }
+
+        fn come_back(&mut self) {
+            self.came_back = true;
+        }
+
+        fn detach(&mut self) {
+            self.detached = true;
+        }
+
+        fn close(&mut self, how: Close) {
+            assert!(self.detached, "closed before it was detached");
+            assert!(self.closed.replace(how).is_none(), "closed twice");
+        }
+
+        fn hand_off(&mut self, handoff: Handoff) {
+            assert!(self.handed_off.replace(handoff).is_none(), "handed off twice");
+        }
+    }
+
+    /// A shard of `cores` cores (this one is core 0) with ten provisioned users, configured as `serve` with
+    /// its defaults configures one.
+    fn shard(cores: u16) -> (Shard, KeyAuthority, ProvisionBatch) {
+        let keys = KeyAuthority::new([7; 32]);
+        let batch = ProvisionBatch { prefix: 1, width: 7, count: 10 };
+        let args = ServeArgs { listen: Some("127.0.0.1:0".parse().expect("an address")), ..ServeArgs::default() };
+        let accounts = ShardAccounts {
+            keys: keys.clone(),
+            directory: Arc::new(Directory::new(vec![batch])),
+            generations: Arc::new(HashMap::new()),
+        };
+        let config = ServeConfig::resolve(&args).expect("the defaults are valid").shard_config(cores, accounts);
+        (Shard::new(ShardId(0), config), keys, batch)
+    }
+
+    fn encoded(frame: &ClientFrame<'_>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        wire::encode_client(frame, &mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn a_visit_answers_each_read_and_stops_at_the_read_limit() {
+        let (shard, _, _) = shard(1);
+        let mut socket = ScriptedSocket::new(shard);
+        let pings = READS_PER_POLL_MAX + 2;
+        socket.input = (0..pings as u64).map(|nonce| encoded(&ClientFrame::Ping { nonce })).collect();
+
+        serve(&mut socket);
+        assert_eq!(socket.reads, READS_PER_POLL_MAX);
+        assert!(socket.came_back, "input left: the connection is served again after the others");
+        let pong = ServerFrame::Pong { nonce: 0 }.kind();
+        assert_eq!(socket.frames_written(), vec![pong; READS_PER_POLL_MAX], "each read's answer flushed");
+
+        socket.came_back = false;
+        serve(&mut socket);
+        assert_eq!(socket.reads, pings);
+        assert!(!socket.came_back, "the input ran out: new input brings it back");
+        assert_eq!(socket.frames_written().len(), pings);
+        assert!(socket.closed.is_none() && !socket.detached);
+    }
+
+    #[test]
+    fn a_connection_closing_after_its_last_frame_waits_for_room_then_closes_gracefully() {
+        let (shard, _, _) = shard(1);
+        let mut socket = ScriptedSocket::new(shard);
+        // A frame longer than any the server takes: ERROR, then close after it.
+        socket.input.push_back(vec![0xFF; 8]);
+        socket.room = 3;
+
+        serve(&mut socket);
+        assert_eq!(socket.shard.conn_status(socket.conn), ConnStatus::CloseAfterFlush);
+        assert_eq!(socket.written.len(), 3);
+        assert!(!socket.detached && socket.closed.is_none(), "its ERROR is not all written yet");
+
+        socket.room = usize::MAX;
+        serve(&mut socket);
+        assert_eq!(
+            socket.frames_written(),
+            vec![ServerFrame::Error { code: wire::ErrorCode::FrameTooLarge, text: "" }.kind()]
+        );
+        assert_eq!(socket.closed, Some(Close::Graceful));
+        assert_eq!(socket.shard.conn_status(socket.conn), ConnStatus::Gone, "the shard forgot it");
+    }
+
+    #[test]
+    fn an_end_of_input_aborts_the_connection() {
+        let (shard, _, _) = shard(1);
+        let mut socket = ScriptedSocket::new(shard);
+        socket.input.push_back(encoded(&ClientFrame::Ping { nonce: 1 }));
+        socket.input_ends = true;
+
+        serve(&mut socket);
+        assert_eq!(socket.reads, 1);
+        assert_eq!(socket.frames_written().len(), 1, "the answer went out before the end was read");
+        assert_eq!(socket.closed, Some(Close::Abort));
+        assert_eq!(socket.shard.conn_status(socket.conn), ConnStatus::Gone);
+    }
+
+    #[test]
+    fn a_login_for_another_core_hands_the_socket_over_without_closing_it() {
+        let (shard, keys, batch) = shard(2);
+        let user = (0..batch.count)
+            .filter_map(|index| batch.user(index))
+            .find(|&user| home_core(user, 2) != ShardId(0))
+            .expect("a user homed on the other core");
+        let mut socket = ScriptedSocket::new(shard);
+        socket.input.push_back(encoded(&ClientFrame::Hello {
+            version: wire::PROTOCOL_VERSION,
+            user,
+            key: keys.derive(user, 0),
+        }));
+
+        serve(&mut socket);
+        let handoff = socket.handed_off.as_ref().expect("handed off");
+        assert_eq!((handoff.to, handoff.user), (ShardId(1), user));
+        assert!(socket.closed.is_none() && !socket.detached, "the socket goes on, open");
+        assert_eq!(socket.shard.conn_status(socket.conn), ConnStatus::Gone, "the shard forgot it");
+    }
+}
