@@ -5,12 +5,15 @@
 //! Map (docs/ARCHITECTURE.md has the whole picture):
 //! - `config`: the `serve` command line, turned into per-core configuration.
 //! - `data_dir`: the account files of the data directory (provisioned users, key secret, device log).
+//! - `driver`: what drives the shard, generic over its host so the simulator runs it too (`driver::connection`:
+//!   one visit to a connection).
 //! - `tls_files`: the TLS files: the certificate pair read from PEM files, the development certificate written.
 //! - `top`: the `ringline top` client: scrape, parse, rates, table.
 //! - `rt`: the only code that touches glommio, sockets, signals and threads.
 
 pub mod config;
 pub mod data_dir;
+pub mod driver;
 pub mod rt;
 pub mod tls_files;
 pub mod top;

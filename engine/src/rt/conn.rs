@@ -1,19 +1,21 @@
 //! The core's I/O loop: moves bytes between every socket of the core and the shard, from one task. It
 //! takes readiness events from epoll in batches, accepts new connections, and serves each connection with
-//! something to do: everything the shard queued for it goes out in one `send` per visit (frames written
-//! to it since the last visit coalesce in its outbound buffer), then it reads a bounded number of times into
-//! the core's one read buffer and hands the bytes to the shard. A connection not ready for anything is not
-//! visited and owns nothing here but its socket slot (`sockets.rs`).
+//! something to do. Serving is the connection loop of `driver::connection`, the one the simulator runs too,
+//! over `ConnectionSocket`, this runtime's transport: everything the shard queued for the connection goes out
+//! in one `send` per visit (frames written to it since the last visit coalesce in its outbound buffer), then
+//! it reads a bounded number of times into the core's one read buffer, handed to the shard. A connection not
+//! ready for anything is not visited and owns nothing here but its socket slot (`sockets.rs`).
 //!
-//! Owns no protocol decision (the shard says what to write, when to stop reading and when to close) and no
-//! state of its own between rounds except what `CoreContext` holds.
+//! Owns the system calls of a visit, of closing (FIN and linger) and of handing a socket over, and no
+//! protocol decision (the shard says what to write, when to stop reading and when to close; the connection
+//! loop orders the steps). No state of its own between rounds except what `CoreContext` holds.
 //!
-//! TLS connections (accepted on the core's TLS listener) take the same path through their `TlsSession`:
-//! what is read is decrypted in the read buffer and the plaintext goes to the shard; what the shard queued is
-//! encrypted into the session's records, which go out first, in order. The shard never knows. A TLS
-//! connection that fails its handshake (plaintext, a bad handshake, SNI, ALPN, a timeout) is closed at once
-//! and counted; before its handshake completes nothing the shard writes can reach the client, so a
-//! connection the shard closes then is closed without a word.
+//! TLS connections (accepted on the core's TLS listener) take the same path through their `TlsSession`,
+//! inside the transport: what is read is decrypted in the read buffer and the plaintext goes to the shard;
+//! what the shard queued is encrypted into the session's records, which go out first, in order. The shard
+//! and the connection loop never know. A TLS connection that fails its handshake (plaintext, a bad
+//! handshake, SNI, ALPN, a timeout) is closed at once and counted; before its handshake completes nothing
+//! the shard writes can reach the client, so a connection the shard closes then is closed without a word.
 //!
 //! Backpressure: a connection whose shard status says `may_read: false` is not read; its input waits in the
 //! kernel (and, past the socket buffer, in the client), and the shard queues it again when it may read. A TLS
@@ -21,30 +23,22 @@
 //! one outbound buffer's worth of records besides the shard's outbound buffer.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::ops::DerefMut;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use ringline_core::account::SourceKey;
-use ringline_core::limits::{
-    ACCEPTS_PER_ROUND_MAX, CONNECTIONS_SERVED_PER_ROUND_MAX, EPOLL_EVENTS_PER_ROUND_MAX, READS_PER_POLL_MAX,
-};
-use ringline_core::shard::{ConnId, ConnStatus};
+use ringline_core::limits::{ACCEPTS_PER_ROUND_MAX, CONNECTIONS_SERVED_PER_ROUND_MAX, EPOLL_EVENTS_PER_ROUND_MAX};
+use ringline_core::shard::{ConnId, Handoff, Now, Shard};
 use ringline_core::tls::{TlsFailure, TlsSession};
+
+use crate::driver::connection::{self, Close, HeldBytes, Read, Transport, Write};
 
 use super::context::{Adopt, CoreContext};
 use super::readiness::Event;
 use super::sys;
 use super::token::Token;
-
-/// How a connection leaves this core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Close {
-    /// Close the socket now.
-    Abort,
-    /// Its last frame is written: send FIN and linger.
-    Graceful,
-}
 
 /// Which of the core's listeners.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,130 +193,10 @@ fn log_accept_error(error: &io::Error) {
     });
 }
 
-/// One visit to a connection: write what is queued, act on its status, read a bounded number of times.
+/// One visit to a connection (`driver::connection::serve`) over its socket.
 fn serve(core: &CoreContext, conn: ConnId) {
-    let mut reads = 0;
-    loop {
-        let Some(fd) = core.sockets.borrow().fd(conn) else { return };
-        let write_blocked = match flush(core, conn, fd) {
-            Ok(blocked) => blocked,
-            Err(()) => return close(core, conn, Close::Abort),
-        };
-        let status = core.shard.borrow().conn_status(conn);
-        match status {
-            ConnStatus::Gone | ConnStatus::CloseNow => return close(core, conn, Close::Abort),
-            ConnStatus::CloseAfterFlush if write_blocked => return,
-            ConnStatus::CloseAfterFlush => return close(core, conn, Close::Graceful),
-            ConnStatus::HandOff => return hand_off(core, conn),
-            ConnStatus::Open { may_read: false } => return,
-            ConnStatus::Open { may_read: true } => {}
-        }
-        if !core.sockets.borrow().is_readable(conn) {
-            return;
-        }
-        if reads == READS_PER_POLL_MAX {
-            // Fair to the other connections of this core: come back after them.
-            core.sockets.borrow_mut().enqueue(conn);
-            return;
-        }
-        let mut buffer = core.read_buffer.borrow_mut();
-        match sys::recv(fd, &mut buffer) {
-            Ok(0) => {
-                drop(buffer);
-                count_handshake_eof(core, conn);
-                return close(core, conn, Close::Abort);
-            }
-            Ok(read) if core.sockets.borrow().is_tls(conn) => {
-                reads += 1;
-                note_short_read(core, conn, read, buffer.len());
-                let received = receive_tls(core, conn, &mut buffer[..read]);
-                drop(buffer);
-                core.dispatch();
-                if received == TlsRead::Closed {
-                    return close(core, conn, Close::Abort);
-                }
-            }
-            Ok(read) => {
-                reads += 1;
-                note_short_read(core, conn, read, buffer.len());
-                core.shard.borrow_mut().handle_bytes(conn, &buffer[..read], core.now());
-                drop(buffer);
-                core.dispatch();
-            }
-            Err(error) => {
-                drop(buffer);
-                match error.kind() {
-                    io::ErrorKind::WouldBlock => {
-                        core.sockets.borrow_mut().set_readable(conn, false);
-                        return;
-                    }
-                    io::ErrorKind::Interrupted => {}
-                    _ => {
-                        count_handshake_eof(core, conn);
-                        return close(core, conn, Close::Abort);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A read that did not fill the buffer took everything the socket held: more input will come with a new
-/// edge event, so the next visit need not spend a `recv` to hear EAGAIN (one system call saved per read).
-/// Not once the peer has hung up: its end of input may already wait behind the bytes just read, and no
-/// new event would announce it.
-fn note_short_read(core: &CoreContext, conn: ConnId, read: usize, capacity: usize) {
-    if read < capacity {
-        let mut sockets = core.sockets.borrow_mut();
-        if !sockets.is_hung_up(conn) {
-            sockets.set_readable(conn, false);
-        }
-    }
-}
-
-/// What a read did to a TLS connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TlsRead {
-    /// Serve on.
-    Open,
-    /// It failed (counted) or the client sent close_notify: close it.
-    Closed,
-}
-
-/// Decrypts what was read from a TLS connection and hands the plaintext to the shard.
-fn receive_tls(core: &CoreContext, conn: ConnId, records: &mut [u8]) -> TlsRead {
-    let Some(tls) = &core.tls else { return TlsRead::Closed };
-    let Some(mut session) = core.sockets.borrow_mut().take_tls(conn) else { return TlsRead::Closed };
-    let now = core.now();
-    let received = {
-        let mut pool = tls.pool.borrow_mut();
-        let mut shard = core.shard.borrow_mut();
-        session.receive(records, now.mono_us, &mut pool, &mut |plaintext| shard.handle_bytes(conn, plaintext, now))
-    };
-    let read = match received {
-        Ok(received) => {
-            if let Some(done) = received.handshake_done {
-                tls.handshake_done(done);
-            }
-            if received.peer_closed { TlsRead::Closed } else { TlsRead::Open }
-        }
-        Err(error) => {
-            tracing::debug!(%error, "closing a TLS connection");
-            tls.count_failure(error.failure());
-            TlsRead::Closed
-        }
-    };
-    core.sockets.borrow_mut().put_tls(conn, session);
-    read
-}
-
-/// A TLS connection that ends during its handshake because the client went away is counted as such.
-fn count_handshake_eof(core: &CoreContext, conn: ConnId) {
-    if let Some(tls) = &core.tls
-        && core.sockets.borrow().tls(conn).is_some_and(TlsSession::is_handshaking)
-    {
-        tls.count_failure(TlsFailure::Eof);
-    }
+    let Some(mut socket) = ConnectionSocket::take(core, conn) else { return };
+    connection::serve(&mut socket);
 }
 
 /// Closes the TLS connections whose handshake is past its deadline (slowloris, stalled clients). Every tick.
@@ -332,144 +206,267 @@ pub fn expire_tls_handshakes(core: &CoreContext) {
     tls.expired_handshakes(&core.sockets.borrow(), core.now().mono_us, &mut expired);
     for conn in expired {
         tls.count_failure(TlsFailure::Timeout);
-        close(core, conn, Close::Abort);
+        // Each has its socket: the deadline list names connections with a session in the socket table.
+        if let Some(mut socket) = ConnectionSocket::take(core, conn) {
+            connection::close(&mut socket, Close::Abort);
+        }
     }
 }
 
-/// Writes the connection's outbound bytes, as one `send` while the socket takes all of them (writing may
-/// let the shard queue more deliveries). Returns whether bytes are left for when the socket has room, or
-/// `Err` if the socket failed.
-fn flush(core: &CoreContext, conn: ConnId, fd: std::os::fd::RawFd) -> Result<bool, ()> {
-    if core.sockets.borrow().is_tls(conn) {
-        return flush_tls(core, conn, fd);
+/// A connection's socket while the connection loop drives it: the descriptor and, for a TLS connection, the
+/// session, out of the socket table until the visit ends (so no borrow of the table is held while it works);
+/// once detached, the descriptor on its way out.
+struct ConnectionSocket<'c> {
+    core: &'c CoreContext,
+    conn: ConnId,
+    fd: RawFd,
+    tls: Option<Box<TlsSession>>,
+    detached: Option<OwnedFd>,
+}
+
+impl<'c> ConnectionSocket<'c> {
+    /// The socket of `conn`, if it has one.
+    fn take(core: &'c CoreContext, conn: ConnId) -> Option<Self> {
+        let mut sockets = core.sockets.borrow_mut();
+        let fd = sockets.fd(conn)?;
+        let tls = sockets.take_tls(conn);
+        Some(Self { core, conn, fd, tls, detached: None })
     }
-    loop {
-        let mut shard = core.shard.borrow_mut();
-        let outbound = shard.outbound(conn);
-        if outbound.is_empty() {
-            return Ok(false);
-        }
-        let length = outbound.len();
-        match sys::send(fd, outbound) {
-            Ok(written) => {
-                shard.consume_outbound(conn, written, core.now());
-                drop(shard);
-                core.dispatch();
-                if written < length {
-                    // The socket buffer is full: epoll reports room as an edge.
-                    return Ok(true);
+
+    /// Decrypts what was read from a TLS connection and hands the plaintext to the shard.
+    fn receive_tls(&mut self, records: &mut [u8]) -> Read {
+        let core = self.core;
+        let (Some(tls), Some(session)) = (&core.tls, self.tls.as_mut()) else { return Read::ReceivedThenEnded };
+        let conn = self.conn;
+        let now = core.now();
+        let received = {
+            let mut pool = tls.pool.borrow_mut();
+            let mut shard = core.shard.borrow_mut();
+            session.receive(records, now.mono_us, &mut pool, &mut |plaintext| shard.handle_bytes(conn, plaintext, now))
+        };
+        match received {
+            Ok(received) => {
+                if let Some(done) = received.handshake_done {
+                    tls.handshake_done(done);
                 }
+                if received.peer_closed { Read::ReceivedThenEnded } else { Read::Received }
             }
-            Err(error) => match error.kind() {
-                io::ErrorKind::WouldBlock => return Ok(true),
-                io::ErrorKind::Interrupted => {}
-                _ => return Err(()),
-            },
+            Err(error) => {
+                tracing::debug!(%error, "closing a TLS connection");
+                tls.count_failure(error.failure());
+                Read::ReceivedThenEnded
+            }
+        }
+    }
+
+    /// A read that did not fill the buffer took everything the socket held: more input will come with a new
+    /// edge event, so the next visit need not spend a `recv` to hear EAGAIN (one system call saved per read).
+    /// Not once the peer has hung up: its end of input may already wait behind the bytes just read, and no
+    /// new event would announce it.
+    fn note_short_read(&self, read: usize, capacity: usize) {
+        if read < capacity {
+            let mut sockets = self.core.sockets.borrow_mut();
+            if !sockets.is_hung_up(self.conn) {
+                sockets.set_readable(self.conn, false);
+            }
+        }
+    }
+
+    /// A TLS connection that ends during its handshake because the client went away is counted as such.
+    fn count_handshake_eof(&self) {
+        if let Some(tls) = &self.core.tls
+            && self.tls.as_deref().is_some_and(TlsSession::is_handshaking)
+        {
+            tls.count_failure(TlsFailure::Eof);
         }
     }
 }
 
-/// `flush` for a TLS connection: its records first, then the shard's outbound bytes encrypted (once the
-/// handshake is done and the records are all written).
-fn flush_tls(core: &CoreContext, conn: ConnId, fd: std::os::fd::RawFd) -> Result<bool, ()> {
-    let Some(tls) = &core.tls else { return Err(()) };
-    let Some(mut session) = core.sockets.borrow_mut().take_tls(conn) else { return Err(()) };
-    let flushed = loop {
-        if !session.outgoing().is_empty() {
+impl Drop for ConnectionSocket<'_> {
+    /// The session goes back beside its socket (unless the connection left: then it went with it).
+    fn drop(&mut self) {
+        if let Some(session) = self.tls.take() {
+            self.core.sockets.borrow_mut().put_tls(self.conn, session);
+        }
+    }
+}
+
+impl connection::Core for ConnectionSocket<'_> {
+    fn shard(&mut self) -> impl DerefMut<Target = Shard> {
+        self.core.shard.borrow_mut()
+    }
+
+    fn now(&self) -> Now {
+        self.core.now()
+    }
+
+    fn dispatch(&mut self) {
+        self.core.dispatch();
+    }
+}
+
+impl Transport for ConnectionSocket<'_> {
+    fn conn(&self) -> ConnId {
+        self.conn
+    }
+
+    /// A TLS connection's records, as one `send` while the socket takes all of them.
+    fn write_held(&mut self) -> HeldBytes {
+        let Some(session) = self.tls.as_mut() else { return HeldBytes::AllWritten };
+        let Some(tls) = &self.core.tls else { return HeldBytes::Failed };
+        while !session.outgoing().is_empty() {
             let length = session.outgoing().len();
-            match sys::send(fd, session.outgoing()) {
+            match sys::send(self.fd, session.outgoing()) {
                 Ok(written) => {
                     session.consume_outgoing(written, &mut tls.pool.borrow_mut());
                     if written < length {
-                        break Ok(true);
+                        return HeldBytes::NoRoom;
                     }
                 }
                 Err(error) => match error.kind() {
-                    io::ErrorKind::WouldBlock => break Ok(true),
+                    io::ErrorKind::WouldBlock => return HeldBytes::NoRoom,
                     io::ErrorKind::Interrupted => {}
-                    _ => break Err(()),
+                    _ => return HeldBytes::Failed,
                 },
             }
-            continue;
         }
-        if !session.is_established() {
-            // Nothing the shard writes before the handshake can reach the client.
-            break Ok(false);
-        }
-        let mut shard = core.shard.borrow_mut();
-        let outbound = shard.outbound(conn);
-        if outbound.is_empty() {
-            break Ok(false);
-        }
-        let length = outbound.len();
-        if let Err(error) = session.encrypt(outbound, &mut tls.pool.borrow_mut()) {
-            tracing::debug!(%error, "cannot encrypt for a TLS connection; closing it");
-            tls.count_failure(error.failure());
-            break Err(());
-        }
-        shard.consume_outbound(conn, length, core.now());
-        drop(shard);
-        core.dispatch();
-    };
-    core.sockets.borrow_mut().put_tls(conn, session);
-    flushed
-}
+        HeldBytes::AllWritten
+    }
 
-/// Ends the connection here: the shard forgets it, the socket closes now or lingers. A TLS connection says
-/// close_notify first when it closes gracefully, and one whose handshake failed gets rustls' alert if there
-/// is one (one `send` at most either way).
-fn close(core: &CoreContext, conn: ConnId, how: Close) {
-    let removed = core.sockets.borrow_mut().remove(conn);
-    core.shard.borrow_mut().handle_closed(conn);
-    core.dispatch();
-    let Some((fd, session)) = removed else { return };
-    let mut how = how;
-    if let (Some(mut session), Some(tls)) = (session, &core.tls) {
-        let mut pool = tls.pool.borrow_mut();
-        // Before the handshake nothing of ours can reach the client: no FIN-and-linger for it.
-        let said_goodbye =
-            session.is_established() && how == Close::Graceful && session.close_notify(&mut pool).is_ok();
-        if !said_goodbye {
-            how = Close::Abort;
+    /// Plain: one `send` of all of it. TLS: all of it encrypted into the session's records (which
+    /// `write_held` sends next), once the handshake is done.
+    fn write_outbound(&mut self) -> Write {
+        let core = self.core;
+        let shard = core.shard.borrow();
+        let outbound = shard.outbound(self.conn);
+        if let Some(session) = self.tls.as_mut() {
+            let Some(tls) = &core.tls else { return Write::Failed };
+            if !session.is_established() {
+                // Nothing the shard writes before the handshake can reach the client.
+                return Write::Withheld;
+            }
+            if let Err(error) = session.encrypt(outbound, &mut tls.pool.borrow_mut()) {
+                tracing::debug!(%error, "cannot encrypt for a TLS connection; closing it");
+                tls.count_failure(error.failure());
+                return Write::Failed;
+            }
+            return Write::Wrote { bytes: outbound.len(), full: false };
         }
-        if !session.outgoing().is_empty() {
-            // Best effort: the socket is closing either way.
-            let _ = sys::send(fd.as_raw_fd(), session.outgoing());
+        loop {
+            match sys::send(self.fd, outbound) {
+                // Short: the socket buffer is full, and epoll reports room as an edge.
+                Ok(written) => return Write::Wrote { bytes: written, full: written < outbound.len() },
+                Err(error) => match error.kind() {
+                    io::ErrorKind::WouldBlock => return Write::NoRoom,
+                    io::ErrorKind::Interrupted => {}
+                    _ => return Write::Failed,
+                },
+            }
         }
-        tls.session_removed(&session);
-        session.release(&mut pool);
     }
-    if how == Close::Abort {
-        return;
-    }
-    // Best effort: if FIN cannot be sent the socket is closing anyway.
-    let _ = sys::shutdown_write(fd.as_raw_fd());
-    let raw = fd.as_raw_fd();
-    let now_us = core.now().mono_us;
-    let inserted = core.lingering.borrow_mut().try_insert(fd, now_us);
-    let Ok((index, generation)) = inserted else { return };
-    if core.readiness.change_to_input(raw, Token::Linger { index, generation }).is_err() {
-        // Not watched: it closes when its linger time is over.
-        return;
-    }
-    let mut scratch = core.read_buffer.borrow_mut();
-    core.lingering.borrow_mut().discard(index, generation, &mut scratch);
-}
 
-/// Sends the socket of a connection that logged in for a user of another core to that core.
-fn hand_off(core: &CoreContext, conn: ConnId) {
-    let handoff = core.shard.borrow_mut().take_handoff(conn);
-    let Some(handoff) = handoff else { return close(core, conn, Close::Abort) };
-    let removed = core.sockets.borrow_mut().remove(conn);
-    let Some((fd, tls)) = removed else { return };
-    if let (Some(session), Some(core_tls)) = (&tls, &core.tls) {
-        core_tls.session_removed(session);
+    fn may_have_input(&self) -> bool {
+        self.core.sockets.borrow().is_readable(self.conn)
     }
-    // The socket stays open on its way, so epoll would go on reporting it here under this token.
-    if let Err(error) = core.readiness.deregister(fd.as_raw_fd()) {
-        tracing::warn!(%error, "handing a connection over: cannot stop watching it; closing it");
-        return;
+
+    /// One `recv` into the core's read buffer; for TLS, the records decrypted in place.
+    fn read(&mut self) -> Read {
+        let core = self.core;
+        let mut buffer = core.read_buffer.borrow_mut();
+        loop {
+            match sys::recv(self.fd, &mut buffer) {
+                Ok(0) => {
+                    self.count_handshake_eof();
+                    return Read::Ended;
+                }
+                Ok(read) => {
+                    self.note_short_read(read, buffer.len());
+                    if self.tls.is_some() {
+                        return self.receive_tls(&mut buffer[..read]);
+                    }
+                    core.shard.borrow_mut().handle_bytes(self.conn, &buffer[..read], core.now());
+                    return Read::Received;
+                }
+                Err(error) => match error.kind() {
+                    io::ErrorKind::WouldBlock => {
+                        core.sockets.borrow_mut().set_readable(self.conn, false);
+                        return Read::Empty;
+                    }
+                    io::ErrorKind::Interrupted => {}
+                    _ => {
+                        self.count_handshake_eof();
+                        return Read::Ended;
+                    }
+                },
+            }
+        }
     }
-    // A TLS connection's session goes with it: keys, an incomplete record, records not yet written.
-    core.send_adopt(Adopt { fd, handoff, tls });
+
+    fn come_back(&mut self) {
+        self.core.sockets.borrow_mut().enqueue(self.conn);
+    }
+
+    fn detach(&mut self) {
+        let removed = self.core.sockets.borrow_mut().remove(self.conn);
+        if let Some((fd, session)) = removed {
+            self.detached = Some(fd);
+            self.tls = self.tls.take().or(session);
+        }
+    }
+
+    /// A TLS connection says close_notify first when it closes gracefully, and one whose handshake failed gets
+    /// rustls' alert if there is one (one `send` at most either way). Graceful: FIN, then the socket lingers.
+    fn close(&mut self, how: Close) {
+        let core = self.core;
+        let Some(fd) = self.detached.take() else { return };
+        let mut how = how;
+        if let (Some(mut session), Some(tls)) = (self.tls.take(), &core.tls) {
+            let mut pool = tls.pool.borrow_mut();
+            // Before the handshake nothing of ours can reach the client: no FIN-and-linger for it.
+            let said_goodbye =
+                session.is_established() && how == Close::Graceful && session.close_notify(&mut pool).is_ok();
+            if !said_goodbye {
+                how = Close::Abort;
+            }
+            if !session.outgoing().is_empty() {
+                // Best effort: the socket is closing either way.
+                let _ = sys::send(fd.as_raw_fd(), session.outgoing());
+            }
+            tls.session_removed(&session);
+            session.release(&mut pool);
+        }
+        if how == Close::Abort {
+            return;
+        }
+        // Best effort: if FIN cannot be sent the socket is closing anyway.
+        let _ = sys::shutdown_write(fd.as_raw_fd());
+        let raw = fd.as_raw_fd();
+        let now_us = core.now().mono_us;
+        let inserted = core.lingering.borrow_mut().try_insert(fd, now_us);
+        let Ok((index, generation)) = inserted else { return };
+        if core.readiness.change_to_input(raw, Token::Linger { index, generation }).is_err() {
+            // Not watched: it closes when its linger time is over.
+            return;
+        }
+        let mut scratch = core.read_buffer.borrow_mut();
+        core.lingering.borrow_mut().discard(index, generation, &mut scratch);
+    }
+
+    /// The socket leaves epoll and goes to the home core over the mesh; a TLS connection's session goes with
+    /// it (keys, an incomplete record, records not yet written).
+    fn hand_off(&mut self, handoff: Handoff) {
+        let core = self.core;
+        let removed = core.sockets.borrow_mut().remove(self.conn);
+        let Some((fd, _)) = removed else { return };
+        let tls = self.tls.take();
+        if let (Some(session), Some(core_tls)) = (&tls, &core.tls) {
+            core_tls.session_removed(session);
+        }
+        // The socket stays open on its way, so epoll would go on reporting it here under this token.
+        if let Err(error) = core.readiness.deregister(fd.as_raw_fd()) {
+            tracing::warn!(%error, "handing a connection over: cannot stop watching it; closing it");
+            return;
+        }
+        core.send_adopt(Adopt { fd, handoff, tls });
+    }
 }

@@ -4,10 +4,11 @@
 //! replays a run exactly.
 //!
 //! It drives each `Shard` the way `engine/src/rt` does:
-//! - a connection task (`rt/conn.rs`) writes what `outbound` holds, calls `consume_outbound` with what was
-//!   written, looks at `conn_status`, and reads (at most `READS_PER_POLL_MAX` times per poll) only while
-//!   `Open { may_read: true }`. It runs when the shard woke it (`poll_wakeups`), when its socket became
-//!   readable after a read found nothing, or writable after a write found no room;
+//! - a connection task runs the runtime's own connection loop (`engine::driver::connection::serve`, as
+//!   `rt/conn.rs` does) over a simulated socket (`SimSocket`): writes of random sizes within the socket's
+//!   window, at most `WRITES_PER_POLL_MAX` per poll, reads of random sizes, a client's reset. It runs when
+//!   the shard woke it (`poll_wakeups`), when its socket became readable after a read found nothing, or
+//!   writable after a write found no room, or again after the loop's read limit;
 //! - a pump per ordered core pair (`rt/core.rs`) waits for `poll_mesh_ready`, then moves `poll_mesh`
 //!   batches (and sockets handed over) into a channel of `mesh_capacity` batches, holding one batch while
 //!   the channel is full;
@@ -23,14 +24,16 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::DerefMut;
 use std::sync::Arc;
 
 use engine::data_dir::DeviceLog;
+use engine::driver::connection::{self, Close, Read, Transport, Write};
 use engine::rt::pin_sender::PinSender;
 use ringline_core::account::{Directory, KeyAuthority, ProvisionBatch, RegistrationLimits};
 use ringline_core::home::{ShardId, home_core};
-use ringline_core::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES, READS_PER_POLL_MAX};
-use ringline_core::shard::{ConnId, ConnStatus, Durability, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
+use ringline_core::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES};
+use ringline_core::shard::{ConnId, Durability, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
 use ringline_core::wal::{RecoveredCore, Recovery, SegmentOutcome};
 use wire::{ClientFrame, Decoded, DeviceKey, ErrorCode, GoawayReason, ReceiptKind, RejectCode, ServerFrame, UserId};
 
@@ -709,88 +712,15 @@ impl Sim {
         }
     }
 
-    /// One poll of a connection's task, as `rt/conn.rs` `Driver::poll`.
+    /// One poll of a connection's task: the connection loop the runtime runs (`driver::connection::serve`),
+    /// over the simulated socket.
     fn poll_sock(&mut self, sock: SockId) {
         let Place::Attached { shard, conn } = self.socks[sock].place else { return };
         let state = &mut self.socks[sock];
         state.wake = false;
         state.want_read = false;
         state.want_write = false;
-        let mut reads = 0;
-        let mut writes = 0;
-        loop {
-            let mut write_blocked = false;
-            let outbound_len = self.shards[shard].outbound(conn).len();
-            self.outbound_bytes_seen_max = self.outbound_bytes_seen_max.max(outbound_len);
-            if outbound_len > 0 {
-                if self.socks[sock].client_closed {
-                    return self.close_server_side(sock, shard, conn);
-                }
-                let room = self.config.socket_window_bytes.saturating_sub(self.socks[sock].to_client.len());
-                if room == 0 || writes == WRITES_PER_POLL_MAX {
-                    // No room (or, past a few writes, a socket buffer that is full for a moment): the write is
-                    // pending, and room wakes the task.
-                    write_blocked = true;
-                    self.socks[sock].want_write = true;
-                    if room > 0 {
-                        self.socks[sock].wake = true;
-                    }
-                } else {
-                    writes += 1;
-                    let written = self.rng.range(1, outbound_len.min(room).min(self.config.write_chunk_max));
-                    let bytes = &self.shards[shard].outbound(conn)[..written];
-                    self.socks[sock].to_client.extend(bytes);
-                    self.shards[shard].consume_outbound(conn, written, self.now);
-                    self.dispatch(shard);
-                    continue;
-                }
-            }
-            match self.shards[shard].conn_status(conn) {
-                ConnStatus::Gone | ConnStatus::CloseNow => return self.close_server_side(sock, shard, conn),
-                ConnStatus::CloseAfterFlush if !write_blocked => return self.close_server_side(sock, shard, conn),
-                ConnStatus::CloseAfterFlush | ConnStatus::Open { may_read: false } => return,
-                ConnStatus::HandOff => {
-                    // The runtime takes the socket without flushing: a connection on its way must owe nothing.
-                    assert!(self.shards[shard].outbound(conn).is_empty(), "a handed-off connection had output");
-                    let handoff = self.shards[shard].take_handoff(conn);
-                    self.by_conn.remove(&(shard, conn));
-                    let Some(handoff) = handoff else {
-                        self.socks[sock].place = Place::Closed;
-                        return;
-                    };
-                    self.socks[sock].place = Place::InTransit;
-                    let link = &mut self.links[shard][handoff.to.index()];
-                    link.adopts.push((sock, handoff));
-                    link.notified = true;
-                    return;
-                }
-                ConnStatus::Open { may_read: true } => {}
-            }
-            if reads == READS_PER_POLL_MAX {
-                self.socks[sock].wake = true;
-                return;
-            }
-            let state = &mut self.socks[sock];
-            if state.to_server.is_empty() {
-                if state.client_closed {
-                    return self.close_server_side(sock, shard, conn);
-                }
-                state.want_read = true;
-                return;
-            }
-            let read = self.rng.range(1, state.to_server.len().min(self.config.read_chunk_max));
-            let bytes: Vec<u8> = state.to_server.drain(..read).collect();
-            reads += 1;
-            self.shards[shard].handle_bytes(conn, &bytes, self.now);
-            self.dispatch(shard);
-        }
-    }
-
-    fn close_server_side(&mut self, sock: SockId, shard: usize, conn: ConnId) {
-        self.shards[shard].handle_closed(conn);
-        self.by_conn.remove(&(shard, conn));
-        self.socks[sock].place = Place::Closed;
-        self.dispatch(shard);
+        connection::serve(&mut SimSocket { sim: self, sock, shard, conn, writes: 0 });
     }
 
     /// The pump from `from` to `to`, as `rt/core.rs` `pump`.
@@ -912,6 +842,104 @@ impl Sim {
     /// read's worth of frames (PONG, ACK, REJECT), which are written whatever the buffer holds.
     pub fn outbound_bound(&self) -> usize {
         OUTBOUND_BYTES_MAX + wire::LENGTH_PREFIX_BYTES + self.config.frame_size_max + READ_BUFFER_BYTES
+    }
+}
+
+/// A simulated socket during one poll of its connection's task, as the connection loop drives it: writes of
+/// random sizes up to the room in the socket's window (and at most `WRITES_PER_POLL_MAX` per poll), reads of
+/// random sizes, a client's reset seen as end of input and as a failed write.
+struct SimSocket<'s> {
+    sim: &'s mut Sim,
+    sock: SockId,
+    shard: usize,
+    conn: ConnId,
+    /// Writes this poll made.
+    writes: usize,
+}
+
+impl connection::Core for SimSocket<'_> {
+    fn shard(&mut self) -> impl DerefMut<Target = Shard> {
+        &mut self.sim.shards[self.shard]
+    }
+
+    fn now(&self) -> Now {
+        self.sim.now
+    }
+
+    fn dispatch(&mut self) {
+        self.sim.dispatch(self.shard);
+    }
+}
+
+impl Transport for SimSocket<'_> {
+    fn conn(&self) -> ConnId {
+        self.conn
+    }
+
+    fn write_outbound(&mut self) -> Write {
+        let sim = &mut *self.sim;
+        let outbound = sim.shards[self.shard].outbound(self.conn);
+        sim.outbound_bytes_seen_max = sim.outbound_bytes_seen_max.max(outbound.len());
+        let state = &mut sim.socks[self.sock];
+        if state.client_closed {
+            return Write::Failed;
+        }
+        let room = sim.config.socket_window_bytes.saturating_sub(state.to_client.len());
+        if room == 0 || self.writes == WRITES_PER_POLL_MAX {
+            // No room (or, past a few writes, a socket buffer that is full for a moment): the write is pending,
+            // and room wakes the task.
+            state.want_write = true;
+            if room > 0 {
+                state.wake = true;
+            }
+            return Write::NoRoom;
+        }
+        self.writes += 1;
+        let written = sim.rng.range(1, outbound.len().min(room).min(sim.config.write_chunk_max));
+        state.to_client.extend(&outbound[..written]);
+        Write::Wrote { bytes: written, full: false }
+    }
+
+    /// A simulated read tells an empty socket by itself.
+    fn may_have_input(&self) -> bool {
+        true
+    }
+
+    fn read(&mut self) -> Read {
+        let sim = &mut *self.sim;
+        let state = &mut sim.socks[self.sock];
+        if state.to_server.is_empty() {
+            if state.client_closed {
+                return Read::Ended;
+            }
+            state.want_read = true;
+            return Read::Empty;
+        }
+        let read = sim.rng.range(1, state.to_server.len().min(sim.config.read_chunk_max));
+        let bytes: Vec<u8> = state.to_server.drain(..read).collect();
+        sim.shards[self.shard].handle_bytes(self.conn, &bytes, sim.now);
+        Read::Received
+    }
+
+    fn come_back(&mut self) {
+        self.sim.socks[self.sock].wake = true;
+    }
+
+    fn detach(&mut self) {
+        self.sim.by_conn.remove(&(self.shard, self.conn));
+        self.sim.socks[self.sock].place = Place::Closed;
+    }
+
+    /// The client sees the end once it has read what was written before it; no linger to model.
+    fn close(&mut self, _how: Close) {}
+
+    fn hand_off(&mut self, handoff: Handoff) {
+        let sim = &mut *self.sim;
+        sim.by_conn.remove(&(self.shard, self.conn));
+        sim.socks[self.sock].place = Place::InTransit;
+        let link = &mut sim.links[self.shard][handoff.to.index()];
+        link.adopts.push((self.sock, handoff));
+        link.notified = true;
     }
 }
 
