@@ -13,12 +13,14 @@ mod decode;
 mod encode;
 mod frame;
 mod keys_file;
+mod owned_frame;
 
 pub use codes::{ErrorCode, GoawayReason, ReceiptKind, RegisterRefusal, RejectCode};
 pub use decode::{DecodeError, Decoded, decode_client, decode_server};
 pub use encode::{encode_client, encode_server};
 pub use frame::{ClientFrame, DeviceKey, ServerFrame, UserId, kind};
 pub use keys_file::{KEYS_FILE_HEADER, KeysFileError, UserKey, parse_keys_line, write_keys_line};
+pub use owned_frame::OwnedServerFrame;
 
 /// Protocol version spoken by this crate; HELLO and WELCOME carry it.
 pub const PROTOCOL_VERSION: u16 = 1;
