@@ -113,8 +113,7 @@ fn spawned_engine_over_tls_chats_and_the_storms_reconnects_resume() {
 fn spawned_engine_over_tls_with_another_ca_is_refused_as_untrusted() {
     let bin = engine_bin();
     let dir = test_dir("spawn-engine-tls-untrusted");
-    let other =
-        support::tls::write_pem(&support::test_cert::test_certificate("someone else", false), &dir, "other.pem");
+    let other = support::tls::write_pem(&support::test_cert::test_certificate(), &dir, "other.pem");
     let report_path = dir.join("report.json");
     let output = run_loadgen(&[
         "run",
