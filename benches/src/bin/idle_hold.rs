@@ -14,10 +14,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ringline_benches::client::{Conn, Epoll, Phase, client_config, rss_bytes};
+use ringline_benches::client::{Conn, Epoll, Phase, client_config, read_hellos, rss_bytes};
+use ringline_benches::flags::{self, address, flag_pairs};
 use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
-use wire::ClientFrame;
 
 struct Args {
     target: SocketAddr,
@@ -44,15 +44,14 @@ fn parse_args() -> Result<Args, String> {
         in_flight: 256,
         seconds: 0,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = |value: &str| value.parse::<usize>().map_err(|_| format!("{flag} {value}: not a number"));
+    for pair in flag_pairs() {
+        let (flag, value) = pair?;
+        let number = |value: &str| flags::number::<usize>(&flag, value);
         match flag.as_str() {
-            "--target" => target = Some(value.parse().map_err(|_| format!("--target {value}: not HOST:PORT"))?),
+            "--target" => target = Some(address(&flag, &value)?),
             "--users" => users = Some(value),
             "--count" => args.count = number(&value)?,
-            "--engine-pid" => engine_pid = Some(value.parse().map_err(|_| format!("--engine-pid {value}"))?),
+            "--engine-pid" => engine_pid = Some(flags::number(&flag, &value)?),
             "--ca" => args.ca = Some(value),
             "--name" => args.name = value,
             "--in-flight" => args.in_flight = number(&value)?.max(1),
@@ -84,23 +83,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let text = std::fs::read_to_string(&args.users).unwrap_or_else(|error| {
-        eprintln!("idle_hold: reading {}: {error}", args.users);
+    let hellos = read_hellos(&args.users, args.count).unwrap_or_else(|error| {
+        eprintln!("idle_hold: {error}");
         std::process::exit(2);
     });
-    let hellos: Vec<Vec<u8>> = text
-        .lines()
-        .filter_map(|line| wire::parse_keys_line(line).ok().flatten())
-        .take(args.count)
-        .map(|user| {
-            let mut bytes = Vec::new();
-            wire::encode_client(
-                &ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: user.user, key: user.key },
-                &mut bytes,
-            );
-            bytes
-        })
-        .collect();
     if hellos.len() < args.count {
         eprintln!("idle_hold: {} holds {} users, fewer than --count {}", args.users, hellos.len(), args.count);
         std::process::exit(2);

@@ -18,11 +18,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringline_benches::client::{Conn, Epoll, Phase, TicketPool, client_config, cpu_us};
+use ringline_benches::client::{Conn, Epoll, Phase, TicketPool, client_config, cpu_us, read_hellos};
+use ringline_benches::flags::{self, address, flag_pairs};
 use rustls::ClientConfig;
 use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
-use wire::ClientFrame;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -57,12 +57,11 @@ fn parse_args() -> Result<Args, String> {
         engine_pid: None,
         suite: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = |value: &str| value.parse::<usize>().map_err(|_| format!("{flag} {value}: not a number"));
+    for pair in flag_pairs() {
+        let (flag, value) = pair?;
+        let number = |value: &str| flags::number::<usize>(&flag, value);
         match flag.as_str() {
-            "--target" => args.target = value.parse().map_err(|_| format!("--target {value}: not HOST:PORT"))?,
+            "--target" => args.target = address(&flag, &value)?,
             "--ca" => args.ca = Some(value),
             "--mode" => {
                 args.mode = match value.as_str() {
@@ -77,7 +76,7 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => args.threads = number(&value)?.max(1),
             "--name" => args.name = value,
             "--users" => args.users = Some(value),
-            "--engine-pid" => args.engine_pid = Some(value.parse().map_err(|_| format!("--engine-pid {value}"))?),
+            "--engine-pid" => args.engine_pid = Some(flags::number(&flag, &value)?),
             "--suite" => {
                 use rustls::crypto::ring::cipher_suite as suite;
                 args.suite = Some(match value.as_str() {
@@ -189,23 +188,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let hellos: Vec<Vec<u8>> = match &args.users {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => text
-                .lines()
-                .filter_map(|line| wire::parse_keys_line(line).ok().flatten())
-                .map(|user| {
-                    let mut bytes = Vec::new();
-                    let hello = ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: user.user, key: user.key };
-                    wire::encode_client(&hello, &mut bytes);
-                    bytes
-                })
-                .collect(),
-            Err(error) => {
-                eprintln!("tls_handshakes: reading {path}: {error}");
-                std::process::exit(2);
-            }
-        },
+    let hellos = match args.users.as_deref().map(|path| read_hellos(path, usize::MAX)) {
+        Some(Ok(hellos)) => hellos,
+        Some(Err(error)) => {
+            eprintln!("tls_handshakes: {error}");
+            std::process::exit(2);
+        }
         None => Vec::new(),
     };
     let name = match ServerName::try_from(args.name.clone()) {

@@ -1,0 +1,24 @@
+//! The drivers' command lines: `--flag value` pairs in order, and values parsed with the error text every
+//! driver gives. Knows no flag itself: each driver matches its own and keeps its own defaults.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+/// The process's arguments as `(flag, value)` pairs; a flag without a value ends them with an error.
+pub fn flag_pairs() -> impl Iterator<Item = Result<(String, String), String>> {
+    let mut args = std::env::args().skip(1);
+    std::iter::from_fn(move || {
+        let flag = args.next()?;
+        Some(args.next().map(|value| (flag.clone(), value)).ok_or_else(|| format!("{flag} needs a value")))
+    })
+}
+
+/// `value` of `flag` as a number.
+pub fn number<T: FromStr>(flag: &str, value: &str) -> Result<T, String> {
+    value.parse().map_err(|_| format!("{flag} {value}: not a number"))
+}
+
+/// `value` of `flag` as a socket address.
+pub fn address(flag: &str, value: &str) -> Result<SocketAddr, String> {
+    value.parse().map_err(|_| format!("{flag} {value}: not HOST:PORT"))
+}
