@@ -22,3 +22,12 @@ pub fn number<T: FromStr>(flag: &str, value: &str) -> Result<T, String> {
 pub fn address(flag: &str, value: &str) -> Result<SocketAddr, String> {
     value.parse().map_err(|_| format!("{flag} {value}: not HOST:PORT"))
 }
+
+/// `result`'s value, or, for an error, `tool: error` on stderr and exit status 2 (as for a bad flag): what a
+/// driver does when it cannot start.
+pub fn or_exit<T, E: std::fmt::Display>(tool: &str, result: Result<T, E>) -> T {
+    result.unwrap_or_else(|error| {
+        eprintln!("{tool}: {error}");
+        std::process::exit(2)
+    })
+}

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ringline_benches::client::{Conn, Epoll, Phase, client_config, read_hellos, rss_bytes};
-use ringline_benches::flags::{self, address, flag_pairs};
+use ringline_benches::flags::{self, address, flag_pairs, or_exit};
 use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
 
@@ -76,31 +76,17 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!("idle_hold: {error}");
-            std::process::exit(2);
-        }
-    };
-    let hellos = read_hellos(&args.users, args.count).unwrap_or_else(|error| {
-        eprintln!("idle_hold: {error}");
-        std::process::exit(2);
-    });
+    let args = or_exit("idle_hold", parse_args());
+    let hellos = or_exit("idle_hold", read_hellos(&args.users, args.count));
     if hellos.len() < args.count {
         eprintln!("idle_hold: {} holds {} users, fewer than --count {}", args.users, hellos.len(), args.count);
         std::process::exit(2);
     }
     let tls = args.ca.as_ref().map(|ca| {
         // Resumption off: every connection does a full handshake and holds a fresh session.
-        let config = client_config(ca, Resumption::disabled(), None).unwrap_or_else(|error| {
-            eprintln!("idle_hold: {error}");
-            std::process::exit(2);
-        });
-        let name = ServerName::try_from(args.name.clone()).unwrap_or_else(|error| {
-            eprintln!("idle_hold: --name {}: {error}", args.name);
-            std::process::exit(2);
-        });
+        let config = or_exit("idle_hold", client_config(ca, Resumption::disabled(), None));
+        let name = ServerName::try_from(args.name.clone()).map_err(|error| format!("--name {}: {error}", args.name));
+        let name = or_exit("idle_hold", name);
         (config, name)
     });
     let mut epoll = Epoll::new().unwrap_or_else(|error| {

@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use ringline_benches::client::read_hellos;
-use ringline_benches::flags::{self, address, flag_pairs};
+use ringline_benches::flags::{self, address, flag_pairs, or_exit};
 use wire::{Decoded, ServerFrame};
 
 struct Args {
@@ -188,20 +188,8 @@ fn login_all(target: SocketAddr, hellos: &[Vec<u8>], in_flight: usize) -> io::Re
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!("login_storm: {error}");
-            std::process::exit(2);
-        }
-    };
-    let hellos = match read_hellos(&args.users, args.count) {
-        Ok(hellos) => hellos,
-        Err(error) => {
-            eprintln!("login_storm: {error}");
-            std::process::exit(2);
-        }
-    };
+    let args = or_exit("login_storm", parse_args());
+    let hellos = or_exit("login_storm", read_hellos(&args.users, args.count));
     for round in 1..=args.rounds {
         let started = Instant::now();
         // `--threads` is at least 1 (parse_args).

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringline_benches::client::{Conn, Epoll, Phase, TicketPool, client_config, cpu_us, read_hellos};
-use ringline_benches::flags::{self, address, flag_pairs};
+use ringline_benches::flags::{self, address, flag_pairs, or_exit};
 use rustls::ClientConfig;
 use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
@@ -181,41 +181,20 @@ fn run(
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!("tls_handshakes: {error}");
-            std::process::exit(2);
-        }
-    };
-    let hellos = match args.users.as_deref().map(|path| read_hellos(path, usize::MAX)) {
-        Some(Ok(hellos)) => hellos,
-        Some(Err(error)) => {
-            eprintln!("tls_handshakes: {error}");
-            std::process::exit(2);
-        }
+    let args = or_exit("tls_handshakes", parse_args());
+    let hellos = match args.users.as_deref() {
+        Some(path) => or_exit("tls_handshakes", read_hellos(path, usize::MAX)),
         None => Vec::new(),
     };
-    let name = match ServerName::try_from(args.name.clone()) {
-        Ok(name) => name,
-        Err(error) => {
-            eprintln!("tls_handshakes: --name {}: {error}", args.name);
-            std::process::exit(2);
-        }
-    };
+    let name = ServerName::try_from(args.name.clone()).map_err(|error| format!("--name {}: {error}", args.name));
+    let name = or_exit("tls_handshakes", name);
     let tickets = TicketPool::new(200_000);
     let tls = match (args.mode, &args.ca) {
         (Mode::Plain, _) | (_, None) => None,
         (mode, Some(ca)) => {
             let resumption =
                 if mode == Mode::Resumed { Resumption::store(tickets.clone()) } else { Resumption::disabled() };
-            match client_config(ca, resumption, args.suite) {
-                Ok(config) => Some((config, name)),
-                Err(error) => {
-                    eprintln!("tls_handshakes: {error}");
-                    std::process::exit(2);
-                }
-            }
+            Some((or_exit("tls_handshakes", client_config(ca, resumption, args.suite)), name))
         }
     };
     if args.mode == Mode::Resumed {
