@@ -16,26 +16,22 @@ struct SpawnedRun {
 }
 
 /// `ringline-loadgen run --spawn-engine ARGS` with the engine built next to ours, a data directory and a JSON
-/// report in a fresh test directory `name`. `before` goes before the engine arguments (e.g. `--tls`), `args`
+/// report (`run_with_report`) in a fresh test directory `name`. `before` goes before the engine arguments (e.g. `--tls`), `args`
 /// after them.
 fn run_spawned(name: &str, before: &[&str], args: &[&str]) -> SpawnedRun {
     let bin = engine_bin();
     let dir = test_dir(name);
-    let report_path = dir.join("report.json");
     let data_dir = dir.join("data");
-    let mut argv = vec!["run", "--spawn-engine"];
+    let mut argv = vec!["--spawn-engine"];
     argv.extend_from_slice(before);
     argv.extend(["--engine-bin", bin.to_str().expect("utf-8"), "--data-dir", data_dir.to_str().expect("utf-8")]);
     argv.extend_from_slice(args);
-    argv.extend(["--report", report_path.to_str().expect("utf-8")]);
-    let output = run_loadgen(&argv);
+    let (output, report) = run_with_report(&dir, &argv);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(report_path.exists(), "no report:\n{stdout}\n{stderr}");
     if !output.status.success() {
-        eprintln!("{stderr}");
+        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     }
-    SpawnedRun { status: output.status, report: read_report(&report_path), stdout }
+    SpawnedRun { status: output.status, stdout, report }
 }
 
 /// A run that succeeded with `connections` established, and every message sent delivered once, in order.

@@ -21,10 +21,8 @@ fn tls_run(
     let backend = start_fake_server(&users, FakeServerOptions::default());
     let proxy = start_tls_proxy(backend, served).to_string();
     let ca = write_pem(trusted, &dir, "ca.pem");
-    let report = dir.join("report.json");
     let connections = connections.to_string();
     let mut args = vec![
-        "run",
         "--target",
         &proxy,
         "--users",
@@ -36,13 +34,9 @@ fn tls_run(
         &connections,
         "--ramp",
         "400",
-        "--report",
-        report.to_str().expect("utf-8"),
     ];
     args.extend_from_slice(extra);
-    let output = run_loadgen(&args);
-    let json = read_report(&report);
-    (output, json)
+    run_with_report(&dir, &args)
 }
 
 fn count(report: &serde_json::Value, field: &str) -> u64 {
