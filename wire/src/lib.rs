@@ -3,7 +3,8 @@
 //!
 //! This crate owns the wire format and nothing else: it knows no sockets, no runtime, no clock and no user
 //! state. Decoding borrows message bodies from the caller's buffer (no allocation per frame); encoding appends
-//! to a caller-owned `Vec<u8>`, so many frames coalesce into one write.
+//! to a caller-owned `Vec<u8>`, so many frames coalesce into one write. [`OwnedServerFrame`] is a server frame
+//! copied out of the buffer, for tests and tools that keep frames; the hot path never makes one.
 //!
 //! Invariant: every frame that [`encode_client`]/[`encode_server`] writes decodes back to an equal frame, and
 //! no input, however malformed, makes a decoder panic (fuzzed in `fuzz/`).
