@@ -4,13 +4,15 @@
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-/// The process's arguments as `(flag, value)` pairs; a flag without a value ends them with an error.
-pub fn flag_pairs() -> impl Iterator<Item = Result<(String, String), String>> {
+/// The process's arguments as `(flag, value)` pairs, in order; a flag without a value is an error.
+pub fn flag_pairs() -> Result<Vec<(String, String)>, String> {
     let mut args = std::env::args().skip(1);
-    std::iter::from_fn(move || {
-        let flag = args.next()?;
-        Some(args.next().map(|value| (flag.clone(), value)).ok_or_else(|| format!("{flag} needs a value")))
-    })
+    let mut pairs = Vec::new();
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        pairs.push((flag, value));
+    }
+    Ok(pairs)
 }
 
 /// `value` of `flag` as a number.

@@ -44,18 +44,16 @@ fn parse_args() -> Result<Args, String> {
         in_flight: 256,
         seconds: 0,
     };
-    for pair in flag_pairs() {
-        let (flag, value) = pair?;
-        let number = |value: &str| flags::number::<usize>(&flag, value);
+    for (flag, value) in flag_pairs()? {
         match flag.as_str() {
             "--target" => target = Some(address(&flag, &value)?),
             "--users" => users = Some(value),
-            "--count" => args.count = number(&value)?,
+            "--count" => args.count = flags::number(&flag, &value)?,
             "--engine-pid" => engine_pid = Some(flags::number(&flag, &value)?),
             "--ca" => args.ca = Some(value),
             "--name" => args.name = value,
-            "--in-flight" => args.in_flight = number(&value)?.max(1),
-            "--seconds" => args.seconds = number(&value)? as u64,
+            "--in-flight" => args.in_flight = flags::number::<usize>(&flag, &value)?.max(1),
+            "--seconds" => args.seconds = flags::number::<usize>(&flag, &value)? as u64,
             other => return Err(format!("unknown flag {other}")),
         }
     }

@@ -36,8 +36,7 @@ fn parse_args() -> Result<Args, String> {
         rounds: 3,
         threads: 1,
     };
-    for pair in flag_pairs() {
-        let (flag, value) = pair?;
+    for (flag, value) in flag_pairs()? {
         match flag.as_str() {
             "--target" => args.target = address(&flag, &value)?,
             "--users" => args.users = value,

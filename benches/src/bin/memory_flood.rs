@@ -47,19 +47,17 @@ fn parse_args() -> Result<Args, String> {
         stalled: 0,
         idle_seconds: 60,
     };
-    for pair in flag_pairs() {
-        let (flag, value) = pair?;
-        let number = |value: &str| flags::number::<u64>(&flag, value);
+    for (flag, value) in flag_pairs()? {
         match flag.as_str() {
             "--target" => args.target = address(&flag, &value)?,
             "--users" => args.users = value,
-            "--engine-pid" => args.engine_pid = number(&value)? as u32,
-            "--messages" => args.messages = number(&value)?,
-            "--body-bytes" => args.body_bytes = number(&value)?.max(1) as usize,
-            "--recipients" => args.recipients = number(&value)?.max(1) as usize,
-            "--window" => args.window = number(&value)?.max(1),
-            "--stalled" => args.stalled = number(&value)? as usize,
-            "--idle-seconds" => args.idle_seconds = number(&value)?,
+            "--engine-pid" => args.engine_pid = flags::number::<u64>(&flag, &value)? as u32,
+            "--messages" => args.messages = flags::number(&flag, &value)?,
+            "--body-bytes" => args.body_bytes = flags::number::<u64>(&flag, &value)?.max(1) as usize,
+            "--recipients" => args.recipients = flags::number::<u64>(&flag, &value)?.max(1) as usize,
+            "--window" => args.window = flags::number::<u64>(&flag, &value)?.max(1),
+            "--stalled" => args.stalled = flags::number::<u64>(&flag, &value)? as usize,
+            "--idle-seconds" => args.idle_seconds = flags::number(&flag, &value)?,
             other => return Err(format!("unknown flag {other}")),
         }
     }

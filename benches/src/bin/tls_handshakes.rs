@@ -57,9 +57,7 @@ fn parse_args() -> Result<Args, String> {
         engine_pid: None,
         suite: None,
     };
-    for pair in flag_pairs() {
-        let (flag, value) = pair?;
-        let number = |value: &str| flags::number::<usize>(&flag, value);
+    for (flag, value) in flag_pairs()? {
         match flag.as_str() {
             "--target" => args.target = address(&flag, &value)?,
             "--ca" => args.ca = Some(value),
@@ -71,9 +69,9 @@ fn parse_args() -> Result<Args, String> {
                     other => return Err(format!("--mode {other}: full, resumed or plain")),
                 }
             }
-            "--count" => args.count = number(&value)?,
-            "--in-flight" => args.in_flight = number(&value)?.max(1),
-            "--threads" => args.threads = number(&value)?.max(1),
+            "--count" => args.count = flags::number(&flag, &value)?,
+            "--in-flight" => args.in_flight = flags::number::<usize>(&flag, &value)?.max(1),
+            "--threads" => args.threads = flags::number::<usize>(&flag, &value)?.max(1),
             "--name" => args.name = value,
             "--users" => args.users = Some(value),
             "--engine-pid" => args.engine_pid = Some(flags::number(&flag, &value)?),
