@@ -2,7 +2,8 @@
 //! a socket connecting without blocking, an optional rustls client on it, and an optional HELLO that it
 //! sends once connected (and the TLS handshake is done) and whose WELCOME it waits for. Driven by the
 //! caller's epoll loop: `drive` on every event. It measures the engine; it is not a load generator (no
-//! ledger, no messages; `ringline-loadgen` is the tool for those).
+//! ledger, no messages; `ringline-loadgen` is the tool for those). Also what every driver needs around it:
+//! HELLOs pre-encoded from a keys file, a process's CPU time and RSS, and an epoll instance.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -14,7 +15,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore};
 use socket2::{Domain, Protocol, Socket, Type};
-use wire::{Decoded, ServerFrame};
+use wire::{ClientFrame, Decoded, ServerFrame, UserKey};
 
 /// Where a connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,6 +293,26 @@ impl ClientSessionStore for TicketPool {
     }
 }
 
+/// `user`'s HELLO, encoded: the drivers encode each user's once, before any clock starts.
+pub fn encode_hello(user: &UserKey) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let hello = ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: user.user, key: user.key };
+    wire::encode_client(&hello, &mut bytes);
+    bytes
+}
+
+/// The encoded HELLOs of the first `count_max` users of a keys file (`ringline users provision`). Lines that
+/// hold no user (the header, a malformed line) are skipped; only an unreadable file is an error.
+pub fn read_hellos(path: &str, count_max: usize) -> Result<Vec<Vec<u8>>, String> {
+    let text = std::fs::read_to_string(path).map_err(|error| format!("reading {path}: {error}"))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| wire::parse_keys_line(line).ok().flatten())
+        .take(count_max)
+        .map(|user| encode_hello(&user))
+        .collect())
+}
+
 /// A process's CPU time so far (user + system), in microseconds, from /proc/PID/stat.
 pub fn cpu_us(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -355,5 +376,32 @@ impl Epoll {
         for event in &self.events[..ready.max(0) as usize] {
             tokens.push(event.u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_hellos_encodes_the_first_users_and_skips_lines_without_one() {
+        let users = [UserKey { user: 15_550_000_001, key: [1; 32] }, UserKey { user: 15_550_000_002, key: [2; 32] }];
+        let mut text = format!("{}\nnot a user\n", wire::KEYS_FILE_HEADER);
+        for user in &users {
+            wire::write_keys_line(user, &mut text);
+            text.push('\n');
+        }
+        let path = std::env::temp_dir().join(format!("ringline-benches-keys-{}", std::process::id()));
+        std::fs::write(&path, text).expect("write keys file");
+        let path_text = path.to_str().expect("utf-8 path");
+        let all = read_hellos(path_text, usize::MAX).expect("read");
+        let first = read_hellos(path_text, 1).expect("read");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(all, users.iter().map(encode_hello).collect::<Vec<_>>());
+        assert_eq!(first, all[..1]);
+        let decoded = wire::decode_client(&all[1], wire::FRAME_SIZE_MAX_DEFAULT);
+        let hello = ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: users[1].user, key: users[1].key };
+        assert_eq!(decoded, Ok(Decoded::Frame { frame: hello, consumed: all[1].len() }));
+        assert!(read_hellos("/nonexistent/keys", 1).is_err());
     }
 }

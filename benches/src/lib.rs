@@ -1,10 +1,11 @@
 //! ringline's criterion benchmarks live in `benches/` (`cargo bench -p ringline-benches`); the benchmark
 //! drivers in `src/bin/` (`login_storm`, `tls_handshakes`, `idle_hold`, `tls_session_bytes`) share the small
-//! non-blocking client in `client`. This library also holds what several bench targets share: the messages and
+//! non-blocking client in `client` and the command-line reading in `flags`. This library also holds what several bench targets share: the messages and
 //! log records they feed the engine, and executors placed and sized the way the engine places and sizes its
 //! cores. It measures nothing itself. Results go to `results/bench-*/`.
 
 pub mod client;
+pub mod flags;
 
 use glommio::{LocalExecutorBuilder, Placement};
 

@@ -1,13 +1,18 @@
 //! The `serve` configuration: command-line flags, an optional TOML file with the same keys, and the checked
 //! result. Owns defaults (from `limits.rs`), precedence (flag over file over default) and validation with a
 //! clear message per bad value. Does not open sockets or files other than the config file.
+//!
+//! Each setting is listed once, in `ServeArgs`: clap reads it from the command line, serde from the file, and
+//! `lay_over` puts the flags given over the file's settings in one generic step, so a new setting is one
+//! field (with its doc, which is its `--help` text) plus its default and check in `ServeConfig::resolve`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
@@ -21,7 +26,7 @@ use ringline_core::metrics::AlertThresholds;
 use ringline_core::shard::{Durability, QueueLimits, ShardConfig};
 
 /// `--durability`: what a server ACK promises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DurabilityLevel {
     /// ACK after the message's log record is written and fdatasync'ed on the recipient's home core (group
@@ -34,8 +39,9 @@ pub enum DurabilityLevel {
 }
 
 /// Flags of `ringline serve`. Every one can also be set in the `--config` file (same name, `_` for `-`; the
-/// `--tls-*` flags go in a `[tls]` table, without the prefix: `[tls] listen = ...`).
-#[derive(Debug, Clone, Default, clap::Args)]
+/// `--tls-*` flags go in a `[tls]` table, without the prefix: `[tls] listen = ...`), except `--config`.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServeArgs {
     /// Address to accept native-protocol connections on, e.g. 127.0.0.1:7000 (port 0 picks a free port).
     /// Required (flag or config file).
@@ -50,6 +56,7 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// TOML file with any of these settings; flags given on the command line win; default: none.
     #[arg(long)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Listen backlog per core; default 65535.
     #[arg(long)]
@@ -60,10 +67,12 @@ pub struct ServeArgs {
     pub frame_size_max: Option<usize>,
     /// Time a new connection has to complete HELLO, e.g. 10s; default 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_text")]
     pub handshake_timeout: Option<Duration>,
     /// Time without progress (no frame received, none of its bytes read) after which a client is closed,
     /// e.g. 180s; default 180s.
     #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_text")]
     pub idle_timeout: Option<Duration>,
     /// Messages that may wait for one user; default 10000 (then REJECT RecipientQueueFull).
     #[arg(long)]
@@ -77,9 +86,11 @@ pub struct ServeArgs {
     pub core_queue_bytes_max: Option<u64>,
     /// Age after which an undelivered message is dropped and its sender told, e.g. 30days; default 30days.
     #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_text")]
     pub queue_age_max: Option<Duration>,
     /// Time SIGTERM waits for in-flight work before closing connections hard, e.g. 10s; default 10s.
     #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_text")]
     pub shutdown_grace: Option<Duration>,
     /// Shortest time between two socket-readiness wake-ups of a core, e.g. 1ms; 0s: wake on every event. A
     /// core woken again sooner first sleeps out the rest, so that under load each wake-up serves a batch of
@@ -87,13 +98,16 @@ pub struct ServeArgs {
     /// quiet spell is served at once. Adds at most this much to a message's latency, at most 100ms; default
     /// 1ms.
     #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_text")]
     pub io_coalesce: Option<Duration>,
     /// Where registration PINs go: `log` (the server log; development), `file:PATH` (one line per PIN),
     /// or `command:PROGRAM` (runs PROGRAM PHONE PIN, e.g. an SMS gateway client); default log.
     #[arg(long)]
+    #[serde(default, with = "pin_sender_text")]
     pub pin_sender: Option<PinSenderKind>,
     /// How long a registration PIN stays valid, e.g. 10m; default 10m.
     #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_text")]
     pub pin_ttl: Option<Duration>,
     /// Address to serve Prometheus metrics on (path /metrics), e.g. 127.0.0.1:9100; default: no endpoint.
     #[arg(long)]
@@ -120,93 +134,113 @@ pub struct ServeArgs {
     pub durability: Option<DurabilityLevel>,
     /// With --durability async: how often each core writes and syncs its log, e.g. 10ms; default 10ms.
     #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_text")]
     pub durability_flush_interval: Option<Duration>,
     /// Bytes after which a core's log segment is closed and a new one started (multiple of 4096). Disk use
     /// stays within about max(2 segments, 2 × the pending messages' size) per core: compaction rewrites
     /// what is pending and deletes older segments. Default 67108864 (64 MiB).
     #[arg(long)]
     pub log_segment_bytes: Option<u64>,
+    /// The `--tls-*` flags; the `[tls]` table of the file.
+    #[command(flatten)]
+    #[serde(default)]
+    pub tls: TlsArgs,
+}
+
+/// The `--tls-*` flags of `ringline serve`; in the `--config` file, the `[tls]` table (without the prefix).
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsArgs {
     /// Address to accept native-protocol connections over TLS on, e.g. 0.0.0.0:7443 (port 0 picks a free
     /// port); needs --tls-cert and --tls-key. Inside TLS the protocol is unchanged; ALPN is `ringline/1`.
     /// The plain --listen stays for trusted networks and tests. Default: no TLS listener.
-    #[arg(long)]
-    pub tls_listen: Option<SocketAddr>,
+    #[arg(id = "tls_listen", long = "tls-listen", value_name = "TLS_LISTEN")]
+    pub listen: Option<SocketAddr>,
     /// PEM file with the certificate chain, server certificate first (`ringline tls dev-cert` makes a
     /// self-signed one for development). Reloaded on SIGHUP and when the file changes.
-    #[arg(long)]
-    pub tls_cert: Option<PathBuf>,
+    #[arg(id = "tls_cert", long = "tls-cert", value_name = "TLS_CERT")]
+    pub cert: Option<PathBuf>,
     /// PEM file with the certificate's private key (PKCS#8, RSA or SEC1).
-    #[arg(long)]
-    pub tls_key: Option<PathBuf>,
+    #[arg(id = "tls_key", long = "tls-key", value_name = "TLS_KEY")]
+    pub key: Option<PathBuf>,
     /// Time a TLS connection has, from accept, to complete its TLS handshake, e.g. 10s. (HELLO must also come
     /// within --handshake-timeout of accept.) Default 10s.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub tls_handshake_timeout: Option<Duration>,
+    #[arg(id = "tls_handshake_timeout", long = "tls-handshake-timeout", value_name = "TLS_HANDSHAKE_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_text")]
+    pub handshake_timeout: Option<Duration>,
     /// How often the certificate and key files are checked for a change, which reloads them like SIGHUP,
     /// e.g. 5s; 0 reloads only on SIGHUP; default 5s.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub tls_cert_check_interval: Option<Duration>,
+    #[arg(id = "tls_cert_check_interval", long = "tls-cert-check-interval", value_name = "TLS_CERT_CHECK_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_text")]
+    pub cert_check_interval: Option<Duration>,
 }
 
-/// The `--config` file: the same settings as the flags.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServeFile {
-    listen: Option<SocketAddr>,
-    cores: Option<usize>,
-    data_dir: Option<PathBuf>,
-    backlog: Option<u32>,
-    frame_size_max: Option<usize>,
-    #[serde(default, with = "humantime_serde_opt")]
-    handshake_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde_opt")]
-    idle_timeout: Option<Duration>,
-    queue_messages_max: Option<usize>,
-    queue_bytes_max: Option<u64>,
-    core_queue_bytes_max: Option<u64>,
-    #[serde(default, with = "humantime_serde_opt")]
-    queue_age_max: Option<Duration>,
-    #[serde(default, with = "humantime_serde_opt")]
-    shutdown_grace: Option<Duration>,
-    #[serde(default, with = "humantime_serde_opt")]
-    io_coalesce: Option<Duration>,
-    pin_sender: Option<String>,
-    #[serde(default, with = "humantime_serde_opt")]
-    pin_ttl: Option<Duration>,
-    metrics: Option<SocketAddr>,
-    alert_offline_messages: Option<u64>,
-    alert_offline_bytes: Option<u64>,
-    alert_channel_depth: Option<u64>,
-    alert_outbound_bytes: Option<u64>,
-    durability: Option<DurabilityLevel>,
-    #[serde(default, with = "humantime_serde_opt")]
-    durability_flush_interval: Option<Duration>,
-    log_segment_bytes: Option<u64>,
-    tls: Option<TlsFile>,
-}
-
-/// The `[tls]` table of the `--config` file: the `--tls-*` flags without the prefix.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TlsFile {
-    listen: Option<SocketAddr>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    #[serde(default, with = "humantime_serde_opt")]
-    handshake_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde_opt")]
-    cert_check_interval: Option<Duration>,
-}
-
-mod humantime_serde_opt {
+/// A duration setting as humantime text (`10s`, `30days`) in the file; `format_duration` writes what
+/// `parse_duration` reads back exactly.
+mod humantime_text {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(duration) => serializer.serialize_some(&humantime::format_duration(*duration).to_string()),
+            None => serializer.serialize_none(),
+        }
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
         let text: Option<String> = Option::deserialize(deserializer)?;
         text.map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom)).transpose()
     }
+}
+
+/// `pin_sender` as the text `--pin-sender` takes: `log`, `file:PATH` or `command:PROGRAM`.
+mod pin_sender_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::rt::pin_sender::PinSenderKind;
+
+    pub fn serialize<S: Serializer>(value: &Option<PinSenderKind>, serializer: S) -> Result<S::Ok, S::Error> {
+        let path_text = |kind: &str, path: &std::path::Path| match path.to_str() {
+            Some(path) => Ok(format!("{kind}:{path}")),
+            None => Err(serde::ser::Error::custom(format!("pin sender {kind} path {path:?} is not UTF-8"))),
+        };
+        match value {
+            None => serializer.serialize_none(),
+            Some(PinSenderKind::Log) => serializer.serialize_some("log"),
+            Some(PinSenderKind::File(path)) => serializer.serialize_some(&path_text("file", path)?),
+            Some(PinSenderKind::Command(program)) => serializer.serialize_some(&path_text("command", program)?),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PinSenderKind>, D::Error> {
+        let text: Option<String> = Option::deserialize(deserializer)?;
+        text.map(|text| text.parse().map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+/// `over`'s settings laid over `under`'s: every setting `over` has (a flag given) replaces `under`'s, table by
+/// table; the rest stay. Generic over the settings type, so no setting is named here.
+fn lay_over<T: Serialize + DeserializeOwned>(under: &T, over: &T) -> Result<T, serde_json::Error> {
+    fn merge(under: &mut serde_json::Map<String, serde_json::Value>, over: serde_json::Map<String, serde_json::Value>) {
+        for (key, value) in over {
+            match (under.get_mut(&key), value) {
+                (_, serde_json::Value::Null) => {}
+                (Some(serde_json::Value::Object(under)), serde_json::Value::Object(over)) => merge(under, over),
+                (_, value) => {
+                    under.insert(key, value);
+                }
+            }
+        }
+    }
+    let (serde_json::Value::Object(mut merged), serde_json::Value::Object(over)) =
+        (serde_json::to_value(under)?, serde_json::to_value(over)?)
+    else {
+        return Err(serde::ser::Error::custom("settings are not a table"));
+    };
+    merge(&mut merged, over);
+    serde_json::from_value(serde_json::Value::Object(merged))
 }
 
 /// Why a configuration is unusable.
@@ -303,14 +337,15 @@ fn duration_at_most(setting: &'static str, value: Duration, max: Duration) -> Re
 
 impl ServeConfig {
     /// Flags over the config file over defaults, each value checked.
-    pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None => ServeFile::default(),
+    pub fn resolve(flags: &ServeArgs) -> Result<Self, ConfigError> {
+        let settings = match &flags.config {
+            Some(path) => lay_over(&read_file(path)?, flags)
+                .map_err(|error| ConfigError::ParseFile { path: path.to_owned(), message: error.to_string() })?,
+            None => flags.clone(),
         };
-        let listen = args.listen.or(file.listen).ok_or(ConfigError::MissingListen)?;
-        let tls = resolve_tls(args, file.tls.unwrap_or_default(), listen)?;
-        let cores = match args.cores.or(file.cores) {
+        let listen = settings.listen.ok_or(ConfigError::MissingListen)?;
+        let tls = resolve_tls(settings.tls, listen)?;
+        let cores = match settings.cores {
             Some(cores) => Some(in_range("cores", cores, 1, limits::CORES_MAX)?),
             None => None,
         };
@@ -319,105 +354,79 @@ impl ServeConfig {
         Ok(Self {
             listen,
             cores,
-            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("ringline-data")),
+            data_dir: settings.data_dir.unwrap_or_else(|| PathBuf::from("ringline-data")),
             backlog: in_range(
                 "backlog",
-                args.backlog.or(file.backlog).unwrap_or(limits::LISTEN_BACKLOG_DEFAULT),
+                settings.backlog.unwrap_or(limits::LISTEN_BACKLOG_DEFAULT),
                 1,
                 i32::MAX as u32,
             )?,
             frame_size_max: in_range(
                 "frame-size-max",
-                args.frame_size_max.or(file.frame_size_max).unwrap_or(limits::FRAME_SIZE_MAX_DEFAULT),
+                settings.frame_size_max.unwrap_or(limits::FRAME_SIZE_MAX_DEFAULT),
                 wire::FRAME_SIZE_MAX_MIN,
                 limits::OUTBOUND_BYTES_MAX - wire::LENGTH_PREFIX_BYTES,
             )?,
             handshake_timeout: duration_in_range(
                 "handshake-timeout",
-                args.handshake_timeout.or(file.handshake_timeout).unwrap_or(limits::HANDSHAKE_TIMEOUT_DEFAULT),
+                settings.handshake_timeout.unwrap_or(limits::HANDSHAKE_TIMEOUT_DEFAULT),
                 millisecond,
             )?,
             idle_timeout: duration_in_range(
                 "idle-timeout",
-                args.idle_timeout.or(file.idle_timeout).unwrap_or(limits::IDLE_TIMEOUT_DEFAULT),
+                settings.idle_timeout.unwrap_or(limits::IDLE_TIMEOUT_DEFAULT),
                 second,
             )?,
             queue: QueueLimits {
                 messages_per_user_max: in_range(
                     "queue-messages-max",
-                    args.queue_messages_max
-                        .or(file.queue_messages_max)
-                        .unwrap_or(limits::OFFLINE_QUEUE_MESSAGES_MAX_DEFAULT),
+                    settings.queue_messages_max.unwrap_or(limits::OFFLINE_QUEUE_MESSAGES_MAX_DEFAULT),
                     1,
                     usize::MAX,
                 )?,
                 bytes_per_user_max: in_range(
                     "queue-bytes-max",
-                    args.queue_bytes_max.or(file.queue_bytes_max).unwrap_or(limits::OFFLINE_QUEUE_BYTES_MAX_DEFAULT),
+                    settings.queue_bytes_max.unwrap_or(limits::OFFLINE_QUEUE_BYTES_MAX_DEFAULT),
                     1,
                     u64::MAX,
                 )?,
                 bytes_per_core_max: in_range(
                     "core-queue-bytes-max",
-                    args.core_queue_bytes_max
-                        .or(file.core_queue_bytes_max)
-                        .unwrap_or(limits::CORE_QUEUE_BYTES_MAX_DEFAULT),
+                    settings.core_queue_bytes_max.unwrap_or(limits::CORE_QUEUE_BYTES_MAX_DEFAULT),
                     1,
                     u64::MAX,
                 )?,
                 age_max_us: duration_in_range(
                     "queue-age-max",
-                    args.queue_age_max.or(file.queue_age_max).unwrap_or(limits::OFFLINE_AGE_MAX_DEFAULT),
+                    settings.queue_age_max.unwrap_or(limits::OFFLINE_AGE_MAX_DEFAULT),
                     second,
                 )?
                 .as_micros() as u64,
             },
-            shutdown_grace: args.shutdown_grace.or(file.shutdown_grace).unwrap_or(limits::SHUTDOWN_GRACE_DEFAULT),
+            shutdown_grace: settings.shutdown_grace.unwrap_or(limits::SHUTDOWN_GRACE_DEFAULT),
             io_coalesce: duration_at_most(
                 "io-coalesce",
-                args.io_coalesce.or(file.io_coalesce).unwrap_or(limits::IO_COALESCE_DEFAULT),
+                settings.io_coalesce.unwrap_or(limits::IO_COALESCE_DEFAULT),
                 limits::IO_COALESCE_MAX,
             )?,
-            pin_sender: match (&args.pin_sender, &file.pin_sender) {
-                (Some(kind), _) => kind.clone(),
-                (None, Some(text)) => text.parse().map_err(|expected| ConfigError::OutOfRange {
-                    setting: "pin-sender",
-                    value: text.clone(),
-                    expected,
-                })?,
-                (None, None) => PinSenderKind::Log,
-            },
+            pin_sender: settings.pin_sender.unwrap_or(PinSenderKind::Log),
             registration: RegistrationLimits::standard(
-                duration_in_range("pin-ttl", args.pin_ttl.or(file.pin_ttl).unwrap_or(limits::PIN_TTL_DEFAULT), second)?
-                    .as_micros() as u64,
+                duration_in_range("pin-ttl", settings.pin_ttl.unwrap_or(limits::PIN_TTL_DEFAULT), second)?.as_micros()
+                    as u64,
             ),
-            metrics: args.metrics.or(file.metrics),
+            metrics: settings.metrics,
             alerts: AlertThresholds {
-                offline_messages: args
-                    .alert_offline_messages
-                    .or(file.alert_offline_messages)
-                    .unwrap_or(limits::ALERT_OFFLINE_MESSAGES_DEFAULT),
-                offline_bytes: args
-                    .alert_offline_bytes
-                    .or(file.alert_offline_bytes)
-                    .unwrap_or(limits::ALERT_OFFLINE_BYTES_DEFAULT),
-                channel_depth: args
-                    .alert_channel_depth
-                    .or(file.alert_channel_depth)
-                    .unwrap_or(limits::ALERT_CHANNEL_DEPTH_DEFAULT),
-                outbound_bytes: args
-                    .alert_outbound_bytes
-                    .or(file.alert_outbound_bytes)
-                    .unwrap_or(limits::ALERT_OUTBOUND_BYTES_DEFAULT),
+                offline_messages: settings.alert_offline_messages.unwrap_or(limits::ALERT_OFFLINE_MESSAGES_DEFAULT),
+                offline_bytes: settings.alert_offline_bytes.unwrap_or(limits::ALERT_OFFLINE_BYTES_DEFAULT),
+                channel_depth: settings.alert_channel_depth.unwrap_or(limits::ALERT_CHANNEL_DEPTH_DEFAULT),
+                outbound_bytes: settings.alert_outbound_bytes.unwrap_or(limits::ALERT_OUTBOUND_BYTES_DEFAULT),
             },
-            durability: match args.durability.or(file.durability).unwrap_or_default() {
+            durability: match settings.durability.unwrap_or_default() {
                 DurabilityLevel::Sync => Durability::Sync,
                 DurabilityLevel::Async => Durability::Async {
                     flush_interval: duration_in_range(
                         "durability-flush-interval",
-                        args.durability_flush_interval
-                            .or(file.durability_flush_interval)
-                            .unwrap_or(limits::LOG_FLUSH_INTERVAL_DEFAULT),
+                        settings.durability_flush_interval.unwrap_or(limits::LOG_FLUSH_INTERVAL_DEFAULT),
                         millisecond,
                     )?,
                 },
@@ -425,7 +434,7 @@ impl ServeConfig {
             log_segment_bytes: {
                 let bytes = in_range(
                     "log-segment-bytes",
-                    args.log_segment_bytes.or(file.log_segment_bytes).unwrap_or(limits::LOG_SEGMENT_BYTES_DEFAULT),
+                    settings.log_segment_bytes.unwrap_or(limits::LOG_SEGMENT_BYTES_DEFAULT),
                     ringline_core::wal::PAGE_BYTES as u64,
                     limits::LOG_SEGMENT_BYTES_MAX,
                 )?;
@@ -470,17 +479,15 @@ pub struct ShardAccounts {
     pub generations: Arc<HashMap<UserId, u32>>,
 }
 
-/// The TLS settings from the `--tls-*` flags over the file's `[tls]` table over defaults.
-fn resolve_tls(args: &ServeArgs, file: TlsFile, plain: SocketAddr) -> Result<Option<TlsSettings>, ConfigError> {
-    let cert = args.tls_cert.clone().or(file.cert);
-    let key = args.tls_key.clone().or(file.key);
-    let Some(listen) = args.tls_listen.or(file.listen) else {
-        if cert.is_some() || key.is_some() {
+/// The TLS settings from the `--tls-*` flags (over the file's `[tls]` table) over defaults.
+fn resolve_tls(tls: TlsArgs, plain: SocketAddr) -> Result<Option<TlsSettings>, ConfigError> {
+    let Some(listen) = tls.listen else {
+        if tls.cert.is_some() || tls.key.is_some() {
             return Err(ConfigError::TlsWithoutListen);
         }
         return Ok(None);
     };
-    let (Some(cert), Some(key)) = (cert, key) else { return Err(ConfigError::TlsWithoutCertificate) };
+    let (Some(cert), Some(key)) = (tls.cert, tls.key) else { return Err(ConfigError::TlsWithoutCertificate) };
     if listen == plain && listen.port() != 0 {
         return Err(ConfigError::TlsSameAddress { addr: listen });
     }
@@ -490,17 +497,14 @@ fn resolve_tls(args: &ServeArgs, file: TlsFile, plain: SocketAddr) -> Result<Opt
         key,
         handshake_timeout: duration_in_range(
             "tls-handshake-timeout",
-            args.tls_handshake_timeout.or(file.handshake_timeout).unwrap_or(limits::TLS_HANDSHAKE_TIMEOUT_DEFAULT),
+            tls.handshake_timeout.unwrap_or(limits::TLS_HANDSHAKE_TIMEOUT_DEFAULT),
             Duration::from_millis(1),
         )?,
-        cert_check_interval: args
-            .tls_cert_check_interval
-            .or(file.cert_check_interval)
-            .unwrap_or(limits::TLS_CERT_CHECK_INTERVAL_DEFAULT),
+        cert_check_interval: tls.cert_check_interval.unwrap_or(limits::TLS_CERT_CHECK_INTERVAL_DEFAULT),
     }))
 }
 
-fn read_file(path: &Path) -> Result<ServeFile, ConfigError> {
+fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
     toml::from_str(&text).map_err(|error| ConfigError::ParseFile { path: path.to_owned(), message: error.to_string() })
@@ -589,7 +593,11 @@ mod tests {
              handshake_timeout = \"3s\"\n",
         )
         .expect("write");
-        let args = ServeArgs { config: Some(path.clone()), tls_key: Some("other.pem".into()), ..ServeArgs::default() };
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            tls: TlsArgs { key: Some("other.pem".into()), ..TlsArgs::default() },
+            ..ServeArgs::default()
+        };
         let tls = ServeConfig::resolve(&args).expect("valid").tls.expect("tls");
         assert_eq!(tls.listen, "127.0.0.1:7443".parse().expect("addr"));
         assert_eq!((tls.cert.as_path(), tls.key.as_path()), (Path::new("c.pem"), Path::new("other.pem")));
@@ -600,17 +608,23 @@ mod tests {
         let listen = Some("127.0.0.1:7000".parse().expect("addr"));
         assert!(ServeConfig::resolve(&ServeArgs { listen, ..ServeArgs::default() }).expect("valid").tls.is_none());
         let tls_listen = Some("127.0.0.1:7443".parse().expect("addr"));
-        let error =
-            ServeConfig::resolve(&ServeArgs { listen, tls_listen, ..ServeArgs::default() }).expect_err("no cert");
+        let error = ServeConfig::resolve(&ServeArgs {
+            listen,
+            tls: TlsArgs { listen: tls_listen, ..TlsArgs::default() },
+            ..ServeArgs::default()
+        })
+        .expect_err("no cert");
         assert!(matches!(error, ConfigError::TlsWithoutCertificate), "{error}");
-        let error = ServeConfig::resolve(&ServeArgs { listen, tls_cert: Some("c".into()), ..ServeArgs::default() })
-            .expect_err("no listener");
+        let error = ServeConfig::resolve(&ServeArgs {
+            listen,
+            tls: TlsArgs { cert: Some("c".into()), ..TlsArgs::default() },
+            ..ServeArgs::default()
+        })
+        .expect_err("no listener");
         assert!(matches!(error, ConfigError::TlsWithoutListen), "{error}");
         let error = ServeConfig::resolve(&ServeArgs {
             listen,
-            tls_listen: listen,
-            tls_cert: Some("c".into()),
-            tls_key: Some("k".into()),
+            tls: TlsArgs { listen, cert: Some("c".into()), key: Some("k".into()), ..TlsArgs::default() },
             ..ServeArgs::default()
         })
         .expect_err("same address");
@@ -653,6 +667,58 @@ mod tests {
             let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
             assert!(flat.contains(&expected), "serve --help does not say `{expected}`:\n{help}");
         }
+    }
+
+    /// Laying flags over nothing gives the flags back, every value exact (odd durations, the largest
+    /// numbers, every pin sender kind); and over a file, each flag given wins and the file fills the rest.
+    #[test]
+    fn laying_flags_over_the_file_keeps_every_value_exact() {
+        let odd = Duration::new(90_061, 7);
+        for pin_sender in
+            [PinSenderKind::Log, PinSenderKind::File("/tmp/pins".into()), PinSenderKind::Command("sms".into())]
+        {
+            let flags = ServeArgs {
+                listen: Some("[::1]:7000".parse().expect("addr")),
+                cores: Some(usize::MAX),
+                data_dir: Some("data dir".into()),
+                queue_bytes_max: Some(u64::MAX),
+                queue_age_max: Some(odd),
+                pin_sender: Some(pin_sender),
+                durability: Some(DurabilityLevel::Async),
+                tls: TlsArgs { cert_check_interval: Some(Duration::ZERO), ..TlsArgs::default() },
+                ..ServeArgs::default()
+            };
+            assert_eq!(lay_over(&ServeArgs::default(), &flags).expect("merges"), flags);
+        }
+        let file: ServeArgs = toml::from_str(
+            "listen = \"127.0.0.1:1\"\ncores = 2\npin_sender = \"file:/tmp/p\"\n[tls]\nlisten = \"127.0.0.1:2\"\nkey = \"k\"\n",
+        )
+        .expect("parses");
+        let flags = ServeArgs {
+            cores: Some(3),
+            config: Some("ringline.toml".into()),
+            tls: TlsArgs { key: Some("flag-k".into()), ..TlsArgs::default() },
+            ..ServeArgs::default()
+        };
+        let merged = lay_over(&file, &flags).expect("merges");
+        let expected = ServeArgs {
+            listen: file.listen,
+            cores: Some(3),
+            pin_sender: Some(PinSenderKind::File("/tmp/p".into())),
+            tls: TlsArgs { listen: file.tls.listen, key: Some("flag-k".into()), ..TlsArgs::default() },
+            ..ServeArgs::default()
+        };
+        assert_eq!(merged, expected);
+    }
+
+    #[test]
+    fn a_bad_pin_sender_in_the_file_is_refused() {
+        let path = std::env::temp_dir().join(format!("ringline-config-pin-{}.toml", std::process::id()));
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\npin_sender = \"carrier-pigeon\"\n").expect("write");
+        let args = ServeArgs { config: Some(path.clone()), ..ServeArgs::default() };
+        let error = ServeConfig::resolve(&args).expect_err("no such sender");
+        assert!(error.to_string().contains("expected `log`, `file:PATH` or `command:PROGRAM`"), "{error}");
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]

@@ -188,41 +188,56 @@ fn rate(current: f64, previous: Option<f64>, seconds: f64) -> String {
     }
 }
 
+/// The table's columns before ALERTS, each right-aligned to its width; ALERTS follows after two spaces.
+const COLUMNS: [(&str, usize); 10] = [
+    ("CORE", 4),
+    ("CONNS", 9),
+    ("SESSIONS", 9),
+    ("LOGINS/S", 9),
+    ("MSG_IN/S", 10),
+    ("MSG_OUT/S", 10),
+    ("OFFLINE_MSGS", 12),
+    ("OFFLINE_BYTES", 14),
+    ("OUTBOUND_B", 14),
+    ("MESH_DEPTH", 10),
+];
+
+/// One line of the table: `cells` under `COLUMNS`, then `alerts`.
+fn line(cells: [String; 10], alerts: &str) -> String {
+    let mut line = String::new();
+    for ((_, width), cell) in COLUMNS.iter().zip(cells) {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&format!("{cell:>width$}"));
+    }
+    line.push_str("  ");
+    line.push_str(alerts);
+    line.push('\n');
+    line
+}
+
 /// Renders the table of `current`, with rates per second against `previous` if given.
 pub fn render(previous: Option<&Scrape>, current: &Scrape) -> String {
     let seconds = previous.map_or(0.0, |previous| current.at.duration_since(previous.at).as_secs_f64());
     let before = previous.map(|previous| rows(&previous.samples));
-    let mut table = format!(
-        "{:>4} {:>9} {:>9} {:>9} {:>10} {:>10} {:>12} {:>14} {:>14} {:>10}  {}\n",
-        "CORE",
-        "CONNS",
-        "SESSIONS",
-        "LOGINS/S",
-        "MSG_IN/S",
-        "MSG_OUT/S",
-        "OFFLINE_MSGS",
-        "OFFLINE_BYTES",
-        "OUTBOUND_B",
-        "MESH_DEPTH",
-        "ALERTS"
-    );
+    let mut table = line(COLUMNS.map(|(name, _)| name.to_owned()), "ALERTS");
     for (core, row) in rows(&current.samples) {
         let old = before.as_ref().and_then(|before| before.iter().find(|(c, _)| *c == core)).map(|(_, row)| row);
         let alerts = if row.alerts.is_empty() { "-".to_owned() } else { row.alerts.join(",") };
-        table.push_str(&format!(
-            "{:>4} {:>9} {:>9} {:>9} {:>10} {:>10} {:>12} {:>14} {:>14} {:>10}  {}\n",
+        let cells = [
             core,
-            row.connections,
-            row.sessions,
+            row.connections.to_string(),
+            row.sessions.to_string(),
             rate(row.logins, old.map(|old| old.logins), seconds),
             rate(row.messages_in, old.map(|old| old.messages_in), seconds),
             rate(row.messages_out, old.map(|old| old.messages_out), seconds),
-            row.offline_messages,
-            row.offline_bytes,
-            row.outbound_bytes,
-            row.mesh_depth,
-            alerts
-        ));
+            row.offline_messages.to_string(),
+            row.offline_bytes.to_string(),
+            row.outbound_bytes.to_string(),
+            row.mesh_depth.to_string(),
+        ];
+        table.push_str(&line(cells, &alerts));
     }
     table
 }

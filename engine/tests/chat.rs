@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{Got, TestServer};
+use support::{Frame, Got, TestServer};
 use wire::{ClientFrame, GoawayReason, ReceiptKind, RejectCode};
 
 #[test]
@@ -21,7 +21,7 @@ fn users_on_different_home_cores_chat_with_receipts() {
     assert_eq!(body, b"a giant monster is attacking the Golden Gate Bridge");
     b.delivered(item_id);
     match a.recv_significant() {
-        Got::Receipt { server_id: about, peer, kind: ReceiptKind::Delivered, .. } => {
+        Got::Frame(Frame::Receipt { server_id: about, peer, kind: ReceiptKind::Delivered, .. }) => {
             assert_eq!((about, peer), (server_id, bob.0))
         }
         other => panic!("expected a delivered receipt, got {other:?}"),
@@ -36,11 +36,11 @@ fn users_on_different_home_cores_chat_with_receipts() {
     a.delivered(item_id);
     a.send_frame(&ClientFrame::Read { server_id: reply_id, sender: bob.0 });
     match b.recv_significant() {
-        Got::Receipt { server_id, kind: ReceiptKind::Delivered, .. } => assert_eq!(server_id, reply_id),
+        Got::Frame(Frame::Receipt { server_id, kind: ReceiptKind::Delivered, .. }) => assert_eq!(server_id, reply_id),
         other => panic!("expected a delivered receipt, got {other:?}"),
     }
     match b.recv_significant() {
-        Got::Receipt { server_id, kind: ReceiptKind::Read, peer, .. } => {
+        Got::Frame(Frame::Receipt { server_id, kind: ReceiptKind::Read, peer, .. }) => {
             assert_eq!((server_id, peer), (reply_id, alice.0))
         }
         other => panic!("expected a read receipt, got {other:?}"),
@@ -75,7 +75,7 @@ fn offline_messages_arrive_in_order_on_reconnect_and_receipts_reach_an_offline_s
     let mut receipts = Vec::new();
     while receipts.len() < 100 {
         match a.recv_significant() {
-            Got::Receipt { item_id, server_id, kind: ReceiptKind::Delivered, .. } => {
+            Got::Frame(Frame::Receipt { item_id, server_id, kind: ReceiptKind::Delivered, .. }) => {
                 receipts.push(server_id);
                 a.delivered(item_id);
             }
@@ -105,7 +105,7 @@ fn unacknowledged_deliveries_come_again_after_reconnect() {
     // connection are handled in order). Without it, the next login may replace this connection first, and
     // the DELIVERED of a replaced connection is not read: the message would (rightly) come again.
     b.send_frame(&ClientFrame::Ping { nonce: 9 });
-    assert_eq!(b.recv_significant_or_pong(), Got::Pong { nonce: 9 });
+    assert_eq!(b.recv_significant_or_pong(), Got::Frame(Frame::Pong { nonce: 9 }));
     drop(b);
     // Only the acknowledged one is gone; the other comes again, same id.
     let mut b = server.login(bob);
@@ -142,11 +142,17 @@ fn limits_refuse_with_explicit_rejects() {
         a.expect_ack(n);
     }
     a.send(3, bob.0, b"does not fit");
-    assert_eq!(a.recv_significant(), Got::Reject { client_msg_id: 3, code: RejectCode::RecipientQueueFull });
+    assert_eq!(
+        a.recv_significant(),
+        Got::Frame(Frame::Reject { client_msg_id: 3, code: RejectCode::RecipientQueueFull })
+    );
     a.send(4, 42, b"to nobody");
-    assert_eq!(a.recv_significant(), Got::Reject { client_msg_id: 4, code: RejectCode::UnknownRecipient });
+    assert_eq!(
+        a.recv_significant(),
+        Got::Frame(Frame::Reject { client_msg_id: 4, code: RejectCode::UnknownRecipient })
+    );
     a.send(5, bob.0, b"");
-    assert_eq!(a.recv_significant(), Got::Reject { client_msg_id: 5, code: RejectCode::BodyInvalid });
+    assert_eq!(a.recv_significant(), Got::Frame(Frame::Reject { client_msg_id: 5, code: RejectCode::BodyInvalid }));
     // Refused messages were not stored; the three that fit are all there.
     let mut b = server.login(bob);
     assert_eq!(b.queued_at_login, 3);
@@ -160,14 +166,20 @@ fn limits_refuse_with_explicit_rejects() {
     // another body is refused as a reuse; a new id is stored.
     for _ in 0..3 {
         match a.recv_significant() {
-            Got::Receipt { kind: ReceiptKind::Delivered, item_id, .. } => a.delivered(item_id),
+            Got::Frame(Frame::Receipt { kind: ReceiptKind::Delivered, item_id, .. }) => a.delivered(item_id),
             other => panic!("expected a receipt, got {other:?}"),
         }
     }
     a.send(3, bob.0, b"does not fit");
-    assert_eq!(a.recv_significant(), Got::Reject { client_msg_id: 3, code: RejectCode::RecipientQueueFull });
+    assert_eq!(
+        a.recv_significant(),
+        Got::Frame(Frame::Reject { client_msg_id: 3, code: RejectCode::RecipientQueueFull })
+    );
     a.send(3, bob.0, b"fits now");
-    assert_eq!(a.recv_significant(), Got::Reject { client_msg_id: 3, code: RejectCode::ClientMsgIdReused });
+    assert_eq!(
+        a.recv_significant(),
+        Got::Frame(Frame::Reject { client_msg_id: 3, code: RejectCode::ClientMsgIdReused })
+    );
     a.send(6, bob.0, b"fits now");
     a.expect_ack(6);
 }
@@ -183,7 +195,7 @@ fn a_second_login_replaces_the_first_and_loses_nothing() {
     assert_eq!(b1.expect_deliver().0, id);
     // Not acknowledged by the first connection when the second arrives.
     let mut b2 = server.login(bob);
-    assert_eq!(b1.recv_until_closed(), vec![Got::Goaway { reason: GoawayReason::Replaced }]);
+    assert_eq!(b1.recv_until_closed(), vec![Got::Frame(Frame::Goaway { reason: GoawayReason::Replaced })]);
     assert_eq!(b2.queued_at_login, 1);
     assert_eq!(b2.expect_deliver().0, id);
     a.send(2, bob.0, b"to the second device");
@@ -231,7 +243,9 @@ fn forged_reads_give_their_victim_nothing_and_leave_its_sends_accepted() {
     let (item_id, _, _) = m.expect_deliver();
     m.delivered(item_id);
     match a.recv_significant() {
-        Got::Receipt { server_id: about, kind: ReceiptKind::Delivered, .. } => assert_eq!(about, server_id),
+        Got::Frame(Frame::Receipt { server_id: about, kind: ReceiptKind::Delivered, .. }) => {
+            assert_eq!(about, server_id)
+        }
         other => panic!("expected a delivered receipt, got {other:?}"),
     }
     // More READs naming alice than her receipt backlog holds, for messages mallory never got; then one
@@ -243,7 +257,7 @@ fn forged_reads_give_their_victim_nothing_and_leave_its_sends_accepted() {
     wire::encode_client(&ClientFrame::Read { server_id, sender: alice.0 }, &mut flood);
     m.write_raw(&flood);
     match a.recv_significant() {
-        Got::Receipt { server_id: about, kind: ReceiptKind::Read, peer, .. } => {
+        Got::Frame(Frame::Receipt { server_id: about, kind: ReceiptKind::Read, peer, .. }) => {
             assert_eq!((about, peer), (server_id, mallory.0), "the only Read receipt is for the real message")
         }
         other => panic!("expected a read receipt, got {other:?}"),

@@ -8,12 +8,12 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Got, TestClient, TestServer};
+use support::{Frame, Got, TestClient, TestServer};
 use wire::{ClientFrame, ErrorCode, GoawayReason};
 
 fn expect_error_then_close(client: &mut TestClient, code: ErrorCode) {
     match client.recv() {
-        Got::Error { code: got, text } => assert_eq!(got, code, "text: {text}"),
+        Got::Frame(Frame::Error { code: got, text, .. }) => assert_eq!(got, code, "text: {text}"),
         other => panic!("expected ERROR({code:?}), got {other:?}"),
     }
     assert_eq!(client.recv(), Got::Closed);
@@ -76,11 +76,11 @@ fn bad_input_gets_an_error_and_only_that_connection_closes() {
     bystander.send_frame(&ClientFrame::Ping { nonce: 5 });
     loop {
         match bystander.recv() {
-            Got::Pong { nonce } => {
+            Got::Frame(Frame::Pong { nonce }) => {
                 assert_eq!(nonce, 5);
                 break;
             }
-            Got::Deliver { item_id, .. } => bystander.delivered(item_id),
+            Got::Frame(Frame::Deliver { item_id, .. }) => bystander.delivered(item_id),
             other => panic!("bystander got {other:?}"),
         }
     }
@@ -97,7 +97,7 @@ fn silent_connections_time_out_and_idle_ones_are_told_why() {
     expect_error_then_close(&mut half_hello, ErrorCode::HandshakeTimeout);
 
     let mut idle = server.login(server.user(0));
-    assert_eq!(idle.recv(), Got::Goaway { reason: GoawayReason::IdleTimeout });
+    assert_eq!(idle.recv(), Got::Frame(Frame::Goaway { reason: GoawayReason::IdleTimeout }));
     assert_eq!(idle.recv(), Got::Closed);
 }
 
@@ -113,7 +113,11 @@ fn sigterm_sends_goaway_and_exits_zero() {
     assert!(status.success(), "exit status {status}");
     for client in [&mut a, &mut b] {
         let frames = client.recv_until_closed();
-        assert_eq!(frames.last(), Some(&Got::Goaway { reason: GoawayReason::ShuttingDown }), "{frames:?}");
+        assert_eq!(
+            frames.last(),
+            Some(&Got::Frame(Frame::Goaway { reason: GoawayReason::ShuttingDown })),
+            "{frames:?}"
+        );
     }
 }
 
@@ -170,11 +174,11 @@ fn frames_pipelined_behind_hello_follow_the_socket_to_its_home_core() {
         wire::encode_client(&ClientFrame::Send { client_msg_id: round, to: bob.0, body: b"behind hello" }, &mut bytes);
         let mut client = server.connect();
         client.write_raw(&bytes);
-        assert!(matches!(client.recv(), Got::Welcome { queued: 0 }));
-        assert_eq!(client.recv(), Got::Pong { nonce: round });
+        assert!(matches!(client.recv(), Got::Frame(Frame::Welcome { queued: 0, .. })));
+        assert_eq!(client.recv(), Got::Frame(Frame::Pong { nonce: round }));
         client.expect_ack(round);
         client.send_frame(&ClientFrame::Ping { nonce: 100 + round });
-        assert_eq!(client.recv(), Got::Pong { nonce: 100 + round });
+        assert_eq!(client.recv(), Got::Frame(Frame::Pong { nonce: 100 + round }));
         let (item_id, from, body) = bob_client.expect_deliver();
         assert_eq!((from, body.as_slice()), (sender.0, &b"behind hello"[..]));
         bob_client.delivered(item_id);
@@ -249,7 +253,7 @@ fn the_last_frame_and_the_end_of_input_in_one_segment_are_both_seen() {
         };
         assert_eq!(sent, bytes.len() as isize, "send: {}", std::io::Error::last_os_error());
         client.stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
-        assert_eq!(client.recv_until_closed(), vec![Got::Pong { nonce: round }]);
+        assert_eq!(client.recv_until_closed(), vec![Got::Frame(Frame::Pong { nonce: round })]);
     }
 }
 
@@ -286,13 +290,13 @@ fn a_client_that_never_reads_its_pongs_is_told_why_before_the_close() {
     let mut pongs = 0u64;
     let last = loop {
         match client.recv() {
-            Got::Pong { .. } => pongs += 1,
+            Got::Frame(Frame::Pong { .. }) => pongs += 1,
             other => break other,
         }
     };
     assert!(pongs > 1000, "the PONGs it had not read come first ({pongs})");
     assert!(
-        matches!(&last, Got::Error { code: ErrorCode::Overloaded, .. }),
+        matches!(&last, Got::Frame(Frame::Error { code: ErrorCode::Overloaded, .. })),
         "after its PONGs the client reads why it is closed, not a bare reset: {last:?}"
     );
     assert_eq!(client.recv(), Got::Closed);

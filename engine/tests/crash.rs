@@ -9,7 +9,7 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use support::{Got, TestClient, TestServer};
+use support::{Frame, Got, TestClient, TestServer};
 use wire::{RejectCode, UserId};
 
 /// Small segments, so that these tests rotate and compact the logs many times.
@@ -32,9 +32,9 @@ struct Sent {
 fn next_ack(client: &mut TestClient) -> (u64, u64) {
     loop {
         match client.recv_significant() {
-            Got::Ack { client_msg_id, server_id } => return (client_msg_id, server_id),
-            Got::Receipt { item_id, .. } => client.delivered(item_id),
-            Got::Deliver { .. } => {}
+            Got::Frame(Frame::Ack { client_msg_id, server_id, .. }) => return (client_msg_id, server_id),
+            Got::Frame(Frame::Receipt { item_id, .. }) => client.delivered(item_id),
+            Got::Frame(Frame::Deliver { .. }) => {}
             other => panic!("expected ACK, got {other:?}"),
         }
     }
@@ -201,10 +201,10 @@ fn a_failing_disk_refuses_new_sends_keeps_delivering_and_loses_nothing_acked() {
         c.send(probe, bob.0, &body(carol.0, bob.0, probe));
         while let Some(got) = c.recv_within(Duration::from_millis(50)) {
             match got {
-                Got::Ack { client_msg_id, server_id } => {
+                Got::Frame(Frame::Ack { client_msg_id, server_id, .. }) => {
                     acked.push(Sent { server_id, sender: carol.0, n: client_msg_id })
                 }
-                Got::Reject { code: RejectCode::StorageUnavailable, .. } => break 'refused,
+                Got::Frame(Frame::Reject { code: RejectCode::StorageUnavailable, .. }) => break 'refused,
                 other => panic!("expected ACK or REJECT, got {other:?}"),
             }
         }
@@ -212,7 +212,7 @@ fn a_failing_disk_refuses_new_sends_keeps_delivering_and_loses_nothing_acked() {
     }
     let mut answers = 0;
     while let Some(got) = a.recv_within(Duration::from_millis(50)) {
-        let Got::Ack { client_msg_id, server_id } = got else { panic!("expected ACK, got {got:?}") };
+        let Got::Frame(Frame::Ack { client_msg_id, server_id, .. }) = got else { panic!("expected ACK, got {got:?}") };
         acked.push(Sent { server_id, sender: alice.0, n: client_msg_id });
         answers += 1;
     }
@@ -234,11 +234,11 @@ fn a_failing_disk_refuses_new_sends_keeps_delivering_and_loses_nothing_acked() {
     server.set_file_size_max(None);
     while answers < total {
         match a.recv_significant() {
-            Got::Ack { client_msg_id, server_id } => {
+            Got::Frame(Frame::Ack { client_msg_id, server_id, .. }) => {
                 acked.push(Sent { server_id, sender: alice.0, n: client_msg_id });
                 answers += 1;
             }
-            Got::Receipt { .. } => {}
+            Got::Frame(Frame::Receipt { .. }) => {}
             other => panic!("expected ACK, got {other:?}"),
         }
     }
@@ -246,14 +246,15 @@ fn a_failing_disk_refuses_new_sends_keeps_delivering_and_loses_nothing_acked() {
     c.send(probe, bob.0, &body(carol.0, bob.0, probe));
     loop {
         match c.recv_significant() {
-            Got::Ack { client_msg_id, server_id } => {
+            Got::Frame(Frame::Ack { client_msg_id, server_id, .. }) => {
                 acked.push(Sent { server_id, sender: carol.0, n: client_msg_id });
                 if client_msg_id == probe {
                     break;
                 }
             }
-            Got::Reject { client_msg_id, code: RejectCode::StorageUnavailable } if client_msg_id != probe => {}
-            Got::Receipt { .. } => {}
+            Got::Frame(Frame::Reject { client_msg_id, code: RejectCode::StorageUnavailable })
+                if client_msg_id != probe => {}
+            Got::Frame(Frame::Receipt { .. }) => {}
             other => panic!("expected the last probe's ACK, got {other:?}"),
         }
     }
@@ -315,8 +316,8 @@ fn delivered_messages_are_reclaimed_from_disk_by_compaction() {
     let (mut acks, mut receipts) = (0, 0);
     while acks < total || receipts < total {
         match a.recv_significant() {
-            Got::Ack { .. } => acks += 1,
-            Got::Receipt { item_id, .. } => {
+            Got::Frame(Frame::Ack { .. }) => acks += 1,
+            Got::Frame(Frame::Receipt { item_id, .. }) => {
                 a.delivered(item_id);
                 receipts += 1;
             }

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engine::top::{Sample, scrape};
-use support::{Got, TestServer};
+use support::{Frame, Got, TestServer};
 
 /// Every metric family the endpoint must show (sample names, as scraped).
 const NAMES: &[&str] = &[
@@ -146,7 +146,7 @@ fn metrics_show_every_name_per_core_and_an_offline_backlog_raises_then_clears_an
     }
     for _ in 0..10 {
         match a.recv_significant() {
-            Got::Receipt { item_id, .. } => a.delivered(item_id),
+            Got::Frame(Frame::Receipt { item_id, .. }) => a.delivered(item_id),
             other => panic!("expected a receipt, got {other:?}"),
         }
     }

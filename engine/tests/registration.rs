@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{Got, TestClient, TestServer};
+use support::{Frame, Got, TestClient, TestServer};
 use wire::{ClientFrame, DeviceKey, ErrorCode, GoawayReason, RegisterRefusal, UserId};
 
 fn pin_file(name: &str) -> PathBuf {
@@ -46,7 +46,11 @@ fn read_pin(pins: &Path, phone: UserId, nth: usize) -> u32 {
 
 fn request_pin(client: &mut TestClient, phone: UserId) {
     client.send_frame(&ClientFrame::RegisterRequest { phone });
-    assert_eq!(client.recv_significant(), Got::PinSent { phone });
+    let got = client.recv_significant();
+    assert!(
+        matches!(got, Got::Frame(Frame::PinSent { phone: to, .. }) if to == phone),
+        "expected PIN_SENT, got {got:?}"
+    );
 }
 
 fn verify(client: &mut TestClient, phone: UserId, pin: u32) -> Got {
@@ -59,7 +63,7 @@ fn register(server: &TestServer, pins: &Path, phone: UserId, nth: usize) -> (Tes
     request_pin(&mut client, phone);
     let pin = read_pin(pins, phone, nth);
     match verify(&mut client, phone, pin) {
-        Got::Registered { user, key } => {
+        Got::Frame(Frame::Registered { user, key }) => {
             assert_eq!(user, phone);
             (client, key)
         }
@@ -106,19 +110,22 @@ fn wrong_pins_are_counted_and_then_void_the_pin() {
     for _ in 0..5 {
         assert!(matches!(
             verify(&mut client, phone, wrong),
-            Got::RegisterRefused { code: RegisterRefusal::PinWrong, .. }
+            Got::Frame(Frame::RegisterRefused { code: RegisterRefusal::PinWrong, .. })
         ));
     }
     assert!(matches!(
         verify(&mut client, phone, wrong),
-        Got::RegisterRefused { code: RegisterRefusal::TooManyAttempts, .. }
+        Got::Frame(Frame::RegisterRefused { code: RegisterRefusal::TooManyAttempts, .. })
     ));
     // The guesses voided the PIN: even the right one is refused now.
-    assert!(matches!(verify(&mut client, phone, pin), Got::RegisterRefused { code: RegisterRefusal::PinExpired, .. }));
+    assert!(matches!(
+        verify(&mut client, phone, pin),
+        Got::Frame(Frame::RegisterRefused { code: RegisterRefusal::PinExpired, .. })
+    ));
     // A new PIN works.
     request_pin(&mut client, phone);
     let fresh = read_pin(&pins, phone, 1);
-    assert!(matches!(verify(&mut client, phone, fresh), Got::Registered { .. }));
+    assert!(matches!(verify(&mut client, phone, fresh), Got::Frame(Frame::Registered { .. })));
     let _ = std::fs::remove_file(pins);
 }
 
@@ -131,19 +138,19 @@ fn a_new_device_revokes_the_old_one_also_after_a_restart() {
 
     let (_new_device, new_key) = register(&server, &pins, alice, 0);
     assert_ne!(new_key, old_key);
-    assert_eq!(old_device.recv_significant(), Got::Goaway { reason: GoawayReason::Revoked });
+    assert_eq!(old_device.recv_significant(), Got::Frame(Frame::Goaway { reason: GoawayReason::Revoked }));
     assert_eq!(old_device.recv(), Got::Closed);
 
     let mut stale = server.connect();
     stale.send_frame(&ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: alice, key: old_key });
-    assert!(matches!(stale.recv(), Got::Error { code: ErrorCode::AuthFailed, .. }));
+    assert!(matches!(stale.recv(), Got::Frame(Frame::Error { code: ErrorCode::AuthFailed, .. })));
 
     let sender = format!("file:{}", pins.display());
     let mut server = server;
     server.terminate_and_restart(2, &["--pin-sender", &sender]);
     let mut stale = server.connect();
     stale.send_frame(&ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: alice, key: old_key });
-    assert!(matches!(stale.recv(), Got::Error { code: ErrorCode::AuthFailed, .. }));
+    assert!(matches!(stale.recv(), Got::Frame(Frame::Error { code: ErrorCode::AuthFailed, .. })));
     let mut current = server.connect();
     current.hello(alice, new_key);
     let _ = std::fs::remove_file(pins);
@@ -158,16 +165,16 @@ fn bad_phones_and_registration_after_login_are_refused() {
         client.send_frame(&ClientFrame::RegisterRequest { phone });
         assert_eq!(
             client.recv_significant(),
-            Got::RegisterRefused { phone, code: RegisterRefusal::PhoneInvalid, retry_after_s: 0 }
+            Got::Frame(Frame::RegisterRefused { phone, code: RegisterRefusal::PhoneInvalid, retry_after_s: 0 })
         );
     }
     // No PIN was requested for this phone.
     assert!(matches!(
         verify(&mut client, 4_940_000_000_001, 123_456),
-        Got::RegisterRefused { code: RegisterRefusal::PinExpired, .. }
+        Got::Frame(Frame::RegisterRefused { code: RegisterRefusal::PinExpired, .. })
     ));
     let mut logged_in = server.login(server.user(1));
     logged_in.send_frame(&ClientFrame::RegisterRequest { phone: 4_940_000_000_002 });
-    assert!(matches!(logged_in.recv_significant(), Got::Error { code: ErrorCode::UnexpectedFrame, .. }));
+    assert!(matches!(logged_in.recv_significant(), Got::Frame(Frame::Error { code: ErrorCode::UnexpectedFrame, .. })));
     let _ = std::fs::remove_file(pins);
 }

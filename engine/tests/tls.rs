@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use engine::top::{Sample, scrape};
 use rustls::CertificateError;
 use support::tls::{TlsFiles, client_config, dev_cert, handshake, hello_then};
-use support::{Got, TestClient, TestServer};
+use support::{Frame, Got, TestClient, TestServer};
 use wire::{ClientFrame, ReceiptKind};
 
 /// The sum over cores of `name` with all of `labels`, in one scrape.
@@ -70,7 +70,7 @@ fn expect_closed(stream: &mut TcpStream) {
 
 fn ping_pong(client: &mut TestClient<impl support::Transport>, nonce: u64) {
     client.send_frame(&ClientFrame::Ping { nonce });
-    assert_eq!(client.recv_significant_or_pong(), Got::Pong { nonce });
+    assert_eq!(client.recv_significant_or_pong(), Got::Frame(Frame::Pong { nonce }));
 }
 
 #[test]
@@ -88,8 +88,12 @@ fn tls_logins_on_any_core_reach_the_home_core_with_pipelined_frames_and_chat() {
         let stream = handshake(server.tls_addr(), &config, "localhost", &early).expect("handshake");
         assert_eq!(stream.conn.alpn_protocol(), Some(wire::TLS_ALPN_PROTOCOL));
         let mut client = TestClient::over(stream);
-        assert!(matches!(client.recv(), Got::Welcome { .. }), "WELCOME over TLS");
-        assert_eq!(client.recv_significant_or_pong(), Got::Pong { nonce }, "the pipelined PING is answered");
+        assert!(matches!(client.recv(), Got::Frame(Frame::Welcome { .. })), "WELCOME over TLS");
+        assert_eq!(
+            client.recv_significant_or_pong(),
+            Got::Frame(Frame::Pong { nonce }),
+            "the pipelined PING is answered"
+        );
         clients.push((user, client));
     }
 
@@ -102,7 +106,9 @@ fn tls_logins_on_any_core_reach_the_home_core_with_pipelined_frames_and_chat() {
     assert_eq!((item_id, from, body.as_slice()), (server_id, alice.0, &b"over TLS, across cores"[..]));
     b.delivered(item_id);
     match a.recv_significant() {
-        Got::Receipt { server_id: about, kind: ReceiptKind::Delivered, .. } => assert_eq!(about, server_id),
+        Got::Frame(Frame::Receipt { server_id: about, kind: ReceiptKind::Delivered, .. }) => {
+            assert_eq!(about, server_id)
+        }
         other => panic!("expected a receipt, got {other:?}"),
     }
     // A large message crosses many TLS records both ways.
@@ -294,7 +300,7 @@ fn sigterm_ends_a_tls_connection_with_goaway_and_close_notify() {
     });
     assert!(server.terminate().success());
     let (goaway, end) = reader.join().expect("reader");
-    assert_eq!(goaway, Got::Goaway { reason: wire::GoawayReason::ShuttingDown });
+    assert_eq!(goaway, Got::Frame(Frame::Goaway { reason: wire::GoawayReason::ShuttingDown }));
     assert_eq!(end, Ok(0), "close_notify, then the end");
 }
 

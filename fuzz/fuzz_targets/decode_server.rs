@@ -1,56 +1,14 @@
-//! Fuzzes `wire::decode_server` the way a client drives it: one stream of bytes, decoded frame after frame.
-//! The first input byte picks a small frame-size limit (0..=1020 bytes) so the limit check is hit as often as
-//! the layouts are; the rest is the stream.
-//!
-//! Checked for every decoded frame: `consumed` lies within the input and under the limit, re-encoding the frame
-//! with `encode_server` gives exactly the consumed bytes (the codec is canonical), and decoding only those bytes
-//! gives the same frame (the decoder never reads past a frame). For `Incomplete`: `needed` is positive and never
-//! asks for more than one frame under the limit. And no input may panic.
+//! Fuzzes `wire::decode_server` the way a client drives it: one stream of bytes, decoded frame after frame,
+//! with the checks of `common/decode_stream.rs` (limit byte first; consumed within the input and the limit;
+//! re-encoding with `encode_server` is canonical; a frame decodes alone the same; `Incomplete` asks for no more
+//! than one frame; errors map to a code and a message; no input may panic).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wire::{Decoded, LENGTH_PREFIX_BYTES, decode_server, encode_server};
 
-/// Frame-size limit step per unit of the first input byte.
-const FRAME_SIZE_MAX_STEP: usize = 4;
+#[path = "common/decode_stream.rs"]
+mod decode_stream;
+use decode_stream::check_stream;
 
-fuzz_target!(|data: &[u8]| {
-    let Some((&limit_byte, stream)) = data.split_first() else {
-        return;
-    };
-    let frame_size_max = usize::from(limit_byte) * FRAME_SIZE_MAX_STEP;
-    let mut encoded = Vec::new();
-    let mut at = 0;
-    while at <= stream.len() {
-        let rest = &stream[at..];
-        match decode_server(rest, frame_size_max) {
-            Ok(Decoded::Frame { frame, consumed }) => {
-                assert!(consumed > LENGTH_PREFIX_BYTES, "a frame holds a prefix and a kind byte");
-                assert!(consumed <= rest.len(), "consumed {consumed} of {} bytes", rest.len());
-                assert!(consumed - LENGTH_PREFIX_BYTES <= frame_size_max, "frame over the limit");
-                encoded.clear();
-                let written = encode_server(&frame, &mut encoded);
-                assert_eq!(written, encoded.len());
-                assert_eq!(encoded.as_slice(), &rest[..consumed], "re-encoding {frame:?} is not canonical");
-                assert_eq!(
-                    decode_server(&rest[..consumed], frame_size_max),
-                    Ok(Decoded::Frame { frame, consumed }),
-                    "decoding the frame alone differs"
-                );
-                at += consumed;
-            }
-            Ok(Decoded::Incomplete { needed }) => {
-                assert!(needed > 0);
-                assert!(rest.len() + needed <= LENGTH_PREFIX_BYTES + frame_size_max, "needs past the limit");
-                break;
-            }
-            Err(error) => {
-                // Every error maps to a code and a message without panicking.
-                let _ = error.error_code();
-                let _ = error.to_string();
-                break;
-            }
-        }
-    }
-});
+fuzz_target!(|data: &[u8]| check_stream(data, wire::decode_server, wire::encode_server));

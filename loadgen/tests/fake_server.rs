@@ -9,9 +9,7 @@ fn chat_run(name: &str, options: FakeServerOptions, extra: &[&str]) -> (std::pro
     let dir = test_dir(name);
     let (users, keys) = users_and_keys_file(40, &dir);
     let address = start_fake_server(&users, options).to_string();
-    let report = dir.join("report.json");
     let mut args = vec![
-        "run",
         "--target",
         &address,
         "--users",
@@ -26,13 +24,9 @@ fn chat_run(name: &str, options: FakeServerOptions, extra: &[&str]) -> (std::pro
         "200",
         "--drain-timeout",
         "5",
-        "--report",
-        report.to_str().expect("utf-8"),
     ];
     args.extend_from_slice(extra);
-    let output = run_loadgen(&args);
-    let json = read_report(&report);
-    (output, json)
+    run_with_report(&dir, &args)
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::test_cert::{TestCert, test_certificate};
+use support::test_cert::{TestCert, expired_test_certificate, test_certificate};
 use support::tls::{start_tls_proxy, write_pem};
 use support::*;
 
@@ -21,10 +21,8 @@ fn tls_run(
     let backend = start_fake_server(&users, FakeServerOptions::default());
     let proxy = start_tls_proxy(backend, served).to_string();
     let ca = write_pem(trusted, &dir, "ca.pem");
-    let report = dir.join("report.json");
     let connections = connections.to_string();
     let mut args = vec![
-        "run",
         "--target",
         &proxy,
         "--users",
@@ -36,13 +34,9 @@ fn tls_run(
         &connections,
         "--ramp",
         "400",
-        "--report",
-        report.to_str().expect("utf-8"),
     ];
     args.extend_from_slice(extra);
-    let output = run_loadgen(&args);
-    let json = read_report(&report);
-    (output, json)
+    run_with_report(&dir, &args)
 }
 
 fn count(report: &serde_json::Value, field: &str) -> u64 {
@@ -51,7 +45,7 @@ fn count(report: &serde_json::Value, field: &str) -> u64 {
 
 #[test]
 fn tls_chat_with_a_reconnect_storm_loses_nothing_and_the_dropped_users_resume() {
-    let cert = test_certificate("ringline test", false);
+    let cert = test_certificate();
     let storm = ["--scenario", "reconnect-storm", "--storm-share", "0.5", "--duration", "3", "--rate", "200"];
     let (output, report) = tls_run("tls-storm", &cert, &cert, 40, &[&storm[..], &["--drain-timeout", "5"]].concat());
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -92,14 +86,15 @@ fn assert_refused(name: &str, served: &TestCert, trusted: &TestCert, error_kind:
 
 #[test]
 fn a_certificate_from_another_issuer_is_refused_as_untrusted() {
-    let served = test_certificate("ringline test", false);
-    let other = test_certificate("someone else", false);
+    let served = test_certificate();
+    // Each certificate names its own issuer.
+    let other = test_certificate();
     assert_refused("tls-untrusted", &served, &other, "connect/tls/certificate_unknown_issuer");
 }
 
 #[test]
 fn an_expired_certificate_is_refused() {
-    let expired = test_certificate("ringline test", true);
+    let expired = expired_test_certificate();
     assert_refused("tls-expired", &expired, &expired, "connect/tls/certificate_expired");
 }
 
@@ -142,7 +137,7 @@ fn tls_flags_that_cannot_work_are_clear_errors() {
 
 #[test]
 fn without_resumption_every_reconnect_is_a_full_handshake() {
-    let cert = test_certificate("ringline test", false);
+    let cert = test_certificate();
     let args = ["--scenario", "reconnect-storm", "--duration", "2", "--rate", "100", "--tls-no-resumption"];
     let (output, report) = tls_run("tls-no-resumption", &cert, &cert, 20, &args);
     let stdout = String::from_utf8_lossy(&output.stdout);

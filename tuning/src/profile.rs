@@ -49,20 +49,17 @@ const fn required(key: &'static str, value: ProfileValue) -> ProfileSetting {
 const RESERVED_PORTS_KEY: &str = "net.ipv4.ip_local_reserved_ports";
 const PORT_RANGE_KEY: &str = "net.ipv4.ip_local_port_range";
 
-/// A 2-core / 24 GiB box holding ~1M loopback connection pairs (engine and load generator together).
-pub const LOOPBACK_MILLION: Profile = Profile {
-    name: "loopback-million",
-    description: "one box holding ~1M loopback connection pairs (2 cores, 24 GiB)",
-    settings: &[
-        required(RESERVED_PORTS_KEY, ProfileValue::ReservedPorts),
-        required(PORT_RANGE_KEY, ProfileValue::Exact("1024 65535")),
+/// What every profile sets after its port settings: descriptor limits, accept and device backlogs, TCP memory
+/// (`tcp_mem`: low / pressure / high in 4 KiB pages, the one figure that differs), socket buffers, conntrack
+/// (optional) and no autogroup (optional).
+const fn connection_limits(tcp_mem: &'static str) -> [ProfileSetting; 10] {
+    [
         required("fs.file-max", ProfileValue::AtLeast(4_194_304)),
         required("fs.nr_open", ProfileValue::AtLeast(2_097_152)),
         required("net.core.somaxconn", ProfileValue::AtLeast(65_535)),
         required("net.ipv4.tcp_max_syn_backlog", ProfileValue::AtLeast(65_535)),
         required("net.core.netdev_max_backlog", ProfileValue::AtLeast(16_384)),
-        // 6 / 8 / 12 GiB in 4 KiB pages: pressure covers 2M sockets × one page.
-        required("net.ipv4.tcp_mem", ProfileValue::Exact("1572864 2097152 3145728")),
+        required("net.ipv4.tcp_mem", ProfileValue::Exact(tcp_mem)),
         required("net.ipv4.tcp_rmem", ProfileValue::Exact("4096 16384 16777216")),
         required("net.ipv4.tcp_wmem", ProfileValue::Exact("4096 16384 16777216")),
         ProfileSetting {
@@ -72,32 +69,47 @@ pub const LOOPBACK_MILLION: Profile = Profile {
         },
         // Group scheduling per session turns wake-ups into tens of ms under load (advice.rs).
         ProfileSetting { key: SCHED_AUTOGROUP_KEY, value: ProfileValue::Exact("0"), required: false },
-    ],
+    ]
+}
+
+/// `first` then `rest`, as one array of `N` (= A + B) settings, in that order.
+const fn then<const A: usize, const B: usize, const N: usize>(
+    first: [ProfileSetting; A],
+    rest: [ProfileSetting; B],
+) -> [ProfileSetting; N] {
+    assert!(A + B == N && A > 0, "N must be A + B, and `first` not empty");
+    let mut all = [first[0]; N];
+    let mut at = 0;
+    while at < N {
+        all[at] = if at < A { first[at] } else { rest[at - A] };
+        at += 1;
+    }
+    all
+}
+
+/// A 2-core / 24 GiB box holding ~1M loopback connection pairs (engine and load generator together).
+pub const LOOPBACK_MILLION: Profile = Profile {
+    name: "loopback-million",
+    description: "one box holding ~1M loopback connection pairs (2 cores, 24 GiB)",
+    settings: &then::<2, 10, 12>(
+        [
+            required(RESERVED_PORTS_KEY, ProfileValue::ReservedPorts),
+            required(PORT_RANGE_KEY, ProfileValue::Exact("1024 65535")),
+        ],
+        // 6 / 8 / 12 GiB: pressure covers 2M sockets × one page.
+        connection_limits("1572864 2097152 3145728"),
+    ),
 };
 
 /// A real server whose clients are elsewhere (≥ 32 GiB RAM), holding 1M+ connections.
 pub const SERVER: Profile = Profile {
     name: "server",
     description: "a server host (≥ 32 GiB) whose 1M+ clients connect from other machines",
-    settings: &[
-        required(RESERVED_PORTS_KEY, ProfileValue::ReservedPorts),
-        required("fs.file-max", ProfileValue::AtLeast(4_194_304)),
-        required("fs.nr_open", ProfileValue::AtLeast(2_097_152)),
-        required("net.core.somaxconn", ProfileValue::AtLeast(65_535)),
-        required("net.ipv4.tcp_max_syn_backlog", ProfileValue::AtLeast(65_535)),
-        required("net.core.netdev_max_backlog", ProfileValue::AtLeast(16_384)),
-        // 8 / 12 / 16 GiB in 4 KiB pages.
-        required("net.ipv4.tcp_mem", ProfileValue::Exact("2097152 3145728 4194304")),
-        required("net.ipv4.tcp_rmem", ProfileValue::Exact("4096 16384 16777216")),
-        required("net.ipv4.tcp_wmem", ProfileValue::Exact("4096 16384 16777216")),
-        ProfileSetting {
-            key: "net.netfilter.nf_conntrack_max",
-            value: ProfileValue::AtLeast(2_097_152),
-            required: false,
-        },
-        // Group scheduling per session turns wake-ups into tens of ms under load (advice.rs).
-        ProfileSetting { key: SCHED_AUTOGROUP_KEY, value: ProfileValue::Exact("0"), required: false },
-    ],
+    settings: &then::<1, 10, 11>(
+        [required(RESERVED_PORTS_KEY, ProfileValue::ReservedPorts)],
+        // 8 / 12 / 16 GiB.
+        connection_limits("2097152 3145728 4194304"),
+    ),
 };
 
 /// Every profile `apply` knows.

@@ -3,7 +3,8 @@
 //!
 //! This crate owns the wire format and nothing else: it knows no sockets, no runtime, no clock and no user
 //! state. Decoding borrows message bodies from the caller's buffer (no allocation per frame); encoding appends
-//! to a caller-owned `Vec<u8>`, so many frames coalesce into one write.
+//! to a caller-owned `Vec<u8>`, so many frames coalesce into one write. [`OwnedServerFrame`] is a server frame
+//! copied out of the buffer, for tests and tools that keep frames; the hot path never makes one.
 //!
 //! Invariant: every frame that [`encode_client`]/[`encode_server`] writes decodes back to an equal frame, and
 //! no input, however malformed, makes a decoder panic (fuzzed in `fuzz/`).
@@ -13,12 +14,14 @@ mod decode;
 mod encode;
 mod frame;
 mod keys_file;
+mod owned_frame;
 
 pub use codes::{ErrorCode, GoawayReason, ReceiptKind, RegisterRefusal, RejectCode};
 pub use decode::{DecodeError, Decoded, decode_client, decode_server};
 pub use encode::{encode_client, encode_server};
 pub use frame::{ClientFrame, DeviceKey, ServerFrame, UserId, kind};
 pub use keys_file::{KEYS_FILE_HEADER, KeysFileError, UserKey, parse_keys_line, write_keys_line};
+pub use owned_frame::OwnedServerFrame;
 
 /// Protocol version spoken by this crate; HELLO and WELCOME carry it.
 pub const PROTOCOL_VERSION: u16 = 1;

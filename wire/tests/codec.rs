@@ -76,6 +76,14 @@ fn every_server_frame_round_trips_as_one_batch() {
 }
 
 #[test]
+fn every_server_frame_owned_keeps_every_field() {
+    for frame in server_frames() {
+        // Same variant names and field names; `&str`/`&[u8]` print as `String`/`Vec<u8>` do.
+        assert_eq!(format!("{:?}", frame.clone().into_owned()), format!("{frame:?}"));
+    }
+}
+
+#[test]
 fn a_frame_split_at_every_point_is_incomplete_until_whole() {
     for frame in client_frames() {
         let mut buf = Vec::new();

@@ -14,10 +14,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ringline_benches::client::{Conn, Epoll, Phase, client_config, rss_bytes};
+use ringline_benches::client::{Conn, Epoll, Phase, client_config, read_hellos, rss_bytes};
+use ringline_benches::flags::{self, address, flag_pairs, or_exit};
 use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
-use wire::ClientFrame;
 
 struct Args {
     target: SocketAddr,
@@ -44,19 +44,16 @@ fn parse_args() -> Result<Args, String> {
         in_flight: 256,
         seconds: 0,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = |value: &str| value.parse::<usize>().map_err(|_| format!("{flag} {value}: not a number"));
+    for (flag, value) in flag_pairs()? {
         match flag.as_str() {
-            "--target" => target = Some(value.parse().map_err(|_| format!("--target {value}: not HOST:PORT"))?),
+            "--target" => target = Some(address(&flag, &value)?),
             "--users" => users = Some(value),
-            "--count" => args.count = number(&value)?,
-            "--engine-pid" => engine_pid = Some(value.parse().map_err(|_| format!("--engine-pid {value}"))?),
+            "--count" => args.count = flags::number(&flag, &value)?,
+            "--engine-pid" => engine_pid = Some(flags::number(&flag, &value)?),
             "--ca" => args.ca = Some(value),
             "--name" => args.name = value,
-            "--in-flight" => args.in_flight = number(&value)?.max(1),
-            "--seconds" => args.seconds = number(&value)? as u64,
+            "--in-flight" => args.in_flight = flags::number::<usize>(&flag, &value)?.max(1),
+            "--seconds" => args.seconds = flags::number::<usize>(&flag, &value)? as u64,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -77,44 +74,17 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!("idle_hold: {error}");
-            std::process::exit(2);
-        }
-    };
-    let text = std::fs::read_to_string(&args.users).unwrap_or_else(|error| {
-        eprintln!("idle_hold: reading {}: {error}", args.users);
-        std::process::exit(2);
-    });
-    let hellos: Vec<Vec<u8>> = text
-        .lines()
-        .filter_map(|line| wire::parse_keys_line(line).ok().flatten())
-        .take(args.count)
-        .map(|user| {
-            let mut bytes = Vec::new();
-            wire::encode_client(
-                &ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: user.user, key: user.key },
-                &mut bytes,
-            );
-            bytes
-        })
-        .collect();
+    let args = or_exit("idle_hold", parse_args());
+    let hellos = or_exit("idle_hold", read_hellos(&args.users, args.count));
     if hellos.len() < args.count {
         eprintln!("idle_hold: {} holds {} users, fewer than --count {}", args.users, hellos.len(), args.count);
         std::process::exit(2);
     }
     let tls = args.ca.as_ref().map(|ca| {
         // Resumption off: every connection does a full handshake and holds a fresh session.
-        let config = client_config(ca, Resumption::disabled(), None).unwrap_or_else(|error| {
-            eprintln!("idle_hold: {error}");
-            std::process::exit(2);
-        });
-        let name = ServerName::try_from(args.name.clone()).unwrap_or_else(|error| {
-            eprintln!("idle_hold: --name {}: {error}", args.name);
-            std::process::exit(2);
-        });
+        let config = or_exit("idle_hold", client_config(ca, Resumption::disabled(), None));
+        let name = ServerName::try_from(args.name.clone()).map_err(|error| format!("--name {}: {error}", args.name));
+        let name = or_exit("idle_hold", name);
         (config, name)
     });
     let mut epoll = Epoll::new().unwrap_or_else(|error| {

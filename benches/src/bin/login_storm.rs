@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
-use wire::{ClientFrame, Decoded, ServerFrame};
+use ringline_benches::client::read_hellos;
+use ringline_benches::flags::{self, address, flag_pairs, or_exit};
+use wire::{Decoded, ServerFrame};
 
 struct Args {
     target: SocketAddr,
@@ -34,23 +36,19 @@ fn parse_args() -> Result<Args, String> {
         rounds: 3,
         threads: 1,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+    for (flag, value) in flag_pairs()? {
         match flag.as_str() {
-            "--target" => args.target = value.parse().map_err(|_| format!("--target {value}: not HOST:PORT"))?,
+            "--target" => args.target = address(&flag, &value)?,
             "--users" => args.users = value,
-            "--count" => args.count = value.parse().map_err(|_| format!("--count {value}: not a number"))?,
-            "--in-flight" => {
-                args.in_flight = value.parse().map_err(|_| format!("--in-flight {value}: not a number"))?
-            }
+            "--count" => args.count = flags::number(&flag, &value)?,
+            "--in-flight" => args.in_flight = flags::number(&flag, &value)?,
             "--threads" => {
-                args.threads = value.parse().map_err(|_| format!("--threads {value}: not a number"))?;
+                args.threads = flags::number(&flag, &value)?;
                 if args.threads == 0 {
                     return Err("--threads must be at least 1".into());
                 }
             }
-            "--rounds" => args.rounds = value.parse().map_err(|_| format!("--rounds {value}: not a number"))?,
+            "--rounds" => args.rounds = flags::number(&flag, &value)?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -189,33 +187,8 @@ fn login_all(target: SocketAddr, hellos: &[Vec<u8>], in_flight: usize) -> io::Re
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!("login_storm: {error}");
-            std::process::exit(2);
-        }
-    };
-    let text = match std::fs::read_to_string(&args.users) {
-        Ok(text) => text,
-        Err(error) => {
-            eprintln!("login_storm: reading {}: {error}", args.users);
-            std::process::exit(2);
-        }
-    };
-    let users: Vec<_> =
-        text.lines().filter_map(|line| wire::parse_keys_line(line).ok().flatten()).take(args.count).collect();
-    let hellos: Vec<Vec<u8>> = users
-        .iter()
-        .map(|user| {
-            let mut bytes = Vec::new();
-            wire::encode_client(
-                &ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: user.user, key: user.key },
-                &mut bytes,
-            );
-            bytes
-        })
-        .collect();
+    let args = or_exit("login_storm", parse_args());
+    let hellos = or_exit("login_storm", read_hellos(&args.users, args.count));
     for round in 1..=args.rounds {
         let started = Instant::now();
         // `--threads` is at least 1 (parse_args).

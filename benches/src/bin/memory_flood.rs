@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ringline_benches::client::rss_bytes;
+use ringline_benches::client::{encode_hello, rss_bytes};
+use ringline_benches::flags::{self, address, flag_pairs};
 use wire::{ClientFrame, Decoded, ServerFrame, UserKey};
 
 struct Args {
@@ -46,20 +47,17 @@ fn parse_args() -> Result<Args, String> {
         stalled: 0,
         idle_seconds: 60,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = |value: &str| value.parse::<u64>().map_err(|_| format!("{flag} {value}: not a number"));
+    for (flag, value) in flag_pairs()? {
         match flag.as_str() {
-            "--target" => args.target = value.parse().map_err(|_| format!("--target {value}: not HOST:PORT"))?,
+            "--target" => args.target = address(&flag, &value)?,
             "--users" => args.users = value,
-            "--engine-pid" => args.engine_pid = number(&value)? as u32,
-            "--messages" => args.messages = number(&value)?,
-            "--body-bytes" => args.body_bytes = number(&value)?.max(1) as usize,
-            "--recipients" => args.recipients = number(&value)?.max(1) as usize,
-            "--window" => args.window = number(&value)?.max(1),
-            "--stalled" => args.stalled = number(&value)? as usize,
-            "--idle-seconds" => args.idle_seconds = number(&value)?,
+            "--engine-pid" => args.engine_pid = flags::number::<u64>(&flag, &value)? as u32,
+            "--messages" => args.messages = flags::number(&flag, &value)?,
+            "--body-bytes" => args.body_bytes = flags::number::<u64>(&flag, &value)?.max(1) as usize,
+            "--recipients" => args.recipients = flags::number::<u64>(&flag, &value)?.max(1) as usize,
+            "--window" => args.window = flags::number::<u64>(&flag, &value)?.max(1),
+            "--stalled" => args.stalled = flags::number::<u64>(&flag, &value)? as usize,
+            "--idle-seconds" => args.idle_seconds = flags::number(&flag, &value)?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -118,12 +116,7 @@ impl PeakSampler {
 fn login(target: SocketAddr, user: UserKey) -> Result<(TcpStream, Vec<u8>), String> {
     let mut stream = TcpStream::connect(target).map_err(|error| format!("connect {target}: {error}"))?;
     let _ = stream.set_nodelay(true);
-    let mut out = Vec::new();
-    wire::encode_client(
-        &ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: user.user, key: user.key },
-        &mut out,
-    );
-    stream.write_all(&out).map_err(|error| format!("HELLO: {error}"))?;
+    stream.write_all(&encode_hello(&user)).map_err(|error| format!("HELLO: {error}"))?;
     let mut input = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {

@@ -18,11 +18,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringline_benches::client::{Conn, Epoll, Phase, TicketPool, client_config, cpu_us};
+use ringline_benches::client::{Conn, Epoll, Phase, TicketPool, client_config, cpu_us, read_hellos};
+use ringline_benches::flags::{self, address, flag_pairs, or_exit};
 use rustls::ClientConfig;
 use rustls::client::Resumption;
 use rustls::pki_types::ServerName;
-use wire::ClientFrame;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -57,12 +57,9 @@ fn parse_args() -> Result<Args, String> {
         engine_pid: None,
         suite: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = |value: &str| value.parse::<usize>().map_err(|_| format!("{flag} {value}: not a number"));
+    for (flag, value) in flag_pairs()? {
         match flag.as_str() {
-            "--target" => args.target = value.parse().map_err(|_| format!("--target {value}: not HOST:PORT"))?,
+            "--target" => args.target = address(&flag, &value)?,
             "--ca" => args.ca = Some(value),
             "--mode" => {
                 args.mode = match value.as_str() {
@@ -72,12 +69,12 @@ fn parse_args() -> Result<Args, String> {
                     other => return Err(format!("--mode {other}: full, resumed or plain")),
                 }
             }
-            "--count" => args.count = number(&value)?,
-            "--in-flight" => args.in_flight = number(&value)?.max(1),
-            "--threads" => args.threads = number(&value)?.max(1),
+            "--count" => args.count = flags::number(&flag, &value)?,
+            "--in-flight" => args.in_flight = flags::number::<usize>(&flag, &value)?.max(1),
+            "--threads" => args.threads = flags::number::<usize>(&flag, &value)?.max(1),
             "--name" => args.name = value,
             "--users" => args.users = Some(value),
-            "--engine-pid" => args.engine_pid = Some(value.parse().map_err(|_| format!("--engine-pid {value}"))?),
+            "--engine-pid" => args.engine_pid = Some(flags::number(&flag, &value)?),
             "--suite" => {
                 use rustls::crypto::ring::cipher_suite as suite;
                 args.suite = Some(match value.as_str() {
@@ -182,52 +179,20 @@ fn run(
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!("tls_handshakes: {error}");
-            std::process::exit(2);
-        }
-    };
-    let hellos: Vec<Vec<u8>> = match &args.users {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => text
-                .lines()
-                .filter_map(|line| wire::parse_keys_line(line).ok().flatten())
-                .map(|user| {
-                    let mut bytes = Vec::new();
-                    let hello = ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user: user.user, key: user.key };
-                    wire::encode_client(&hello, &mut bytes);
-                    bytes
-                })
-                .collect(),
-            Err(error) => {
-                eprintln!("tls_handshakes: reading {path}: {error}");
-                std::process::exit(2);
-            }
-        },
+    let args = or_exit("tls_handshakes", parse_args());
+    let hellos = match args.users.as_deref() {
+        Some(path) => or_exit("tls_handshakes", read_hellos(path, usize::MAX)),
         None => Vec::new(),
     };
-    let name = match ServerName::try_from(args.name.clone()) {
-        Ok(name) => name,
-        Err(error) => {
-            eprintln!("tls_handshakes: --name {}: {error}", args.name);
-            std::process::exit(2);
-        }
-    };
+    let name = ServerName::try_from(args.name.clone()).map_err(|error| format!("--name {}: {error}", args.name));
+    let name = or_exit("tls_handshakes", name);
     let tickets = TicketPool::new(200_000);
     let tls = match (args.mode, &args.ca) {
         (Mode::Plain, _) | (_, None) => None,
         (mode, Some(ca)) => {
             let resumption =
                 if mode == Mode::Resumed { Resumption::store(tickets.clone()) } else { Resumption::disabled() };
-            match client_config(ca, resumption, args.suite) {
-                Ok(config) => Some((config, name)),
-                Err(error) => {
-                    eprintln!("tls_handshakes: {error}");
-                    std::process::exit(2);
-                }
-            }
+            Some((or_exit("tls_handshakes", client_config(ca, resumption, args.suite)), name))
         }
     };
     if args.mode == Mode::Resumed {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use wire::{ClientFrame, DeviceKey, ReceiptKind, UserId};
 
 use crate::ledger::Ledger;
-use crate::support::{Got, own};
+use crate::support::{Frame, Got, own};
 
 /// Largest frame the clients accept from the server (a DELIVER carries at most one body).
 const SERVER_FRAME_BYTES_MAX: usize = 1 << 20;
@@ -216,11 +216,11 @@ impl Link {
 /// The frames both roles answer the same way. Returns the frame if it is not one of them.
 fn handle_common(link: &mut Link, got: Got, counts: &mut LinkCounts) -> Option<Got> {
     match got {
-        Got::Welcome { .. } => link.welcomed = true,
-        Got::Ping { nonce } => link.queue(&ClientFrame::Pong { nonce }),
-        Got::Pong { .. } => {}
-        Got::Error { code, .. } => *counts.errors.entry(format!("{code:?}")).or_default() += 1,
-        Got::Goaway { reason } => *counts.goaways.entry(format!("{reason:?}")).or_default() += 1,
+        Got::Frame(Frame::Welcome { .. }) => link.welcomed = true,
+        Got::Frame(Frame::Ping { nonce }) => link.queue(&ClientFrame::Pong { nonce }),
+        Got::Frame(Frame::Pong { .. }) => {}
+        Got::Frame(Frame::Error { code, .. }) => *counts.errors.entry(format!("{code:?}")).or_default() += 1,
+        Got::Frame(Frame::Goaway { reason }) => *counts.goaways.entry(format!("{reason:?}")).or_default() += 1,
         other => return Some(other),
     }
     None
@@ -267,15 +267,15 @@ impl Sender {
                 continue;
             };
             match got {
-                Got::Ack { client_msg_id, server_id } => {
+                Got::Frame(Frame::Ack { client_msg_id, server_id, .. }) => {
                     let answered_before = !self.unanswered.remove(&client_msg_id);
                     ledger.acked(self.pair, client_msg_id, server_id, answered_before);
                 }
-                Got::Reject { client_msg_id, code } => {
+                Got::Frame(Frame::Reject { client_msg_id, code }) => {
                     self.unanswered.remove(&client_msg_id);
                     ledger.rejected(self.pair, client_msg_id, code);
                 }
-                Got::Receipt { item_id, server_id, peer, kind } => {
+                Got::Frame(Frame::Receipt { item_id, server_id, peer, kind, .. }) => {
                     if kind == ReceiptKind::Delivered && peer == self.to {
                         ledger.receipt(self.pair, server_id);
                     } else {
@@ -283,7 +283,7 @@ impl Sender {
                     }
                     link.queue_delivered(item_id, None);
                 }
-                Got::Deliver { item_id, .. } => {
+                Got::Frame(Frame::Deliver { item_id, .. }) => {
                     ledger.delivery_unexpected();
                     link.queue_delivered(item_id, None);
                 }
@@ -334,7 +334,7 @@ impl Receiver {
         while let Some(got) = link.next_frame(counts) {
             let Some(got) = handle_common(link, got, counts) else { continue };
             match got {
-                Got::Deliver { item_id, from, body } => {
+                Got::Frame(Frame::Deliver { item_id, from, body, .. }) => {
                     let message = match parse_body(&body) {
                         Some((pair, seq)) if pair == self.pair && from == self.from => {
                             // False (and counted there) for a sequence number the sender never wrote.
@@ -347,7 +347,7 @@ impl Receiver {
                     };
                     link.queue_delivered(item_id, message);
                 }
-                Got::Receipt { item_id, .. } => {
+                Got::Frame(Frame::Receipt { item_id, .. }) => {
                     ledger.receipt_unexpected();
                     link.queue_delivered(item_id, None);
                 }

@@ -91,17 +91,19 @@ impl World {
             let account = &mut self.accounts[client];
             for frame in &frames[self.frames_seen[client]..] {
                 match frame {
-                    Frame::Ack { client_msg_id, server_id } => {
+                    Frame::Server(OwnedServerFrame::Ack { client_msg_id, server_id, .. }) => {
                         account.acks.entry(*client_msg_id).or_default().push(*server_id);
                     }
-                    Frame::Reject { client_msg_id, code } => {
+                    Frame::Server(OwnedServerFrame::Reject { client_msg_id, code }) => {
                         panic!("user {} id {client_msg_id}: REJECT {code:?}", self.users[client]);
                     }
-                    Frame::Deliver { item_id, from, body } if account.items_seen.insert(*item_id) => {
+                    Frame::Server(OwnedServerFrame::Deliver { item_id, from, body, .. })
+                        if account.items_seen.insert(*item_id) =>
+                    {
                         let client_msg_id = u64::from_le_bytes(body[..8].try_into().expect("a body names its id"));
                         account.deliveries.push((*item_id, *from, client_msg_id));
                     }
-                    Frame::Error { code } => panic!("client {client} got ERROR {code:?}"),
+                    Frame::Server(OwnedServerFrame::Error { code, .. }) => panic!("client {client} got ERROR {code:?}"),
                     _ => {}
                 }
             }

@@ -35,7 +35,7 @@ use ringline_core::home::{ShardId, home_core};
 use ringline_core::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES};
 use ringline_core::shard::{ConnId, Durability, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
 use ringline_core::wal::{RecoveredCore, Recovery, SegmentOutcome};
-use wire::{ClientFrame, Decoded, DeviceKey, ErrorCode, GoawayReason, ReceiptKind, RejectCode, ServerFrame, UserId};
+use wire::{ClientFrame, Decoded, DeviceKey, UserId};
 
 use super::disk::{SimDisk, Tear};
 
@@ -146,76 +146,14 @@ impl SimConfig {
     }
 }
 
-/// A frame a simulated client received, owned, or the end of the connection.
+pub use wire::OwnedServerFrame;
+
+/// What a simulated client received: a server frame (owned, every field kept), or the end of the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    Welcome {
-        queued: u32,
-    },
-    Error {
-        code: ErrorCode,
-    },
-    Goaway {
-        reason: GoawayReason,
-    },
-    Ping {
-        nonce: u64,
-    },
-    Pong {
-        nonce: u64,
-    },
-    Ack {
-        client_msg_id: u64,
-        server_id: u64,
-    },
-    Reject {
-        client_msg_id: u64,
-        code: RejectCode,
-    },
-    Deliver {
-        item_id: u64,
-        from: UserId,
-        body: Vec<u8>,
-    },
-    Receipt {
-        item_id: u64,
-        server_id: u64,
-        peer: UserId,
-        kind: ReceiptKind,
-    },
-    /// REGISTERED: the device key registration issued.
-    Registered {
-        user: UserId,
-        key: DeviceKey,
-    },
-    /// Another registration answer (PIN_SENT, REGISTER_REFUSED), by kind byte.
-    Registration {
-        kind: u8,
-    },
+    Server(OwnedServerFrame),
     /// The server closed the socket and the client has read everything before that.
     Closed,
-}
-
-impl Frame {
-    fn from_wire(frame: &ServerFrame<'_>) -> Self {
-        match *frame {
-            ServerFrame::Welcome { queued, .. } => Self::Welcome { queued },
-            ServerFrame::Error { code, .. } => Self::Error { code },
-            ServerFrame::Goaway { reason } => Self::Goaway { reason },
-            ServerFrame::Ping { nonce } => Self::Ping { nonce },
-            ServerFrame::Pong { nonce } => Self::Pong { nonce },
-            ServerFrame::Ack { client_msg_id, server_id, .. } => Self::Ack { client_msg_id, server_id },
-            ServerFrame::Reject { client_msg_id, code } => Self::Reject { client_msg_id, code },
-            ServerFrame::Deliver { item_id, from, body, .. } => Self::Deliver { item_id, from, body: body.to_vec() },
-            ServerFrame::Receipt { item_id, server_id, peer, kind, .. } => {
-                Self::Receipt { item_id, server_id, peer, kind }
-            }
-            ServerFrame::Registered { user, key } => Self::Registered { user, key },
-            ServerFrame::PinSent { .. } | ServerFrame::RegisterRefused { .. } => {
-                Self::Registration { kind: frame.kind() }
-            }
-        }
-    }
 }
 
 pub type ClientId = usize;
@@ -794,10 +732,11 @@ impl Sim {
             match wire::decode_server(&state.decode[used..], usize::MAX / 2) {
                 Ok(Decoded::Frame { frame, consumed }) => {
                     used += consumed;
-                    let frame = Frame::from_wire(&frame);
+                    let frame = Frame::Server(frame.into_owned());
                     if state.auto_delivered {
                         match frame {
-                            Frame::Deliver { item_id, .. } | Frame::Receipt { item_id, .. } => {
+                            Frame::Server(OwnedServerFrame::Deliver { item_id, .. })
+                            | Frame::Server(OwnedServerFrame::Receipt { item_id, .. }) => {
                                 answers.push(item_id);
                             }
                             _ => {}

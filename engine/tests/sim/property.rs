@@ -152,7 +152,9 @@ impl World {
         for (_, client, index) in news {
             let account = self.accounts.get_mut(&self.owner[client]).expect("every device has an account");
             let frame = &self.sim.clients[client].frames[index];
-            if let Frame::Ack { client_msg_id, .. } | Frame::Reject { client_msg_id, .. } = *frame {
+            if let Frame::Server(OwnedServerFrame::Ack { client_msg_id, .. })
+            | Frame::Server(OwnedServerFrame::Reject { client_msg_id, .. }) = *frame
+            {
                 let connection = self.connection_starts[client].partition_point(|&start| start <= index);
                 let key = (client, connection, client_msg_id);
                 let answers = self.answers.entry(key).or_default();
@@ -164,28 +166,30 @@ impl World {
                 );
             }
             match frame {
-                Frame::Welcome { .. } => self.logged_in[client] = true,
-                Frame::Ack { client_msg_id, server_id } => {
+                Frame::Server(OwnedServerFrame::Welcome { .. }) => self.logged_in[client] = true,
+                Frame::Server(OwnedServerFrame::Ack { client_msg_id, server_id, .. }) => {
                     account.acks.entry(*client_msg_id).or_default().push(*server_id);
                 }
-                Frame::Reject { client_msg_id, code } => {
+                Frame::Server(OwnedServerFrame::Reject { client_msg_id, code }) => {
                     account.rejects.entry(*client_msg_id).or_default().push(*code);
                 }
-                Frame::Deliver { item_id, from, body } => {
+                Frame::Server(OwnedServerFrame::Deliver { item_id, from, body, .. }) => {
                     if account.items_seen.insert(*item_id) {
                         account.deliveries.push((*item_id, *from, body.clone()));
                     }
                 }
-                Frame::Receipt { item_id, server_id, peer, kind } => {
+                Frame::Server(OwnedServerFrame::Receipt { item_id, server_id, peer, kind, .. }) => {
                     if account.items_seen.insert(*item_id) {
                         account.receipts.push((*server_id, *peer, *kind));
                     }
                 }
-                Frame::Error { code } => panic!("client {client} got ERROR {code:?}"),
-                Frame::Registration { kind } => panic!("client {client} got registration frame {kind:#04x}"),
-                Frame::Registered { .. } => panic!("client {client} got REGISTERED"),
-                Frame::Goaway { .. } | Frame::Closed => self.logged_in[client] = false,
-                Frame::Ping { .. } | Frame::Pong { .. } => {}
+                Frame::Server(OwnedServerFrame::Error { code, .. }) => panic!("client {client} got ERROR {code:?}"),
+                Frame::Server(
+                    registration @ (OwnedServerFrame::PinSent { .. } | OwnedServerFrame::RegisterRefused { .. }),
+                ) => panic!("client {client} got registration frame {registration:?}"),
+                Frame::Server(OwnedServerFrame::Registered { .. }) => panic!("client {client} got REGISTERED"),
+                Frame::Server(OwnedServerFrame::Goaway { .. }) | Frame::Closed => self.logged_in[client] = false,
+                Frame::Server(OwnedServerFrame::Ping { .. }) | Frame::Server(OwnedServerFrame::Pong { .. }) => {}
             }
         }
     }
@@ -413,8 +417,8 @@ impl World {
             let mut last_from: HashMap<UserId, u64> = HashMap::new();
             for frame in &state.frames {
                 match *frame {
-                    Frame::Welcome { .. } => last_from.clear(),
-                    Frame::Deliver { item_id, from, .. } => {
+                    Frame::Server(OwnedServerFrame::Welcome { .. }) => last_from.clear(),
+                    Frame::Server(OwnedServerFrame::Deliver { item_id, from, .. }) => {
                         if let Some(last_item) = last_from.insert(from, item_id) {
                             assert!(last_item < item_id, "client {client}, from {from}: {last_item} then {item_id}");
                         }

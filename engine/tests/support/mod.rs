@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use engine::data_dir::AccountStore;
 use ringline_core::home::{ShardId, home_core};
-use wire::{
-    ClientFrame, DeviceKey, ErrorCode, GoawayReason, ReceiptKind, RegisterRefusal, RejectCode, ServerFrame, UserId,
-};
+use wire::{ClientFrame, DeviceKey, ServerFrame, UserId};
 
 pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -278,56 +276,13 @@ impl Drop for TestServer {
     }
 }
 
-/// A server frame with owned fields.
+/// A server frame as a test keeps it (owned fields, every field kept).
+pub use wire::OwnedServerFrame as Frame;
+
+/// What a test client read: a server frame, or the end of the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Got {
-    Welcome {
-        queued: u32,
-    },
-    Error {
-        code: ErrorCode,
-        text: String,
-    },
-    Goaway {
-        reason: GoawayReason,
-    },
-    Ping {
-        nonce: u64,
-    },
-    Pong {
-        nonce: u64,
-    },
-    Ack {
-        client_msg_id: u64,
-        server_id: u64,
-    },
-    Reject {
-        client_msg_id: u64,
-        code: RejectCode,
-    },
-    Deliver {
-        item_id: u64,
-        from: UserId,
-        body: Vec<u8>,
-    },
-    Receipt {
-        item_id: u64,
-        server_id: u64,
-        peer: UserId,
-        kind: ReceiptKind,
-    },
-    PinSent {
-        phone: UserId,
-    },
-    Registered {
-        user: UserId,
-        key: DeviceKey,
-    },
-    RegisterRefused {
-        phone: UserId,
-        code: RegisterRefusal,
-        retry_after_s: u32,
-    },
+    Frame(Frame),
     /// The server closed the connection.
     Closed,
 }
@@ -384,7 +339,7 @@ impl<S: Transport> TestClient<S> {
     pub fn hello(&mut self, user: UserId, key: DeviceKey) -> u32 {
         self.send_frame(&ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user, key });
         match self.recv() {
-            Got::Welcome { queued } => queued,
+            Got::Frame(Frame::Welcome { queued, .. }) => queued,
             other => panic!("expected WELCOME, got {other:?}"),
         }
     }
@@ -459,7 +414,7 @@ impl<S: Transport> TestClient<S> {
     pub fn recv_significant(&mut self) -> Got {
         loop {
             match self.recv() {
-                Got::Ping { .. } | Got::Pong { .. } => continue,
+                Got::Frame(Frame::Ping { .. }) | Got::Frame(Frame::Pong { .. }) => continue,
                 other => return other,
             }
         }
@@ -469,7 +424,7 @@ impl<S: Transport> TestClient<S> {
     pub fn recv_significant_or_pong(&mut self) -> Got {
         loop {
             match self.recv() {
-                Got::Ping { .. } => continue,
+                Got::Frame(Frame::Ping { .. }) => continue,
                 other => return other,
             }
         }
@@ -477,14 +432,14 @@ impl<S: Transport> TestClient<S> {
 
     pub fn expect_ack(&mut self, client_msg_id: u64) -> u64 {
         match self.recv_significant() {
-            Got::Ack { client_msg_id: id, server_id } if id == client_msg_id => server_id,
+            Got::Frame(Frame::Ack { client_msg_id: id, server_id, .. }) if id == client_msg_id => server_id,
             other => panic!("expected ACK({client_msg_id}), got {other:?}"),
         }
     }
 
     pub fn expect_deliver(&mut self) -> (u64, UserId, Vec<u8>) {
         match self.recv_significant() {
-            Got::Deliver { item_id, from, body } => (item_id, from, body),
+            Got::Frame(Frame::Deliver { item_id, from, body, .. }) => (item_id, from, body),
             other => panic!("expected DELIVER, got {other:?}"),
         }
     }
@@ -503,20 +458,5 @@ impl<S: Transport> TestClient<S> {
 
 /// A decoded server frame as a `Got` (owned fields).
 pub fn own(frame: ServerFrame<'_>) -> Got {
-    match frame {
-        ServerFrame::Welcome { queued, .. } => Got::Welcome { queued },
-        ServerFrame::Error { code, text } => Got::Error { code, text: text.to_owned() },
-        ServerFrame::Goaway { reason } => Got::Goaway { reason },
-        ServerFrame::Ping { nonce } => Got::Ping { nonce },
-        ServerFrame::Pong { nonce } => Got::Pong { nonce },
-        ServerFrame::Ack { client_msg_id, server_id, .. } => Got::Ack { client_msg_id, server_id },
-        ServerFrame::Reject { client_msg_id, code } => Got::Reject { client_msg_id, code },
-        ServerFrame::Deliver { item_id, from, body, .. } => Got::Deliver { item_id, from, body: body.to_vec() },
-        ServerFrame::Receipt { item_id, server_id, peer, kind, .. } => Got::Receipt { item_id, server_id, peer, kind },
-        ServerFrame::PinSent { phone, .. } => Got::PinSent { phone },
-        ServerFrame::Registered { user, key } => Got::Registered { user, key },
-        ServerFrame::RegisterRefused { phone, code, retry_after_s } => {
-            Got::RegisterRefused { phone, code, retry_after_s }
-        }
-    }
+    Got::Frame(frame.into_owned())
 }

@@ -260,6 +260,17 @@ pub fn run_loadgen(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_ringline-loadgen")).args(args).output().expect("runs")
 }
 
+/// `ringline-loadgen run ARGS… --report DIR/report.json`: what it printed and the report it wrote.
+pub fn run_with_report(dir: &Path, args: &[&str]) -> (Output, serde_json::Value) {
+    let report = dir.join("report.json");
+    let mut argv = vec!["run"];
+    argv.extend_from_slice(args);
+    argv.extend(["--report", report.to_str().expect("utf-8")]);
+    let output = run_loadgen(&argv);
+    let json = read_report(&report);
+    (output, json)
+}
+
 /// The JSON report a run wrote.
 pub fn read_report(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report is JSON")

@@ -200,7 +200,7 @@ mod tests {
 
     use rustls::{ServerConfig, ServerConnection};
 
-    use super::test_cert::{TestCert, test_certificate, test_server_config};
+    use super::test_cert::{TestCert, expired_test_certificate, test_certificate, test_server_config};
     use super::*;
     use crate::client::tls::{ALPN_RINGLINE, SessionTickets, TlsClient};
 
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn full_handshake_then_resumed_with_the_same_users_tickets() {
-        let cert = test_certificate("ringline test", false);
+        let cert = test_certificate();
         let server_config = test_server_config(&cert, ALPN_RINGLINE);
         let tls_client = client(&cert.pem);
         let tickets = Arc::new(SessionTickets::new());
@@ -340,19 +340,20 @@ mod tests {
 
     #[test]
     fn untrusted_and_expired_certificates_are_refused() {
-        let trusted = test_certificate("ringline test", false);
-        let other = test_certificate("someone else", false);
+        let trusted = test_certificate();
+        // Each certificate names its own issuer.
+        let other = test_certificate();
         let untrusted = failed_handshake(&trusted, &other, ALPN_RINGLINE);
         assert_eq!(untrusted.name(), "certificate_unknown_issuer", "{untrusted}");
         assert!(untrusted.is_certificate_error());
-        let expired = test_certificate("ringline test", true);
+        let expired = expired_test_certificate();
         let refused = failed_handshake(&expired, &expired, ALPN_RINGLINE);
         assert_eq!(refused.name(), "certificate_expired", "{refused}");
     }
 
     #[test]
     fn a_server_without_the_ringline_protocol_is_refused() {
-        let cert = test_certificate("ringline test", false);
+        let cert = test_certificate();
         let tls_client = client(&cert.pem);
         let tickets = Arc::new(SessionTickets::new());
         let mut client = tls_client.connect(target(), &tickets, 0).expect("connect");
@@ -363,7 +364,7 @@ mod tests {
 
     #[test]
     fn plaintext_taken_is_bounded_and_the_rest_stays_with_the_driver() {
-        let cert = test_certificate("ringline test", false);
+        let cert = test_certificate();
         let tls_client = client(&cert.pem);
         let tickets = Arc::new(SessionTickets::new());
         let mut client = tls_client.connect(target(), &tickets, 0).expect("connect");
@@ -376,7 +377,7 @@ mod tests {
 
     #[test]
     fn garbage_from_the_server_is_a_tls_error_not_a_panic() {
-        let cert = test_certificate("ringline test", false);
+        let cert = test_certificate();
         let tls_client = client(&cert.pem);
         let tickets = Arc::new(SessionTickets::new());
         let mut client = tls_client.connect(target(), &tickets, 0).expect("connect");
@@ -386,7 +387,7 @@ mod tests {
 
     #[test]
     fn a_driver_error_stops_input_and_is_returned() {
-        let cert = test_certificate("ringline test", false);
+        let cert = test_certificate();
         let server_config = test_server_config(&cert, ALPN_RINGLINE);
         let (_, _, mut server, mut client) =
             handshake(&client(&cert.pem), &Arc::new(SessionTickets::new()), &server_config, 64);
@@ -398,7 +399,7 @@ mod tests {
 
     #[test]
     fn close_notify_is_queued_and_the_servers_close_is_seen() {
-        let cert = test_certificate("ringline test", false);
+        let cert = test_certificate();
         let server_config = test_server_config(&cert, ALPN_RINGLINE);
         let (_, _, mut server, mut client) =
             handshake(&client(&cert.pem), &Arc::new(SessionTickets::new()), &server_config, 64);
