@@ -158,7 +158,7 @@ def compared(before, after, better):
     if isinstance(before, str) or isinstance(after, str):
         return ("same", "") if before == after else ("differs", "worse")
     ratio = f"{after / before:.3f}" if before else ("1.000" if after == before else "-")
-    if better == "info":
+    if better == "info" or shown(before) == shown(after):
         return ratio, ""
     worse = (
         (better == "higher" and after < before)
