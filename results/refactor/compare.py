@@ -66,12 +66,14 @@ def readme_figures(out, figures):
     for kind, key in [("ack", "latency_ack_us"), ("deliver", "latency_delivery_us")]:
         for percentile in ["p50", "p99", "p999"]:
             figure(figures, f"readme.{kind}_{percentile}_ms", report[key][percentile] / 1000, "lower")
-    figure(figures, "readme.loadgen_bytes_per_connection", per_connection(report["loadgen_rss_peak_bytes"]), "lower")
+    loadgen_bytes = per_connection(report["loadgen_rss_peak_bytes"])
+    figure(figures, "readme.loadgen_bytes_per_connection", loadgen_bytes, "lower")
 
 
 def key_values(text):
     """`key=number` pairs of a driver's output, as int or float as written (a later one wins)."""
-    return {key: float(value) if "." in value else int(value) for key, value in re.findall(r"(\w+)=(-?[\d.]+)", text)}
+    pairs = re.findall(r"(\w+)=(-?[\d.]+)", text)
+    return {key: float(value) if "." in value else int(value) for key, value in pairs}
 
 
 def idle_hold_figures(out, figures):
