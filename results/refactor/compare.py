@@ -193,4 +193,9 @@ def main(args):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): nothing left to say.
+        sys.stderr.close()
+        sys.exit(0)
