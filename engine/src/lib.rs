@@ -7,10 +7,13 @@
 //! - `data_dir`: the account files of the data directory (provisioned users, key secret, device log).
 //! - `tls_files`: the TLS files: the certificate pair read from PEM files, the development certificate written.
 //! - `top`: the `ringline top` client: scrape, parse, rates, table.
+//! - `driver`: the one place that turns the shard's outputs into effects, generic over the I/O: `rt` and the
+//!   simulator run it.
 //! - `rt`: the only code that touches glommio, sockets, signals and threads.
 
 pub mod config;
 pub mod data_dir;
+pub mod driver;
 pub mod rt;
 pub mod tls_files;
 pub mod top;
