@@ -227,3 +227,34 @@ fn a_pin_the_sender_cannot_take_is_refused_and_what_followed_it_waits_for_the_an
     );
     assert_eq!(shard.stats().pins_sent, 0);
 }
+
+#[test]
+fn each_output_is_given_once_until_the_runtime_takes_what_it_announced() {
+    let (mut shard, keys, user) = one_core_shard();
+    let outputs = |shard: &mut Shard| std::iter::from_fn(|| shard.poll_output()).collect::<Vec<_>>();
+    let conn = shard.handle_accept(NOW).expect("room");
+    feed(
+        &mut shard,
+        conn,
+        &ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user, key: keys.derive(user, 0) },
+        NOW,
+    );
+    feed(&mut shard, conn, &ClientFrame::Ping { nonce: 1 }, NOW);
+    assert_eq!(outputs(&mut shard), [Output::Serve(conn)], "WELCOME and PONG: one connection to serve");
+    let written = shard.outbound(conn).len();
+    shard.consume_outbound(conn, written, NOW);
+    assert_eq!(outputs(&mut shard), [], "nothing new");
+
+    // Records for an offline user: the log is told once, however many records wait.
+    for client_msg_id in 1..=2 {
+        feed(&mut shard, conn, &ClientFrame::Send { client_msg_id, to: user + 1, body: b"hi" }, NOW);
+    }
+    assert_eq!(outputs(&mut shard), [Output::LogReady], "no ACK before the records are durable");
+    let write = shard.poll_wal_write().expect("both records");
+    feed(&mut shard, conn, &ClientFrame::Send { client_msg_id: 3, to: user + 1, body: b"hi" }, NOW);
+    assert_eq!(outputs(&mut shard), [Output::LogReady], "a record behind the write in flight");
+    shard.handle_wal_done(write.lsn, NOW);
+    assert_eq!(outputs(&mut shard), [Output::Serve(conn)], "the ACKs; the third record was announced already");
+    assert!(shard.poll_wal_write().is_some(), "the third record");
+    assert_eq!(outputs(&mut shard), []);
+}
