@@ -52,11 +52,6 @@ impl DeviceRecords {
         self.pending.len()
     }
 
-    /// Whether records wait to be handed out.
-    pub(super) fn has_unpolled(&self) -> bool {
-        !self.unpolled.is_empty()
-    }
-
     /// Takes `record`, to be answered on `conn` once durable.
     pub(super) fn try_add(&mut self, record: DeviceRecord, conn: ConnId) -> Result<(), NotTaken> {
         if self.pending.contains_key(&record.phone) {

@@ -26,16 +26,6 @@ impl Shard {
         self.log.durability()
     }
 
-    /// Whether log records wait for `poll_wal_write`. (Superseded by `Output::LogReady`.)
-    pub fn wal_pending(&self) -> bool {
-        self.log.has_pending()
-    }
-
-    /// Log segments the runtime may delete now. (Superseded by `Output::DeleteSegment`.)
-    pub fn poll_wal_deletions(&mut self, out: &mut Vec<u64>) {
-        out.extend(std::iter::from_fn(|| self.log.next_deletion()));
-    }
-
     /// The log is durable up to `lsn`: answers held for it go out; a compaction may start.
     pub fn handle_wal_done(&mut self, lsn: u64, now: Now) {
         let mut released = std::mem::take(&mut self.released_scratch);

@@ -48,17 +48,6 @@ impl Shard {
         }
     }
 
-    /// Connections with news (bytes to write, reading resumed, closing) since the last call. (Superseded by
-    /// `poll_output`; goes once the runtime uses that.)
-    pub fn poll_wakeups(&mut self, out: &mut Vec<ConnId>) {
-        while let Some(conn) = self.wakeups.pop_front() {
-            if let Some(connection) = self.conns.get_mut(conn) {
-                connection.queued_to_serve = false;
-            }
-            out.push(conn);
-        }
-    }
-
     /// Removes a connection in `HandOff` status and returns where its socket goes. The runtime sends the
     /// socket and this handoff to that core, which calls `handle_adopt`.
     pub fn take_handoff(&mut self, conn: ConnId) -> Option<Handoff> {

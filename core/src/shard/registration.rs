@@ -90,28 +90,6 @@ impl Shard {
         }
     }
 
-    /// The next PIN to get to its phone, with the connection that asked for it. (Superseded by
-    /// `Output::SendPin`.)
-    pub fn poll_pin(&mut self) -> Option<(ConnId, IssuedPin)> {
-        self.pins_to_send.pop_front()
-    }
-
-    /// Whether PINs wait for `poll_pin`.
-    pub fn has_pins_to_send(&self) -> bool {
-        !self.pins_to_send.is_empty()
-    }
-
-    /// New device generations to make durable, oldest first, each once. (Superseded by
-    /// `Output::RecordDevice`.)
-    pub fn poll_device_records(&mut self, out: &mut Vec<DeviceRecord>) {
-        out.extend(std::iter::from_fn(|| self.device_records.next_unpolled()));
-    }
-
-    /// Whether device records wait for `poll_device_records`.
-    pub fn device_records_waiting(&self) -> bool {
-        self.device_records.has_unpolled()
-    }
-
     /// The PIN sender took `issued` (`Output::SendPin`): the connection gets PIN_SENT.
     pub fn handle_pin_handed_over(&mut self, conn: ConnId, issued: IssuedPin, now: Now) {
         if self.end_pin_wait(conn) {

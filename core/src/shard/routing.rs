@@ -53,14 +53,6 @@ impl Shard {
         }
     }
 
-    /// Peers whose outbox became non-empty since the last call. (Superseded by `poll_output`.)
-    pub fn poll_mesh_ready(&mut self, out: &mut Vec<ShardId>) {
-        for peer in self.mesh_ready_peers.drain(..) {
-            self.mesh_ready[peer.index()] = false;
-            out.push(peer);
-        }
-    }
-
     /// Moves up to a batch of messages for `peer` into `batch`. Returns whether more are waiting.
     pub fn poll_mesh(&mut self, peer: ShardId, batch: &mut Vec<ShardMsg>, now: Now) -> bool {
         let Some(outbox) = self.outboxes.get_mut(peer.index()) else { return false };

@@ -7,7 +7,7 @@ use wire::{ClientFrame, Decoded, ErrorCode, RegisterRefusal, ServerFrame};
 
 use crate::limits::POOLED_BUFFERS_RESERVE;
 
-use super::test_frames::{decode_frames, feed, hand_over_pins};
+use super::test_frames::{decode_frames, feed, hand_over_pins, next_pin};
 use super::*;
 use crate::account::{Directory, KeyAuthority, ProvisionBatch, RegistrationLimits};
 
@@ -209,9 +209,9 @@ fn a_pin_the_sender_cannot_take_is_refused_and_what_followed_it_waits_for_the_an
     wire::encode_client(&ClientFrame::Ping { nonce: 4 }, &mut input);
     shard.handle_bytes(conn, &input, NOW);
     assert!(decode_frames(shard.outbound(conn)).is_empty(), "no answer before the PIN is handed over");
-    let Some((asked_on, issued)) = shard.poll_pin() else { panic!("a PIN to send") };
+    let Some((asked_on, issued)) = next_pin(&mut shard) else { panic!("a PIN to send") };
     assert_eq!((asked_on, issued.phone), (conn, phone));
-    assert!(shard.poll_pin().is_none(), "one PIN per request");
+    assert!(next_pin(&mut shard).is_none(), "one PIN per request");
 
     shard.handle_pin_not_handed_over(conn, issued, NOW);
     let frames = decode_frames(shard.outbound(conn));
