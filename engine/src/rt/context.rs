@@ -184,17 +184,26 @@ impl CoreContext {
 
     /// Serves `fd` (with its TLS session, for a TLS connection) as the shard's connection `conn` from now on.
     pub fn add_connection(&self, conn: ConnId, fd: OwnedFd, tls: Option<Box<TlsSession>>) {
-        self.attach_connection(&mut self.shard.borrow_mut(), conn, fd, tls);
+        if !self.watch_socket(conn, fd, tls) {
+            self.shard.borrow_mut().handle_closed(conn);
+        }
     }
 
-    /// `add_connection`, for a caller that holds the shard already.
+    /// `add_connection`, for a caller that holds the shard already (the drain, adopting sockets).
     pub fn attach_connection(&self, shard: &mut Shard, conn: ConnId, fd: OwnedFd, tls: Option<Box<TlsSession>>) {
+        if !self.watch_socket(conn, fd, tls) {
+            shard.handle_closed(conn);
+        }
+    }
+
+    /// Puts `fd` in the socket table and watches it. Returns false if it cannot serve it: the socket is closed
+    /// then, and the caller tells the shard (`handle_closed`).
+    fn watch_socket(&self, conn: ConnId, fd: OwnedFd, tls: Option<Box<TlsSession>>) -> bool {
         if tls.is_some() && self.tls.is_none() {
             // Every core serves TLS or none does; a TLS connection cannot arrive here otherwise.
             tracing::warn!("a TLS connection on a core without TLS; closing it");
             drop(fd);
-            shard.handle_closed(conn);
-            return;
+            return false;
         }
         let raw = fd.as_raw_fd();
         self.sockets.borrow_mut().insert(conn, fd, tls);
@@ -204,16 +213,19 @@ impl CoreContext {
                 core_tls.session_added(conn, session, &sockets);
             }
         }
-        if let Err(error) = self.readiness.register_connection(raw, Token::Connection(conn)) {
-            tracing::warn!(%error, "cannot watch a connection's socket; closing it");
-            let removed = self.sockets.borrow_mut().remove(conn);
-            if let (Some((_, Some(session))), Some(core_tls)) = (&removed, &self.tls) {
-                core_tls.session_removed(session);
+        let watched = match self.readiness.register_connection(raw, Token::Connection(conn)) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch a connection's socket; closing it");
+                let removed = self.sockets.borrow_mut().remove(conn);
+                if let (Some((_, Some(session))), Some(core_tls)) = (&removed, &self.tls) {
+                    core_tls.session_removed(session);
+                }
+                false
             }
-            drop(removed);
-            shard.handle_closed(conn);
-        }
+        };
         self.io_wake.notify();
+        watched
     }
 
     /// The core's listening socket, while it accepts.
