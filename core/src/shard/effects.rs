@@ -1,15 +1,16 @@
 //! The shard's outputs as one contract: `Output`, what the shard asks the runtime to do, given one at a time
 //! by `Shard::poll_output`. The runtime calls `poll_output` until it says `None` after every input call
-//! (`handle_*`, `consume_outbound`, `poll_mesh`, `poll_wal_write`) and answers each output as its variant says;
-//! the engine's `driver::drive` is the one place that does.
+//! (`handle_*`, `consume_outbound`, `poll_mesh`, `begin_shutdown`, ...) and answers each output as its
+//! variant says; the engine's `driver::drive` is the one place that does.
 //!
 //! Not outputs but queries and takes, made while the runtime serves a connection or runs a pump or the log:
 //! `outbound(conn)` and `consume_outbound` (bytes to write), `conn_status(conn)` (what to do with the
 //! socket), `take_handoff(conn)` (where a socket goes), `poll_mesh(peer, ..)` (a batch for a peer's channel,
 //! taken when the channel has room) and `poll_wal_write` (the log's next group, taken when the log is free).
 //!
-//! Every queue behind `poll_output` is bounded: connections to serve by the connections of this core (each
-//! is queued at most once until it is given out), peers by the core count, PINs by the connections (one
+//! Every queue behind `poll_output` is bounded: connections to serve by the connections of this core, plus
+//! those closed since the runtime last took its outputs (each connection is queued at most once until it is
+//! given out, `Connection::queued_to_serve`), peers by the core count, PINs by the connections (one
 //! per connection at a time), device records by `DEVICE_RECORDS_PENDING_MAX`, segments to delete by the
 //! segments on disk. Owns only the order outputs are given in; the queues belong to the concerns that fill
 //! them.
