@@ -52,3 +52,102 @@ pub fn drive(shard: &mut Shard, effects: &mut impl Effects) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use ringline_core::account::{Directory, KeyAuthority, ProvisionBatch, RegistrationLimits};
+    use ringline_core::shard::{Durability, QueueLimits, ShardConfig};
+    use wire::{ClientFrame, Decoded, RegisterRefusal, ServerFrame};
+
+    use super::*;
+
+    const NOW: Now = Now { mono_us: 1_000_000, wall_us: 1_700_000_000_000_000 };
+
+    /// Effects that record what `drive` asked for; the PIN sender refuses every PIN (its queue full).
+    #[derive(Default)]
+    struct Recorded {
+        clock_reads: usize,
+        served: Vec<ConnId>,
+        pins_offered: usize,
+    }
+
+    impl Effects for Recorded {
+        fn now(&mut self) -> Now {
+            self.clock_reads += 1;
+            NOW
+        }
+        fn serve(&mut self, conn: ConnId) {
+            self.served.push(conn);
+        }
+        fn notify_pump(&mut self, peer: ShardId) {
+            panic!("one core has no peer, yet {peer} was notified");
+        }
+        fn wake_log(&mut self) {}
+        fn delete_segment(&mut self, segment: u64) {
+            panic!("segment {segment} deleted without a compaction");
+        }
+        fn record_device(&mut self, record: DeviceRecord) {
+            panic!("{record:?} recorded without a registration");
+        }
+        fn hand_pin_over(&mut self, _pin: IssuedPin) -> bool {
+            self.pins_offered += 1;
+            false
+        }
+    }
+
+    fn one_core_shard() -> Shard {
+        let batch = ProvisionBatch { prefix: 1555, width: 7, count: 10 };
+        Shard::new(
+            ShardId(0),
+            ShardConfig {
+                cores: 1,
+                frame_size_max: wire::FRAME_SIZE_MAX_DEFAULT,
+                handshake_timeout_us: 10_000_000,
+                idle_timeout_us: 180_000_000,
+                queue: QueueLimits {
+                    messages_per_user_max: 100,
+                    bytes_per_user_max: 1 << 20,
+                    bytes_per_core_max: 1 << 24,
+                    age_max_us: 1 << 40,
+                },
+                dedup_entries_max: 100,
+                dedup_window_us: 1_000_000,
+                keys: KeyAuthority::new([7; 32]),
+                directory: Arc::new(Directory::new(vec![batch])),
+                durability: Durability::Sync,
+                log_segment_bytes_max: 1 << 20,
+                generations: Arc::new(HashMap::new()),
+                registration: RegistrationLimits::standard(600_000_000),
+            },
+        )
+    }
+
+    #[test]
+    fn a_pin_the_sender_refuses_is_answered_within_the_drive_which_reads_the_clock_only_for_it() {
+        let mut shard = one_core_shard();
+        let mut effects = Recorded::default();
+        let conn = shard.handle_accept(NOW).expect("room");
+        drive(&mut shard, &mut effects);
+        assert_eq!(effects.clock_reads, 0, "nothing to answer, no clock");
+
+        let mut bytes = Vec::new();
+        wire::encode_client(&ClientFrame::RegisterRequest { phone: 15_550_000_001 }, &mut bytes);
+        shard.handle_bytes(conn, &bytes, NOW);
+        drive(&mut shard, &mut effects);
+        assert_eq!((effects.pins_offered, effects.clock_reads), (1, 1));
+        assert_eq!(effects.served, [conn], "the answer is written in the same drive");
+        let Ok(Decoded::Frame { frame, .. }) = wire::decode_server(shard.outbound(conn), usize::MAX) else {
+            panic!("a frame for the connection");
+        };
+        assert!(
+            matches!(frame, ServerFrame::RegisterRefused { code: RegisterRefusal::Unavailable, retry_after_s: 5, .. }),
+            "{frame:?}"
+        );
+
+        drive(&mut shard, &mut effects);
+        assert_eq!((effects.pins_offered, effects.clock_reads, effects.served.len()), (1, 1, 1), "each output once");
+    }
+}
