@@ -58,11 +58,11 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    use ringline_core::account::{Directory, KeyAuthority, ProvisionBatch, RegistrationLimits};
-    use ringline_core::shard::{Durability, QueueLimits, ShardConfig};
+    use ringline_core::account::{Directory, KeyAuthority, ProvisionBatch};
     use wire::{ClientFrame, Decoded, RegisterRefusal, ServerFrame};
 
     use super::*;
+    use crate::config::{ServeArgs, ServeConfig, ShardAccounts};
 
     const NOW: Now = Now { mono_us: 1_000_000, wall_us: 1_700_000_000_000_000 };
 
@@ -98,31 +98,15 @@ mod tests {
         }
     }
 
+    /// One core's shard as `ringline serve` configures it by default, with ten provisioned users.
     fn one_core_shard() -> Shard {
-        let batch = ProvisionBatch { prefix: 1555, width: 7, count: 10 };
-        Shard::new(
-            ShardId(0),
-            ShardConfig {
-                cores: 1,
-                frame_size_max: wire::FRAME_SIZE_MAX_DEFAULT,
-                handshake_timeout_us: 10_000_000,
-                idle_timeout_us: 180_000_000,
-                queue: QueueLimits {
-                    messages_per_user_max: 100,
-                    bytes_per_user_max: 1 << 20,
-                    bytes_per_core_max: 1 << 24,
-                    age_max_us: 1 << 40,
-                },
-                dedup_entries_max: 100,
-                dedup_window_us: 1_000_000,
-                keys: KeyAuthority::new([7; 32]),
-                directory: Arc::new(Directory::new(vec![batch])),
-                durability: Durability::Sync,
-                log_segment_bytes_max: 1 << 20,
-                generations: Arc::new(HashMap::new()),
-                registration: RegistrationLimits::standard(600_000_000),
-            },
-        )
+        let args = ServeArgs { listen: Some("127.0.0.1:0".parse().expect("an address")), ..ServeArgs::default() };
+        let accounts = ShardAccounts {
+            keys: KeyAuthority::new([7; 32]),
+            directory: Arc::new(Directory::new(vec![ProvisionBatch { prefix: 1555, width: 7, count: 10 }])),
+            generations: Arc::new(HashMap::new()),
+        };
+        Shard::new(ShardId(0), ServeConfig::resolve(&args).expect("the defaults").shard_config(1, accounts))
     }
 
     #[test]
