@@ -2,8 +2,9 @@
 //! the real `Shard`, as the engine's drain hands it over (`handle_mesh`), then what the core's log task and
 //! pump do next, minus their I/O: take the log group (`poll_wal_write`), report it durable at once
 //! (`handle_wal_done`, which releases the held `Stored` answers under `Durability::Sync`), and take the
-//! answers for the other core (`poll_mesh`). Each message is checked against the directory and the queue
-//! limits, gets an item id, a log record and a place in its recipient's queue, and a `Stored` answer.
+//! outputs (`poll_output`) and the answers for the other core (`poll_mesh`). Each message is checked against
+//! the directory and the queue limits, gets an item id, a log record and a place in its recipient's queue, and
+//! a `Stored` answer.
 //!
 //! Group `home_core_store`, ids `{messages per batch}`, throughput in messages. The recipients are offline
 //! (their queues grow; nothing is delivered), spread over 500,000 users of the core so no queue nears its
@@ -25,7 +26,7 @@ use ringline_core::limits::{
     HANDSHAKE_TIMEOUT_DEFAULT, IDLE_TIMEOUT_DEFAULT, LOG_SEGMENT_BYTES_MAX, OFFLINE_AGE_MAX_DEFAULT,
     OFFLINE_QUEUE_BYTES_MAX_DEFAULT, OFFLINE_QUEUE_MESSAGES_MAX_DEFAULT, PIN_TTL_DEFAULT,
 };
-use ringline_core::shard::{ConnId, Durability, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
+use ringline_core::shard::{Durability, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
 use wire::UserId;
 
 #[global_allocator]
@@ -89,8 +90,6 @@ fn store_batches(config: &ShardConfig, recipients: &[UserId], messages: usize, i
         .collect();
     let mut answers = Vec::with_capacity(messages);
     let mut answered = 0usize;
-    let mut woken: Vec<ConnId> = Vec::new();
-    let mut ready: Vec<ShardId> = Vec::new();
 
     let started = Instant::now();
     for batch in batches {
@@ -98,13 +97,11 @@ fn store_batches(config: &ShardConfig, recipients: &[UserId], messages: usize, i
         while let Some(write) = shard.poll_wal_write() {
             shard.handle_wal_done(write.lsn, NOW);
         }
-        shard.poll_wakeups(&mut woken);
-        shard.poll_mesh_ready(&mut ready);
+        // The outputs (the pump to wake, connections to serve): taken, as the runtime's drive does.
+        while shard.poll_output().is_some() {}
         while shard.poll_mesh(PEER, &mut answers, NOW) {}
         answered += answers.len();
         answers.clear();
-        woken.clear();
-        ready.clear();
     }
     let took = started.elapsed();
 

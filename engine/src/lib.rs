@@ -9,6 +9,8 @@
 //!   one visit to a connection).
 //! - `tls_files`: the TLS files: the certificate pair read from PEM files, the development certificate written.
 //! - `top`: the `ringline top` client: scrape, parse, rates, table.
+//! - `driver`: the one place that turns the shard's outputs into effects, generic over the I/O: `rt` and the
+//!   simulator run it.
 //! - `rt`: the only code that touches glommio, sockets, signals and threads.
 
 pub mod config;

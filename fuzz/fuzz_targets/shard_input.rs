@@ -15,11 +15,11 @@
 
 #![no_main]
 
+use libfuzzer_sys::fuzz_target;
 use ringline_core::account::KeyAuthority;
 use ringline_core::home::ShardId;
 use ringline_core::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES};
-use ringline_core::shard::{ConnId, ConnStatus, Now, Shard};
-use libfuzzer_sys::fuzz_target;
+use ringline_core::shard::{ConnId, ConnStatus, DeviceRecord, Now, Output, Shard};
 use wire::{ClientFrame, Decoded, LENGTH_PREFIX_BYTES, PROTOCOL_VERSION, ServerFrame, decode_server, encode_client};
 
 #[path = "common/shard_config.rs"]
@@ -63,6 +63,8 @@ struct Harness {
     clients: Vec<Client>,
     /// Item ids the server delivered (messages and receipts), for DELIVERED frames that name real items.
     delivered_ids: Vec<u64>,
+    /// Device generations the shard handed out (`Output::RecordDevice`), for the device-record task's batch.
+    device_records: Vec<DeviceRecord>,
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -72,6 +74,7 @@ fuzz_target!(|data: &[u8]| {
         now: Now { mono_us: 1_000_000, wall_us: 1_700_000_000_000_000 },
         clients: Vec::new(),
         delivered_ids: Vec::new(),
+        device_records: Vec::new(),
     };
     let mut input = Input(data);
     while !input.0.is_empty() {
@@ -162,9 +165,7 @@ impl Harness {
                     }
                 }
                 // The device-record task's batch: all made durable, or all failed.
-                let mut records = Vec::new();
-                self.shard.poll_device_records(&mut records);
-                for record in records {
+                for record in std::mem::take(&mut self.device_records) {
                     if outcome & 0x40 == 0 {
                         self.shard.handle_device_recorded(record, self.now);
                     } else {
@@ -224,8 +225,8 @@ impl Harness {
         client.received.drain(..at);
     }
 
-    /// What the runtime does between inputs: bounded outbound, closes as the status says, PINs handed over,
-    /// wake-ups drained.
+    /// What the runtime does between inputs: bounded outbound, closes as the status says, the shard's outputs
+    /// taken (PINs handed over, device records kept for the device-record task).
     fn settle(&mut self) {
         let bound = OUTBOUND_BYTES_MAX + LENGTH_PREFIX_BYTES + FRAME_SIZE_MAX + READ_BUFFER_BYTES;
         let mut index = 0;
@@ -250,15 +251,18 @@ impl Harness {
                 ConnStatus::HandOff => panic!("a socket handed off with one core"),
             }
         }
-        // PINs go to a sender that refuses one in eight (its queue full), so both answers are reached.
-        while let Some((conn, issued)) = self.shard.poll_pin() {
-            if issued.pin % 8 == 0 {
-                self.shard.handle_pin_not_handed_over(conn, issued, self.now);
-            } else {
-                self.shard.handle_pin_handed_over(conn, issued, self.now);
+        // The outputs, as the engine's driver takes them: PINs go to a sender that refuses one in eight (its
+        // queue full), so both answers are reached; device records wait for operation 7; the log's records are
+        // taken by operation 7 whether announced or not; connections are served by the loop above.
+        while let Some(output) = self.shard.poll_output() {
+            match output {
+                Output::SendPin { conn, pin } if pin.pin % 8 == 0 => {
+                    self.shard.handle_pin_not_handed_over(conn, pin, self.now)
+                }
+                Output::SendPin { conn, pin } => self.shard.handle_pin_handed_over(conn, pin, self.now),
+                Output::RecordDevice(record) => self.device_records.push(record),
+                Output::Serve(_) | Output::MeshReady(_) | Output::LogReady | Output::DeleteSegment(_) => {}
             }
         }
-        let mut woken = Vec::new();
-        self.shard.poll_wakeups(&mut woken);
     }
 }

@@ -53,6 +53,8 @@ pub struct Connection {
     /// Asked for a PIN that the runtime has not handed to the PIN sender yet: reads nothing until PIN_SENT
     /// (or the refusal), so answers keep the order of the requests.
     pub awaiting_pin_handover: bool,
+    /// Waits in the shard's list of connections to serve (`Output::Serve`): queued there once until given out.
+    pub queued_to_serve: bool,
 }
 
 impl Connection {
@@ -74,6 +76,7 @@ impl Connection {
             close_now: false,
             awaiting_device_record: false,
             awaiting_pin_handover: false,
+            queued_to_serve: false,
         }
     }
 

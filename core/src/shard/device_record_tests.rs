@@ -1,4 +1,4 @@
-//! Registration's device record as the shard sees it: a new generation is an output (`poll_device_records`),
+//! Registration's device record as the shard sees it: a new generation is an output (`Output::RecordDevice`),
 //! and nothing observes it (its key, the revocation of the old device, REGISTERED) before the runtime reports
 //! it durable; a failed record changes nothing; a shutdown waits for it.
 
@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use wire::{ClientFrame, ErrorCode, GoawayReason, RegisterRefusal, ServerFrame};
 
-use super::test_frames::{decode_frames, feed, hand_over_pins};
+use super::test_frames::{decode_frames, feed, hand_over_pins, take_outputs};
 use super::tests::one_core_shard_with_generations;
 use super::*;
 use crate::account::KeyAuthority;
@@ -34,9 +34,7 @@ fn request_pin(shard: &mut Shard, phone: UserId) -> (ConnId, u32) {
 /// `conn` sends the right PIN for `phone`; returns the device records the shard then hands the runtime.
 fn verify(shard: &mut Shard, conn: ConnId, phone: UserId, pin: u32) -> Vec<DeviceRecord> {
     feed(shard, conn, &ClientFrame::RegisterVerify { phone, pin }, NOW);
-    let mut records = Vec::new();
-    shard.poll_device_records(&mut records);
-    records
+    take_outputs(shard, NOW).device_records
 }
 
 fn hello_with(shard: &mut Shard, phone: UserId, key: wire::DeviceKey) -> Vec<String> {
@@ -59,13 +57,9 @@ fn a_new_device_generation_is_seen_only_once_its_record_is_durable() {
 
     // Not durable yet: no answer, the HELLO waits behind it, the old device is not revoked.
     assert!(matches!(decode_frames(shard.outbound(new_device))[..], [ServerFrame::PinSent { .. }]));
-    assert!(shard.device_records_waiting());
-    let mut records = Vec::new();
-    shard.poll_device_records(&mut records);
+    let records = take_outputs(&mut shard, NOW).device_records;
     assert_eq!(records, [DeviceRecord { phone, generation: 1 }]);
-    shard.poll_device_records(&mut records);
-    assert_eq!(records.len(), 1, "each record is handed out once");
-    assert!(!shard.device_records_waiting());
+    assert!(take_outputs(&mut shard, NOW).device_records.is_empty(), "each record is handed out once");
     assert_eq!(shard.sessions.get(&phone), Some(&old_device), "the old device keeps its session");
     assert_eq!(decode_frames(shard.outbound(old_device)).len(), 1, "nothing more for the old device");
     // A HELLO with the new key racing the write fails; the old key still logs in.

@@ -1,6 +1,6 @@
 //! Device generations on their way to the device log. Registration decides a phone's next generation (the
 //! shard does); this holds it, with the connection waiting for REGISTERED, until the runtime reports the
-//! record durable (`Shard::poll_device_records` out, `Shard::handle_device_recorded` or
+//! record durable (`Output::RecordDevice` out, `Shard::handle_device_recorded` or
 //! `Shard::handle_device_record_failed` in). Owns only that bookkeeping: it writes nothing (the runtime does,
 //! off the executor thread, `rt::device_records`) and decides nothing about generations or answers.
 //!
@@ -8,7 +8,7 @@
 //! record is handed to the runtime once, in the order it was made; a generation becomes current (its key
 //! accepted, older keys revoked, REGISTERED written) only once the runtime said its record is durable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use wire::UserId;
 
@@ -36,7 +36,7 @@ pub(super) enum NotTaken {
 #[derive(Debug, Default)]
 pub(super) struct DeviceRecords {
     /// Made and not yet handed to the runtime, oldest first.
-    unpolled: Vec<DeviceRecord>,
+    unpolled: VecDeque<DeviceRecord>,
     /// Every pending record (handed out or not): phone → (generation, the connection to answer).
     pending: HashMap<UserId, (u32, ConnId)>,
 }
@@ -52,11 +52,6 @@ impl DeviceRecords {
         self.pending.len()
     }
 
-    /// Whether records wait for `poll`.
-    pub(super) fn has_unpolled(&self) -> bool {
-        !self.unpolled.is_empty()
-    }
-
     /// Takes `record`, to be answered on `conn` once durable.
     pub(super) fn try_add(&mut self, record: DeviceRecord, conn: ConnId) -> Result<(), NotTaken> {
         if self.pending.contains_key(&record.phone) {
@@ -66,14 +61,14 @@ impl DeviceRecords {
             return Err(NotTaken::Full);
         }
         self.pending.insert(record.phone, (record.generation, conn));
-        self.unpolled.push(record);
+        self.unpolled.push_back(record);
         assert!(self.unpolled.len() <= self.pending.len(), "every unpolled record is pending");
         Ok(())
     }
 
-    /// Moves the records not handed out yet into `out`, oldest first.
-    pub(super) fn poll(&mut self, out: &mut Vec<DeviceRecord>) {
-        out.append(&mut self.unpolled);
+    /// The oldest record not handed out yet; each is handed out once.
+    pub(super) fn next_unpolled(&mut self) -> Option<DeviceRecord> {
+        self.unpolled.pop_front()
     }
 
     /// `record` is settled (durable or failed): forgets it and returns the connection waiting for it, or `None`
@@ -102,12 +97,9 @@ mod tests {
         let first = DeviceRecord { phone: 15_550_000_001, generation: 1 };
         assert_eq!(records.try_add(first, CONN), Ok(()));
         assert_eq!(records.try_add(DeviceRecord { generation: 2, ..first }, CONN), Err(NotTaken::PhoneBusy));
-        assert!(records.is_pending(first.phone) && records.has_unpolled());
-        let mut out = Vec::new();
-        records.poll(&mut out);
-        records.poll(&mut out);
-        assert_eq!(out, [first], "handed out once");
-        assert!(!records.has_unpolled());
+        assert!(records.is_pending(first.phone));
+        assert_eq!(records.next_unpolled(), Some(first));
+        assert_eq!(records.next_unpolled(), None, "handed out once");
         assert_eq!(records.settle(DeviceRecord { generation: 9, ..first }), None, "another generation");
         assert_eq!(records.settle(first), Some(CONN));
         assert_eq!(records.settle(first), None, "settled once");

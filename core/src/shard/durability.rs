@@ -111,7 +111,8 @@ pub struct ShardLog {
     live_bytes: u64,
     segment_bytes_max: u64,
     compaction: Option<Compaction>,
-    deletions: Vec<u64>,
+    /// Segments to delete, oldest first; at most the segments on disk.
+    deletions: VecDeque<u64>,
     stats: LogStats,
 }
 
@@ -144,7 +145,7 @@ impl ShardLog {
             live_bytes: 0,
             segment_bytes_max,
             compaction: None,
-            deletions: Vec::new(),
+            deletions: VecDeque::new(),
             stats: LogStats::default(),
         }
     }
@@ -230,7 +231,7 @@ impl ShardLog {
             let reclaimed = std::mem::replace(&mut self.segments, kept);
             for (segment, bytes) in reclaimed {
                 self.log_bytes -= bytes;
-                self.deletions.push(segment);
+                self.deletions.push_back(segment);
                 self.stats.segments_deleted += 1;
             }
         }
@@ -266,9 +267,9 @@ impl ShardLog {
         self.compaction = Some(Compaction { lsn: self.writer.appended_lsn(), first_kept_segment });
     }
 
-    /// Segments that may be deleted now.
-    pub fn poll_deletions(&mut self, out: &mut Vec<u64>) {
-        out.append(&mut self.deletions);
+    /// The next segment that may be deleted now, oldest first.
+    pub fn next_deletion(&mut self) -> Option<u64> {
+        self.deletions.pop_front()
     }
 
     /// Whether records wait for a write.
@@ -360,11 +361,9 @@ mod tests {
         log.compact(4, items[2..].iter().map(|item| (9, item)));
         let snapshot = log.poll_write().expect("the removals and the snapshot");
         assert_eq!(snapshot.segment, 4, "a fresh segment after 1, 2 and 3");
-        let mut deleted = Vec::new();
-        log.poll_deletions(&mut deleted);
-        assert!(deleted.is_empty(), "nothing goes before the snapshot is durable");
+        assert_eq!(log.next_deletion(), None, "nothing goes before the snapshot is durable");
         log.handle_write_done(snapshot.lsn, &mut released);
-        log.poll_deletions(&mut deleted);
+        let deleted: Vec<u64> = std::iter::from_fn(|| log.next_deletion()).collect();
         assert_eq!(deleted, vec![0, 1, 2, 3]);
         assert_eq!(log.bytes().0, snapshot.bytes.len() as u64);
         assert!(!log.wants_compaction());

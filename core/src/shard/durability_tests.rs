@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use wire::{ClientFrame, ReceiptKind, RejectCode, ServerFrame, UserId};
 
-use super::test_frames::{decode_frames, feed};
+use super::test_frames::{decode_frames, feed, take_outputs};
 use super::{ConnId, Durability, Now, QueueLimits, Shard, ShardConfig};
 use crate::account::{Directory, KeyAuthority, ProvisionBatch, RegistrationLimits};
 use crate::home::ShardId;
@@ -162,7 +162,7 @@ fn settle(shards: &mut [Shard], disks: &mut [Vec<PendingWrite>]) {
             sync_log_to(shard, disk);
         }
         route(shards);
-        if !shards.iter().any(Shard::wal_pending) {
+        if !shards.iter_mut().any(|shard| take_outputs(shard, NOW).log_ready) {
             return;
         }
     }
@@ -239,7 +239,7 @@ fn async_acks_and_delivers_from_memory() {
     send(&mut shard, alice, &ClientFrame::Send { client_msg_id: 1, to: user(1), body: b"one" });
     assert_eq!(frames(&mut shard, alice), vec!["ACK 1"]);
     assert_eq!(frames(&mut shard, bob), vec!["DELIVER one"]);
-    assert!(shard.wal_pending(), "the record still waits for the next flush");
+    assert!(take_outputs(&mut shard, NOW).log_ready, "the record still waits for the next flush");
 }
 
 #[test]
@@ -357,7 +357,7 @@ fn a_message_waiting_for_its_receipt_survives_a_compaction_and_a_crash() {
             send(&mut shards[1], b, &ClientFrame::Delivered { item_id });
         }
         sync_log_to(&mut shards[1], &mut disks[1]);
-        shards[1].poll_wal_deletions(&mut deleted);
+        deleted.extend(take_outputs(&mut shards[1], NOW).deleted_segments);
     }
     assert!(deleted.contains(&1), "the first segment was reclaimed: {deleted:?}");
     disks[1].retain(|write| !deleted.contains(&write.segment));

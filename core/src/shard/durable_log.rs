@@ -1,6 +1,6 @@
-//! The shard's side of its log: record groups out to the runtime (`poll_wal_write`), durable LSNs in
-//! (`handle_wal_done`), failures, segment deletions, and the items that wait for their record to be durable
-//! before anyone may see them. The log's bookkeeping is `durability.rs`'s, its format `crate::wal`'s.
+//! The shard's side of its log: record groups out to the runtime (`Output::LogReady`, then `poll_wal_write`),
+//! durable LSNs in (`handle_wal_done`), failures, segment deletions (`Output::DeleteSegment`), and the items that
+//! wait for their record to be durable before anyone may see them. The log's bookkeeping is `durability.rs`'s, its format `crate::wal`'s.
 
 use wire::UserId;
 
@@ -10,20 +10,20 @@ use super::durability::{Durability, LogStats};
 use super::{Now, Shard};
 
 impl Shard {
-    /// The next group of log records to write and fdatasync, if no write is in flight. The runtime calls
-    /// `handle_wal_done` once it is durable, or `handle_wal_failed` and retries the same write.
+    /// The next group of log records to write and fdatasync, if no write is in flight: a take, made by the log
+    /// after `Output::LogReady` (or at its flush interval). The runtime calls `handle_wal_done` once it is
+    /// durable, or `handle_wal_failed` and retries the same write.
     pub fn poll_wal_write(&mut self) -> Option<PendingWrite> {
-        self.log.poll_write()
+        let write = self.log.poll_write();
+        // Records appended from now on are announced again; records that wait behind a write in flight were
+        // announced already and go with the next take.
+        self.log_announced &= self.log.has_pending();
+        write
     }
 
     /// What an ACK promises on this core.
     pub fn durability(&self) -> Durability {
         self.log.durability()
-    }
-
-    /// Whether log records wait for `poll_wal_write`.
-    pub fn wal_pending(&self) -> bool {
-        self.log.has_pending()
     }
 
     /// The log is durable up to `lsn`: answers held for it go out; a compaction may start.
@@ -65,11 +65,6 @@ impl Shard {
     /// Whether log writes are failing.
     pub fn wal_failed(&self) -> bool {
         self.log.is_failed()
-    }
-
-    /// Log segments the runtime may delete now (a compaction made them redundant).
-    pub fn poll_wal_deletions(&mut self, out: &mut Vec<u64>) {
-        self.log.poll_deletions(out);
     }
 
     /// Counters of this core's log.

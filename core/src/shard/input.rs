@@ -110,7 +110,7 @@ impl Shard {
         if !connection.partial.is_empty() && self.may_process(connection) {
             self.process_input(conn, &[], now);
         }
-        self.wakeups.push(conn);
+        self.serve_soon(conn);
     }
 
     fn handle_frame(&mut self, conn: ConnId, frame: ClientFrame<'_>, now: Now) -> Flow {

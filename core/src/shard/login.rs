@@ -41,7 +41,7 @@ impl Shard {
         let source = self.conns.get(conn).map_or(SourceKey::UNKNOWN, |connection| connection.source);
         self.handoffs
             .insert(conn, Handoff { to: home, user, generation, leftover: Box::default(), registering: false, source });
-        self.wakeups.push(conn);
+        self.serve_soon(conn);
         Flow::Stop
     }
 

@@ -184,8 +184,8 @@ impl Shard {
             wire::encode_server(&frame, &mut connection.outbound);
             self.stats.deliveries_written += u64::from(matches!(frame, ServerFrame::Deliver { .. }));
         }
-        if was_empty && !connection.outbound.is_empty() {
-            self.wakeups.push(conn);
+        if was_empty && !connection.outbound.is_empty() && !std::mem::replace(&mut connection.queued_to_serve, true) {
+            self.wakeups.push_back(conn);
         }
     }
 }

@@ -1,7 +1,11 @@
 //! The per-core state machine: everything one core knows and decides, with no I/O. Bytes, timeouts and
-//! messages from other cores go in (`handle_*`); frames to write, connections to wake or close, sockets to
-//! hand to another core and messages for other cores come out (`outbound`, `poll_*`, `conn_status`). The
-//! runtime (the engine's `rt`) only moves those between sockets, channels and this type; tests drive it directly.
+//! messages from other cores go in (`handle_*`). What it asks of the runtime comes out through one call,
+//! `poll_output` (`effects.rs`: connections to serve, peers with messages waiting, log records waiting,
+//! segments to delete, device generations to record, PINs to hand over, each with the answer owed); what the
+//! runtime then takes while serving a connection or running a pump or the log are queries and takes
+//! (`outbound`, `conn_status`, `take_handoff`, `poll_mesh`, `poll_wal_write`). The runtime only moves those
+//! between sockets, channels, files and this type, and the engine's `driver` is the one place that does;
+//! tests drive it directly.
 //!
 //! Owns, for the users whose home is this core: their sessions (user → connection), their offline queue,
 //! their SEND dedup memory, the messages they acknowledged and have not read (what a READ may name), the
@@ -12,7 +16,8 @@
 //! - A user has at most one session, on the user's home core; a newer login replaces the older (GOAWAY).
 //! - An ACK is written only after the recipient's home core reported the message stored (`Stored`), and
 //!   under `Durability::Sync` that core answers only once the message's log record is durable.
-//! - Every change to a queue is appended to this core's log (`poll_wal_write` out, `handle_wal_done` in).
+//! - Every change to a queue is appended to this core's log (`Output::LogReady` and `poll_wal_write` out,
+//!   `handle_wal_done` in).
 //! - Items are written to a connection in queue order, at most `DELIVERY_WINDOW_MAX` unacknowledged and
 //!   while the outbound buffer is under `OUTBOUND_BYTES_MAX`; the rest stays queued. Under
 //!   `Durability::Sync` an item is written only once its record is durable: nobody sees a message (or a
@@ -36,6 +41,7 @@
 //! - `output.rs`: frames into a connection's outbound buffer, what the runtime does with a connection.
 //! - `lifecycle.rs`: accept, adopt, close, timeouts, memory trim, shutdown.
 //! - `gauges.rs`: read-only counts for metrics and the shutdown watchdog.
+//! - `effects.rs`: `Output` and `poll_output`, the one way the shard's requests reach the runtime.
 //!
 //! The data structures they share have files of their own (`offline_queue`, `dedup`, `unread`, `mesh`, ...).
 
@@ -50,6 +56,7 @@ mod durability;
 #[cfg(test)]
 mod durability_tests;
 mod durable_log;
+mod effects;
 mod gauges;
 mod input;
 mod lifecycle;
@@ -83,6 +90,7 @@ pub use connection::{ConnId, Stage};
 pub use dedup::PriorSend;
 pub use device_records::DeviceRecord;
 pub use durability::{Durability, LogStats};
+pub use effects::Output;
 pub use lifecycle::ShutdownLeft;
 pub use mesh::ShardMsg;
 pub use offline_queue::{Item, OfflineQueue, QueueLimits};
@@ -153,7 +161,7 @@ pub struct Shard {
     generations: HashMap<UserId, u32>,
     /// New device generations waiting to be durable, with the connections waiting for REGISTERED.
     device_records: DeviceRecords,
-    /// PINs issued and not handed to the runtime yet (`poll_pin`), with the connection that asked.
+    /// PINs issued and not handed to the runtime yet (`Output::SendPin`), with the connection that asked.
     pins_to_send: VecDeque<(ConnId, IssuedPin)>,
     /// PINs pending and registration limits, for the phones whose home is this core.
     registrar: Registrar,
@@ -175,10 +183,16 @@ pub struct Shard {
     item_seq: u64,
     outboxes: Vec<Outbox>,
     mesh_waiters: Vec<Vec<ConnId>>,
+    /// Per peer: whether it is in `mesh_ready_peers`, the peers whose outbox got messages since the runtime
+    /// last heard of them (`Output::MeshReady`).
     mesh_ready: Vec<bool>,
+    mesh_ready_peers: Vec<ShardId>,
     local: VecDeque<ShardMsg>,
     handoffs: HashMap<ConnId, Handoff>,
-    wakeups: Vec<ConnId>,
+    /// Connections with news for the runtime (`Output::Serve`), each once (`Connection::queued_to_serve`).
+    wakeups: VecDeque<ConnId>,
+    /// `Output::LogReady` was given and no `poll_wal_write` took the records since.
+    log_announced: bool,
     handshake_deadlines: VecDeque<(u64, ConnId)>,
     /// Next connection slot the idle sweep looks at, and when it last ran.
     idle_sweep_cursor: usize,
@@ -237,9 +251,11 @@ impl Shard {
             outboxes: (0..cores).map(|_| Outbox::default()).collect(),
             mesh_waiters: vec![Vec::new(); cores],
             mesh_ready: vec![false; cores],
+            mesh_ready_peers: Vec::with_capacity(cores),
             local: VecDeque::new(),
             handoffs: HashMap::new(),
-            wakeups: Vec::new(),
+            wakeups: VecDeque::new(),
+            log_announced: false,
             handshake_deadlines: VecDeque::new(),
             idle_sweep_cursor: 0,
             idle_sweep_us: 0,

@@ -1,6 +1,6 @@
 //! A connection's output: frames encoded into its outbound buffer (bounded), bytes the runtime wrote taken off,
-//! and what the runtime should do with the connection (`conn_status`), whom to wake, which socket to hand to
-//! another core. GOAWAY and closing after a flush live here; deciding to send them does not.
+//! and what the runtime should do with the connection (`conn_status`), whom to serve (`Output::Serve`), which
+//! socket to hand to another core. GOAWAY and closing after a flush live here; deciding to send them does not.
 
 use wire::{ErrorCode, GoawayReason, RejectCode, ServerFrame};
 
@@ -48,11 +48,6 @@ impl Shard {
         }
     }
 
-    /// Connections with news (bytes to write, reading resumed, closing) since the last call.
-    pub fn poll_wakeups(&mut self, out: &mut Vec<ConnId>) {
-        out.append(&mut self.wakeups);
-    }
-
     /// Removes a connection in `HandOff` status and returns where its socket goes. The runtime sends the
     /// socket and this handoff to that core, which calls `handle_adopt`.
     pub fn take_handoff(&mut self, conn: ConnId) -> Option<Handoff> {
@@ -68,12 +63,23 @@ impl Shard {
     pub(super) fn write(&mut self, conn: ConnId, frame: &ServerFrame<'_>) {
         let Some(connection) = self.conns.get_mut(conn) else { return };
         if connection.outbound.is_empty() {
-            self.wakeups.push(conn);
+            if !std::mem::replace(&mut connection.queued_to_serve, true) {
+                self.wakeups.push_back(conn);
+            }
             if connection.outbound.capacity() == 0 {
                 connection.outbound = self.buffers.take();
             }
         }
         wire::encode_server(frame, &mut connection.outbound);
+    }
+
+    /// `conn` has news for the runtime (`Output::Serve`): bytes to write, reading resumed, its status changed.
+    pub(super) fn serve_soon(&mut self, conn: ConnId) {
+        if let Some(connection) = self.conns.get_mut(conn)
+            && !std::mem::replace(&mut connection.queued_to_serve, true)
+        {
+            self.wakeups.push_back(conn);
+        }
     }
 
     pub(super) fn reject(&mut self, conn: ConnId, client_msg_id: u64, code: RejectCode) {
@@ -112,7 +118,7 @@ impl Shard {
         let previous = std::mem::replace(&mut connection.stage, Stage::Closing);
         self.buffers.give(std::mem::take(&mut connection.partial));
         self.handoffs.remove(&conn);
-        self.wakeups.push(conn);
+        self.serve_soon(conn);
         if let Stage::Active { user } = previous {
             self.end_session(user, conn);
         }

@@ -1,6 +1,6 @@
 //! Registration by PIN, decided on the phone's home core: a PIN issued and handed to the runtime to send
-//! (`poll_pin`), the PIN verified, a new device generation handed to the runtime to make durable
-//! (`poll_device_records`), and only then REGISTERED and the old device revoked. The limits and PINs are
+//! (`Output::SendPin`), the PIN verified, a new device generation handed to the runtime to make durable
+//! (`Output::RecordDevice`), and only then REGISTERED and the old device revoked. The limits and PINs are
 //! `crate::account::Registrar`'s; this file is the protocol around them.
 
 use wire::{ClientFrame, GoawayReason, RegisterRefusal, ServerFrame, UserId};
@@ -41,7 +41,7 @@ impl Shard {
                 source,
             };
             self.handoffs.insert(conn, handoff);
-            self.wakeups.push(conn);
+            self.serve_soon(conn);
             return Flow::Stop;
         }
         match frame {
@@ -68,7 +68,7 @@ impl Shard {
         self.paused_flow(conn)
     }
 
-    /// The PIN was right: a new device generation for `phone`, to be made durable (`poll_device_records`); the
+    /// The PIN was right: a new device generation for `phone`, to be made durable (`Output::RecordDevice`); the
     /// connection reads nothing more until the answer (`handle_device_recorded`).
     fn register_device(&mut self, conn: ConnId, phone: UserId) {
         // A 32-bit generation per phone. The last one cannot be followed: issuing it again would hand the new
@@ -90,19 +90,7 @@ impl Shard {
         }
     }
 
-    /// The next PIN to get to its phone, with the connection that asked for it. The runtime hands it to the
-    /// PIN sender (never waiting) and answers with `handle_pin_handed_over` or `handle_pin_not_handed_over`;
-    /// until then the connection reads nothing more. At most one per connection.
-    pub fn poll_pin(&mut self) -> Option<(ConnId, IssuedPin)> {
-        self.pins_to_send.pop_front()
-    }
-
-    /// Whether PINs wait for `poll_pin`.
-    pub fn has_pins_to_send(&self) -> bool {
-        !self.pins_to_send.is_empty()
-    }
-
-    /// The PIN sender took `issued`: the connection gets PIN_SENT.
+    /// The PIN sender took `issued` (`Output::SendPin`): the connection gets PIN_SENT.
     pub fn handle_pin_handed_over(&mut self, conn: ConnId, issued: IssuedPin, now: Now) {
         if self.end_pin_wait(conn) {
             self.stats.pins_sent += 1;
@@ -131,20 +119,10 @@ impl Shard {
         }
     }
 
-    /// New device generations to append to this core's device log and make durable, oldest first, each once.
-    /// The runtime answers each with `handle_device_recorded` or `handle_device_record_failed`; until then the
-    /// generation is not current (the old key still logs in, the new one does not) and its REGISTERED waits.
-    pub fn poll_device_records(&mut self, out: &mut Vec<DeviceRecord>) {
-        self.device_records.poll(out);
-    }
-
-    /// Whether device records wait for `poll_device_records`.
-    pub fn device_records_waiting(&self) -> bool {
-        self.device_records.has_unpolled()
-    }
-
-    /// `record` is durable: its generation is current, every older key of the phone is revoked (a live
-    /// session of the old device gets GOAWAY(Revoked)) and the registering connection gets REGISTERED.
+    /// `record` (`Output::RecordDevice`) is durable: its generation is current, every older key of the phone is
+    /// revoked (a live session of the old device gets GOAWAY(Revoked)) and the registering connection gets
+    /// REGISTERED. Until this answer (or the failure) the generation is not current: the old key still logs
+    /// in, the new one does not.
     pub fn handle_device_recorded(&mut self, record: DeviceRecord, now: Now) {
         let Some(conn) = self.device_records.settle(record) else { return };
         let DeviceRecord { phone, generation } = record;
@@ -162,8 +140,8 @@ impl Shard {
         self.after_registration_answer(conn, now);
     }
 
-    /// `record` could not be made durable: nothing changes for the phone (its current key goes on working)
-    /// and the registering connection gets REGISTER_REFUSED(Unavailable).
+    /// `record` (`Output::RecordDevice`) could not be made durable: nothing changes for the phone (its current
+    /// key goes on working) and the registering connection gets REGISTER_REFUSED(Unavailable).
     pub fn handle_device_record_failed(&mut self, record: DeviceRecord, now: Now) {
         let Some(conn) = self.device_records.settle(record) else { return };
         tracing::warn!(core = %self.id, phone = record.phone, "cannot record a new device; registration refused");

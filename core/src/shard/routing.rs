@@ -1,7 +1,7 @@
 //! What crosses between cores: messages for other cores batched into per-peer outboxes (bounded, with
-//! connections paused while one is full), batches taken by the runtime's pumps (`poll_mesh`), batches from
-//! other cores handed to the concern that owns each message, and messages to this core's own users run
-//! locally.
+//! connections paused while one is full, the runtime told with `Output::MeshReady`), batches taken by the
+//! runtime's pumps (`poll_mesh`), batches from other cores handed to the concern that owns each message, and
+//! messages to this core's own users run locally.
 
 use wire::UserId;
 
@@ -53,15 +53,6 @@ impl Shard {
         }
     }
 
-    /// Peers whose outbox became non-empty since the last call.
-    pub fn poll_mesh_ready(&mut self, out: &mut Vec<ShardId>) {
-        for (index, ready) in self.mesh_ready.iter_mut().enumerate() {
-            if std::mem::take(ready) {
-                out.push(ShardId(index as u16));
-            }
-        }
-    }
-
     /// Moves up to a batch of messages for `peer` into `batch`. Returns whether more are waiting.
     pub fn poll_mesh(&mut self, peer: ShardId, batch: &mut Vec<ShardMsg>, now: Now) -> bool {
         let Some(outbox) = self.outboxes.get_mut(peer.index()) else { return false };
@@ -103,7 +94,9 @@ impl Shard {
             self.local.push_back(message);
         } else {
             self.outboxes[shard.index()].push(message);
-            self.mesh_ready[shard.index()] = true;
+            if !std::mem::replace(&mut self.mesh_ready[shard.index()], true) {
+                self.mesh_ready_peers.push(shard);
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 
 use wire::{ClientFrame, Decoded, ServerFrame};
 
-use super::{ConnId, Now, Shard};
+use super::{ConnId, DeviceRecord, Now, Output, Shard};
 use crate::account::IssuedPin;
 
 /// Encodes `frame` and hands it to `shard` as input read on `conn` at `now`.
@@ -23,13 +23,46 @@ pub(super) fn decode_frames(mut bytes: &[u8]) -> Vec<ServerFrame<'_>> {
     frames
 }
 
-/// Does what the runtime does with the PINs the shard issued: hands each to a PIN sender that takes it
-/// (`handle_pin_handed_over`). Returns them, oldest first.
-pub(super) fn hand_over_pins(shard: &mut Shard, now: Now) -> Vec<IssuedPin> {
-    let mut issued = Vec::new();
-    while let Some((conn, pin)) = shard.poll_pin() {
-        shard.handle_pin_handed_over(conn, pin, now);
-        issued.push(pin);
+/// What `take_outputs` found: the outputs a test looks at. Connections to serve are left out: tests read
+/// `outbound` themselves.
+#[derive(Debug, Default)]
+pub(super) struct Outputs {
+    /// PINs handed to a sender that took them, oldest first.
+    pub pins: Vec<IssuedPin>,
+    pub device_records: Vec<DeviceRecord>,
+    pub deleted_segments: Vec<u64>,
+    /// `Output::LogReady` was given: records wait for `poll_wal_write`.
+    pub log_ready: bool,
+}
+
+/// Takes every output the shard has, doing with PINs what the runtime does when the PIN sender takes them
+/// (`handle_pin_handed_over`).
+pub(super) fn take_outputs(shard: &mut Shard, now: Now) -> Outputs {
+    let mut outputs = Outputs::default();
+    while let Some(output) = shard.poll_output() {
+        match output {
+            Output::SendPin { conn, pin } => {
+                shard.handle_pin_handed_over(conn, pin, now);
+                outputs.pins.push(pin);
+            }
+            Output::RecordDevice(record) => outputs.device_records.push(record),
+            Output::DeleteSegment(segment) => outputs.deleted_segments.push(segment),
+            Output::LogReady => outputs.log_ready = true,
+            Output::Serve(_) | Output::MeshReady(_) => {}
+        }
     }
-    issued
+    outputs
+}
+
+/// Hands each PIN the shard issued to a PIN sender that takes it. Returns them, oldest first.
+pub(super) fn hand_over_pins(shard: &mut Shard, now: Now) -> Vec<IssuedPin> {
+    take_outputs(shard, now).pins
+}
+
+/// The next PIN the shard issued, not answered yet (other outputs before it are dropped).
+pub(super) fn next_pin(shard: &mut Shard) -> Option<(ConnId, IssuedPin)> {
+    std::iter::from_fn(|| shard.poll_output()).find_map(|output| match output {
+        Output::SendPin { conn, pin } => Some((conn, pin)),
+        _ => None,
+    })
 }

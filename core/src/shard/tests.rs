@@ -7,7 +7,7 @@ use wire::{ClientFrame, Decoded, ErrorCode, RegisterRefusal, ServerFrame};
 
 use crate::limits::POOLED_BUFFERS_RESERVE;
 
-use super::test_frames::{decode_frames, feed, hand_over_pins};
+use super::test_frames::{decode_frames, feed, hand_over_pins, next_pin};
 use super::*;
 use crate::account::{Directory, KeyAuthority, ProvisionBatch, RegistrationLimits};
 
@@ -209,9 +209,9 @@ fn a_pin_the_sender_cannot_take_is_refused_and_what_followed_it_waits_for_the_an
     wire::encode_client(&ClientFrame::Ping { nonce: 4 }, &mut input);
     shard.handle_bytes(conn, &input, NOW);
     assert!(decode_frames(shard.outbound(conn)).is_empty(), "no answer before the PIN is handed over");
-    let Some((asked_on, issued)) = shard.poll_pin() else { panic!("a PIN to send") };
+    let Some((asked_on, issued)) = next_pin(&mut shard) else { panic!("a PIN to send") };
     assert_eq!((asked_on, issued.phone), (conn, phone));
-    assert!(shard.poll_pin().is_none(), "one PIN per request");
+    assert!(next_pin(&mut shard).is_none(), "one PIN per request");
 
     shard.handle_pin_not_handed_over(conn, issued, NOW);
     let frames = decode_frames(shard.outbound(conn));
@@ -226,4 +226,35 @@ fn a_pin_the_sender_cannot_take_is_refused_and_what_followed_it_waits_for_the_an
         "refused, then the PING behind it: {frames:?}"
     );
     assert_eq!(shard.stats().pins_sent, 0);
+}
+
+#[test]
+fn each_output_is_given_once_until_the_runtime_takes_what_it_announced() {
+    let (mut shard, keys, user) = one_core_shard();
+    let outputs = |shard: &mut Shard| std::iter::from_fn(|| shard.poll_output()).collect::<Vec<_>>();
+    let conn = shard.handle_accept(NOW).expect("room");
+    feed(
+        &mut shard,
+        conn,
+        &ClientFrame::Hello { version: wire::PROTOCOL_VERSION, user, key: keys.derive(user, 0) },
+        NOW,
+    );
+    feed(&mut shard, conn, &ClientFrame::Ping { nonce: 1 }, NOW);
+    assert_eq!(outputs(&mut shard), [Output::Serve(conn)], "WELCOME and PONG: one connection to serve");
+    let written = shard.outbound(conn).len();
+    shard.consume_outbound(conn, written, NOW);
+    assert_eq!(outputs(&mut shard), [], "nothing new");
+
+    // Records for an offline user: the log is told once, however many records wait.
+    for client_msg_id in 1..=2 {
+        feed(&mut shard, conn, &ClientFrame::Send { client_msg_id, to: user + 1, body: b"hi" }, NOW);
+    }
+    assert_eq!(outputs(&mut shard), [Output::LogReady], "no ACK before the records are durable");
+    let write = shard.poll_wal_write().expect("both records");
+    feed(&mut shard, conn, &ClientFrame::Send { client_msg_id: 3, to: user + 1, body: b"hi" }, NOW);
+    assert_eq!(outputs(&mut shard), [Output::LogReady], "a record behind the write in flight");
+    shard.handle_wal_done(write.lsn, NOW);
+    assert_eq!(outputs(&mut shard), [Output::Serve(conn)], "the ACKs; the third record was announced already");
+    assert!(shard.poll_wal_write().is_some(), "the third record");
+    assert_eq!(outputs(&mut shard), []);
 }

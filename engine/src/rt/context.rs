@@ -1,10 +1,11 @@
 //! One core's runtime context, shared by the core's tasks (never across cores): the shard, the sockets of its
-//! connections and their readiness, the shared read buffer, its TLS state, the wake-ups of its tasks, and
-//! `dispatch`, which carries out what the last shard calls asked for. Also what crosses cores beside shard
+//! connections and their readiness, the shared read buffer, its TLS state, the wake-ups of its tasks and the
+//! work queued for them, and `dispatch`, which carries out what the last shard calls asked for (through
+//! `driver::drive`, with `rt::effects`). Also what crosses cores beside shard
 //! messages (`MeshBatch`, `Adopt`) and the process-wide `Coordination`.
 //!
 //! Depends on no task module (`conn`, `log`, `core`, `device_records`): they depend on it, which keeps the
-//! runtime free of cycles.
+//! runtime free of cycles. (`effects` depends on it too, and it names `effects` only to make one.)
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -13,13 +14,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
-use ringline_core::home::ShardId;
 use ringline_core::limits::READ_BUFFER_BYTES;
-use ringline_core::shard::{ConnId, Handoff, Now, Shard, ShardMsg};
+use ringline_core::shard::{ConnId, DeviceRecord, Handoff, Now, Shard, ShardMsg};
 use ringline_core::tls::TlsSession;
 
 use crate::data_dir::DeviceLog;
+use crate::driver;
 
+use super::effects::CoreEffects;
 use super::linger::Lingering;
 use super::metrics::{CoreMetrics, MetricsHub};
 use super::notify::Notify;
@@ -104,11 +106,13 @@ pub struct CoreContext {
     pub(super) adopts_out: RefCell<Vec<Vec<Adopt>>>,
     /// Set when the shard has log records waiting for the log task.
     pub log_wake: Notify,
-    /// Set when the shard has device records waiting for the device-record task.
+    /// Log segments a compaction freed, for the log task to delete (at most the segments on disk).
+    pub segments_to_delete: RefCell<Vec<u64>>,
+    /// Set when device records wait in `device_records_out` for the device-record task.
     pub device_wake: Notify,
+    /// Device generations to record, oldest first (at most `DEVICE_RECORDS_PENDING_MAX`: the shard's limit).
+    pub device_records_out: RefCell<Vec<DeviceRecord>>,
     started: Instant,
-    wake_scratch: RefCell<Vec<ConnId>>,
-    ready_scratch: RefCell<Vec<ShardId>>,
     pub metrics: CoreMetrics,
     coordination: Arc<Coordination>,
 }
@@ -140,10 +144,10 @@ impl CoreContext {
             pumps: (0..cores).map(|_| Notify::default()).collect(),
             adopts_out: RefCell::new((0..cores).map(|_| Vec::new()).collect()),
             log_wake: Notify::default(),
+            segments_to_delete: RefCell::new(Vec::new()),
             device_wake: Notify::default(),
+            device_records_out: RefCell::new(Vec::new()),
             started: Instant::now(),
-            wake_scratch: RefCell::new(Vec::new()),
-            ready_scratch: RefCell::new(Vec::new()),
             metrics,
             coordination,
         }
@@ -162,50 +166,44 @@ impl CoreContext {
         Now { mono_us: self.started.elapsed().as_micros() as u64, wall_us }
     }
 
-    /// Carries out what the last shard calls asked for: hand PINs to the PIN sender, queue connections with
-    /// news for the I/O loop, start pumps, wake the log and device-record tasks.
+    /// Carries out what the last shard calls asked for (`driver::drive`): hand PINs to the PIN sender, queue
+    /// connections with news for the I/O loop, start pumps, wake the log and device-record tasks.
     pub fn dispatch(&self) {
-        let mut woken = self.wake_scratch.borrow_mut();
-        let mut ready = self.ready_scratch.borrow_mut();
-        {
-            let mut shard = self.shard.borrow_mut();
-            if let Some(now) = shard.has_pins_to_send().then(|| self.now()) {
-                while let Some((conn, issued)) = shard.poll_pin() {
-                    match self.coordination.pin_sender.send(issued) {
-                        Ok(()) => shard.handle_pin_handed_over(conn, issued, now),
-                        Err(_) => shard.handle_pin_not_handed_over(conn, issued, now),
-                    }
-                }
-            }
-            shard.poll_wakeups(&mut woken);
-            shard.poll_mesh_ready(&mut ready);
-            if shard.wal_pending() {
-                self.log_wake.notify();
-            }
-            if shard.device_records_waiting() {
-                self.device_wake.notify();
-            }
-        }
-        if !woken.is_empty() {
-            let mut sockets = self.sockets.borrow_mut();
-            for conn in woken.drain(..) {
-                sockets.enqueue(conn);
-            }
-            self.io_wake.notify();
-        }
-        for peer in ready.drain(..) {
-            self.pumps[peer.index()].notify();
-        }
+        driver::drive(&mut self.shard.borrow_mut(), &mut self.effects());
+    }
+
+    /// The effects of this core, for one drive (`driver`'s steps take them).
+    pub fn effects(&self) -> CoreEffects<'_> {
+        CoreEffects::new(self)
+    }
+
+    /// Where the PINs the shard issues go.
+    pub(super) fn pin_sender(&self) -> &PinSender {
+        &self.coordination.pin_sender
     }
 
     /// Serves `fd` (with its TLS session, for a TLS connection) as the shard's connection `conn` from now on.
     pub fn add_connection(&self, conn: ConnId, fd: OwnedFd, tls: Option<Box<TlsSession>>) {
+        if !self.watch_socket(conn, fd, tls) {
+            self.shard.borrow_mut().handle_closed(conn);
+        }
+    }
+
+    /// `add_connection`, for a caller that holds the shard already (the drain, adopting sockets).
+    pub fn attach_connection(&self, shard: &mut Shard, conn: ConnId, fd: OwnedFd, tls: Option<Box<TlsSession>>) {
+        if !self.watch_socket(conn, fd, tls) {
+            shard.handle_closed(conn);
+        }
+    }
+
+    /// Puts `fd` in the socket table and watches it. Returns false if it cannot serve it: the socket is closed
+    /// then, and the caller tells the shard (`handle_closed`).
+    fn watch_socket(&self, conn: ConnId, fd: OwnedFd, tls: Option<Box<TlsSession>>) -> bool {
         if tls.is_some() && self.tls.is_none() {
             // Every core serves TLS or none does; a TLS connection cannot arrive here otherwise.
             tracing::warn!("a TLS connection on a core without TLS; closing it");
             drop(fd);
-            self.shard.borrow_mut().handle_closed(conn);
-            return;
+            return false;
         }
         let raw = fd.as_raw_fd();
         self.sockets.borrow_mut().insert(conn, fd, tls);
@@ -215,16 +213,19 @@ impl CoreContext {
                 core_tls.session_added(conn, session, &sockets);
             }
         }
-        if let Err(error) = self.readiness.register_connection(raw, Token::Connection(conn)) {
-            tracing::warn!(%error, "cannot watch a connection's socket; closing it");
-            let removed = self.sockets.borrow_mut().remove(conn);
-            if let (Some((_, Some(session))), Some(core_tls)) = (&removed, &self.tls) {
-                core_tls.session_removed(session);
+        let watched = match self.readiness.register_connection(raw, Token::Connection(conn)) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch a connection's socket; closing it");
+                let removed = self.sockets.borrow_mut().remove(conn);
+                if let (Some((_, Some(session))), Some(core_tls)) = (&removed, &self.tls) {
+                    core_tls.session_removed(session);
+                }
+                false
             }
-            drop(removed);
-            self.shard.borrow_mut().handle_closed(conn);
-        }
+        };
         self.io_wake.notify();
+        watched
     }
 
     /// The core's listening socket, while it accepts.

@@ -15,6 +15,8 @@ use ringline_core::home::ShardId;
 use ringline_core::limits::{MEMORY_TRIM_INTERVAL, POOLED_BUFFERS_RESERVE, TICK_INTERVAL};
 use ringline_core::shard::{ConnStatus, Shard, ShardConfig, ShutdownLeft};
 
+use crate::driver;
+
 use super::conn::{expire_tls_handshakes, run_io, watch_readiness};
 use super::context::{Coordination, CoreContext, CoreTlsSetup, MeshBatch, MeshEnds};
 use super::device_records::run_device_records;
@@ -133,9 +135,15 @@ async fn pump(core: Rc<CoreContext>, peer: ShardId, sender: ConnectedSender<Mesh
         core.pumps[peer.index()].wait().await;
         loop {
             let mut batch = MeshBatch::default();
-            let more = core.shard.borrow_mut().poll_mesh(peer, &mut batch.messages, core.now());
+            let now = core.now();
+            let more = driver::mesh::take_batch(
+                &mut core.shard.borrow_mut(),
+                &mut core.effects(),
+                peer,
+                &mut batch.messages,
+                now,
+            );
             batch.adopts = std::mem::take(&mut core.adopts_out.borrow_mut()[peer.index()]);
-            core.dispatch();
             if batch.messages.is_empty() && batch.adopts.is_empty() {
                 break;
             }
@@ -152,20 +160,13 @@ async fn pump(core: Rc<CoreContext>, peer: ShardId, sender: ConnectedSender<Mesh
     }
 }
 
-/// Hands what `peer` sends to the shard, and adopts the sockets it moves here.
+/// Hands what `peer` sends to the shard, and adopts the sockets it moves here (`driver::mesh::arrive`).
 async fn drain(core: Rc<CoreContext>, peer: ShardId, receiver: ConnectedReceiver<MeshBatch>) {
     while let Some(batch) = receiver.recv().await {
         let now = core.now();
         core.metrics.batch_received(peer, batch.messages.len(), batch.sent_at);
-        for adopt in batch.adopts {
-            let adopted = core.shard.borrow_mut().handle_adopt(adopt.handoff, now);
-            match adopted {
-                Ok(conn) => core.add_connection(conn, adopt.fd, adopt.tls),
-                Err(full) => tracing::warn!(%full, "refusing a connection handed over from {peer}"),
-            }
-        }
-        core.shard.borrow_mut().handle_mesh(peer, batch.messages, now);
-        core.dispatch();
+        let adopts = batch.adopts.into_iter().map(|adopt| (adopt.handoff, (adopt.fd, adopt.tls)));
+        driver::mesh::arrive(&mut core.shard.borrow_mut(), &mut core.effects(), peer, adopts, batch.messages, now);
     }
 }
 

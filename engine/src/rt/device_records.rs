@@ -1,7 +1,7 @@
-//! Each core's device-record task: takes the device generations its shard decided
-//! (`Shard::poll_device_records`), appends and syncs them to the core's device log on the executor's blocking
-//! thread, and reports each back (`handle_device_recorded`, or `handle_device_record_failed`), which releases
-//! REGISTERED (or REGISTER_REFUSED). The executor thread never waits on the disk: it goes on serving while the
+//! Each core's device-record task: takes the device generations its shard decided (`Output::RecordDevice`,
+//! queued by `rt::effects`), appends and syncs them to the core's device log on the executor's blocking
+//! thread, and reports each back (`driver::device_records::recorded`), which releases REGISTERED (or
+//! REGISTER_REFUSED). The executor thread never waits on the disk: it goes on serving while the
 //! write and sync run.
 //!
 //! Owns only the move of records to the blocking thread and back. Which generation, and what the client is
@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::data_dir::DeviceLog;
+use crate::driver;
 use ringline_core::shard::DeviceRecord;
 
 use super::context::CoreContext;
@@ -24,7 +25,7 @@ pub async fn run_device_records(core: Rc<CoreContext>, log: Arc<DeviceLog>) {
     loop {
         core.device_wake.wait().await;
         loop {
-            core.shard.borrow_mut().poll_device_records(&mut batch);
+            std::mem::swap(&mut batch, &mut *core.device_records_out.borrow_mut());
             if batch.is_empty() {
                 break;
             }
@@ -40,17 +41,15 @@ pub async fn run_device_records(core: Rc<CoreContext>, log: Arc<DeviceLog>) {
                 tracing::warn!(core = index, %error, records = batch.len(), "cannot append to the device log");
             }
             let now = core.now();
-            {
-                let mut shard = core.shard.borrow_mut();
-                for record in batch.drain(..) {
-                    match written {
-                        Ok(()) => shard.handle_device_recorded(record, now),
-                        Err(_) => shard.handle_device_record_failed(record, now),
-                    }
-                }
-            }
+            let durable = written.is_ok();
+            driver::device_records::recorded(
+                &mut core.shard.borrow_mut(),
+                &mut core.effects(),
+                &mut batch,
+                durable,
+                now,
+            );
             core.record_shutdown_progress();
-            core.dispatch();
         }
     }
 }

@@ -30,6 +30,8 @@ use ringline_core::limits::{LOG_RECORD_BYTES_MAX, LOG_RETRY_INTERVAL};
 use ringline_core::shard::Durability;
 use ringline_core::wal::{LogReader, RecoveredCore, Recovery, ReplayEnd, SegmentOutcome};
 
+use crate::driver;
+
 use super::context::CoreContext;
 use super::log_segment::{SegmentWriter, segment_path};
 
@@ -241,9 +243,10 @@ pub fn log_summary(shard: &ringline_core::shard::Shard) {
     );
 }
 
-/// The core's log task: takes each group the shard has, makes it durable, reports back; deletes the
-/// segments compaction freed. Under `Durability::Sync` it runs whenever records wait (the next group forms
-/// while a write is in flight); under `Async` it writes one group per flush interval.
+/// The core's log task: takes each group the shard has, makes it durable, reports back (`driver::log`);
+/// deletes the segments compaction freed. Under `Durability::Sync` it runs whenever records wait
+/// (`Output::LogReady`; the next group forms while a write is in flight); under `Async` it writes one group
+/// per flush interval.
 pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
     let durability = core.shard.borrow().durability();
     let id = core.shard.borrow().id();
@@ -252,19 +255,19 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
         Err(error) => {
             // Recovery created it moments ago; without it nothing can be made durable. Refuse messages.
             tracing::error!(%error, path = %dir_path.display(), "{id}: cannot open the log directory");
-            core.shard.borrow_mut().handle_wal_failed();
+            driver::log::write_failed(&mut core.shard.borrow_mut(), &mut core.effects());
             return;
         }
     };
     let mut segments = SegmentWriter::new(dir_path.clone());
-    let mut deletions = Vec::new();
+    let mut deleting = Vec::new();
     loop {
         match durability {
             Durability::Sync => core.log_wake.wait().await,
             Durability::Async { flush_interval } => glommio::timer::sleep(flush_interval).await,
         }
         loop {
-            let write = core.shard.borrow_mut().poll_wal_write();
+            let write = driver::log::next_write(&mut core.shard.borrow_mut());
             let Some(write) = write else { break };
             let mut failures = 0u64;
             let started = Instant::now();
@@ -274,8 +277,7 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
                     tracing::error!(%error, segment = write.segment, offset = write.offset,
                         "{id}: log write failed: refusing new messages (REJECT StorageUnavailable), \
                          delivering queued ones, retrying");
-                    core.shard.borrow_mut().handle_wal_failed();
-                    core.dispatch();
+                    driver::log::write_failed(&mut core.shard.borrow_mut(), &mut core.effects());
                 }
                 failures += 1;
                 // Reopen on the next try: the error may have been the file's.
@@ -291,10 +293,9 @@ pub async fn run_log(core: Rc<CoreContext>, dir_path: PathBuf) {
                 tracing::warn!(failures, "{id}: log write succeeded after failing: accepting messages again");
             }
             core.shard.borrow_mut().record_wal_sync(took_us);
-            core.shard.borrow_mut().handle_wal_done(write.lsn, core.now());
-            core.shard.borrow_mut().poll_wal_deletions(&mut deletions);
-            core.dispatch();
-            for segment in deletions.drain(..) {
+            driver::log::write_done(&mut core.shard.borrow_mut(), &mut core.effects(), write.lsn, core.now());
+            std::mem::swap(&mut deleting, &mut *core.segments_to_delete.borrow_mut());
+            for segment in deleting.drain(..) {
                 let path = segment_path(&dir_path, segment);
                 if let Err(error) = glommio::io::remove(&path).await {
                     tracing::warn!(%error, path = %path.display(), "{id}: cannot delete a compacted log segment");

@@ -4,7 +4,10 @@
 //! SIGHUP into a certificate reload.
 //!
 //! It makes no protocol decision: what to write, whom to wake, where a socket goes and what crosses cores
-//! all come from `Shard`.
+//! all come from `Shard`. It does not drive the shard by hand either: every output goes through
+//! `driver::drive` (`CoreContext::dispatch`, with `effects::CoreEffects`), and the log, device-record and mesh
+//! tasks call `driver`'s steps around their I/O, so the simulator runs the same driving code. What stays here
+//! is the glommio glue: tasks, wake-ups, sockets, files, channels and timers.
 
 mod allocator;
 mod conn;
@@ -14,6 +17,7 @@ mod cpus;
 mod device_records;
 #[doc(hidden)]
 pub mod durable_write;
+mod effects;
 mod linger;
 mod listener;
 mod log;

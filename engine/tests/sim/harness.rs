@@ -3,21 +3,27 @@
 //! partial reads and writes of random sizes. Everything random comes from one seeded generator, so a seed
 //! replays a run exactly.
 //!
-//! It drives each `Shard` the way `engine/src/rt` does:
+//! It drives each `Shard` with the engine's own driver (`engine::driver`), as `engine/src/rt` does, over its
+//! own `Effects` (`SimEffects`: simulated sockets, links, disk and clock):
 //! - a connection task runs the runtime's own connection loop (`engine::driver::connection::serve`, as
 //!   `rt/conn.rs` does) over a simulated socket (`SimSocket`): writes of random sizes within the socket's
 //!   window, at most `WRITES_PER_POLL_MAX` per poll, reads of random sizes, a client's reset. It runs when
-//!   the shard woke it (`poll_wakeups`), when its socket became readable after a read found nothing, or
+//!   the shard asked for it (`Output::Serve`), when its socket became readable after a read found nothing, or
 //!   writable after a write found no room, or again after the loop's read limit;
-//! - a pump per ordered core pair (`rt/core.rs`) waits for `poll_mesh_ready`, then moves `poll_mesh`
-//!   batches (and sockets handed over) into a channel of `mesh_capacity` batches, holding one batch while
-//!   the channel is full;
-//! - a drain per ordered core pair adopts handed-over sockets first, then calls `handle_mesh`;
+//! - a pump per ordered core pair (`rt/core.rs`) waits for `Output::MeshReady`, then moves
+//!   `driver::mesh::take_batch` batches (and sockets handed over) into a channel of `mesh_capacity` batches,
+//!   holding one batch while the channel is full;
+//! - a drain per ordered core pair hands each batch to `driver::mesh::arrive` (sockets adopted first);
 //! - a tick calls `handle_timeout` on every shard;
-//! - a log task per core (`rt/log.rs`) takes the shard's next group, writes it to the core's simulated disk
-//!   (`disk.rs`), which makes it durable after a seeded delay, then calls `handle_wal_done` and deletes the
-//!   segments compaction freed. At start, and at each `crash_and_restart`, the engine's recovery runs over
-//!   the disks (as `rt::log::recover`: replay, fold, a new segment 0 per core, `Shard::recover`).
+//! - a log task per core (`rt/log.rs`), woken by `Output::LogReady`, takes the shard's next group
+//!   (`driver::log::next_write`), writes it to the core's simulated disk (`disk.rs`), which makes it durable
+//!   after a seeded delay, then reports it (`driver::log::write_done`), which deletes the segments compaction
+//!   freed;
+//! - a device-record task per core appends the generations `Output::RecordDevice` handed out to the
+//!   in-memory device log and reports them (`driver::device_records::recorded`).
+//!
+//! At start, and at each `crash_and_restart`, the engine's recovery runs over the disks (as
+//! `rt::log::recover`: replay, fold, a new segment 0 per core, `Shard::recover`).
 //!
 //! Each `step` runs every task that can make progress once, in a seeded random order.
 
@@ -29,11 +35,14 @@ use std::sync::Arc;
 
 use engine::data_dir::DeviceLog;
 use engine::driver::connection::{self, Close, Read, Transport, Write};
+use engine::driver::{self, Effects, mesh::Adopter};
 use engine::rt::pin_sender::PinSender;
-use ringline_core::account::{Directory, KeyAuthority, ProvisionBatch, RegistrationLimits};
+use ringline_core::account::{Directory, IssuedPin, KeyAuthority, ProvisionBatch, RegistrationLimits};
 use ringline_core::home::{ShardId, home_core};
 use ringline_core::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES};
-use ringline_core::shard::{ConnId, Durability, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg};
+use ringline_core::shard::{
+    ConnId, ConnectionsFull, DeviceRecord, Durability, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg,
+};
 use ringline_core::wal::{RecoveredCore, Recovery, SegmentOutcome};
 use wire::{ClientFrame, Decoded, DeviceKey, UserId};
 
@@ -213,7 +222,7 @@ pub struct Client {
 #[derive(Debug, Default)]
 struct Link {
     channel: VecDeque<Batch>,
-    /// `poll_mesh_ready` named this peer, or a socket waits to be handed over.
+    /// `Output::MeshReady` named this peer, or a socket waits to be handed over.
     notified: bool,
     /// The pump is in its inner loop (it took a batch and the outbox said "more").
     running: bool,
@@ -248,6 +257,10 @@ pub struct Sim {
     pub shards: Vec<Shard>,
     /// Each core's log, on the simulated disk.
     pub disks: Vec<SimDisk>,
+    /// Per core: `Output::LogReady` woke the log task and it has not taken the records yet.
+    log_woken: Vec<bool>,
+    /// Per core: device generations handed out (`Output::RecordDevice`) for the device-record task.
+    device_records_out: Vec<Vec<DeviceRecord>>,
     shard_config: ShardConfig,
     pub clients: Vec<Client>,
     keys: KeyAuthority,
@@ -268,8 +281,6 @@ pub struct Sim {
     pub steps: usize,
     /// Frames received by all clients so far.
     frames_received: u64,
-    wake_scratch: Vec<ConnId>,
-    ready_scratch: Vec<ShardId>,
 }
 
 impl Sim {
@@ -304,6 +315,8 @@ impl Sim {
             now,
             shards,
             disks,
+            log_woken: vec![false; cores],
+            device_records_out: vec![Vec::new(); cores],
             shard_config,
             clients: Vec::new(),
             keys,
@@ -317,8 +330,6 @@ impl Sim {
             channel_batches_seen_max: 0,
             steps: 0,
             frames_received: 0,
-            wake_scratch: Vec::new(),
-            ready_scratch: Vec::new(),
             config,
         }
     }
@@ -531,11 +542,11 @@ impl Sim {
                 }
             }
         }
-        for (shard, state) in self.shards.iter().enumerate() {
-            if state.wal_pending() || self.disks[shard].is_writing() {
+        for shard in 0..cores {
+            if self.log_woken[shard] || self.disks[shard].is_writing() {
                 tasks.push(Task::Log(shard));
             }
-            if state.device_records_waiting() {
+            if !self.device_records_out[shard].is_empty() {
                 tasks.push(Task::DeviceRecords(shard));
             }
         }
@@ -563,7 +574,8 @@ impl Sim {
     /// durable, its answers go out and freed segments go); else the shard's next group is issued.
     fn run_log(&mut self, shard: usize) {
         if !self.disks[shard].is_writing() {
-            let Some(write) = self.shards[shard].poll_wal_write() else { return };
+            self.log_woken[shard] = false;
+            let Some(write) = driver::log::next_write(&mut self.shards[shard]) else { return };
             let delay = match self.config.write_delay_steps_max {
                 0 => 0,
                 max => self.rng.range(0, max),
@@ -571,26 +583,20 @@ impl Sim {
             self.disks[shard].start(write, delay);
         }
         let Some(lsn) = self.disks[shard].step() else { return };
-        self.shards[shard].handle_wal_done(lsn, self.now);
-        let mut deletions = Vec::new();
-        self.shards[shard].poll_wal_deletions(&mut deletions);
-        for segment in deletions {
-            self.disks[shard].delete(segment);
-        }
-        self.dispatch(shard);
+        let now = self.now;
+        let (core, mut effects) = self.core(shard);
+        driver::log::write_done(core, &mut effects, lsn, now);
     }
 
     /// What the device-record task does (`rt::device_records`): one batch to the device log, then each record
     /// reported durable.
     fn record_devices(&mut self, shard: usize) {
-        let mut batch = Vec::new();
-        self.shards[shard].poll_device_records(&mut batch);
+        let mut batch = std::mem::take(&mut self.device_records_out[shard]);
         let lines: Vec<_> = batch.iter().map(|record| (record.phone, record.generation)).collect();
         self.device_log.record(shard, &lines).expect("the in-memory device log takes every record");
-        for record in batch {
-            self.shards[shard].handle_device_recorded(record, self.now);
-        }
-        self.dispatch(shard);
+        let now = self.now;
+        let (core, mut effects) = self.core(shard);
+        driver::device_records::recorded(core, &mut effects, &mut batch, true, now);
     }
 
     /// kill -9 and a restart on the same disks: every write in flight is torn (`SimDisk::crash`), every socket
@@ -622,6 +628,8 @@ impl Sim {
             .finish(self.config.cores, self.now.wall_us, self.config.dedup_window_us)
             .expect("logs this engine wrote recover");
         (self.shards, self.disks) = start_cores(&self.shard_config, recovered);
+        self.log_woken = vec![false; cores];
+        self.device_records_out = vec![Vec::new(); cores];
         Restart { tears, outcomes }
     }
 
@@ -630,24 +638,26 @@ impl Sim {
         self.device_log.memory_records()
     }
 
-    /// What `CoreContext::dispatch` does: hand PINs over, wake connections, notify pumps.
+    /// What `CoreContext::dispatch` does: `driver::drive` over this core's simulated effects.
     fn dispatch(&mut self, shard: usize) {
-        while let Some((conn, issued)) = self.shards[shard].poll_pin() {
-            match self.pin_sender.send(issued) {
-                Ok(()) => self.shards[shard].handle_pin_handed_over(conn, issued, self.now),
-                Err(_) => self.shards[shard].handle_pin_not_handed_over(conn, issued, self.now),
-            }
-        }
-        self.shards[shard].poll_wakeups(&mut self.wake_scratch);
-        for conn in self.wake_scratch.drain(..) {
-            if let Some(&sock) = self.by_conn.get(&(shard, conn)) {
-                self.socks[sock].wake = true;
-            }
-        }
-        self.shards[shard].poll_mesh_ready(&mut self.ready_scratch);
-        for peer in self.ready_scratch.drain(..) {
-            self.links[shard][peer.index()].notified = true;
-        }
+        let (core, mut effects) = self.core(shard);
+        driver::drive(core, &mut effects);
+    }
+
+    /// Core `shard`'s shard, and its effects over the simulated sockets, links, disk and device-record queue.
+    fn core(&mut self, shard: usize) -> (&mut Shard, SimEffects<'_>) {
+        let effects = SimEffects {
+            shard,
+            now: self.now,
+            socks: &mut self.socks,
+            by_conn: &mut self.by_conn,
+            links: &mut self.links[shard],
+            log_woken: &mut self.log_woken[shard],
+            device_records_out: &mut self.device_records_out[shard],
+            disk: &mut self.disks[shard],
+            pin_sender: &self.pin_sender,
+        };
+        (&mut self.shards[shard], effects)
     }
 
     /// One poll of a connection's task: the connection loop the runtime runs (`driver::connection::serve`),
@@ -673,9 +683,10 @@ impl Sim {
             }
             self.outbox_seen_max = self.outbox_seen_max.max(self.shards[from].outbox_requests(ShardId(to as u16)));
             let mut batch = Batch::default();
-            let more = self.shards[from].poll_mesh(ShardId(to as u16), &mut batch.messages, self.now);
+            let now = self.now;
+            let (core, mut effects) = self.core(from);
+            let more = driver::mesh::take_batch(core, &mut effects, ShardId(to as u16), &mut batch.messages, now);
             batch.adopts = std::mem::take(&mut self.links[from][to].adopts);
-            self.dispatch(from);
             let link = &mut self.links[from][to];
             if batch.messages.is_empty() && batch.adopts.is_empty() {
                 link.running = false;
@@ -697,18 +708,10 @@ impl Sim {
     fn drain(&mut self, from: usize, to: usize, count: usize) {
         for _ in 0..count {
             let Some(batch) = self.links[from][to].channel.pop_front() else { return };
-            for (sock, handoff) in batch.adopts {
-                match self.shards[to].handle_adopt(handoff, self.now) {
-                    Ok(conn) => {
-                        self.socks[sock].place = Place::Attached { shard: to, conn };
-                        self.socks[sock].wake = true;
-                        self.by_conn.insert((to, conn), sock);
-                    }
-                    Err(full) => panic!("{full}"),
-                }
-            }
-            self.shards[to].handle_mesh(ShardId(from as u16), batch.messages, self.now);
-            self.dispatch(to);
+            let adopts = batch.adopts.into_iter().map(|(sock, handoff)| (handoff, sock));
+            let now = self.now;
+            let (core, mut effects) = self.core(to);
+            driver::mesh::arrive(core, &mut effects, ShardId(from as u16), adopts, batch.messages, now);
         }
     }
 
@@ -888,6 +891,67 @@ impl Transport for SimSocket<'_> {
 pub struct Restart {
     pub tears: Vec<Option<Tear>>,
     pub outcomes: Vec<Vec<(u64, SegmentOutcome)>>,
+}
+
+/// `driver::Effects` of one simulated core, as `rt::effects::CoreEffects` is the runtime's: a connection to
+/// serve wakes its socket's task, a peer with messages its pump, log records the log task; freed segments
+/// leave the simulated disk at once; device records wait for the device-record task; PINs go to the
+/// in-memory PIN sender; adopted sockets are attached here.
+struct SimEffects<'a> {
+    shard: usize,
+    now: Now,
+    socks: &'a mut [Sock],
+    by_conn: &'a mut HashMap<(usize, ConnId), SockId>,
+    /// This core's links, by peer.
+    links: &'a mut [Link],
+    log_woken: &'a mut bool,
+    device_records_out: &'a mut Vec<DeviceRecord>,
+    disk: &'a mut SimDisk,
+    pin_sender: &'a PinSender,
+}
+
+impl Effects for SimEffects<'_> {
+    fn now(&mut self) -> Now {
+        self.now
+    }
+
+    fn serve(&mut self, conn: ConnId) {
+        if let Some(&sock) = self.by_conn.get(&(self.shard, conn)) {
+            self.socks[sock].wake = true;
+        }
+    }
+
+    fn notify_pump(&mut self, peer: ShardId) {
+        self.links[peer.index()].notified = true;
+    }
+
+    fn wake_log(&mut self) {
+        *self.log_woken = true;
+    }
+
+    fn delete_segment(&mut self, segment: u64) {
+        self.disk.delete(segment);
+    }
+
+    fn record_device(&mut self, record: DeviceRecord) {
+        self.device_records_out.push(record);
+    }
+
+    fn hand_pin_over(&mut self, pin: IssuedPin) -> bool {
+        self.pin_sender.send(pin).is_ok()
+    }
+}
+
+impl Adopter<SockId> for SimEffects<'_> {
+    fn attach(&mut self, _shard: &mut Shard, conn: ConnId, sock: SockId) {
+        self.socks[sock].place = Place::Attached { shard: self.shard, conn };
+        self.socks[sock].wake = true;
+        self.by_conn.insert((self.shard, conn), sock);
+    }
+
+    fn refuse(&mut self, _from: ShardId, full: ConnectionsFull, _sock: SockId) {
+        panic!("{full}");
+    }
 }
 
 /// The shards and disks of a process starting with `recovered` (as `rt` does after `rt::log::recover`).
