@@ -48,19 +48,27 @@ pub struct Connection {
     pub paused_for_mesh: bool,
     /// Close without flushing (shutdown grace expired, or the socket failed).
     pub close_now: bool,
-    /// Registered a device whose record is not durable yet: reads nothing until REGISTERED (or the refusal).
-    pub awaiting_device_record: bool,
-    /// Asked for a PIN that the runtime has not handed to the PIN sender yet: reads nothing until PIN_SENT
-    /// (or the refusal), so answers keep the order of the requests.
-    pub awaiting_pin_handover: bool,
+    /// A registration step waiting for the runtime's answer (a PIN handover, a device record made durable):
+    /// the connection reads nothing until the answer (PIN_SENT, REGISTERED, or the refusal), so answers keep
+    /// the order of the requests.
+    pub awaiting: Option<RegistrationStep>,
     /// Waits in the shard's list of connections to serve (`Output::Serve`): queued there once until given out.
     pub queued_to_serve: bool,
+}
+
+/// A registration step whose answer the runtime gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationStep {
+    /// The PIN is on its way to the PIN sender (`Output::SendPin`).
+    PinHandover,
+    /// The new device generation is on its way to the device log (`Output::RecordDevice`).
+    DeviceRecord,
 }
 
 impl Connection {
     /// Whether a registration step of this connection waits for the runtime (a PIN handover, a device record).
     pub fn awaits_registration_answer(&self) -> bool {
-        self.awaiting_device_record || self.awaiting_pin_handover
+        self.awaiting.is_some()
     }
 
     pub fn new(now_us: u64, source: SourceKey) -> Self {
@@ -74,8 +82,7 @@ impl Connection {
             last_written_us: now_us,
             paused_for_mesh: false,
             close_now: false,
-            awaiting_device_record: false,
-            awaiting_pin_handover: false,
+            awaiting: None,
             queued_to_serve: false,
         }
     }

@@ -8,7 +8,7 @@ use wire::{ClientFrame, GoawayReason, RegisterRefusal, ServerFrame, UserId};
 use crate::account::{IssuedPin, Refusal, SourceKey};
 use crate::home::home_core;
 
-use super::connection::{ConnId, Stage};
+use super::connection::{ConnId, RegistrationStep, Stage};
 use super::device_records::{DeviceRecord, NotTaken};
 use super::{Flow, Handoff, Now, Shard};
 
@@ -48,7 +48,7 @@ impl Shard {
             ClientFrame::RegisterRequest { .. } => match self.registrar.request(phone, source, now.mono_us) {
                 Ok(issued) => {
                     if let Some(connection) = self.conns.get_mut(conn) {
-                        connection.awaiting_pin_handover = true;
+                        connection.awaiting = Some(RegistrationStep::PinHandover);
                         self.pins_to_send.push_back((conn, issued));
                     }
                 }
@@ -81,7 +81,7 @@ impl Shard {
         match self.device_records.try_add(DeviceRecord { phone, generation }, conn) {
             Ok(()) => {
                 if let Some(connection) = self.conns.get_mut(conn) {
-                    connection.awaiting_device_record = true;
+                    connection.awaiting = Some(RegistrationStep::DeviceRecord);
                 }
             }
             Err(NotTaken::PhoneBusy | NotTaken::Full) => {
@@ -92,7 +92,7 @@ impl Shard {
 
     /// The PIN sender took `issued` (`Output::SendPin`): the connection gets PIN_SENT.
     pub fn handle_pin_handed_over(&mut self, conn: ConnId, issued: IssuedPin, now: Now) {
-        if self.end_pin_wait(conn) {
+        if self.end_wait(conn, RegistrationStep::PinHandover) {
             self.stats.pins_sent += 1;
             self.write(conn, &ServerFrame::PinSent { phone: issued.phone, expires_in_s: issued.expires_in_s });
         }
@@ -101,18 +101,18 @@ impl Shard {
 
     /// The PIN sender could not take `issued` (its queue is full): REGISTER_REFUSED(Unavailable), retry in 5 s.
     pub fn handle_pin_not_handed_over(&mut self, conn: ConnId, issued: IssuedPin, now: Now) {
-        if self.end_pin_wait(conn) {
+        if self.end_wait(conn, RegistrationStep::PinHandover) {
             let refusal = Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 5 };
             self.refuse_registration(conn, issued.phone, refusal);
         }
         self.after_registration_answer(conn, now);
     }
 
-    /// Whether `conn` is still open and was waiting for its PIN's handover (it may read again).
-    fn end_pin_wait(&mut self, conn: ConnId) -> bool {
+    /// Whether `conn` is still open and was waiting for `step`'s answer; it no longer waits (it may read again).
+    fn end_wait(&mut self, conn: ConnId, step: RegistrationStep) -> bool {
         match self.conns.get_mut(conn) {
-            Some(connection) if connection.awaiting_pin_handover => {
-                connection.awaiting_pin_handover = false;
+            Some(connection) if connection.awaiting == Some(step) => {
+                connection.awaiting = None;
                 connection.stage != Stage::Closing
             }
             _ => false,
@@ -133,7 +133,7 @@ impl Shard {
             self.stats.revoked += 1;
             self.goaway(previous, GoawayReason::Revoked);
         }
-        if self.end_device_wait(conn) {
+        if self.end_wait(conn, RegistrationStep::DeviceRecord) {
             let key = self.config.keys.derive(phone, generation);
             self.write(conn, &ServerFrame::Registered { user: phone, key });
         }
@@ -145,22 +145,11 @@ impl Shard {
     pub fn handle_device_record_failed(&mut self, record: DeviceRecord, now: Now) {
         let Some(conn) = self.device_records.settle(record) else { return };
         tracing::warn!(core = %self.id, phone = record.phone, "cannot record a new device; registration refused");
-        if self.end_device_wait(conn) {
+        if self.end_wait(conn, RegistrationStep::DeviceRecord) {
             let refusal = Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 30 };
             self.refuse_registration(conn, record.phone, refusal);
         }
         self.after_registration_answer(conn, now);
-    }
-
-    /// Whether `conn` is still open and was waiting for its device record (it may read again).
-    fn end_device_wait(&mut self, conn: ConnId) -> bool {
-        match self.conns.get_mut(conn) {
-            Some(connection) if connection.awaiting_device_record => {
-                connection.awaiting_device_record = false;
-                connection.stage != Stage::Closing
-            }
-            _ => false,
-        }
     }
 
     /// After a registration step's answer: input held back goes on, or GOAWAY once settled during a shutdown.
