@@ -226,6 +226,11 @@ impl TestServer {
         assert_eq!(result, 0, "kill: {}", std::io::Error::last_os_error());
     }
 
+    /// Waits for the engine to exit on its own (a shutdown already signalled), keeping the data directory.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait")
+    }
+
     /// Sends SIGTERM and waits for the exit status, keeping the data directory (for a test to look at or
     /// change before it starts an engine on it again).
     pub fn stop(&mut self) -> std::process::ExitStatus {
