@@ -5,13 +5,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engine::top::{Sample, scrape};
-use support::{Frame, Got, TestServer};
+use support::{Frame, Got, TestServer, http_get};
 
 /// Every metric family the endpoint must show (sample names, as scraped).
 const NAMES: &[&str] = &[
@@ -205,18 +204,6 @@ fn a_busy_metrics_address_exits_nonzero_with_one_clear_line() {
     assert!(lines[0].starts_with(&format!("ringline: cannot serve metrics on {busy_addr}")), "{stderr}");
     assert_eq!(lines[0].matches("os error").count(), 1, "the cause once: {stderr}");
     assert!(output.stdout.is_empty(), "nothing on stdout: the server never listened");
-}
-
-/// `GET path` over HTTP/1.0: the status code and the body.
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to the metrics listener");
-    stream.set_read_timeout(Some(support::READ_TIMEOUT)).expect("timeout");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("{head}"));
-    (status, body.to_owned())
 }
 
 /// Polls `GET path` until `done` holds for its answer; panics after a generous bound.
