@@ -38,6 +38,18 @@ pub enum DurabilityLevel {
     Async,
 }
 
+/// `--log-format`: how log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event: time, level, target, message, fields (for people and journald).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's fields (for log
+    /// shippers: Vector, Fluent Bit, Promtail).
+    Json,
+}
+
 /// Flags of `ringline serve`. Every one can also be set in the `--config` file (same name, `_` for `-`; the
 /// `--tls-*` flags go in a `[tls]` table, without the prefix: `[tls] listen = ...`), except `--config`.
 #[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
@@ -141,6 +153,11 @@ pub struct ServeArgs {
     /// what is pending and deletes older segments. Default 67108864 (64 MiB).
     #[arg(long)]
     pub log_segment_bytes: Option<u64>,
+    /// How log lines are written to stderr: `text` (one line per event) or `json` (one JSON object per line
+    /// with timestamp, level, target, message and the event's fields, for log shippers); default text. The
+    /// filter is --log-level (or RINGLINE_LOG) either way.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
     /// The `--tls-*` flags; the `[tls]` table of the file.
     #[command(flatten)]
     #[serde(default)]
@@ -297,6 +314,8 @@ pub struct ServeConfig {
     pub alerts: AlertThresholds,
     pub durability: Durability,
     pub log_segment_bytes: u64,
+    /// How the binary writes its logs (main.rs sets logging up with it).
+    pub log_format: LogFormat,
     /// The TLS listener, if any.
     pub tls: Option<TlsSettings>,
 }
@@ -447,6 +466,7 @@ impl ServeConfig {
                 }
                 bytes
             },
+            log_format: settings.log_format.unwrap_or_default(),
             tls,
         })
     }
@@ -709,6 +729,20 @@ mod tests {
             ..ServeArgs::default()
         };
         assert_eq!(merged, expected);
+    }
+
+    #[test]
+    fn log_format_comes_from_the_flag_or_the_file_and_defaults_to_text() {
+        let listen = Some("127.0.0.1:1".parse().expect("addr"));
+        let config = ServeConfig::resolve(&ServeArgs { listen, ..ServeArgs::default() }).expect("valid");
+        assert_eq!(config.log_format, LogFormat::Text);
+        let path = std::env::temp_dir().join(format!("ringline-config-log-format-{}.toml", std::process::id()));
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlog_format = \"json\"\n").expect("write");
+        let from_file = ServeArgs { config: Some(path.clone()), ..ServeArgs::default() };
+        assert_eq!(ServeConfig::resolve(&from_file).expect("valid").log_format, LogFormat::Json);
+        let flag_wins = ServeArgs { log_format: Some(LogFormat::Text), ..from_file };
+        assert_eq!(ServeConfig::resolve(&flag_wins).expect("valid").log_format, LogFormat::Text);
+        let _ = std::fs::remove_file(path);
     }
 
     #[test]

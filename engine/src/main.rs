@@ -7,15 +7,18 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use engine::config::{ServeArgs, ServeConfig};
+use engine::config::{LogFormat, ServeArgs, ServeConfig};
 use engine::data_dir::AccountStore;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `ringline --version`: the crate version and the commit built (build.rs; `unknown` outside a git checkout).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RINGLINE_COMMIT"), ")");
+
 /// ringline: a messaging edge server, thread-per-core on io_uring.
 #[derive(Debug, Parser)]
-#[command(name = "ringline", version, about)]
+#[command(name = "ringline", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,15 +110,36 @@ fn main() -> ExitCode {
         }
         Err(_) => tracing_subscriber::EnvFilter::new("info"),
     };
-    // Colours only on a terminal: logs redirected to a file or a collector stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter).init();
+    init_logging(filter, log_format(&cli.command));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ringline: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `serve`'s `--log-format` (flag, else config file); text for every other command. An unusable
+/// configuration logs as text here: `run` resolves it again and reports the error.
+fn log_format(command: &Command) -> LogFormat {
+    match command {
+        Command::Serve(args) => ServeConfig::resolve(args).map(|config| config.log_format).unwrap_or_default(),
+        _ => LogFormat::Text,
+    }
+}
+
+/// Logs to stderr, as text or as JSON lines (`timestamp`, `level`, `target`, `message` and the event's fields
+/// at the top level, the span list beside them).
+fn init_logging(filter: tracing_subscriber::EnvFilter, format: LogFormat) {
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match format {
+        LogFormat::Text => {
+            // Colours only on a terminal: logs redirected to a file or a collector stay plain text.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            logs.with_ansi(ansi).init();
+        }
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
     }
 }
 

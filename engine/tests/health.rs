@@ -1,6 +1,7 @@
 //! Health against a real engine: the `/metrics` endpoint's names and `core` labels, an offline backlog that
-//! raises and then clears an alert, `ringline top --once`, and a busy metrics address. Waits poll the
-//! endpoint with a generous bound; no test asserts on time.
+//! raises and then clears an alert, `/healthz` and `/readyz` from start to draining, the build and process
+//! series, `ringline --version`, `ringline top --once`, and a busy metrics address. Waits poll the endpoint
+//! with a generous bound; no test asserts on time.
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engine::top::{Sample, scrape};
-use support::{Frame, Got, TestServer};
+use support::{Frame, Got, TestServer, http_get};
 
 /// Every metric family the endpoint must show (sample names, as scraped).
 const NAMES: &[&str] = &[
@@ -61,6 +62,11 @@ const NAMES: &[&str] = &[
     "ringline_tls_handshake_limit_waits_total",
     "ringline_tls_handshake_latency_seconds_bucket",
     "ringline_tls_cert_reloads_total",
+    "ringline_build_info",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
 ];
 
 /// The value of `name` with all of `labels`, in the latest scrape.
@@ -198,4 +204,74 @@ fn a_busy_metrics_address_exits_nonzero_with_one_clear_line() {
     assert!(lines[0].starts_with(&format!("ringline: cannot serve metrics on {busy_addr}")), "{stderr}");
     assert_eq!(lines[0].matches("os error").count(), 1, "the cause once: {stderr}");
     assert!(output.stdout.is_empty(), "nothing on stdout: the server never listened");
+}
+
+/// Polls `GET path` until `done` holds for its answer; panics after a generous bound.
+fn wait_for_answer(addr: SocketAddr, path: &str, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    let started = Instant::now();
+    loop {
+        let (status, body) = http_get(addr, path);
+        if done(status, &body) {
+            return (status, body);
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "gave up waiting on {path}: last {status} {body:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn readyz_is_ready_once_every_core_listens_and_not_ready_while_draining_and_healthz_stays_ok() {
+    // A long grace: the shutdown waits for the logged-in client below, so draining lasts until it leaves.
+    let mut server = TestServer::start("readyz", 2, 20, &["--metrics", "127.0.0.1:0", "--shutdown-grace", "120s"]);
+    let metrics = server.metrics.expect("metrics address");
+    let (status, body) = wait_for_answer(metrics, "/readyz", |status, _| status == 200);
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    assert_eq!(http_get(metrics, "/healthz"), (200, "ok\n".to_owned()));
+    assert_eq!(http_get(metrics, "/nothing-here").0, 404);
+
+    let client = server.login(server.user(0));
+    server.signal(libc::SIGTERM);
+    let (status, body) = wait_for_answer(metrics, "/readyz", |status, _| status != 200);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("not ready: ") && body.contains("draining"), "the reason is in the body: {body:?}");
+    assert_eq!(http_get(metrics, "/healthz"), (200, "ok\n".to_owned()), "alive while draining");
+    drop(client);
+    assert!(server.wait_exit().success(), "the shutdown ends once the client left");
+}
+
+/// The commit in `ringline --version`: `ringline 0.1.0 (commit abcdef012345)`.
+fn version_commit() -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_ringline")).arg("--version").output().expect("run ringline");
+    assert!(output.status.success());
+    let line = String::from_utf8(output.stdout).expect("utf-8");
+    let commit = line
+        .trim_end()
+        .strip_prefix(&format!("ringline {} (commit ", env!("CARGO_PKG_VERSION")))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("unexpected --version: {line:?}"))
+        .to_owned();
+    assert!(
+        commit == "unknown" || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "a short commit or unknown: {commit:?}"
+    );
+    commit
+}
+
+#[test]
+fn version_prints_the_commit_and_the_scrape_shows_build_info_and_sane_process_figures() {
+    let commit = version_commit();
+    let server = TestServer::start("process", 1, 20, &["--metrics", "127.0.0.1:0"]);
+    let _client = server.login(server.user(0));
+    let metrics = server.metrics.expect("metrics address");
+    let samples = wait_for(metrics, "the process series", |samples| value(samples, "process_open_fds", &[]).is_some());
+    let build = [("version", env!("CARGO_PKG_VERSION")), ("commit", commit.as_str())];
+    assert_eq!(value(&samples, "ringline_build_info", &build), Some(1.0), "build info names this binary");
+    let open = value(&samples, "process_open_fds", &[]).expect("open fds");
+    let max = value(&samples, "process_max_fds", &[]).expect("max fds");
+    // Listeners, the client's socket, log segments, epoll and io_uring descriptors at least.
+    assert!(open >= 5.0 && open <= max, "open {open} of at most {max}");
+    let resident = value(&samples, "process_resident_memory_bytes", &[]).expect("rss");
+    assert!(resident >= 1024.0 * 1024.0, "a running engine holds at least a MiB: {resident}");
+    let cpu = value(&samples, "process_cpu_seconds_total", &[]).expect("cpu");
+    assert!(cpu >= 0.0 && cpu.is_finite(), "{cpu}");
 }

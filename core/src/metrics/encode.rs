@@ -1,6 +1,8 @@
-//! The Prometheus text of all cores' snapshots, with `prometheus-client`. A fresh registry per scrape: the
-//! values are copies already, so there is nothing to keep between scrapes. Per-core series carry a `core`
-//! label; docs/METRICS.md lists every metric.
+//! The Prometheus text of all cores' snapshots and the process's numbers, with `prometheus-client`. A fresh
+//! registry per scrape: the values are copies already, so there is nothing to keep between scrapes. Per-core
+//! series carry a `core` label; the process's CPU, memory and descriptors use the standard unprefixed
+//! `process_*` names, so dashboards made for any Prometheus exporter read them; docs/METRICS.md lists every
+//! metric.
 
 use std::sync::Mutex;
 
@@ -8,12 +10,13 @@ use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use super::alert::{AlertThresholds, QueueKind};
 use super::histogram::LatencyHistogram;
-use super::snapshot::{CoreSnapshot, ProcessSnapshot};
+use super::snapshot::{CoreSnapshot, ProcessResources, ProcessSnapshot};
 use crate::tls::TlsFailure;
 
 type Labels = Vec<(&'static str, String)>;
@@ -249,13 +252,44 @@ pub fn encode_text(snapshots: &[CoreSnapshot], process: &ProcessSnapshot, thresh
         tls_latency.get_or_create(&core).set(&tls.handshake_us);
     }
 
+    let build =
+        Info::new(vec![("version", process.build.version.to_owned()), ("commit", process.build.commit.to_owned())]);
+    builder.registry.register("build", "The version and commit of this binary", build);
+
     let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &builder.registry).expect("writing to a String cannot fail");
+    let written = prometheus_client::encoding::text::encode_registry(&mut text, &builder.registry)
+        .and_then(|()| match &process.resources {
+            Some(resources) => {
+                prometheus_client::encoding::text::encode_registry(&mut text, &resources_registry(resources))
+            }
+            None => Ok(()),
+        })
+        .and_then(|()| prometheus_client::encoding::text::encode_eof(&mut text));
+    written.expect("writing to a String cannot fail");
     text
+}
+
+/// The standard `process_*` families (no `ringline_` prefix: the names every exporter uses).
+fn resources_registry(resources: &ProcessResources) -> Registry {
+    let mut registry = Registry::default();
+    let cpu = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+    cpu.inc_by(resources.cpu_us as f64 / 1e6);
+    registry.register("process_cpu_seconds", "Total user and system CPU time spent in seconds", cpu);
+    let resident = Gauge::<i64>::default();
+    resident.set(gauge_value(resources.resident_bytes));
+    registry.register("process_resident_memory_bytes", "Resident memory size in bytes", resident);
+    let open_fds = Gauge::<i64>::default();
+    open_fds.set(gauge_value(resources.open_fds));
+    registry.register("process_open_fds", "Number of open file descriptors", open_fds);
+    let max_fds = Gauge::<i64>::default();
+    max_fds.set(gauge_value(resources.max_fds));
+    registry.register("process_max_fds", "Maximum number of open file descriptors (the soft RLIMIT_NOFILE)", max_fds);
+    registry
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::snapshot::BuildInfo;
     use super::*;
 
     #[test]
@@ -273,7 +307,12 @@ mod tests {
         let second = CoreSnapshot { core: 1, cores: 2, offline_items: 5, ..CoreSnapshot::default() };
         let thresholds =
             AlertThresholds { offline_messages: 10, offline_bytes: 0, channel_depth: 0, outbound_bytes: 0 };
-        let process = ProcessSnapshot { tls_cert_reloads_ok: 2, tls_cert_reloads_failed: 1 };
+        let process = ProcessSnapshot {
+            tls_cert_reloads_ok: 2,
+            tls_cert_reloads_failed: 1,
+            build: BuildInfo { version: "0.1.0", commit: "0123456789ab" },
+            resources: Some(ProcessResources { cpu_us: 1_500_000, resident_bytes: 4096, open_fds: 12, max_fds: 1024 }),
+        };
         let text = encode_text(&[first, second], &process, &thresholds);
         for line in [
             "ringline_cores 2",
@@ -296,9 +335,26 @@ mod tests {
             "ringline_tls_handshake_failures_total{core=\"0\",reason=\"timeout\"} 0",
             "ringline_tls_cert_reloads_total{result=\"ok\"} 2",
             "ringline_tls_cert_reloads_total{result=\"failed\"} 1",
+            "ringline_build_info{version=\"0.1.0\",commit=\"0123456789ab\"} 1",
+            "process_cpu_seconds_total 1.5",
+            "process_resident_memory_bytes 4096",
+            "process_open_fds 12",
+            "process_max_fds 1024",
+            "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
         assert!(!text.contains("peer=\"0\",core=\"0\""), "no series for a core's own index");
+        assert_eq!(text.matches("# EOF").count(), 1, "one end marker, at the end:\n{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn unreadable_process_resources_leave_their_series_out() {
+        let process = ProcessSnapshot { resources: None, ..ProcessSnapshot::default() };
+        let thresholds = AlertThresholds { offline_messages: 0, offline_bytes: 0, channel_depth: 0, outbound_bytes: 0 };
+        let text = encode_text(&[CoreSnapshot::default()], &process, &thresholds);
+        assert!(!text.contains("process_"), "{text}");
+        assert!(text.contains("ringline_build_info"), "{text}");
     }
 }

@@ -41,6 +41,33 @@ pub struct CoreSnapshot {
 pub struct ProcessSnapshot {
     pub tls_cert_reloads_ok: u64,
     pub tls_cert_reloads_failed: u64,
+    /// What was built: `ringline_build_info{version,commit} 1`.
+    pub build: BuildInfo,
+    /// The process's use of the host, read by the runtime at each scrape (`None`: it could not be read, and
+    /// the `process_*` series are left out rather than shown as zero).
+    pub resources: Option<ProcessResources>,
+}
+
+/// The version and commit of the running binary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// The crate version, e.g. `0.1.0`.
+    pub version: &'static str,
+    /// The short commit hash the binary was built from, or `unknown` (built outside a git checkout).
+    pub commit: &'static str,
+}
+
+/// The process's CPU, memory and file descriptors, as the standard `process_*` metrics report them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessResources {
+    /// User plus system CPU time since the process started, in microseconds.
+    pub cpu_us: u64,
+    /// Resident set size.
+    pub resident_bytes: u64,
+    /// File descriptors open now (sockets, log segments, the epoll and io_uring descriptors...).
+    pub open_fds: u64,
+    /// The soft RLIMIT_NOFILE: `open_fds` may not reach it.
+    pub max_fds: u64,
 }
 
 impl CoreSnapshot {

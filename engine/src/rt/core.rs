@@ -99,6 +99,8 @@ pub async fn run_core(
     }
     glommio::spawn_local(watch_readiness(core.clone())).detach();
     glommio::spawn_local(run_io(core.clone())).detach();
+    // The listeners are watched and the I/O loop is started: this core accepts from here on (`/readyz`).
+    coordination.metrics.add_core_listening();
     tick_loop(&core, &coordination).await;
     super::log::log_summary(&core.shard.borrow());
 }

@@ -1,4 +1,5 @@
-//! The runtime side of metrics: what each core publishes, and the thread that serves `/metrics`.
+//! The runtime side of metrics and health: what each core publishes, whether the server is ready, and the
+//! thread that serves `/metrics`, `/healthz` and `/readyz`.
 //!
 //! Each core owns a `CoreMetrics`: on every tick it checks whether `METRICS_PUBLISH_INTERVAL` has passed, and
 //! if so captures a `CoreSnapshot` of its shard, checks the alert thresholds (logging a WARN when one is
@@ -7,23 +8,30 @@
 //! relaxed atomic per batch (channel depth) and a histogram entry (hop latency).
 //!
 //! The endpoint is a plain std thread, not pinned to an executor's CPU, serving HTTP with `tiny_http`; it
-//! copies the snapshots and encodes them (`ringline_core::metrics::encode_text`). It shares nothing else with cores.
+//! copies the snapshots, reads the process's resources (`process_resources`) and encodes them
+//! (`ringline_core::metrics::encode_text`). Readiness is three facts in atomics (logs recovered, cores
+//! listening, the shutdown flag) that `ServingStatus::check` judges. It shares nothing else with cores.
 
 use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use ringline_core::home::ShardId;
 use ringline_core::limits::METRICS_PUBLISH_INTERVAL;
 use ringline_core::metrics::{
-    AlertChange, AlertMonitor, AlertThresholds, CoreSnapshot, LatencyHistogram, ProcessSnapshot, QueueKind,
+    AlertChange, AlertMonitor, AlertThresholds, BuildInfo, CoreSnapshot, LatencyHistogram, NotReady, ProcessSnapshot,
+    QueueKind, ServingStatus,
 };
 use ringline_core::shard::Shard;
 use ringline_core::tls::TlsStats;
 
 use super::ServeError;
+use super::process_resources;
+
+/// This binary's version and commit (the commit from `build.rs`).
+pub const BUILD_INFO: BuildInfo = BuildInfo { version: env!("CARGO_PKG_VERSION"), commit: env!("RINGLINE_COMMIT") };
 
 /// What the cores publish and the endpoint reads. One per process.
 #[derive(Debug)]
@@ -38,10 +46,16 @@ pub struct MetricsHub {
     /// Certificate reloads that succeeded / failed (process-wide; written by the reload thread).
     pub tls_cert_reloads_ok: AtomicU64,
     pub tls_cert_reloads_failed: AtomicU64,
+    /// Set once every core's log is recovered (`Server::start`).
+    logs_recovered: AtomicBool,
+    /// Cores serving their listeners (each adds itself once, when its I/O loop starts).
+    cores_listening: AtomicUsize,
+    /// The server's shutdown flag (SIGTERM sets it): draining.
+    shutdown: Arc<AtomicBool>,
 }
 
 impl MetricsHub {
-    pub fn new(cores: usize, thresholds: AlertThresholds) -> Self {
+    pub fn new(cores: usize, thresholds: AlertThresholds, shutdown: Arc<AtomicBool>) -> Self {
         let cores_u16 = u16::try_from(cores).expect("the core count was checked against CORES_MAX");
         Self {
             cores,
@@ -53,7 +67,31 @@ impl MetricsHub {
             channel_received: (0..cores * cores).map(|_| AtomicU64::new(0)).collect(),
             tls_cert_reloads_ok: AtomicU64::new(0),
             tls_cert_reloads_failed: AtomicU64::new(0),
+            logs_recovered: AtomicBool::new(false),
+            cores_listening: AtomicUsize::new(0),
+            shutdown,
         }
+    }
+
+    /// Every core's log has been recovered.
+    pub fn set_logs_recovered(&self) {
+        self.logs_recovered.store(true, Ordering::Release);
+    }
+
+    /// A core serves its listeners now (called once per core).
+    pub fn add_core_listening(&self) {
+        self.cores_listening.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// `/readyz`: ready for traffic, or why not.
+    pub fn readiness(&self) -> Result<(), NotReady> {
+        ServingStatus {
+            cores: self.cores,
+            cores_listening: self.cores_listening.load(Ordering::Acquire),
+            logs_recovered: self.logs_recovered.load(Ordering::Acquire),
+            draining: self.shutdown.load(Ordering::Relaxed),
+        }
+        .check()
     }
 
     /// Messages in the channel `from → to` now.
@@ -70,6 +108,8 @@ impl MetricsHub {
         let process = ProcessSnapshot {
             tls_cert_reloads_ok: self.tls_cert_reloads_ok.load(Ordering::Relaxed),
             tls_cert_reloads_failed: self.tls_cert_reloads_failed.load(Ordering::Relaxed),
+            build: BUILD_INFO,
+            resources: process_resources::read(),
         };
         ringline_core::metrics::encode_text(&snapshots, &process, &self.thresholds)
     }
@@ -170,7 +210,8 @@ impl CoreMetrics {
     }
 }
 
-/// Binds `addr` and serves `GET /metrics` from `hub` on a thread of its own. Returns the bound address.
+/// Binds `addr` and serves `GET /metrics`, `/healthz` and `/readyz` from `hub` on a thread of its own. Returns
+/// the bound address.
 pub fn start_endpoint(addr: SocketAddr, hub: Arc<MetricsHub>) -> Result<SocketAddr, ServeError> {
     let listener = TcpListener::bind(addr).map_err(|error| ServeError::MetricsListen { addr, error })?;
     let bound = listener.local_addr().map_err(|error| ServeError::MetricsListen { addr, error })?;
@@ -187,17 +228,34 @@ pub fn start_endpoint(addr: SocketAddr, hub: Arc<MetricsHub>) -> Result<SocketAd
 fn serve_requests(server: &tiny_http::Server, hub: &MetricsHub) {
     for request in server.incoming_requests() {
         let path = request.url().split('?').next().unwrap_or_default();
-        let response = if *request.method() == tiny_http::Method::Get && path == "/metrics" {
-            let content_type = tiny_http::Header::from_bytes(
-                &b"Content-Type"[..],
-                &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
-            )
-            .expect("a valid static header");
-            tiny_http::Response::from_string(hub.encode()).with_header(content_type)
+        let response = if *request.method() != tiny_http::Method::Get {
+            text_response(405, "ringline serves GET only\n".to_owned())
         } else {
-            tiny_http::Response::from_string("ringline serves /metrics only\n").with_status_code(404)
+            match path {
+                "/metrics" => {
+                    let content_type = tiny_http::Header::from_bytes(
+                        &b"Content-Type"[..],
+                        &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
+                    )
+                    .expect("a valid static header");
+                    tiny_http::Response::from_string(hub.encode()).with_header(content_type)
+                }
+                // Alive: this thread answers.
+                "/healthz" => text_response(200, "ok\n".to_owned()),
+                "/readyz" => match hub.readiness() {
+                    Ok(()) => text_response(200, "ready\n".to_owned()),
+                    Err(not_ready) => text_response(503, format!("{not_ready}\n")),
+                },
+                _ => text_response(404, "ringline serves /metrics, /healthz and /readyz\n".to_owned()),
+            }
         };
         // A scraper that went away is its own problem.
         let _ = request.respond(response);
     }
+}
+
+fn text_response(status: u16, body: String) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let content_type = tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"text/plain; charset=utf-8"[..])
+        .expect("a valid static header");
+    tiny_http::Response::from_string(body).with_status_code(status).with_header(content_type)
 }

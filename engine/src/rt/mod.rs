@@ -26,6 +26,7 @@ pub mod log_segment;
 mod metrics;
 mod notify;
 pub mod pin_sender;
+mod process_resources;
 mod readiness;
 mod shutdown;
 mod sockets;
@@ -57,7 +58,7 @@ pub use self::context::MeshBatch;
 pub use cpus::choose_cpus;
 pub use listener::{ListenError, bind_listeners};
 pub use log::LogError;
-pub use metrics::MetricsHub;
+pub use metrics::{BUILD_INFO, MetricsHub};
 
 use self::context::{Coordination, CoreTlsSetup, MeshEnds};
 use self::core::run_core;
@@ -151,7 +152,8 @@ impl Server {
                 registration works (run `ringline users provision --data-dir ...` for test users)");
         }
         let pin_sender = PinSender::start(config.pin_sender.clone()).map_err(ServeError::PinSender)?;
-        let metrics_hub = Arc::new(MetricsHub::new(cores, config.alerts));
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let metrics_hub = Arc::new(MetricsHub::new(cores, config.alerts, shutdown.clone()));
         // The certificate before any socket: a bad one stops the start with one line.
         let tls_certificates = match &config.tls {
             Some(settings) => Some(Arc::new(TlsCertificates::load(settings, metrics_hub.clone())?)),
@@ -184,13 +186,12 @@ impl Server {
             }
         }
 
-        let shutdown = Arc::new(AtomicBool::new(false));
         let coordination = Arc::new(Coordination {
             shutdown: shutdown.clone(),
             quiesced: AtomicUsize::new(0),
             cores,
             shutdown_grace: config.shutdown_grace,
-            metrics: metrics_hub,
+            metrics: metrics_hub.clone(),
             shutdown_states: (0..cores).map(|_| shutdown::CoreShutdownState::default()).collect(),
             device_log: Arc::new(device_log),
             pin_sender,
@@ -198,6 +199,7 @@ impl Server {
         let cores_u16 = u16::try_from(cores).map_err(|_| ServeError::Cpus(format!("{cores} cores is too many")))?;
         let log_lock = log::lock(&data_dir)?;
         let logs = log::recover(&data_dir, cores_u16, ringline_core::limits::DEDUP_WINDOW)?;
+        metrics_hub.set_logs_recovered();
         let directory = Arc::new(accounts.directory().clone());
         let shard_accounts = ShardAccounts {
             keys: accounts.authority().clone(),

@@ -226,6 +226,11 @@ impl TestServer {
         assert_eq!(result, 0, "kill: {}", std::io::Error::last_os_error());
     }
 
+    /// Waits for the engine to exit on its own (a shutdown already signalled), keeping the data directory.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait")
+    }
+
     /// Sends SIGTERM and waits for the exit status, keeping the data directory (for a test to look at or
     /// change before it starts an engine on it again).
     pub fn stop(&mut self) -> std::process::ExitStatus {
@@ -459,4 +464,16 @@ impl<S: Transport> TestClient<S> {
 /// A decoded server frame as a `Got` (owned fields).
 pub fn own(frame: ServerFrame<'_>) -> Got {
     Got::Frame(frame.into_owned())
+}
+
+/// `GET path` over HTTP/1.0: the status code and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the HTTP server");
+    stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("{head}"));
+    (status, body.to_owned())
 }
