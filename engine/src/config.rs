@@ -280,6 +280,8 @@ pub enum ConfigError {
     TlsWithoutListen,
     #[error("--tls-listen {addr} is the same address as --listen")]
     TlsSameAddress { addr: SocketAddr },
+    #[error("writing the configuration as TOML: {message}")]
+    Render { message: String },
 }
 
 /// Where and how the engine serves TLS.
@@ -471,6 +473,84 @@ impl ServeConfig {
         })
     }
 
+    /// The settings that give exactly this configuration, each default filled in: a `--config` file of them
+    /// resolves to the same configuration. Settings without a default that are not set (`cores`, `metrics`,
+    /// the TLS listener) stay `None`; `durability_flush_interval` with `sync` is the one `async` would use. Every field is named (no `..`), so a new setting must be added here.
+    pub fn effective_args(&self) -> ServeArgs {
+        let (durability, durability_flush_interval) = match self.durability {
+            // Unused with sync; shown as what async would use.
+            Durability::Sync => (DurabilityLevel::Sync, Some(limits::LOG_FLUSH_INTERVAL_DEFAULT)),
+            Durability::Async { flush_interval } => (DurabilityLevel::Async, Some(flush_interval)),
+        };
+        let tls = match &self.tls {
+            Some(tls) => TlsArgs {
+                listen: Some(tls.listen),
+                cert: Some(tls.cert.clone()),
+                key: Some(tls.key.clone()),
+                handshake_timeout: Some(tls.handshake_timeout),
+                cert_check_interval: Some(tls.cert_check_interval),
+            },
+            None => TlsArgs {
+                listen: None,
+                cert: None,
+                key: None,
+                handshake_timeout: Some(limits::TLS_HANDSHAKE_TIMEOUT_DEFAULT),
+                cert_check_interval: Some(limits::TLS_CERT_CHECK_INTERVAL_DEFAULT),
+            },
+        };
+        ServeArgs {
+            listen: Some(self.listen),
+            cores: self.cores,
+            data_dir: Some(self.data_dir.clone()),
+            config: None,
+            backlog: Some(self.backlog),
+            frame_size_max: Some(self.frame_size_max),
+            handshake_timeout: Some(self.handshake_timeout),
+            idle_timeout: Some(self.idle_timeout),
+            queue_messages_max: Some(self.queue.messages_per_user_max),
+            queue_bytes_max: Some(self.queue.bytes_per_user_max),
+            core_queue_bytes_max: Some(self.queue.bytes_per_core_max),
+            queue_age_max: Some(Duration::from_micros(self.queue.age_max_us)),
+            shutdown_grace: Some(self.shutdown_grace),
+            io_coalesce: Some(self.io_coalesce),
+            pin_sender: Some(self.pin_sender.clone()),
+            pin_ttl: Some(Duration::from_micros(self.registration.pin_ttl_us)),
+            metrics: self.metrics,
+            alert_offline_messages: Some(self.alerts.offline_messages),
+            alert_offline_bytes: Some(self.alerts.offline_bytes),
+            alert_channel_depth: Some(self.alerts.channel_depth),
+            alert_outbound_bytes: Some(self.alerts.outbound_bytes),
+            durability: Some(durability),
+            durability_flush_interval,
+            log_segment_bytes: Some(self.log_segment_bytes),
+            log_format: Some(self.log_format),
+            tls,
+        }
+    }
+
+    /// This configuration as a TOML `--config` file (`ringline config print`): every setting with its
+    /// effective value, then a comment naming each setting left unset. No setting holds a secret: the TLS key
+    /// is a path, and the file it names is never read here.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        let args = self.effective_args();
+        let failed = |message: String| ConfigError::Render { message };
+        let mut text =
+            "# ringline serve: the effective configuration (defaults, under the --config file, under the flags)\n"
+                .to_owned();
+        text.push_str(&toml::to_string(&args).map_err(|error| failed(error.to_string()))?);
+        let serde_json::Value::Object(table) =
+            serde_json::to_value(&args).map_err(|error| failed(error.to_string()))?
+        else {
+            return Err(failed("settings are not a table".to_owned()));
+        };
+        let unset = setting_names(&table, "").into_iter().filter(|(_, set)| !set).map(|(name, _)| name);
+        let unset: Vec<String> = unset.collect();
+        if !unset.is_empty() {
+            text.push_str(&format!("\n# not set: {}\n", unset.join(", ")));
+        }
+        Ok(text)
+    }
+
     /// The per-core configuration for `cores` cores with these accounts.
     pub fn shard_config(&self, cores: u16, accounts: ShardAccounts) -> ShardConfig {
         ShardConfig {
@@ -497,6 +577,19 @@ pub struct ShardAccounts {
     pub keys: KeyAuthority,
     pub directory: Arc<Directory>,
     pub generations: Arc<HashMap<UserId, u32>>,
+}
+
+/// Every setting's name in `table` (a serialized `ServeArgs`; a table's settings as `table.name`) and whether
+/// it has a value.
+pub fn setting_names(table: &serde_json::Map<String, serde_json::Value>, prefix: &str) -> Vec<(String, bool)> {
+    let mut names = Vec::new();
+    for (key, value) in table {
+        match value {
+            serde_json::Value::Object(inner) => names.extend(setting_names(inner, &format!("{prefix}{key}."))),
+            value => names.push((format!("{prefix}{key}"), !value.is_null())),
+        }
+    }
+    names
 }
 
 /// The TLS settings from the `--tls-*` flags (over the file's `[tls]` table) over defaults.

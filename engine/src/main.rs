@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use engine::config::{LogFormat, ServeArgs, ServeConfig};
 use engine::data_dir::AccountStore;
@@ -58,6 +58,32 @@ enum Command {
         #[command(subcommand)]
         command: TlsCommand,
     },
+    /// The `serve` configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print a shell completion script for ringline, e.g. `ringline completions bash >
+    /// /usr/share/bash-completion/completions/ringline`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages, one per subcommand (ringline.1, ringline-serve.1, ...), made from this help.
+    Man {
+        /// Directory to write the pages into (created if missing); default: print ringline.1 to stdout.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration of `serve` with these flags and --config file (flags over the file
+    /// over defaults, each value checked) as TOML a --config file can hold. No setting is a secret: the TLS
+    /// key is shown as its path, and its file is not read.
+    Print(Box<ServeArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +197,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cert.display(),
                 key.display()
             );
+            Ok(())
+        }
+        Command::Config { command: ConfigCommand::Print(args) } => {
+            let config = ServeConfig::resolve(&args)?;
+            print!("{}", config.to_toml()?);
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ringline", &mut std::io::stdout().lock());
+            Ok(())
+        }
+        Command::Man { out_dir: None } => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
+            Ok(())
+        }
+        Command::Man { out_dir: Some(out_dir) } => {
+            std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &out_dir)
+                .with_context(|| format!("writing man pages into {}", out_dir.display()))?;
+            println!("wrote the man pages into {}", out_dir.display());
             Ok(())
         }
         Command::Users { command: UsersCommand::Provision { data_dir, count, prefix, keys_out } } => {

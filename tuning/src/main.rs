@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tuning::limits::{CONNECTIONS_DEFAULT, CONNECTIONS_MAX, RESERVED_PORTS_DEFAULT};
 use tuning::profile::{Action, PROFILES, find_profile, plan_profile};
 use tuning::{HostLimits, PortSet, Status, TuningError, Workload, report};
@@ -47,8 +47,27 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// List the profiles.
-    Profiles,
+    /// List the profiles, or print one as a sysctl.d file.
+    Profiles {
+        /// Print profile NAME as a file for /etc/sysctl.d/ (deploy/sysctl.d/90-ringline.conf is `server`).
+        #[arg(long, value_name = "NAME")]
+        sysctl_d: Option<String>,
+        /// With --sysctl-d: server ports to reserve (net.ipv4.ip_local_reserved_ports).
+        #[arg(long, value_name = "PORTS", default_value = RESERVED_PORTS_DEFAULT, value_parser = parse_ports)]
+        reserve_ports: PortSet,
+    },
+    /// Print a shell completion script for ringline-tune.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages, one per subcommand; default: print ringline-tune.1 to stdout.
+    Man {
+        /// Directory to write the pages into (created if missing).
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn parse_ports(text: &str) -> Result<PortSet, String> {
@@ -111,10 +130,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Profiles => {
+        Command::Profiles { sysctl_d: Some(name), reserve_ports } => {
+            print!("{}", report::render_sysctl_d(find_profile(&name)?, &reserve_ports));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profiles { sysctl_d: None, .. } => {
             for profile in PROFILES {
                 println!("{:<18} {}", profile.name, profile.description);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ringline-tune", &mut std::io::stdout().lock());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out_dir: None } => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out_dir: Some(out_dir) } => {
+            std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &out_dir)
+                .with_context(|| format!("writing man pages into {}", out_dir.display()))?;
+            println!("wrote the man pages into {}", out_dir.display());
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -29,6 +29,8 @@ pub struct ProfileSetting {
     pub value: ProfileValue,
     /// Whether the sysctl must exist; optional ones (nf_conntrack_max) are skipped when absent.
     pub required: bool,
+    /// One line: why the profile sets it (a comment of the sysctl.d file).
+    pub why: &'static str,
 }
 
 /// A named set of sysctls for one kind of host.
@@ -42,33 +44,48 @@ pub struct Profile {
     pub settings: &'static [ProfileSetting],
 }
 
-const fn required(key: &'static str, value: ProfileValue) -> ProfileSetting {
-    ProfileSetting { key, value, required: true }
+const fn required(key: &'static str, value: ProfileValue, why: &'static str) -> ProfileSetting {
+    ProfileSetting { key, value, required: true, why }
 }
 
 const RESERVED_PORTS_KEY: &str = "net.ipv4.ip_local_reserved_ports";
 const PORT_RANGE_KEY: &str = "net.ipv4.ip_local_port_range";
+const RESERVED_PORTS_WHY: &str = "server ports no outgoing connection may take as its source port";
 
 /// What every profile sets after its port settings: descriptor limits, accept and device backlogs, TCP memory
 /// (`tcp_mem`: low / pressure / high in 4 KiB pages, the one figure that differs), socket buffers, conntrack
 /// (optional) and no autogroup (optional).
 const fn connection_limits(tcp_mem: &'static str) -> [ProfileSetting; 10] {
     [
-        required("fs.file-max", ProfileValue::AtLeast(4_194_304)),
-        required("fs.nr_open", ProfileValue::AtLeast(2_097_152)),
-        required("net.core.somaxconn", ProfileValue::AtLeast(65_535)),
-        required("net.ipv4.tcp_max_syn_backlog", ProfileValue::AtLeast(65_535)),
-        required("net.core.netdev_max_backlog", ProfileValue::AtLeast(16_384)),
-        required("net.ipv4.tcp_mem", ProfileValue::Exact(tcp_mem)),
-        required("net.ipv4.tcp_rmem", ProfileValue::Exact("4096 16384 16777216")),
-        required("net.ipv4.tcp_wmem", ProfileValue::Exact("4096 16384 16777216")),
+        required("fs.file-max", ProfileValue::AtLeast(4_194_304), "open files system-wide: 1M+ sockets plus headroom"),
+        required(
+            "fs.nr_open",
+            ProfileValue::AtLeast(2_097_152),
+            "the ceiling of RLIMIT_NOFILE per process (LimitNOFILE= of the unit)",
+        ),
+        required("net.core.somaxconn", ProfileValue::AtLeast(65_535), "accept backlog for reconnect storms"),
+        required("net.ipv4.tcp_max_syn_backlog", ProfileValue::AtLeast(65_535), "half-open connections in a storm"),
+        required("net.core.netdev_max_backlog", ProfileValue::AtLeast(16_384), "packets queued per device"),
+        required(
+            "net.ipv4.tcp_mem",
+            ProfileValue::Exact(tcp_mem),
+            "TCP buffer memory in 4 KiB pages: low pressure high",
+        ),
+        required("net.ipv4.tcp_rmem", ProfileValue::Exact("4096 16384 16777216"), "small receive buffers per socket"),
+        required("net.ipv4.tcp_wmem", ProfileValue::Exact("4096 16384 16777216"), "small send buffers per socket"),
         ProfileSetting {
             key: "net.netfilter.nf_conntrack_max",
             value: ProfileValue::AtLeast(2_097_152),
             required: false,
+            why: "tracked connections, only while nf_conntrack is loaded",
         },
         // Group scheduling per session turns wake-ups into tens of ms under load (advice.rs).
-        ProfileSetting { key: SCHED_AUTOGROUP_KEY, value: ProfileValue::Exact("0"), required: false },
+        ProfileSetting {
+            key: SCHED_AUTOGROUP_KEY,
+            value: ProfileValue::Exact("0"),
+            required: false,
+            why: "scheduler groups per session add tens of ms to wake-ups (results/capacity/autogroup/)",
+        },
     ]
 }
 
@@ -93,8 +110,12 @@ pub const LOOPBACK_MILLION: Profile = Profile {
     description: "one box holding ~1M loopback connection pairs (2 cores, 24 GiB)",
     settings: &then::<2, 10, 12>(
         [
-            required(RESERVED_PORTS_KEY, ProfileValue::ReservedPorts),
-            required(PORT_RANGE_KEY, ProfileValue::Exact("1024 65535")),
+            required(RESERVED_PORTS_KEY, ProfileValue::ReservedPorts, RESERVED_PORTS_WHY),
+            required(
+                PORT_RANGE_KEY,
+                ProfileValue::Exact("1024 65535"),
+                "every port above 1023 for outgoing connections (the load generator's)",
+            ),
         ],
         // 6 / 8 / 12 GiB: pressure covers 2M sockets × one page.
         connection_limits("1572864 2097152 3145728"),
@@ -106,7 +127,7 @@ pub const SERVER: Profile = Profile {
     name: "server",
     description: "a server host (≥ 32 GiB) whose 1M+ clients connect from other machines",
     settings: &then::<1, 10, 11>(
-        [required(RESERVED_PORTS_KEY, ProfileValue::ReservedPorts)],
+        [required(RESERVED_PORTS_KEY, ProfileValue::ReservedPorts, RESERVED_PORTS_WHY)],
         // 8 / 12 / 16 GiB.
         connection_limits("2097152 3145728 4194304"),
     ),

@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use crate::advice::{Advice, CapacityPlan, Status, Workload, group};
-use crate::profile::{Action, PlannedChange};
+use crate::host::PortSet;
+use crate::profile::{Action, PlannedChange, Profile, ProfileValue, normalize};
 
 const SETTING_WIDTH: usize = 32;
 const CURRENT_WIDTH: usize = 26;
@@ -83,4 +84,35 @@ fn clip(text: &str, width: usize) -> String {
     let mut clipped: String = text.chars().take(width - 1).collect();
     clipped.push('…');
     clipped
+}
+
+/// `profile` as a file for /etc/sysctl.d/ (`ringline-tune profiles --sysctl-d NAME`): each setting with
+/// why, in the profile's order, `reserve_ports` as the reserved ports, an "at least" value as that value,
+/// and a `-` before an optional one (sysctl ignores it where absent).
+pub fn render_sysctl_d(profile: &Profile, reserve_ports: &PortSet) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# ringline, profile {}: {}", profile.name, profile.description);
+    let _ =
+        writeln!(out, "# Made by `ringline-tune profiles --sysctl-d {}`; do not edit (docs/TUNING.md).", profile.name);
+    let _ = writeln!(
+        out,
+        "# `ringline-tune apply --profile {}` sets the same now, raising \"at least\" values only;",
+        profile.name
+    );
+    let _ = writeln!(
+        out,
+        "# this file sets them exactly at boot. Install: cp to /etc/sysctl.d/ and run `sysctl --system`."
+    );
+    let _ = writeln!(out, "# Lines apply in order: the server ports are reserved before any port range widens.");
+    for setting in profile.settings {
+        let value = match setting.value {
+            ProfileValue::Exact(text) => normalize(text),
+            ProfileValue::AtLeast(value) => value.to_string(),
+            ProfileValue::ReservedPorts => reserve_ports.to_string(),
+        };
+        let optional = if setting.required { "" } else { "-" };
+        let _ = writeln!(out, "\n# {}{}", setting.why, if setting.required { "" } else { " (optional: '-')" });
+        let _ = writeln!(out, "{optional}{} = {value}", setting.key);
+    }
+    out
 }

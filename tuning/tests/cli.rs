@@ -103,3 +103,55 @@ fn apply_dry_run_prints_old_and_new_and_changes_nothing() {
     assert!(stdout.contains("would change"), "{stdout}");
     assert_eq!(snapshot(), before, "a dry run must write nothing");
 }
+
+/// deploy/sysctl.d/90-ringline.conf is what `profiles --sysctl-d server` prints: regenerate it with
+/// `ringline-tune profiles --sysctl-d server > deploy/sysctl.d/90-ringline.conf` when a profile changes.
+#[test]
+fn the_shipped_sysctl_d_file_is_the_generated_server_profile() {
+    let output = ringline_tune(&["profiles", "--sysctl-d", "server"]);
+    assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/sysctl.d/90-ringline.conf");
+    let shipped = std::fs::read_to_string(&path).expect("deploy/sysctl.d/90-ringline.conf");
+    assert_eq!(
+        shipped,
+        text(&output.stdout),
+        "{} drifted from the profile: ringline-tune profiles --sysctl-d server > deploy/sysctl.d/90-ringline.conf",
+        path.display()
+    );
+    let lines = tuning::profile::parse_sysctl_conf(&shipped);
+    let keys: Vec<&str> = lines.iter().map(|(key, _)| key.as_str()).collect();
+    let profile_keys: Vec<&str> = tuning::profile::SERVER.settings.iter().map(|setting| setting.key).collect();
+    assert_eq!(keys, profile_keys);
+}
+
+#[test]
+fn sysctl_d_takes_the_ports_and_refuses_an_unknown_profile() {
+    let output = ringline_tune(&["profiles", "--sysctl-d", "loopback-million", "--reserve-ports", "7000-7001"]);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("\nnet.ipv4.ip_local_reserved_ports = 7000-7001\n"), "{stdout}");
+    assert!(stdout.contains("\nnet.ipv4.ip_local_port_range = 1024 65535\n"), "{stdout}");
+    let refused = ringline_tune(&["profiles", "--sysctl-d", "laptop"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("loopback-million"), "{}", text(&refused.stderr));
+}
+
+#[test]
+fn completions_and_man_pages_name_every_subcommand() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = ringline_tune(&["completions", shell]);
+        assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+        let script = text(&output.stdout);
+        for subcommand in ["check", "apply", "profiles", "completions", "man"] {
+            assert!(script.contains(subcommand), "{shell} completions lack {subcommand}");
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("ringline-tune-man-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let output = ringline_tune(&["man", "--out-dir", dir.to_str().expect("utf-8")]);
+    assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+    for page in ["ringline-tune", "ringline-tune-check", "ringline-tune-apply", "ringline-tune-profiles"] {
+        let page_text = std::fs::read_to_string(dir.join(format!("{page}.1"))).unwrap_or_else(|_| panic!("{page}.1"));
+        assert!(page_text.contains(".TH"), "{page}.1 is a man page");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

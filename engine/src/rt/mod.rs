@@ -31,6 +31,7 @@ mod readiness;
 mod shutdown;
 mod sockets;
 mod sys;
+mod systemd_notify;
 mod tls;
 mod tls_reload;
 mod token;
@@ -64,6 +65,7 @@ use self::context::{Coordination, CoreTlsSetup, MeshEnds};
 use self::core::run_core;
 use self::readiness::ReadinessSetup;
 use self::shutdown::{ShutdownWatch, WatchTimes, WatchVerdict};
+use self::systemd_notify::SystemdNotifier;
 use self::tls_reload::{TlsCertificates, start_reload_thread};
 
 /// Memory glommio reserves per executor for its own I/O buffers. Small: the engine reads sockets itself into
@@ -117,6 +119,8 @@ pub struct Server {
     shutdown: Arc<AtomicBool>,
     coordination: Arc<Coordination>,
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
+    /// systemd's notification socket, when run as a `Type=notify` unit.
+    systemd: Option<SystemdNotifier>,
     /// Holds the data directory's log lock while the server runs.
     _log_lock: std::fs::File,
 }
@@ -242,8 +246,17 @@ impl Server {
             shutdown,
             coordination,
             executors,
+            systemd: SystemdNotifier::from_env(cores),
             _log_lock: log_lock,
         })
+    }
+
+    /// Tells systemd, when run under it, that every core listens and the logs are recovered (`READY=1`).
+    pub fn notify_ready(&mut self) {
+        let status = format!("serving on {} ({} cores)", self.listen, self.cores);
+        if let Some(systemd) = &mut self.systemd {
+            systemd.ready(&status);
+        }
     }
 
     /// The flag that starts an orderly shutdown when set (SIGTERM sets it).
@@ -254,7 +267,7 @@ impl Server {
     /// Waits until every core has stopped. Once the shutdown began it logs what is left every
     /// `SHUTDOWN_REPORT_INTERVAL`, and gives up with `ShutdownStuck` when a core has made no progress for
     /// `SHUTDOWN_STUCK_AFTER` after the grace. A core that ends on its own (it panicked) starts the shutdown of the others.
-    pub fn wait(self) -> Result<(), ServeError> {
+    pub fn wait(mut self) -> Result<(), ServeError> {
         let states = &self.coordination.shutdown_states;
         let times = WatchTimes {
             grace: self.coordination.shutdown_grace,
@@ -263,6 +276,9 @@ impl Server {
         };
         let mut watch: Option<ShutdownWatch> = None;
         loop {
+            if let Some(systemd) = &mut self.systemd {
+                systemd.watchdog(states.iter().map(|state| (!state.is_done()).then(|| state.ticks())));
+            }
             if !self.shutdown.load(Ordering::Relaxed) {
                 if let Some(core) = states.iter().position(shutdown::CoreShutdownState::is_done) {
                     tracing::error!(core, "a core stopped on its own; shutting the others down");
@@ -272,10 +288,20 @@ impl Server {
                     break;
                 }
             } else {
-                let watch = watch.get_or_insert_with(|| ShutdownWatch::new(states.len(), Instant::now()));
+                let watch = watch.get_or_insert_with(|| {
+                    if let Some(systemd) = &mut self.systemd {
+                        systemd.stopping("shutting down: GOAWAY to every client");
+                    }
+                    ShutdownWatch::new(states.len(), Instant::now())
+                });
                 match watch.look(states, Instant::now(), times) {
                     WatchVerdict::Done => break,
-                    WatchVerdict::Waiting { report: Some(report) } => tracing::warn!("still shutting down: {report}"),
+                    WatchVerdict::Waiting { report: Some(report) } => {
+                        tracing::warn!("still shutting down: {report}");
+                        if let Some(systemd) = &mut self.systemd {
+                            systemd.status(&format!("still shutting down: {report}"));
+                        }
+                    }
                     WatchVerdict::Waiting { report: None } => {}
                     WatchVerdict::Stuck { report } => return Err(ServeError::ShutdownStuck { report }),
                 }
@@ -333,7 +359,7 @@ fn log_capacity() -> Option<u64> {
 /// ADDR (N cores)`; with `--tls-listen`, `ringline tls listening on ADDR`; with `--metrics`, `ringline
 /// metrics on ADDR`.
 pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
-    let server = Server::start(config)?;
+    let mut server = Server::start(config)?;
     let flag = server.shutdown_flag();
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register_conditional_shutdown(signal, 1, flag.clone()).map_err(ServeError::Signals)?;
@@ -353,6 +379,7 @@ pub fn serve(config: &ServeConfig) -> Result<(), ServeError> {
     if let Some(metrics) = server.metrics {
         let _ = writeln!(std::io::stdout(), "ringline metrics on {metrics}");
     }
+    server.notify_ready();
     server.wait()?;
     tracing::info!("ringline stopped");
     Ok(())

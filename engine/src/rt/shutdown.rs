@@ -80,6 +80,11 @@ impl CoreShutdownState {
         self.ticks.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Ticks so far (the systemd watchdog pings only while every core's count advances).
+    pub fn ticks(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
+    }
+
     /// Called once the core's shutdown began, as often as it likes: what is left.
     pub fn record_left(&self, left: ShutdownLeft) {
         self.connections.store(left.connections, Ordering::Relaxed);
