@@ -25,6 +25,12 @@ use ringline_core::limits;
 use ringline_core::metrics::AlertThresholds;
 use ringline_core::shard::{Durability, QueueLimits, ShardConfig};
 
+/// The data directory when none is given.
+pub const DATA_DIR_DEFAULT: &str = "ringline-data";
+
+/// The control socket's file name in the data directory, when `--admin-socket` is not given.
+pub const ADMIN_SOCKET_FILE: &str = "admin.sock";
+
 /// `--durability`: what a server ACK promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,6 +147,10 @@ pub struct ServeArgs {
     /// what is pending and deletes older segments. Default 67108864 (64 MiB).
     #[arg(long)]
     pub log_segment_bytes: Option<u64>,
+    /// The local control socket for `ringline admin` (a Unix socket, mode 0600: its file permissions are
+    /// the access control); default DATA_DIR/admin.sock.
+    #[arg(long)]
+    pub admin_socket: Option<PathBuf>,
     /// The `--tls-*` flags; the `[tls]` table of the file.
     #[command(flatten)]
     #[serde(default)]
@@ -299,6 +309,8 @@ pub struct ServeConfig {
     pub log_segment_bytes: u64,
     /// The TLS listener, if any.
     pub tls: Option<TlsSettings>,
+    /// The control socket's path.
+    pub admin_socket: PathBuf,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -351,10 +363,12 @@ impl ServeConfig {
         };
         let second = Duration::from_secs(1);
         let millisecond = Duration::from_millis(1);
+        let data_dir = settings.data_dir.unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT));
         Ok(Self {
             listen,
             cores,
-            data_dir: settings.data_dir.unwrap_or_else(|| PathBuf::from("ringline-data")),
+            admin_socket: settings.admin_socket.unwrap_or_else(|| data_dir.join(ADMIN_SOCKET_FILE)),
+            data_dir,
             backlog: in_range(
                 "backlog",
                 settings.backlog.unwrap_or(limits::LISTEN_BACKLOG_DEFAULT),

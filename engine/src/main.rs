@@ -50,6 +50,8 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Inspect and act on users of a running server, through its local control socket.
+    Admin(engine::admin_client::AdminArgs),
     /// TLS helpers.
     Tls {
         #[command(subcommand)]
@@ -110,8 +112,8 @@ fn main() -> ExitCode {
     // Colours only on a terminal: logs redirected to a file or a collector stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter).init();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    match run(cli.command) {
+        Ok(code) => code,
         Err(error) => {
             eprintln!("ringline: {error:#}");
             ExitCode::FAILURE
@@ -119,16 +121,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+/// Runs `command`; its own failures are the error, except `admin`'s, whose exit code says what happened.
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Serve(args) => {
             let config = ServeConfig::resolve(&args)?;
             engine::rt::serve(&config)?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Top { metrics, once, interval } => {
             engine::top::run(&metrics, once, interval, &mut std::io::stdout().lock())?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Tls { command: TlsCommand::DevCert { out_dir, names } } => {
             let names = if names.is_empty() {
@@ -147,7 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cert.display(),
                 key.display()
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Users { command: UsersCommand::Provision { data_dir, count, prefix, keys_out } } => {
             let started = std::time::Instant::now();
@@ -163,7 +166,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.users_total,
                 data_dir.display()
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Admin(args) => Ok(engine::admin_client::run(&args)),
     }
 }
