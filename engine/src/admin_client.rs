@@ -133,7 +133,7 @@ pub fn ask(path: &Path, request: RequestLine) -> std::io::Result<AnswerLine> {
 /// The answer in words, one line.
 pub fn readable(answer: &AnswerLine) -> String {
     match answer {
-        AnswerLine::User { user, exists: _, generation, generation_pending, online, idle_ms, queued, unread } => {
+        AnswerLine::User { user, generation, generation_pending, online, idle_ms, queued, unread } => {
             let presence = match (online, idle_ms) {
                 (true, Some(idle_ms)) => format!("online (last activity {:.1} s ago)", *idle_ms as f64 / 1000.0),
                 _ => "offline".to_owned(),

@@ -39,10 +39,9 @@ impl From<RequestLine> for AdminRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum AnswerLine {
-    /// What the user's home core knows of the user.
+    /// What the user's home core knows of the user, which exists (else the answer is `no_such_user`).
     User {
         user: UserId,
-        exists: bool,
         /// The current device generation (0: the provisioned key).
         generation: u32,
         /// A new generation (registration or revocation) waits for its device record.
@@ -81,7 +80,6 @@ impl From<AdminAnswer> for AnswerLine {
         match answer {
             AdminAnswer::Shown(shown) => Self::User {
                 user: shown.user,
-                exists: shown.exists,
                 generation: shown.generation,
                 generation_pending: shown.generation_pending,
                 online: shown.online_idle_us.is_some(),

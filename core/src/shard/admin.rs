@@ -47,12 +47,11 @@ impl AdminRequest {
     }
 }
 
-/// What the home core knows of a user.
+/// What the home core knows of a user that exists (provisioned, or registered on this core; for any other
+/// id the answer is `AdminRefusal::NoSuchUser`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserShown {
     pub user: UserId,
-    /// Provisioned, or registered on this core.
-    pub exists: bool,
     /// The current device generation (0: the provisioned key).
     pub generation: u32,
     /// A revocation or registration of the user waits for its device record.
@@ -189,7 +188,6 @@ impl Shard {
         let session = self.sessions.get(&user).and_then(|&conn| self.conns.get(conn));
         UserShown {
             user,
-            exists: true,
             generation: self.generations.get(&user).copied().unwrap_or(0),
             generation_pending: self.device_records.is_pending(user),
             online_idle_us: session.map(|connection| now.mono_us.saturating_sub(connection.last_progress_us())),

@@ -51,7 +51,6 @@ fn show_reports_existence_generation_session_queue_and_unread() {
         shown,
         UserShown {
             user: offline,
-            exists: true,
             generation: 3,
             generation_pending: false,
             online_idle_us: None,
@@ -67,6 +66,22 @@ fn show_reports_existence_generation_session_queue_and_unread() {
     assert_eq!((shown.generation, shown.online_idle_us, shown.queued), (0, Some(2_000_000), 0));
     let AdminAnswer::Shown(shown) = answer(&mut shard, AdminRequest::Show(offline), later) else { panic!("shown") };
     assert_eq!((shown.online_idle_us, shown.queued), (None, 1), "the message waits for the offline user");
+
+    // Delivered and acknowledged: no longer queued, now unread (a READ may name it).
+    while let Some(write) = shard.poll_wal_write() {
+        shard.handle_wal_done(write.lsn, NOW);
+    }
+    let reader = log_in(&mut shard, &keys, offline, 3);
+    let item_id = decode_frames(shard.outbound(reader))
+        .iter()
+        .find_map(|frame| match frame {
+            ServerFrame::Deliver { item_id, .. } => Some(*item_id),
+            _ => None,
+        })
+        .expect("the message is delivered");
+    feed(&mut shard, reader, &ClientFrame::Delivered { item_id }, NOW);
+    let AdminAnswer::Shown(shown) = answer(&mut shard, AdminRequest::Show(offline), later) else { panic!("shown") };
+    assert_eq!((shown.queued, shown.unread, shown.online_idle_us.is_some()), (0, 1, true));
 }
 
 #[test]
