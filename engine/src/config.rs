@@ -580,6 +580,19 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_socket_is_in_the_data_directory_unless_given() {
+        let listen = Some("127.0.0.1:7001".parse().expect("addr"));
+        let config = ServeConfig::resolve(&ServeArgs { listen, ..ServeArgs::default() }).expect("valid");
+        assert_eq!(config.admin_socket, PathBuf::from("ringline-data/admin.sock"));
+        let data_dir = Some(PathBuf::from("/srv/ringline"));
+        let config = ServeConfig::resolve(&ServeArgs { listen, data_dir, ..ServeArgs::default() }).expect("valid");
+        assert_eq!(config.admin_socket, PathBuf::from("/srv/ringline/admin.sock"));
+        let admin_socket = Some(PathBuf::from("/run/ringline/admin.sock"));
+        let config = ServeConfig::resolve(&ServeArgs { listen, admin_socket, ..ServeArgs::default() }).expect("valid");
+        assert_eq!(config.admin_socket, PathBuf::from("/run/ringline/admin.sock"));
+    }
+
+    #[test]
     fn metrics_and_alert_thresholds_come_from_flags_file_or_defaults() {
         let path = std::env::temp_dir().join(format!("ringline-config-alerts-{}.toml", std::process::id()));
         std::fs::write(

@@ -180,3 +180,30 @@ fn write_answer(writer: &mut UnixStream, answer: &AnswerLine) -> std::io::Result
     text.push(b'\n');
     writer.write_all(&text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dead_socket_is_cleared_from_the_path() {
+        let dir = std::env::temp_dir().join(format!("ringline-admin-socket-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("admin.sock");
+        assert!(clear_stale(&path).is_ok(), "nothing there");
+
+        std::fs::write(&path, "not a socket").expect("write");
+        assert!(matches!(clear_stale(&path), Err(AdminSocketError::NotASocket(_))));
+        std::fs::remove_file(&path).expect("remove");
+
+        let listener = bind_private(&path).expect("bind");
+        let mode = std::fs::metadata(&path).expect("socket").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(matches!(clear_stale(&path), Err(AdminSocketError::InUse(_))), "a live socket stays");
+        drop(listener);
+        assert!(clear_stale(&path).is_ok(), "a dead one goes");
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
