@@ -112,8 +112,12 @@ fn main() -> ExitCode {
     // Colours only on a terminal: logs redirected to a file or a collector stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter).init();
-    match run(cli.command) {
-        Ok(code) => code,
+    if let Command::Admin(args) = &cli.command {
+        // Its exit code says what happened: done, refused, or the server unreachable.
+        return engine::admin_client::run(args);
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ringline: {error:#}");
             ExitCode::FAILURE
@@ -121,17 +125,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs `command`; its own failures are the error, except `admin`'s, whose exit code says what happened.
-fn run(command: Command) -> anyhow::Result<ExitCode> {
-    match command {
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Serve(args) => {
             let config = ServeConfig::resolve(&args)?;
             engine::rt::serve(&config)?;
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
         Command::Top { metrics, once, interval } => {
             engine::top::run(&metrics, once, interval, &mut std::io::stdout().lock())?;
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
         Command::Tls { command: TlsCommand::DevCert { out_dir, names } } => {
             let names = if names.is_empty() {
@@ -150,7 +153,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 cert.display(),
                 key.display()
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
         Command::Users { command: UsersCommand::Provision { data_dir, count, prefix, keys_out } } => {
             let started = std::time::Instant::now();
@@ -166,8 +169,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 summary.users_total,
                 data_dir.display()
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
-        Command::Admin(args) => Ok(engine::admin_client::run(&args)),
+        Command::Admin(_) => unreachable!("main runs `admin` itself, for its exit codes"),
     }
 }
