@@ -274,3 +274,23 @@ pub const PIN_SEND_QUEUE_MAX: usize = 4096;
 
 /// How long a `command:` PIN sender may run before it is killed.
 pub const PIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Admin requests (`ringline admin`) one core holds at once: answers not yet taken by the runtime and
+/// revocations waiting for their device record. Past it, the answer is `AdminRefusal::Busy`. Operators type
+/// these; the bound is for a script in a loop against a stalled disk.
+pub const ADMIN_REQUESTS_PENDING_MAX: usize = 64;
+
+/// Admin requests waiting in one core's channel for its next tick; past it, the control socket answers
+/// "busy" at once instead of queueing.
+pub const ADMIN_CHANNEL_CAPACITY: usize = 16;
+
+/// How long the control socket waits for a core's answer before it answers with a timeout error. A tick
+/// (`TICK_INTERVAL`) and a device-log sync fit many times over.
+pub const ADMIN_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bytes of one request line on the control socket; a longer line is an error answer and the connection
+/// is closed.
+pub const ADMIN_REQUEST_LINE_BYTES_MAX: usize = 4096;
+
+const _: () = assert!(ADMIN_CHANNEL_CAPACITY <= ADMIN_REQUESTS_PENDING_MAX);
+const _: () = assert!(ADMIN_REQUESTS_PENDING_MAX <= DEVICE_RECORDS_PENDING_MAX);

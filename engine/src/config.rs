@@ -25,6 +25,12 @@ use ringline_core::limits;
 use ringline_core::metrics::AlertThresholds;
 use ringline_core::shard::{Durability, QueueLimits, ShardConfig};
 
+/// The data directory when none is given.
+pub const DATA_DIR_DEFAULT: &str = "ringline-data";
+
+/// The control socket's file name in the data directory, when `--admin-socket` is not given.
+pub const ADMIN_SOCKET_FILE: &str = "admin.sock";
+
 /// `--durability`: what a server ACK promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,6 +164,10 @@ pub struct ServeArgs {
     /// filter is --log-level (or RINGLINE_LOG) either way.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// The local control socket for `ringline admin` (a Unix socket, mode 0600: its file permissions are
+    /// the access control); default DATA_DIR/admin.sock.
+    #[arg(long)]
+    pub admin_socket: Option<PathBuf>,
     /// The `--tls-*` flags; the `[tls]` table of the file.
     #[command(flatten)]
     #[serde(default)]
@@ -320,6 +330,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// The TLS listener, if any.
     pub tls: Option<TlsSettings>,
+    /// The control socket's path.
+    pub admin_socket: PathBuf,
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -372,10 +384,12 @@ impl ServeConfig {
         };
         let second = Duration::from_secs(1);
         let millisecond = Duration::from_millis(1);
+        let data_dir = settings.data_dir.unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT));
         Ok(Self {
             listen,
             cores,
-            data_dir: settings.data_dir.unwrap_or_else(|| PathBuf::from("ringline-data")),
+            admin_socket: settings.admin_socket.unwrap_or_else(|| data_dir.join(ADMIN_SOCKET_FILE)),
+            data_dir,
             backlog: in_range(
                 "backlog",
                 settings.backlog.unwrap_or(limits::LISTEN_BACKLOG_DEFAULT),
@@ -524,6 +538,7 @@ impl ServeConfig {
             durability_flush_interval,
             log_segment_bytes: Some(self.log_segment_bytes),
             log_format: Some(self.log_format),
+            admin_socket: Some(self.admin_socket.clone()),
             tls,
         }
     }
@@ -676,6 +691,19 @@ mod tests {
             ServeConfig::resolve(&ServeArgs { listen, io_coalesce: Some(Duration::ZERO), ..ServeArgs::default() })
                 .expect("zero turns it off");
         assert_eq!(config.io_coalesce, Duration::ZERO);
+    }
+
+    #[test]
+    fn the_admin_socket_is_in_the_data_directory_unless_given() {
+        let listen = Some("127.0.0.1:7001".parse().expect("addr"));
+        let config = ServeConfig::resolve(&ServeArgs { listen, ..ServeArgs::default() }).expect("valid");
+        assert_eq!(config.admin_socket, PathBuf::from("ringline-data/admin.sock"));
+        let data_dir = Some(PathBuf::from("/srv/ringline"));
+        let config = ServeConfig::resolve(&ServeArgs { listen, data_dir, ..ServeArgs::default() }).expect("valid");
+        assert_eq!(config.admin_socket, PathBuf::from("/srv/ringline/admin.sock"));
+        let admin_socket = Some(PathBuf::from("/run/ringline/admin.sock"));
+        let config = ServeConfig::resolve(&ServeArgs { listen, admin_socket, ..ServeArgs::default() }).expect("valid");
+        assert_eq!(config.admin_socket, PathBuf::from("/run/ringline/admin.sock"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! performs its effects on glommio, sockets, files and threads.
 //!
 //! Map (docs/ARCHITECTURE.md has the whole picture):
+//! - `admin_protocol`, `admin_client`: the control socket's JSON lines, and `ringline admin`, its client.
 //! - `config`: the `serve` command line, turned into per-core configuration.
 //! - `data_dir`: the account files of the data directory (provisioned users, key secret, device log).
 //! - `driver`: what drives the shard, generic over its host so the simulator runs it too (`driver::connection`:
@@ -13,6 +14,8 @@
 //!   simulator run it.
 //! - `rt`: the only code that touches glommio, sockets, signals and threads.
 
+pub mod admin_client;
+pub mod admin_protocol;
 pub mod config;
 pub mod data_dir;
 pub mod driver;

@@ -53,6 +53,8 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Inspect and act on users of a running server, through its local control socket.
+    Admin(engine::admin_client::AdminArgs),
     /// TLS helpers.
     Tls {
         #[command(subcommand)]
@@ -137,6 +139,10 @@ fn main() -> ExitCode {
         Err(_) => tracing_subscriber::EnvFilter::new("info"),
     };
     init_logging(filter, log_format(&cli.command));
+    if let Command::Admin(args) = &cli.command {
+        // Its exit code says what happened: done, refused, or the server unreachable.
+        return engine::admin_client::run(args);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -235,5 +241,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Admin(_) => unreachable!("main runs `admin` itself, for its exit codes"),
     }
 }

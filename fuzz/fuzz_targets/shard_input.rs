@@ -261,7 +261,11 @@ impl Harness {
                 }
                 Output::SendPin { conn, pin } => self.shard.handle_pin_handed_over(conn, pin, self.now),
                 Output::RecordDevice(record) => self.device_records.push(record),
-                Output::Serve(_) | Output::MeshReady(_) | Output::LogReady | Output::DeleteSegment(_) => {}
+                Output::Serve(_)
+                | Output::MeshReady(_)
+                | Output::LogReady
+                | Output::DeleteSegment(_)
+                | Output::AdminAnswer { .. } => {}
             }
         }
     }

@@ -89,6 +89,8 @@ wire_code! {
         Revoked = 3,
         /// No frame arrived within the idle timeout.
         IdleTimeout = 4,
+        /// An operator ended the session (`ringline admin users kick`); the device key still works.
+        Kicked = 5,
     }
 }
 

@@ -1,5 +1,6 @@
-//! Device generations on their way to the device log. Registration decides a phone's next generation (the
-//! shard does); this holds it, with the connection waiting for REGISTERED, until the runtime reports the
+//! Device generations on their way to the device log. Registration (or an operator's revocation) decides a
+//! user's next generation (the shard does); this holds it, with who waits for it (the connection waiting for
+//! REGISTERED, or the admin request waiting for its answer), until the runtime reports the
 //! record durable (`Output::RecordDevice` out, `Shard::handle_device_recorded` or
 //! `Shard::handle_device_record_failed` in). Owns only that bookkeeping: it writes nothing (the runtime does,
 //! off the executor thread, `rt::device_records`) and decides nothing about generations or answers.
@@ -14,6 +15,7 @@ use wire::UserId;
 
 use crate::limits::DEVICE_RECORDS_PENDING_MAX;
 
+use super::admin::AdminTicket;
 use super::connection::ConnId;
 
 /// One device generation to append to this core's device log and make durable.
@@ -21,6 +23,15 @@ use super::connection::ConnId;
 pub struct DeviceRecord {
     pub phone: UserId,
     pub generation: u32,
+}
+
+/// Who waits for a record to be settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RecordWaiter {
+    /// A registering connection, for REGISTERED (or REGISTER_REFUSED).
+    Registration(ConnId),
+    /// An operator's revocation (`Shard::handle_admin`), for its answer.
+    Admin(AdminTicket),
 }
 
 /// Why a record could not be taken.
@@ -37,8 +48,8 @@ pub(super) enum NotTaken {
 pub(super) struct DeviceRecords {
     /// Made and not yet handed to the runtime, oldest first.
     unpolled: VecDeque<DeviceRecord>,
-    /// Every pending record (handed out or not): phone → (generation, the connection to answer).
-    pending: HashMap<UserId, (u32, ConnId)>,
+    /// Every pending record (handed out or not): phone → (generation, who waits for it).
+    pending: HashMap<UserId, (u32, RecordWaiter)>,
 }
 
 impl DeviceRecords {
@@ -52,15 +63,15 @@ impl DeviceRecords {
         self.pending.len()
     }
 
-    /// Takes `record`, to be answered on `conn` once durable.
-    pub(super) fn try_add(&mut self, record: DeviceRecord, conn: ConnId) -> Result<(), NotTaken> {
+    /// Takes `record`, to be answered to `waiter` once durable.
+    pub(super) fn try_add(&mut self, record: DeviceRecord, waiter: RecordWaiter) -> Result<(), NotTaken> {
         if self.pending.contains_key(&record.phone) {
             return Err(NotTaken::PhoneBusy);
         }
         if self.pending.len() >= DEVICE_RECORDS_PENDING_MAX {
             return Err(NotTaken::Full);
         }
-        self.pending.insert(record.phone, (record.generation, conn));
+        self.pending.insert(record.phone, (record.generation, waiter));
         self.unpolled.push_back(record);
         assert!(self.unpolled.len() <= self.pending.len(), "every unpolled record is pending");
         Ok(())
@@ -71,14 +82,14 @@ impl DeviceRecords {
         self.unpolled.pop_front()
     }
 
-    /// `record` is settled (durable or failed): forgets it and returns the connection waiting for it, or `None`
-    /// if no such record is pending (an answer for a record never handed out is a runtime bug, ignored).
-    pub(super) fn settle(&mut self, record: DeviceRecord) -> Option<ConnId> {
+    /// `record` is settled (durable or failed): forgets it and returns who waits for it, or `None` if no such
+    /// record is pending (an answer for a record never handed out is a runtime bug, ignored).
+    pub(super) fn settle(&mut self, record: DeviceRecord) -> Option<RecordWaiter> {
         match self.pending.get(&record.phone) {
-            Some(&(generation, conn)) if generation == record.generation => {
+            Some(&(generation, waiter)) if generation == record.generation => {
                 debug_assert!(!self.unpolled.contains(&record), "a record is settled only after it was polled");
                 self.pending.remove(&record.phone);
-                Some(conn)
+                Some(waiter)
             }
             _ => None,
         }
@@ -89,7 +100,7 @@ impl DeviceRecords {
 mod tests {
     use super::*;
 
-    const CONN: ConnId = ConnId { index: 3, generation: 1 };
+    const CONN: RecordWaiter = RecordWaiter::Registration(ConnId { index: 3, generation: 1 });
 
     #[test]
     fn one_record_per_phone_handed_out_once_and_settled_once() {

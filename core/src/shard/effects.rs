@@ -11,7 +11,8 @@
 //! Every queue behind `poll_output` is bounded: connections to serve by the connections of this core, plus
 //! those closed since the runtime last took its outputs (each connection is queued at most once until it is
 //! given out, `Connection::queued_to_serve`), peers by the core count, PINs by the connections (one
-//! per connection at a time), device records by `DEVICE_RECORDS_PENDING_MAX`, segments to delete by the
+//! per connection at a time), device records by `DEVICE_RECORDS_PENDING_MAX`, admin answers by
+//! `ADMIN_REQUESTS_PENDING_MAX` (plus the refusals of one drive), segments to delete by the
 //! segments on disk. Owns only the order outputs are given in; the queues belong to the concerns that fill
 //! them.
 
@@ -19,6 +20,7 @@ use crate::account::IssuedPin;
 use crate::home::ShardId;
 
 use super::Shard;
+use super::admin::{AdminAnswer, AdminTicket};
 use super::connection::ConnId;
 use super::device_records::DeviceRecord;
 
@@ -45,6 +47,9 @@ pub enum Output {
     /// thread), then answer `handle_device_recorded`, or `handle_device_record_failed`. Each record is given
     /// once, in the order they were made.
     RecordDevice(DeviceRecord),
+    /// The answer to the admin request `ticket` (`handle_admin`): hand it to whoever asked. No answer. Each
+    /// ticket is answered once.
+    AdminAnswer { ticket: AdminTicket, answer: AdminAnswer },
 }
 
 impl Shard {
@@ -71,6 +76,9 @@ impl Shard {
         if let Some(segment) = self.log.next_deletion() {
             return Some(Output::DeleteSegment(segment));
         }
-        self.device_records.next_unpolled().map(Output::RecordDevice)
+        if let Some(record) = self.device_records.next_unpolled() {
+            return Some(Output::RecordDevice(record));
+        }
+        self.admin.next().map(|(ticket, answer)| Output::AdminAnswer { ticket, answer })
     }
 }

@@ -34,6 +34,7 @@
 //! - `input.rs`: bytes in, frames out of them, each to the concern that owns its kind.
 //! - `login.rs`: HELLO, sessions, the move to the user's home core.
 //! - `registration.rs`: PINs and device generations (both outputs for the runtime), REGISTERED.
+//! - `admin.rs`: operators' requests about a user (show, queue, revoke, kick) and their answers (an output).
 //! - `messaging.rs`: SEND, store, ACK/REJECT, delivery from the offline queue.
 //! - `receipts.rs`: DELIVERED, READ, receipts stored for senders, messages released from the log.
 //! - `routing.rs`: what crosses between cores (outboxes, batches in and out, local messages).
@@ -45,6 +46,9 @@
 //!
 //! The data structures they share have files of their own (`offline_queue`, `dedup`, `unread`, `mesh`, ...).
 
+mod admin;
+#[cfg(test)]
+mod admin_tests;
 mod awaiting_receipts;
 mod config;
 mod connection;
@@ -85,6 +89,7 @@ use crate::home::{ShardId, home_core};
 use crate::limits::{UNREAD_PER_SHARD_MAX, UNREAD_PER_USER_MAX};
 use crate::wal::{ITEM_SEQ_MASK, RecoveredCore};
 
+pub use admin::{AdminAnswer, AdminRefusal, AdminRequest, AdminTicket, QueueShown, UserShown};
 pub use config::ShardConfig;
 pub use connection::{ConnId, Stage};
 pub use dedup::PriorSend;
@@ -96,6 +101,7 @@ pub use mesh::ShardMsg;
 pub use offline_queue::{Item, OfflineQueue, QueueLimits};
 pub use stats::ShardStats;
 
+use admin::AdminAnswers;
 use awaiting_receipts::AwaitingReceipts;
 use connection::ConnTable;
 use dedup::SendDedup;
@@ -161,6 +167,8 @@ pub struct Shard {
     generations: HashMap<UserId, u32>,
     /// New device generations waiting to be durable, with the connections waiting for REGISTERED.
     device_records: DeviceRecords,
+    /// Operators' answers not taken by the runtime yet (`Output::AdminAnswer`), and revocations in flight.
+    admin: AdminAnswers,
     /// PINs issued and not handed to the runtime yet (`Output::SendPin`), with the connection that asked.
     pins_to_send: VecDeque<(ConnId, IssuedPin)>,
     /// PINs pending and registration limits, for the phones whose home is this core.
@@ -246,6 +254,7 @@ impl Shard {
             sessions: HashMap::new(),
             generations,
             device_records: DeviceRecords::default(),
+            admin: AdminAnswers::default(),
             pins_to_send: VecDeque::new(),
             item_seq: 0,
             outboxes: (0..cores).map(|_| Outbox::default()).collect(),

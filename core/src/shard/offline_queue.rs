@@ -93,6 +93,11 @@ impl OfflineQueue {
         self.inboxes.get(&user).map_or(0, |inbox| inbox.items.len())
     }
 
+    /// The time of the oldest item waiting for `user` (items are in arrival order), if any.
+    pub fn oldest_time_us(&self, user: UserId) -> Option<u64> {
+        self.inboxes.get(&user).and_then(|inbox| inbox.items.front()).map(Item::time_us)
+    }
+
     /// Receipts waiting for `user`.
     pub fn receipts(&self, user: UserId) -> usize {
         self.inboxes.get(&user).map_or(0, |inbox| inbox.receipts)

@@ -9,7 +9,7 @@ use crate::account::{IssuedPin, Refusal, SourceKey};
 use crate::home::home_core;
 
 use super::connection::{ConnId, RegistrationStep, Stage};
-use super::device_records::{DeviceRecord, NotTaken};
+use super::device_records::{DeviceRecord, NotTaken, RecordWaiter};
 use super::{Flow, Handoff, Now, Shard};
 
 impl Shard {
@@ -78,7 +78,7 @@ impl Shard {
             self.refuse_registration(conn, phone, Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 3600 });
             return;
         };
-        match self.device_records.try_add(DeviceRecord { phone, generation }, conn) {
+        match self.device_records.try_add(DeviceRecord { phone, generation }, RecordWaiter::Registration(conn)) {
             Ok(()) => {
                 if let Some(connection) = self.conns.get_mut(conn) {
                     connection.awaiting = Some(RegistrationStep::DeviceRecord);
@@ -123,16 +123,22 @@ impl Shard {
     /// revoked (a live session of the old device gets GOAWAY(Revoked)) and the registering connection gets
     /// REGISTERED. Until this answer (or the failure) the generation is not current: the old key still logs
     /// in, the new one does not.
+    /// An operator's revocation (`handle_admin`) waits here too: its answer is given instead of REGISTERED.
     pub fn handle_device_recorded(&mut self, record: DeviceRecord, now: Now) {
-        let Some(conn) = self.device_records.settle(record) else { return };
+        let Some(waiter) = self.device_records.settle(record) else { return };
         let DeviceRecord { phone, generation } = record;
         assert!(generation > self.generations.get(&phone).copied().unwrap_or(0), "device generations only increase");
         self.generations.insert(phone, generation);
+        let disconnected = self.revoke_session(phone);
+        let conn = match waiter {
+            RecordWaiter::Registration(conn) => conn,
+            RecordWaiter::Admin(ticket) => {
+                self.answer_revoked(ticket, phone, generation, disconnected);
+                self.run_local(now);
+                return;
+            }
+        };
         self.stats.registrations += 1;
-        if let Some(&previous) = self.sessions.get(&phone) {
-            self.stats.revoked += 1;
-            self.goaway(previous, GoawayReason::Revoked);
-        }
         if self.end_wait(conn, RegistrationStep::DeviceRecord) {
             let key = self.config.keys.derive(phone, generation);
             self.write(conn, &ServerFrame::Registered { user: phone, key });
@@ -143,13 +149,30 @@ impl Shard {
     /// `record` (`Output::RecordDevice`) could not be made durable: nothing changes for the phone (its current
     /// key goes on working) and the registering connection gets REGISTER_REFUSED(Unavailable).
     pub fn handle_device_record_failed(&mut self, record: DeviceRecord, now: Now) {
-        let Some(conn) = self.device_records.settle(record) else { return };
+        let conn = match self.device_records.settle(record) {
+            Some(RecordWaiter::Registration(conn)) => conn,
+            Some(RecordWaiter::Admin(ticket)) => {
+                tracing::warn!(core = %self.id, user = record.phone, "cannot record a revocation; the key stays");
+                self.answer_revocation_failed(ticket, record.phone);
+                return;
+            }
+            None => return,
+        };
         tracing::warn!(core = %self.id, phone = record.phone, "cannot record a new device; registration refused");
         if self.end_wait(conn, RegistrationStep::DeviceRecord) {
             let refusal = Refusal { code: RegisterRefusal::Unavailable, retry_after_s: 30 };
             self.refuse_registration(conn, record.phone, refusal);
         }
         self.after_registration_answer(conn, now);
+    }
+
+    /// The session of `user`, if any, gets GOAWAY(Revoked): its key was just replaced. Returns whether there
+    /// was one.
+    fn revoke_session(&mut self, user: UserId) -> bool {
+        let Some(&previous) = self.sessions.get(&user) else { return false };
+        self.stats.revoked += 1;
+        self.goaway(previous, GoawayReason::Revoked);
+        true
     }
 
     /// After a registration step's answer: input held back goes on, or GOAWAY once settled during a shutdown.

@@ -33,6 +33,8 @@ pub(super) struct Outputs {
     pub deleted_segments: Vec<u64>,
     /// `Output::LogReady` was given: records wait for `poll_wal_write`.
     pub log_ready: bool,
+    /// Answers to admin requests, in the order given.
+    pub admin_answers: Vec<(super::AdminTicket, super::AdminAnswer)>,
 }
 
 /// Takes every output the shard has, doing with PINs what the runtime does when the PIN sender takes them
@@ -48,6 +50,7 @@ pub(super) fn take_outputs(shard: &mut Shard, now: Now) -> Outputs {
             Output::RecordDevice(record) => outputs.device_records.push(record),
             Output::DeleteSegment(segment) => outputs.deleted_segments.push(segment),
             Output::LogReady => outputs.log_ready = true,
+            Output::AdminAnswer { ticket, answer } => outputs.admin_answers.push((ticket, answer)),
             Output::Serve(_) | Output::MeshReady(_) => {}
         }
     }

@@ -40,6 +40,11 @@ impl UnreadMessages {
         self.entries
     }
 
+    /// Messages remembered for `reader`.
+    pub fn count(&self, reader: UserId) -> usize {
+        self.by_user.get(&reader).map_or(0, VecDeque::len)
+    }
+
     /// Message `server_id` from `sender` was delivered to `reader`: `reader` may READ it once.
     pub fn remember(&mut self, reader: UserId, server_id: u64, sender: UserId) {
         self.seq += 1;

@@ -6,7 +6,7 @@
 
 use ringline_core::account::IssuedPin;
 use ringline_core::home::ShardId;
-use ringline_core::shard::{ConnId, DeviceRecord, Now, Output, Shard};
+use ringline_core::shard::{AdminAnswer, AdminTicket, ConnId, DeviceRecord, Now, Output, Shard};
 
 /// What the I/O side does for one core's shard. Each call returns at once: work that takes time (a write, a
 /// sync) is queued for a task of the implementation, which answers the shard later through this module's
@@ -28,6 +28,8 @@ pub trait Effects {
     fn record_device(&mut self, record: DeviceRecord);
     /// Hand `pin` to the PIN sender without waiting. Returns whether it took it.
     fn hand_pin_over(&mut self, pin: IssuedPin) -> bool;
+    /// Hand `answer` to whoever asked admin request `ticket` (`Shard::handle_admin`), without waiting.
+    fn answer_admin(&mut self, ticket: AdminTicket, answer: AdminAnswer);
 }
 
 /// Carries out everything the shard asks for now, answering at once what is answered at once (PIN
@@ -49,6 +51,7 @@ pub fn drive(shard: &mut Shard, effects: &mut impl Effects) {
             Output::LogReady => effects.wake_log(),
             Output::DeleteSegment(segment) => effects.delete_segment(segment),
             Output::RecordDevice(record) => effects.record_device(record),
+            Output::AdminAnswer { ticket, answer } => effects.answer_admin(ticket, answer),
         }
     }
 }
@@ -95,6 +98,9 @@ mod tests {
         fn hand_pin_over(&mut self, _pin: IssuedPin) -> bool {
             self.pins_offered += 1;
             false
+        }
+        fn answer_admin(&mut self, ticket: AdminTicket, answer: AdminAnswer) {
+            panic!("{ticket:?} answered without a request: {answer:?}");
         }
     }
 

@@ -21,6 +21,7 @@ use ringline_core::tls::TlsSession;
 use crate::data_dir::DeviceLog;
 use crate::driver;
 
+use super::admin_inbox::AdminInbox;
 use super::effects::CoreEffects;
 use super::linger::Lingering;
 use super::metrics::{CoreMetrics, MetricsHub};
@@ -112,12 +113,15 @@ pub struct CoreContext {
     pub device_wake: Notify,
     /// Device generations to record, oldest first (at most `DEVICE_RECORDS_PENDING_MAX`: the shard's limit).
     pub device_records_out: RefCell<Vec<DeviceRecord>>,
+    /// Admin requests from the control socket for the users whose home is this core, and their replies.
+    pub admin: AdminInbox,
     started: Instant,
     pub metrics: CoreMetrics,
     coordination: Arc<Coordination>,
 }
 
 impl CoreContext {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         shard: Shard,
         cores: usize,
@@ -125,6 +129,7 @@ impl CoreContext {
         listeners: (OwnedFd, Option<OwnedFd>),
         tls: Option<CoreTls>,
         metrics: CoreMetrics,
+        admin: AdminInbox,
         coordination: Arc<Coordination>,
     ) -> Self {
         let (listener, tls_listener) = listeners;
@@ -147,6 +152,7 @@ impl CoreContext {
             segments_to_delete: RefCell::new(Vec::new()),
             device_wake: Notify::default(),
             device_records_out: RefCell::new(Vec::new()),
+            admin,
             started: Instant::now(),
             metrics,
             coordination,

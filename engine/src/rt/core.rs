@@ -17,6 +17,7 @@ use ringline_core::shard::{ConnStatus, Shard, ShardConfig, ShutdownLeft};
 
 use crate::driver;
 
+use super::admin_inbox::AdminInbox;
 use super::conn::{expire_tls_handshakes, run_io, watch_readiness};
 use super::context::{Coordination, CoreContext, CoreTlsSetup, MeshBatch, MeshEnds};
 use super::device_records::run_device_records;
@@ -51,6 +52,7 @@ pub async fn run_core(
     mesh: MeshEnds,
     coordination: Arc<Coordination>,
     log: CoreLog,
+    admin: AdminInbox,
 ) {
     let _done = MarkDoneOnDrop { coordination: coordination.clone(), core: id.index() };
     let cores = usize::from(config.cores);
@@ -81,6 +83,7 @@ pub async fn run_core(
         (listener, tls_listener),
         core_tls,
         metrics,
+        admin,
         coordination.clone(),
     ));
     glommio::spawn_local(run_log(core.clone(), log.dir)).detach();
@@ -267,6 +270,7 @@ async fn tick_loop(core: &Rc<CoreContext>, coordination: &Coordination) {
         expire_tls_handshakes(core);
         let now = core.now();
         core.shard.borrow_mut().handle_timeout(now);
+        core.admin.take_calls(&mut core.shard.borrow_mut(), now);
         core.metrics.handle_tick(&core.shard.borrow(), core.tls.as_ref().map(|tls| &tls.stats));
         core.lingering.borrow_mut().expire(now.mono_us);
         memory_trim.tick(core, Instant::now());

@@ -13,7 +13,7 @@ use std::os::fd::OwnedFd;
 
 use ringline_core::account::IssuedPin;
 use ringline_core::home::ShardId;
-use ringline_core::shard::{ConnId, ConnectionsFull, DeviceRecord, Now, Shard};
+use ringline_core::shard::{AdminAnswer, AdminTicket, ConnId, ConnectionsFull, DeviceRecord, Now, Shard};
 use ringline_core::tls::TlsSession;
 
 use crate::driver::Effects;
@@ -64,6 +64,10 @@ impl Effects for CoreEffects<'_> {
 
     fn hand_pin_over(&mut self, pin: IssuedPin) -> bool {
         self.core.pin_sender().send(pin).is_ok()
+    }
+
+    fn answer_admin(&mut self, ticket: AdminTicket, answer: AdminAnswer) {
+        self.core.admin.answer(ticket, answer);
     }
 }
 

@@ -9,6 +9,8 @@
 //! tasks call `driver`'s steps around their I/O, so the simulator runs the same driving code. What stays here
 //! is the glommio glue: tasks, wake-ups, sockets, files, channels and timers.
 
+mod admin;
+mod admin_inbox;
 mod allocator;
 mod conn;
 mod context;
@@ -56,6 +58,7 @@ use ringline_core::tls::TlsSetupError;
 /// What one core sends another in one channel slot (public for the mesh benchmark, `benches/benches/mesh.rs`).
 #[doc(hidden)]
 pub use self::context::MeshBatch;
+pub use admin::AdminSocketError;
 pub use cpus::choose_cpus;
 pub use listener::{ListenError, bind_listeners};
 pub use log::LogError;
@@ -101,6 +104,8 @@ pub enum ServeError {
     MetricsListen { addr: SocketAddr, error: std::io::Error },
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
+    #[error(transparent)]
+    AdminSocket(#[from] AdminSocketError),
     #[error("starting the TLS certificate reload thread: {0}")]
     TlsReloadThread(std::io::Error),
 }
@@ -121,6 +126,9 @@ pub struct Server {
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
     /// systemd's notification socket, when run as a `Type=notify` unit.
     systemd: Option<SystemdNotifier>,
+    /// Where the control socket is (`ringline admin`); its file is removed when the server stops.
+    pub admin_socket: std::path::PathBuf,
+    _admin_socket: admin::AdminSocket,
     /// Holds the data directory's log lock while the server runs.
     _log_lock: std::fs::File,
 }
@@ -202,6 +210,14 @@ impl Server {
         });
         let cores_u16 = u16::try_from(cores).map_err(|_| ServeError::Cpus(format!("{cores} cores is too many")))?;
         let log_lock = log::lock(&data_dir)?;
+        // After the lock: a second server on this data directory stops at the lock, not at the socket.
+        let (admin_senders, admin_inboxes): (Vec<_>, Vec<_>) = (0..cores)
+            .map(|_| {
+                let (sender, receiver) = std::sync::mpsc::sync_channel(ringline_core::limits::ADMIN_CHANNEL_CAPACITY);
+                (sender, admin_inbox::AdminInbox::new(receiver))
+            })
+            .unzip();
+        let admin_socket = admin::start(&config.admin_socket, admin_senders)?;
         let logs = log::recover(&data_dir, cores_u16, ringline_core::limits::DEDUP_WINDOW)?;
         metrics_hub.set_logs_recovered();
         let directory = Arc::new(accounts.directory().clone());
@@ -211,8 +227,14 @@ impl Server {
             generations: Arc::new(devices.generations),
         };
         let mut executors = Vec::with_capacity(cores);
-        for (index, ((((cpu, listener), tls_listener), (senders, receivers)), log)) in
-            cpus.iter().zip(listeners).zip(tls_listeners).zip(senders.into_iter().zip(receivers)).zip(logs).enumerate()
+        for (index, (((((cpu, listener), tls_listener), (senders, receivers)), log), admin)) in cpus
+            .iter()
+            .zip(listeners)
+            .zip(tls_listeners)
+            .zip(senders.into_iter().zip(receivers))
+            .zip(logs)
+            .zip(admin_inboxes)
+            .enumerate()
         {
             let shard_config = config.shard_config(cores_u16, shard_accounts.clone());
             let coordination = coordination.clone();
@@ -230,7 +252,7 @@ impl Server {
             let handle = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
                 .name(&format!("ringline-core-{index}"))
                 .io_memory(EXECUTOR_IO_MEMORY_BYTES)
-                .spawn(move || run_core(id, shard_config, listener, tls, readiness, mesh, coordination, log))
+                .spawn(move || run_core(id, shard_config, listener, tls, readiness, mesh, coordination, log, admin))
                 .map_err(|error| ServeError::Executor { core: index, message: error.to_string() })?;
             executors.push(handle);
         }
@@ -247,6 +269,8 @@ impl Server {
             coordination,
             executors,
             systemd: SystemdNotifier::from_env(cores),
+            admin_socket: config.admin_socket.clone(),
+            _admin_socket: admin_socket,
             _log_lock: log_lock,
         })
     }

@@ -41,7 +41,8 @@ use ringline_core::account::{Directory, IssuedPin, KeyAuthority, ProvisionBatch,
 use ringline_core::home::{ShardId, home_core};
 use ringline_core::limits::{OUTBOUND_BYTES_MAX, READ_BUFFER_BYTES};
 use ringline_core::shard::{
-    ConnId, ConnectionsFull, DeviceRecord, Durability, Handoff, Now, QueueLimits, Shard, ShardConfig, ShardMsg,
+    AdminAnswer, AdminTicket, ConnId, ConnectionsFull, DeviceRecord, Durability, Handoff, Now, QueueLimits, Shard,
+    ShardConfig, ShardMsg,
 };
 use ringline_core::wal::{RecoveredCore, Recovery, SegmentOutcome};
 use wire::{ClientFrame, Decoded, DeviceKey, UserId};
@@ -939,6 +940,10 @@ impl Effects for SimEffects<'_> {
 
     fn hand_pin_over(&mut self, pin: IssuedPin) -> bool {
         self.pin_sender.send(pin).is_ok()
+    }
+
+    fn answer_admin(&mut self, ticket: AdminTicket, answer: AdminAnswer) {
+        panic!("the simulator asks no admin request, yet {ticket:?} was answered: {answer:?}");
     }
 }
 
