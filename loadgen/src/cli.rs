@@ -10,6 +10,7 @@ use clap::{ArgGroup, Parser, Subcommand};
 use crate::control::Scenario;
 use crate::schedule::Arrivals;
 use crate::source_addr::SourceAddresses;
+use crate::stages::Stages;
 
 /// Capacity tester for ringline: holds many client connections, sends chat traffic and proves nothing was lost.
 #[derive(Debug, Parser)]
@@ -31,6 +32,13 @@ pub use crate::control::ProtocolName;
 
 /// What `run --help` says after the flags: where users come from, per protocol.
 const RUN_AFTER_HELP: &str = "\
+Stages (--stages, instead of --connections --ramp --duration):
+  comma-separated, run in order:  DURATION:CONNECTIONS@RATE/s  connect users at RATE connects/s until CONNECTIONS
+  are up (more than before: connections only grow), then hold them for the rest of the stage;  DURATION:hold  hold
+  them;  DURATION:rate N  hold them and send N messages/s in total from here on. DURATION is a number with ms, s,
+  m or h. The profile opens with a ramp and has at least one hold or rate stage; --rate is the message rate from
+  the end of the opening ramp until a `rate` stage changes it. Example: 60s:100000@5000/s,120s:hold,30s:rate 20000
+
 Users:
   native  --spawn-engine provisions them; with --target, --users is the keys file of `ringline users provision`.
   xmpp    --users FILE with `JID PASSWORD` lines (`user17@localhost secret`; every JID is {prefix}{digits}@{domain},
@@ -63,8 +71,12 @@ pub struct RunArgs {
     pub spawn_engine: bool,
     /// Concurrent client connections (one user each). Default with --spawn-engine: what this machine ramps to in
     /// about a minute.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "stages")]
     pub connections: Option<u64>,
+    /// A staged load profile instead of --connections/--ramp/--duration, e.g. `60s:100000@5000/s,120s:hold,30s:rate
+    /// 20000` (see "Stages" below).
+    #[arg(long, value_parser = parse_stages, conflicts_with_all = ["ramp", "duration"])]
+    pub stages: Option<Stages>,
     /// New connections per second, in total.
     #[arg(long, default_value_t = 2000.0, value_parser = positive_f64)]
     pub ramp: f64,
@@ -222,6 +234,10 @@ fn parse_agents(text: &str) -> Result<AgentsArg, String> {
     }
 }
 
+fn parse_stages(text: &str) -> Result<Stages, String> {
+    text.parse().map_err(|error: crate::stages::StageError| error.to_string())
+}
+
 fn parse_cidrs(text: &str) -> Result<String, String> {
     SourceAddresses::parse(text).map(|_| text.to_owned()).map_err(|error| error.to_string())
 }
@@ -310,6 +326,18 @@ mod tests {
         assert!(run.tls);
         assert_eq!(run.ca.as_deref(), Some(std::path::Path::new("roots.pem")));
         assert_eq!(run.tls_server_name.as_deref(), Some("chat.example"));
+        let cli = Cli::try_parse_from([
+            "ringline-loadgen",
+            "run",
+            "--spawn-engine",
+            "--stages",
+            "60s:100000@5000/s,120s:hold,30s:rate 20000",
+            "--rate",
+            "500",
+        ])
+        .expect("valid");
+        let Command::Run(run) = cli.command else { panic!("run") };
+        assert_eq!(run.stages.expect("stages").connections_max(), 100_000);
     }
 
     #[test]
@@ -339,5 +367,14 @@ mod tests {
         );
         assert!(error_of(&["run", "--spawn-engine", "--ca", "roots.pem"]).contains("--tls"));
         assert!(error_of(&["run", "--spawn-engine", "--tls", "--tls-server-name", "a b"]).contains("DNS name"));
+        assert!(error_of(&["run", "--spawn-engine", "--stages", "10s:10@5/s,60:hold"]).contains("stage 2 `60:hold`"));
+        assert!(
+            error_of(&["run", "--spawn-engine", "--stages", "10s:10@5/s,1s:hold", "--connections", "5"])
+                .contains("cannot be used")
+        );
+        assert!(
+            error_of(&["run", "--spawn-engine", "--stages", "10s:10@5/s,1s:hold", "--duration", "5"])
+                .contains("cannot be used")
+        );
     }
 }
