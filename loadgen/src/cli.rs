@@ -106,6 +106,21 @@ pub struct RunArgs {
     /// Write an SVG plot of connections and latency over time here.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Write the HdrHistogram interval log here (µs, a histogram a second: ACK latency untagged, delivery
+    /// latency with Tag=delivery), for HdrHistogram's HistogramLogProcessor and HistogramLogAnalyzer.
+    #[arg(long)]
+    pub hlog: Option<PathBuf>,
+    /// Write the whole run's ACK latency percentile distribution here, as HdrHistogram prints it (ms), for
+    /// HdrHistogram's plotter.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Write the per-second series here as CSV (connections, sends, acks, deliveries, latencies, host).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write a self-contained HTML report here (summary, ledger, latency over time and by percentile,
+    /// connections, host resources).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// `auto` to spawn local agents as needed, or agent addresses HOST:PORT[,HOST:PORT...].
     #[arg(long, default_value = "auto", value_parser = parse_agents)]
     pub agents: AgentsArg,

@@ -9,10 +9,12 @@
 //! - `progress.rs` — the progress line every second, the timeline, the hold's plateau figures; stops the
 //!   agents early on Ctrl-C or at the memory floor.
 //! - `verdict.rs` — merges the agents' verdicts (counts summed, histograms merged bucket by bucket) into the
-//!   report, writes it, and gives the exit code.
+//!   report, writes it, and gives the exit code. `outputs.rs` — the report files beside the JSON and SVG
+//!   (`--hlog` during the run, `--hgrm`, `--csv`, `--html` after it).
 
 mod agents;
 mod inputs;
+mod outputs;
 mod plan;
 mod progress;
 mod spawn;
@@ -39,9 +41,17 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
     };
     let size = plan::size_run(args, &mut report)?;
     let mut started = spawn::start(args, size, &mut report)?;
-    let watched = progress::watch(args, &mut started, &interrupted, &mut report);
-    verdict::judge(&started, watched, &mut report)?;
+    let mut interval_log = match &args.hlog {
+        Some(path) => Some(outputs::IntervalLogFile::create(path, started.times.start_at_us)?),
+        None => None,
+    };
+    let watched = progress::watch(args, &mut started, interval_log.as_mut(), &interrupted, &mut report);
+    let histograms = verdict::judge(&started, watched, &mut report)?;
     started.stop(&mut report);
+    if let Some(log) = interval_log {
+        log.finish()?;
+    }
+    outputs::write_files(args, &report, &histograms)?;
     verdict::publish(args, &report)
 }
 
