@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Parser, Subcommand};
 
 use crate::control::Scenario;
+use crate::scenario_file::ScenarioFile;
 use crate::schedule::Arrivals;
 use crate::source_addr::SourceAddresses;
 use crate::stages::Stages;
@@ -58,7 +59,7 @@ Example (ejabberd on loopback, users user1..user2000 with password `loadtest`):
       --connections 2000 --scenario chat --rate 1000 --server-pid $(pgrep -u ejabberd beam.smp)";
 
 /// Load a ringline server, or an XMPP server such as ejabberd or prosody with `--protocol xmpp`.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(after_help = RUN_AFTER_HELP)]
 #[command(group(ArgGroup::new("server").required(true).args(["target", "spawn_engine"])))]
 #[command(group(ArgGroup::new("user_source").args(["users", "xmpp_password"])))]
@@ -80,8 +81,10 @@ pub struct RunArgs {
     /// New connections per second, in total.
     #[arg(long, default_value_t = 2000.0, value_parser = positive_f64)]
     pub ramp: f64,
-    #[arg(long, value_enum, default_value_t = Scenario::Chat)]
-    pub scenario: Scenario,
+    /// The workload, `idle`, `chat`, `offline` or `reconnect-storm`; or FILE.toml, a scenario file (workload,
+    /// rate, stages, message size mix; see docs/LOADGEN.md) whose keys replace these flags' values.
+    #[arg(long, default_value = "chat", value_parser = parse_scenario, value_name = "NAME|FILE.toml")]
+    pub scenario: ScenarioArg,
     /// Seconds to hold the connections (and send) after the ramp.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub duration: u64,
@@ -231,6 +234,70 @@ pub struct AgentArgs {
     pub once: bool,
 }
 
+/// `--scenario`: a workload by name, or a scenario file (read and checked when the command line is parsed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScenarioArg {
+    Named(Scenario),
+    File(Box<ScenarioFile>),
+}
+
+fn parse_scenario(text: &str) -> Result<ScenarioArg, String> {
+    use clap::ValueEnum;
+    if let Ok(scenario) = Scenario::from_str(text, false) {
+        return Ok(ScenarioArg::Named(scenario));
+    }
+    if !text.ends_with(".toml") {
+        let names: Vec<String> = Scenario::value_variants()
+            .iter()
+            .filter_map(|scenario| scenario.to_possible_value())
+            .map(|value| value.get_name().to_owned())
+            .collect();
+        return Err(format!("possible values: {}, or a scenario file FILE.toml", names.join(", ")));
+    }
+    let contents =
+        std::fs::read_to_string(text).map_err(|error| format!("reading the scenario file {text}: {error}"))?;
+    ScenarioFile::from_toml(&contents)
+        .map(|file| ScenarioArg::File(Box::new(file)))
+        .map_err(|error| format!("{text}: {error}"))
+}
+
+impl RunArgs {
+    /// The workload: the named one, or the scenario file's (`chat` when the file names none).
+    pub fn scenario(&self) -> Scenario {
+        match &self.scenario {
+            ScenarioArg::Named(scenario) => *scenario,
+            ScenarioArg::File(file) => file.scenario.unwrap_or(Scenario::Chat),
+        }
+    }
+
+    /// The scenario file's message size mix, if it has one.
+    pub fn body_bytes_mix(&self) -> Vec<crate::scenario_file::BodySize> {
+        match &self.scenario {
+            ScenarioArg::File(file) => file.body_bytes_mix.clone().unwrap_or_default(),
+            ScenarioArg::Named(_) => Vec::new(),
+        }
+    }
+
+    /// These arguments with a scenario file's keys in place of the flags' values (the same arguments without
+    /// one). The stages of a file replace `--connections`, `--ramp` and `--duration`.
+    pub fn with_scenario_file(&self) -> RunArgs {
+        let mut args = self.clone();
+        let ScenarioArg::File(file) = &self.scenario else { return args };
+        let file = file.as_ref();
+        args.rate = file.rate.unwrap_or(args.rate);
+        args.arrivals = file.arrivals.unwrap_or(args.arrivals);
+        args.contacts = file.contacts.unwrap_or(args.contacts);
+        args.offline_share = file.offline_share.unwrap_or(args.offline_share);
+        args.storm_share = file.storm_share.unwrap_or(args.storm_share);
+        args.body_bytes = file.body_bytes.unwrap_or(args.body_bytes);
+        if let Some(stages) = &file.stages {
+            args.stages = Some(stages.clone());
+            args.connections = None;
+        }
+        args
+    }
+}
+
 /// `--agents`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentsArg {
@@ -301,7 +368,7 @@ mod tests {
         .expect("valid");
         let Command::Run(run) = cli.command else { panic!("run") };
         assert_eq!(run.target.len(), 2);
-        assert_eq!(run.scenario, Scenario::ReconnectStorm);
+        assert_eq!(run.scenario(), Scenario::ReconnectStorm);
         assert_eq!(run.agents, AgentsArg::Auto);
         let cli = Cli::try_parse_from(["ringline-loadgen", "run", "--spawn-engine", "--agents", "10.0.0.1:9000"])
             .expect("valid");

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::LedgerSummary;
 use crate::limits::CONTROL_LINE_BYTES_MAX;
 use crate::load_profile::RampStep;
+use crate::scenario_file::BodySize;
 use crate::schedule::{Arrivals, RateStep};
 
 /// Why a control line could not be read or written.
@@ -91,6 +92,10 @@ pub struct RunPlan {
     pub storm_share: f64,
     pub contacts_per_user: usize,
     pub body_bytes: u32,
+    /// A message size mix (a scenario file's `body_bytes_mix`) instead of `body_bytes`: each user sends one
+    /// size, the first share of the users the first size, and so on. Empty: every user sends `body_bytes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub body_bytes_mix: Vec<BodySize>,
     pub ping_interval_s: u64,
     pub connect_timeout_ms: u64,
     pub start_at_us: u64,
@@ -276,6 +281,7 @@ mod tests {
             storm_share: 0.5,
             contacts_per_user: 4,
             body_bytes: 64,
+            body_bytes_mix: vec![BodySize { bytes: 64, share: 0.5 }, BodySize { bytes: 512, share: 0.5 }],
             ping_interval_s: 60,
             connect_timeout_ms: 5_000,
             start_at_us: 10,

@@ -181,3 +181,52 @@ fn a_staged_run_changes_its_rate_and_writes_every_report_file() {
     }
     assert_eq!(depth, 0, "every tag closes");
 }
+
+/// `--scenario FILE.toml`: the file's workload, rate, stages and message size mix are what the run does.
+#[test]
+fn a_scenario_file_drives_the_run() {
+    let dir = test_dir("scenario-file");
+    let (users, keys) = users_and_keys_file(40, &dir);
+    let address = start_fake_server(&users, FakeServerOptions::default()).to_string();
+    let scenario = dir.join("chat.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+scenario = "chat"
+rate = 200
+arrivals = "fixed"
+body_bytes_mix = [{ bytes = 64, share = 0.5 }, { bytes = 1024, share = 0.5 }]
+
+[[stage]]
+duration = "1s"
+connections = 40
+connects_per_s = 80
+[[stage]]
+duration = "2s"
+"#,
+    )
+    .expect("write");
+    let (output, report) = run_with_report(
+        &dir,
+        &[
+            "--target",
+            &address,
+            "--users",
+            keys.to_str().expect("utf-8"),
+            "--scenario",
+            scenario.to_str().expect("utf-8"),
+            "--drain-timeout",
+            "5",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(report["scenario"], "chat");
+    assert_eq!(report["connections_target"], 40);
+    assert_eq!(report["connections_established"], 40);
+    assert_eq!(report["lost"], 0);
+    // 200/s from the end of the ramp (0.5 s) to the end of the profile (3 s); each core may end a slot short.
+    let sent = report["messages_sent"].as_u64().expect("number");
+    assert!((495..=500).contains(&sent), "sent {sent}");
+    assert_eq!(report["messages_delivered"], sent);
+}

@@ -45,6 +45,7 @@ use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::{LedgerSummary, MessageKey};
 use loadgen::limits::{CONNECTS_PER_ROUND_MAX, CORE_READ_BUFFER_BYTES, EVENTS_PER_WAIT, SENDS_PER_TICK_MAX};
 use loadgen::load_profile::slot_start_us;
+use loadgen::scenario_file::body_bytes_of;
 use loadgen::schedule::{RateStep, SendSchedule};
 use loadgen::source_addr::SourceAddresses;
 
@@ -226,7 +227,12 @@ impl Core {
             .iter()
             .enumerate()
             .map(|(index, user)| Slot {
-                session: Driver::new(user, plan.body_bytes, plan.ping_interval_s * 1_000_000, client_msg_id_base),
+                session: Driver::new(
+                    user,
+                    body_bytes_of(&plan.body_bytes_mix, index, users).unwrap_or(plan.body_bytes),
+                    plan.ping_interval_s * 1_000_000,
+                    client_msg_id_base,
+                ),
                 stream: None,
                 tls: None,
                 tls_tickets: None,

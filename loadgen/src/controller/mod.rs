@@ -31,11 +31,12 @@ use loadgen::report::Report;
 
 /// `ringline-loadgen run`. Returns the process exit code: non-zero when anything was lost, duplicated or reordered.
 pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode> {
+    let args = &args.with_scenario_file();
     let interrupted = flag_on_interrupt()?;
     let mut report = Report {
         command_line,
         machine: crate::machine::machine_info(),
-        scenario: Some(args.scenario),
+        scenario: Some(args.scenario()),
         hold_seconds: args.duration as f64,
         ..Default::default()
     };

@@ -258,10 +258,10 @@ impl<'a> AgentPlans<'a> {
         let slice = &users[self.next_user..self.next_user + share];
         self.next_user += share;
         let fraction = slice.len() as f64 / users.len().max(1) as f64;
-        let rate_share = if args.scenario == Scenario::Idle { 0.0 } else { fraction };
+        let rate_share = if args.scenario() == Scenario::Idle { 0.0 } else { fraction };
         RunPlan {
             run_id: self.run_id,
-            scenario: args.scenario,
+            scenario: args.scenario(),
             users: slice.to_vec(),
             targets: self.roster.targets.clone(),
             source_cidrs: args.source_cidr.clone(),
@@ -272,6 +272,7 @@ impl<'a> AgentPlans<'a> {
             storm_share: args.storm_share,
             contacts_per_user: args.contacts as usize,
             body_bytes: args.body_bytes,
+            body_bytes_mix: args.body_bytes_mix(),
             ping_interval_s: args.ping_interval,
             connect_timeout_ms: args.connect_timeout_ms,
             start_at_us: self.times.start_at_us,

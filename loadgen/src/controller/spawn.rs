@@ -141,7 +141,7 @@ pub(super) fn start(args: &RunArgs, mut size: RunSize, report: &mut Report) -> a
         "run {run_id:016x}: {connections} connections over {} agent(s) to {} target(s), scenario {:?}, ramp {:.1} s, hold {:.1} s",
         agent_count,
         target_count,
-        args.scenario,
+        args.scenario(),
         times.ramp_us as f64 / 1e6,
         (times.hold_end_at_us - times.hold_start_at_us) as f64 / 1e6
     );

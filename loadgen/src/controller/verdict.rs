@@ -167,7 +167,7 @@ pub(super) fn publish(args: &RunArgs, report: &Report) -> anyhow::Result<ExitCod
         std::fs::write(path, json).with_context(|| format!("writing the report to {}", path.display()))?;
     }
     if let Some(path) = &args.plot {
-        crate::plot::write_plot(path, &report.timeline, &format!("{:?}", args.scenario))?;
+        crate::plot::write_plot(path, &report.timeline, &format!("{:?}", args.scenario()))?;
     }
     let mut stdout = std::io::stdout();
     let _ = stdout.write_all(report.render_summary().as_bytes());
