@@ -33,12 +33,21 @@ pub use crate::control::ProtocolName;
 
 /// What `run --help` says after the flags: where users come from, per protocol.
 const RUN_AFTER_HELP: &str = "\
-Stages (--stages, instead of --connections --ramp --duration):
-  comma-separated, run in order:  DURATION:CONNECTIONS@RATE/s  connect users at RATE connects/s until CONNECTIONS
-  are up (more than before: connections only grow), then hold them for the rest of the stage;  DURATION:hold  hold
-  them;  DURATION:rate N  hold them and send N messages/s in total from here on. DURATION is a number with ms, s,
-  m or h. The profile opens with a ramp and has at least one hold or rate stage; --rate is the message rate from
-  the end of the opening ramp until a `rate` stage changes it. Example: 60s:100000@5000/s,120s:hold,30s:rate 20000
+Scenarios (--scenario):
+  idle             ramp up and hold the connections with PING keepalives; no messages
+  chat             every online user sends to its contacts at an open-loop total rate
+  offline          a share of users is offline while others send to them; they come back halfway through the hold
+  reconnect-storm  a share of connections is dropped at once a third of the way through the hold and reconnects
+  FILE.toml        a scenario file: workload, rate, stages, message size mix (docs/LOADGEN.md)
+
+Stages (--stages, instead of --connections --ramp --duration), comma-separated, run in order:
+  DURATION:CONNECTIONS@RATE/s  connect users at RATE connects/s until CONNECTIONS are up (more than before:
+                               connections only grow), then hold them for the rest of the stage
+  DURATION:hold                hold the connections, sending at the current rate
+  DURATION:rate N              hold them and send N messages/s in total from the stage's start on
+  DURATION is a number with ms, s, m or h. The profile opens with a ramp and has at least one hold or rate
+  stage; --rate is the message rate from the end of the opening ramp until a `rate` stage changes it.
+  Example: --stages \"60s:100000@5000/s,120s:hold,30s:rate 20000\"
 
 Users:
   native  --spawn-engine provisions them; with --target, --users is the keys file of `ringline users provision`.

@@ -242,6 +242,18 @@ mod tests {
         assert_eq!(sizes, [64, 64, 64, 64, 64, 64, 1024, 1024]);
     }
 
+    /// The example in docs/LOADGEN.md is a file this parser takes, with the profile it says it is.
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../docs/LOADGEN.md");
+        let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + doc[start..].find("```").expect("the block ends");
+        let file = ScenarioFile::from_toml(&doc[start..end]).expect("the documented example is valid");
+        let same = "60s:100000@5000/s,120s:hold,30s:rate 20000".parse::<Stages>().expect("valid");
+        assert_eq!(file.stages, Some(same));
+        assert_eq!(file.body_bytes_mix.map(|mix| mix.len()), Some(2));
+    }
+
     fn error_of(text: &str) -> String {
         ScenarioFile::from_toml(text).expect_err("must be refused").to_string()
     }
