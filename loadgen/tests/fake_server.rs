@@ -5,28 +5,24 @@ mod support;
 
 use support::*;
 
-fn chat_run(name: &str, options: FakeServerOptions, extra: &[&str]) -> (std::process::Output, serde_json::Value) {
-    let dir = test_dir(name);
-    let (users, keys) = users_and_keys_file(40, &dir);
+/// `run` in `dir` against a fake server for 40 users: `--target` and `--users`, then `flags`.
+fn fake_server_run(
+    dir: &std::path::Path,
+    options: FakeServerOptions,
+    flags: &[&str],
+) -> (std::process::Output, serde_json::Value) {
+    let (users, keys) = users_and_keys_file(40, dir);
     let address = start_fake_server(&users, options).to_string();
-    let mut args = vec![
-        "--target",
-        &address,
-        "--users",
-        keys.to_str().expect("utf-8"),
-        "--connections",
-        "40",
-        "--ramp",
-        "400",
-        "--duration",
-        "2",
-        "--rate",
-        "200",
-        "--drain-timeout",
-        "5",
-    ];
-    args.extend_from_slice(extra);
-    run_with_report(&dir, &args)
+    let mut args = vec!["--target", &address, "--users", keys.to_str().expect("utf-8")];
+    args.extend_from_slice(flags);
+    run_with_report(dir, &args)
+}
+
+fn chat_run(name: &str, options: FakeServerOptions, extra: &[&str]) -> (std::process::Output, serde_json::Value) {
+    let mut flags =
+        vec!["--connections", "40", "--ramp", "400", "--duration", "2", "--rate", "200", "--drain-timeout", "5"];
+    flags.extend_from_slice(extra);
+    fake_server_run(&test_dir(name), options, &flags)
 }
 
 #[test]
@@ -108,17 +104,12 @@ fn a_host_under_the_memory_floor_stops_the_run_and_reports_the_connections_up() 
 #[test]
 fn a_staged_run_changes_its_rate_and_writes_every_report_file() {
     let dir = test_dir("staged-outputs");
-    let (users, keys) = users_and_keys_file(40, &dir);
-    let address = start_fake_server(&users, FakeServerOptions::default()).to_string();
     let path = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
     let (hlog, hgrm, csv, html) = (path("run.hlog"), path("run.hgrm"), path("run.csv"), path("run.html"));
-    let (output, report) = run_with_report(
+    let (output, report) = fake_server_run(
         &dir,
+        FakeServerOptions::default(),
         &[
-            "--target",
-            &address,
-            "--users",
-            keys.to_str().expect("utf-8"),
             "--stages",
             "2s:40@40/s,1s:hold,2s:rate 400",
             "--rate",
@@ -186,8 +177,6 @@ fn a_staged_run_changes_its_rate_and_writes_every_report_file() {
 #[test]
 fn a_scenario_file_drives_the_run() {
     let dir = test_dir("scenario-file");
-    let (users, keys) = users_and_keys_file(40, &dir);
-    let address = start_fake_server(&users, FakeServerOptions::default()).to_string();
     let scenario = dir.join("chat.toml");
     std::fs::write(
         &scenario,
@@ -206,18 +195,10 @@ duration = "2s"
 "#,
     )
     .expect("write");
-    let (output, report) = run_with_report(
+    let (output, report) = fake_server_run(
         &dir,
-        &[
-            "--target",
-            &address,
-            "--users",
-            keys.to_str().expect("utf-8"),
-            "--scenario",
-            scenario.to_str().expect("utf-8"),
-            "--drain-timeout",
-            "5",
-        ],
+        FakeServerOptions::default(),
+        &["--scenario", scenario.to_str().expect("utf-8"), "--drain-timeout", "5"],
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));

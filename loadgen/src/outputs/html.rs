@@ -9,6 +9,7 @@ use std::fmt::Write;
 use plotters::prelude::*;
 
 use super::OutputError;
+use super::chart::{Series, draw_line_chart};
 use crate::latency::{LatencyHistogram, LatencySummary};
 use crate::report::{Report, TimelinePoint};
 
@@ -20,9 +21,6 @@ const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:960px;colo
 table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:0.2em 0.6em;text-align:right}\
 th{text-align:left;background:#f4f4f4}.pass{color:#070;font-weight:bold}.fail{color:#b00;font-weight:bold}\
 pre{background:#f8f8f8;padding:0.6em;overflow-x:auto}";
-
-/// A line series: its label, colour and points.
-type Series = (&'static str, RGBColor, Vec<(f64, f64)>);
 
 /// The page for `report`, with the whole run's ACK and delivery histograms for the spectrum.
 pub fn render_report(
@@ -202,37 +200,12 @@ fn spectrum_points(histogram: &LatencyHistogram) -> Vec<(f64, f64)> {
 
 /// One chart as an inline `<svg>` element.
 fn line_chart(caption: &str, y_desc: &str, series: &[Series]) -> Result<String, OutputError> {
-    let chart_error = |error: &dyn std::fmt::Display| OutputError::Chart(error.to_string());
-    let points = || series.iter().flat_map(|(_, _, points)| points.iter());
-    let x_max = points().map(|(x, _)| *x).fold(1.0, f64::max);
-    let y_max = points().map(|(_, y)| *y).fold(1e-3, f64::max);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|error| chart_error(&error))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(caption, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_max * 1.1)
-            .map_err(|error| chart_error(&error))?;
-        chart.configure_mesh().y_desc(y_desc).draw().map_err(|error| chart_error(&error))?;
-        for (label, color, points) in series {
-            let color = *color;
-            chart
-                .draw_series(LineSeries::new(points.iter().copied(), &color))
-                .map_err(|error| chart_error(&error))?
-                .label(*label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(|error| chart_error(&error))?;
-        root.present().map_err(|error| chart_error(&error))?;
+        root.fill(&WHITE).map_err(|error| OutputError::Chart(error.to_string()))?;
+        draw_line_chart(&root, caption, "seconds", y_desc, series).map_err(OutputError::Chart)?;
+        root.present().map_err(|error| OutputError::Chart(error.to_string()))?;
     }
     Ok(svg)
 }

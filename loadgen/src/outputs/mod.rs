@@ -4,6 +4,7 @@
 //! timeline and the run's histograms; the controller opens the files and decides when to write. No clock, no
 //! sockets.
 
+pub mod chart;
 pub mod csv;
 pub mod hgrm;
 pub mod hlog;
