@@ -113,6 +113,42 @@ impl LoadProfile {
     }
 }
 
+/// Why a plan's ramp or rate steps cannot be run (a plan from a controller of another build, or corrupted).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanStepsError {
+    #[error("the plan has no ramp step")]
+    NoRamp,
+    #[error("ramp step {index}: shares must rise from the last step's, within 0 to 1, and end after they start")]
+    BadRamp { index: usize },
+    #[error("rate step {index}: rates are 0 or more, finite, and in time order")]
+    BadRate { index: usize },
+}
+
+/// Checks the steps an agent is handed before its cores run them: ramps that follow each other with rising
+/// shares ending at 1, and rates that are finite, not negative and in time order.
+pub fn check_plan_steps(ramps: &[RampStep], rates: &[RateStep]) -> Result<(), PlanStepsError> {
+    let mut share = 0.0;
+    for (index, ramp) in ramps.iter().enumerate() {
+        let rises = ramp.share_from >= share - 1e-9 && ramp.share_to > ramp.share_from && ramp.share_to <= 1.0 + 1e-9;
+        if !rises || ramp.end_at_us < ramp.start_at_us {
+            return Err(PlanStepsError::BadRamp { index });
+        }
+        share = ramp.share_to;
+    }
+    if ramps.is_empty() {
+        return Err(PlanStepsError::NoRamp);
+    }
+    let mut at_us = 0;
+    for (index, rate) in rates.iter().enumerate() {
+        if !(rate.msgs_per_s.is_finite() && rate.msgs_per_s >= 0.0) || rate.at_us < at_us {
+            return Err(PlanStepsError::BadRate { index });
+        }
+        at_us = rate.at_us;
+    }
+    Ok(())
+}
+
 /// `share` of each step's rate (an agent's or a core's part of the sends).
 pub fn scale_rates(rates: &[RateStep], share: f64) -> Vec<RateStep> {
     rates.iter().map(|step| RateStep { msgs_per_s: step.msgs_per_s * share, ..*step }).collect()
@@ -132,6 +168,21 @@ pub fn slot_start_us(ramps: &[RampStep], index: usize, slots: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profiles_make_steps_an_agent_accepts_and_bad_steps_are_refused() {
+        let stages: Stages = "10s:100@10/s,10s:rate 50,20s:300@20/s,5s:hold".parse().expect("valid");
+        let profile = LoadProfile::from_stages(&stages, 5.0);
+        assert_eq!(check_plan_steps(&profile.ramps_at(7), &profile.rates_at(7, 0.5)), Ok(()));
+        let ramp = RampStep { start_at_us: 10, end_at_us: 20, share_from: 0.0, share_to: 1.0 };
+        assert_eq!(check_plan_steps(&[], &[]), Err(PlanStepsError::NoRamp));
+        let backwards = RampStep { share_from: 0.5, share_to: 0.2, ..ramp };
+        assert_eq!(check_plan_steps(&[backwards], &[]), Err(PlanStepsError::BadRamp { index: 0 }));
+        let rates = [RateStep { at_us: 20, msgs_per_s: 1.0 }, RateStep { at_us: 10, msgs_per_s: 1.0 }];
+        assert_eq!(check_plan_steps(&[ramp], &rates), Err(PlanStepsError::BadRate { index: 1 }));
+        let rates = [RateStep { at_us: 20, msgs_per_s: f64::NAN }];
+        assert_eq!(check_plan_steps(&[ramp], &rates), Err(PlanStepsError::BadRate { index: 0 }));
+    }
 
     #[test]
     fn a_steady_profile_ramps_then_sends_as_the_flags_always_did() {

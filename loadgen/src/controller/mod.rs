@@ -37,10 +37,10 @@ pub fn run(args: &RunArgs, command_line: Vec<String>) -> anyhow::Result<ExitCode
         command_line,
         machine: crate::machine::machine_info(),
         scenario: Some(args.scenario()),
-        hold_seconds: args.duration as f64,
         ..Default::default()
     };
     let size = plan::size_run(args, &mut report)?;
+    report.hold_seconds = size.profile.end_us.saturating_sub(size.profile.hold_start_us) as f64 / 1e6;
     let mut started = spawn::start(args, size, &mut report)?;
     let mut interval_log = match &args.hlog {
         Some(path) => Some(outputs::IntervalLogFile::create(path, started.times.start_at_us)?),
