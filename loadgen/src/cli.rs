@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Parser, Subcommand};
 
 use crate::control::Scenario;
+use crate::scenario_file::ScenarioFile;
 use crate::schedule::Arrivals;
 use crate::source_addr::SourceAddresses;
+use crate::stages::Stages;
 
 /// Capacity tester for ringline: holds many client connections, sends chat traffic and proves nothing was lost.
 #[derive(Debug, Parser)]
@@ -31,6 +33,22 @@ pub use crate::control::ProtocolName;
 
 /// What `run --help` says after the flags: where users come from, per protocol.
 const RUN_AFTER_HELP: &str = "\
+Scenarios (--scenario):
+  idle             ramp up and hold the connections with PING keepalives; no messages
+  chat             every online user sends to its contacts at an open-loop total rate
+  offline          a share of users is offline while others send to them; they come back halfway through the hold
+  reconnect-storm  a share of connections is dropped at once a third of the way through the hold and reconnects
+  FILE.toml        a scenario file: workload, rate, stages, message size mix (docs/LOADGEN.md)
+
+Stages (--stages, instead of --connections --ramp --duration), comma-separated, run in order:
+  DURATION:CONNECTIONS@RATE/s  connect users at RATE connects/s until CONNECTIONS are up (more than before:
+                               connections only grow), then hold them for the rest of the stage
+  DURATION:hold                hold the connections, sending at the current rate
+  DURATION:rate N              hold them and send N messages/s in total from the stage's start on
+  DURATION is a number with ms, s, m or h. The profile opens with a ramp and has at least one hold or rate
+  stage; --rate is the message rate from the end of the opening ramp until a `rate` stage changes it.
+  Example: --stages \"60s:100000@5000/s,120s:hold,30s:rate 20000\"
+
 Users:
   native  --spawn-engine provisions them; with --target, --users is the keys file of `ringline users provision`.
   xmpp    --users FILE with `JID PASSWORD` lines (`user17@localhost secret`; every JID is {prefix}{digits}@{domain},
@@ -50,7 +68,7 @@ Example (ejabberd on loopback, users user1..user2000 with password `loadtest`):
       --connections 2000 --scenario chat --rate 1000 --server-pid $(pgrep -u ejabberd beam.smp)";
 
 /// Load a ringline server, or an XMPP server such as ejabberd or prosody with `--protocol xmpp`.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(after_help = RUN_AFTER_HELP)]
 #[command(group(ArgGroup::new("server").required(true).args(["target", "spawn_engine"])))]
 #[command(group(ArgGroup::new("user_source").args(["users", "xmpp_password"])))]
@@ -63,13 +81,19 @@ pub struct RunArgs {
     pub spawn_engine: bool,
     /// Concurrent client connections (one user each). Default with --spawn-engine: what this machine ramps to in
     /// about a minute.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "stages")]
     pub connections: Option<u64>,
+    /// A staged load profile instead of --connections/--ramp/--duration, e.g. `60s:100000@5000/s,120s:hold,30s:rate
+    /// 20000` (see "Stages" below).
+    #[arg(long, value_parser = parse_stages, conflicts_with_all = ["ramp", "duration"])]
+    pub stages: Option<Stages>,
     /// New connections per second, in total.
     #[arg(long, default_value_t = 2000.0, value_parser = positive_f64)]
     pub ramp: f64,
-    #[arg(long, value_enum, default_value_t = Scenario::Chat)]
-    pub scenario: Scenario,
+    /// The workload, `idle`, `chat`, `offline` or `reconnect-storm`; or FILE.toml, a scenario file (workload,
+    /// rate, stages, message size mix; see docs/LOADGEN.md) whose keys replace these flags' values.
+    #[arg(long, default_value = "chat", value_parser = parse_scenario, value_name = "NAME|FILE.toml")]
+    pub scenario: ScenarioArg,
     /// Seconds to hold the connections (and send) after the ramp.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub duration: u64,
@@ -94,6 +118,21 @@ pub struct RunArgs {
     /// Write an SVG plot of connections and latency over time here.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Write the HdrHistogram interval log here (µs, a histogram a second: ACK latency untagged, delivery
+    /// latency with Tag=delivery), for HdrHistogram's HistogramLogProcessor and HistogramLogAnalyzer.
+    #[arg(long)]
+    pub hlog: Option<PathBuf>,
+    /// Write the whole run's ACK latency percentile distribution here, as HdrHistogram prints it (ms), for
+    /// HdrHistogram's plotter.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Write the per-second series here as CSV (connections, sends, acks, deliveries, latencies, host).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write a self-contained HTML report here (summary, ledger, latency over time and by percentile,
+    /// connections, host resources).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// `auto` to spawn local agents as needed, or agent addresses HOST:PORT[,HOST:PORT...].
     #[arg(long, default_value = "auto", value_parser = parse_agents)]
     pub agents: AgentsArg,
@@ -204,6 +243,70 @@ pub struct AgentArgs {
     pub once: bool,
 }
 
+/// `--scenario`: a workload by name, or a scenario file (read and checked when the command line is parsed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScenarioArg {
+    Named(Scenario),
+    File(Box<ScenarioFile>),
+}
+
+fn parse_scenario(text: &str) -> Result<ScenarioArg, String> {
+    use clap::ValueEnum;
+    if let Ok(scenario) = Scenario::from_str(text, false) {
+        return Ok(ScenarioArg::Named(scenario));
+    }
+    if !text.ends_with(".toml") {
+        let names: Vec<String> = Scenario::value_variants()
+            .iter()
+            .filter_map(|scenario| scenario.to_possible_value())
+            .map(|value| value.get_name().to_owned())
+            .collect();
+        return Err(format!("possible values: {}, or a scenario file FILE.toml", names.join(", ")));
+    }
+    let contents =
+        std::fs::read_to_string(text).map_err(|error| format!("reading the scenario file {text}: {error}"))?;
+    ScenarioFile::from_toml(&contents)
+        .map(|file| ScenarioArg::File(Box::new(file)))
+        .map_err(|error| format!("{text}: {error}"))
+}
+
+impl RunArgs {
+    /// The workload: the named one, or the scenario file's (`chat` when the file names none).
+    pub fn scenario(&self) -> Scenario {
+        match &self.scenario {
+            ScenarioArg::Named(scenario) => *scenario,
+            ScenarioArg::File(file) => file.scenario.unwrap_or(Scenario::Chat),
+        }
+    }
+
+    /// The scenario file's message size mix, if it has one.
+    pub fn body_bytes_mix(&self) -> Vec<crate::scenario_file::BodySize> {
+        match &self.scenario {
+            ScenarioArg::File(file) => file.body_bytes_mix.clone().unwrap_or_default(),
+            ScenarioArg::Named(_) => Vec::new(),
+        }
+    }
+
+    /// These arguments with a scenario file's keys in place of the flags' values (the same arguments without
+    /// one). The stages of a file replace `--connections`, `--ramp` and `--duration`.
+    pub fn with_scenario_file(&self) -> RunArgs {
+        let mut args = self.clone();
+        let ScenarioArg::File(file) = &self.scenario else { return args };
+        let file = file.as_ref();
+        args.rate = file.rate.unwrap_or(args.rate);
+        args.arrivals = file.arrivals.unwrap_or(args.arrivals);
+        args.contacts = file.contacts.unwrap_or(args.contacts);
+        args.offline_share = file.offline_share.unwrap_or(args.offline_share);
+        args.storm_share = file.storm_share.unwrap_or(args.storm_share);
+        args.body_bytes = file.body_bytes.unwrap_or(args.body_bytes);
+        if let Some(stages) = &file.stages {
+            args.stages = Some(stages.clone());
+            args.connections = None;
+        }
+        args
+    }
+}
+
 /// `--agents`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentsArg {
@@ -220,6 +323,10 @@ fn parse_agents(text: &str) -> Result<AgentsArg, String> {
         Ok(list) if !list.is_empty() => Ok(AgentsArg::Remote(list)),
         _ => Err(format!("expected `auto` or HOST:PORT[,HOST:PORT...], got `{text}`")),
     }
+}
+
+fn parse_stages(text: &str) -> Result<Stages, String> {
+    text.parse().map_err(|error: crate::stages::StageError| error.to_string())
 }
 
 fn parse_cidrs(text: &str) -> Result<String, String> {
@@ -270,7 +377,7 @@ mod tests {
         .expect("valid");
         let Command::Run(run) = cli.command else { panic!("run") };
         assert_eq!(run.target.len(), 2);
-        assert_eq!(run.scenario, Scenario::ReconnectStorm);
+        assert_eq!(run.scenario(), Scenario::ReconnectStorm);
         assert_eq!(run.agents, AgentsArg::Auto);
         let cli = Cli::try_parse_from(["ringline-loadgen", "run", "--spawn-engine", "--agents", "10.0.0.1:9000"])
             .expect("valid");
@@ -310,6 +417,18 @@ mod tests {
         assert!(run.tls);
         assert_eq!(run.ca.as_deref(), Some(std::path::Path::new("roots.pem")));
         assert_eq!(run.tls_server_name.as_deref(), Some("chat.example"));
+        let cli = Cli::try_parse_from([
+            "ringline-loadgen",
+            "run",
+            "--spawn-engine",
+            "--stages",
+            "60s:100000@5000/s,120s:hold,30s:rate 20000",
+            "--rate",
+            "500",
+        ])
+        .expect("valid");
+        let Command::Run(run) = cli.command else { panic!("run") };
+        assert_eq!(run.stages.expect("stages").connections_max(), 100_000);
     }
 
     #[test]
@@ -339,5 +458,14 @@ mod tests {
         );
         assert!(error_of(&["run", "--spawn-engine", "--ca", "roots.pem"]).contains("--tls"));
         assert!(error_of(&["run", "--spawn-engine", "--tls", "--tls-server-name", "a b"]).contains("DNS name"));
+        assert!(error_of(&["run", "--spawn-engine", "--stages", "10s:10@5/s,60:hold"]).contains("stage 2 `60:hold`"));
+        assert!(
+            error_of(&["run", "--spawn-engine", "--stages", "10s:10@5/s,1s:hold", "--connections", "5"])
+                .contains("cannot be used")
+        );
+        assert!(
+            error_of(&["run", "--spawn-engine", "--stages", "10s:10@5/s,1s:hold", "--duration", "5"])
+                .contains("cannot be used")
+        );
     }
 }

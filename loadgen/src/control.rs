@@ -3,8 +3,9 @@
 //! CONTROL_LINE_BYTES_MAX bytes.
 //!
 //! 1. agent → controller `{"type":"ready", cores, connections_max, pid}` as soon as the connection is up;
-//! 2. controller → agent `{"type":"start", ...RunPlan}`: the agent's users (with keys), targets and schedule,
-//!    all times in µs since the Unix epoch (CLOCK_REALTIME);
+//! 2. controller → agent `{"type":"start", ...RunPlan}`: the agent's users (with keys), targets and schedule
+//!    (ramp steps and rate steps: a staged profile's rate changes travel here, in the plan), all times in µs
+//!    since the Unix epoch (CLOCK_REALTIME);
 //! 3. agent → controller `{"type":"progress", ...}` every second: counters and the interval's latency
 //!    histograms;
 //! 4. controller → agent `{"type":"stop"}` at any time (Ctrl-C): the agent drains briefly and finishes;
@@ -22,7 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::LedgerSummary;
 use crate::limits::CONTROL_LINE_BYTES_MAX;
-use crate::schedule::Arrivals;
+use crate::load_profile::RampStep;
+use crate::scenario_file::BodySize;
+use crate::schedule::{Arrivals, RateStep};
 
 /// Why a control line could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -80,15 +83,19 @@ pub struct RunPlan {
     pub users: Vec<PlanUser>,
     pub targets: Vec<SocketAddr>,
     pub source_cidrs: String,
-    /// This agent's share of the ramp, connections per second.
-    pub ramp_per_s: f64,
-    /// This agent's share of the message rate.
-    pub rate_per_s: f64,
+    /// When its users connect: the ramp as shares of them (the same shares for the run, each agent and core).
+    pub ramps: Vec<RampStep>,
+    /// This agent's share of the message rate, from each step's time on (`--stages` changes it mid-run).
+    pub rates: Vec<RateStep>,
     pub arrivals: Arrivals,
     pub offline_share: f64,
     pub storm_share: f64,
     pub contacts_per_user: usize,
     pub body_bytes: u32,
+    /// A message size mix (a scenario file's `body_bytes_mix`) instead of `body_bytes`: each user sends one
+    /// size, the first share of the users the first size, and so on. Empty: every user sends `body_bytes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub body_bytes_mix: Vec<BodySize>,
     pub ping_interval_s: u64,
     pub connect_timeout_ms: u64,
     pub start_at_us: u64,
@@ -267,13 +274,14 @@ mod tests {
             ],
             targets: vec!["127.0.0.1:7000".parse().expect("literal")],
             source_cidrs: "127.0.1.0/24".into(),
-            ramp_per_s: 100.0,
-            rate_per_s: 50.0,
+            ramps: vec![RampStep { start_at_us: 10, end_at_us: 20, share_from: 0.0, share_to: 1.0 }],
+            rates: vec![RateStep { at_us: 20, msgs_per_s: 50.0 }, RateStep { at_us: 25, msgs_per_s: 80.0 }],
             arrivals: Arrivals::Poisson,
             offline_share: 0.2,
             storm_share: 0.5,
             contacts_per_user: 4,
             body_bytes: 64,
+            body_bytes_mix: vec![BodySize { bytes: 64, share: 0.5 }, BodySize { bytes: 512, share: 0.5 }],
             ping_interval_s: 60,
             connect_timeout_ms: 5_000,
             start_at_us: 10,

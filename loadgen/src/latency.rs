@@ -75,6 +75,11 @@ impl LatencyHistogram {
         self.inner.add(&other.inner).map_err(|error| HistogramError::Merge(format!("{error:?}")))
     }
 
+    /// The HdrHistogram underneath, for the report files that print or log it (`outputs`).
+    pub fn as_hdr(&self) -> &Histogram<u64> {
+        &self.inner
+    }
+
     pub fn summary(&self) -> LatencySummary {
         if self.inner.is_empty() {
             return LatencySummary::default();

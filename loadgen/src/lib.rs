@@ -4,7 +4,8 @@
 //! controller.
 //!
 //! This library holds the sans-IO layers (tested without sockets): `client` (the `ChatDriver` seam, the native
-//! and XMPP drivers, TLS, message bodies), `ledger`, `latency`, `schedule`, `contacts`, `control`, `report`,
+//! and XMPP drivers, TLS, message bodies), `ledger`, `latency`, `schedule`, `stages` and `load_profile` (staged
+//! load profiles), `scenario_file` (`--scenario FILE.toml`), `contacts`, `control`, `report`, `outputs` (the hlog, hgrm, CSV and HTML files),
 //! `source_addr`, `memory_floor`, `error_kind`, `limits`, and the command line (`cli`). The runtime layers are
 //! in the binary (`main.rs`): `agent/` (threads, sockets), `controller/` (processes, aggregation, output),
 //! `engine_process` (spawning `ringline serve`), `machine` (/proc facts), `plot`.
@@ -17,7 +18,11 @@ pub mod error_kind;
 pub mod latency;
 pub mod ledger;
 pub mod limits;
+pub mod load_profile;
 pub mod memory_floor;
+pub mod outputs;
 pub mod report;
+pub mod scenario_file;
 pub mod schedule;
 pub mod source_addr;
+pub mod stages;

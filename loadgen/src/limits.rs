@@ -86,3 +86,10 @@ const _: () = assert!(TLS_TICKETS_PER_USER_MAX >= 1);
 const _: () = assert!(PARTIAL_FRAME_BYTES_MAX > FRAME_SIZE_MAX);
 const _: () = assert!(BODY_BYTES_MAX + 64 < FRAME_SIZE_MAX);
 const _: () = assert!(OUTBOUND_BYTES_MAX >= UNACKED_SENDS_MAX * 64);
+
+/// Stages of one load profile (`--stages`, a scenario file): a profile is a plan a person writes, and each
+/// stage becomes a ramp or rate step in every agent's plan.
+pub const STAGES_MAX: usize = 64;
+
+/// The longest load profile, µs: a day, as `--duration` allows.
+pub const STAGES_DURATION_US_MAX: u64 = 86_400_000_000;

@@ -22,7 +22,7 @@ pub struct MachineInfo {
     pub hostname: String,
 }
 
-/// One second of the run, for the plot.
+/// One second of the run, for the plot, the CSV and the HTML report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TimelinePoint {
     pub t_s: f64,
@@ -31,6 +31,28 @@ pub struct TimelinePoint {
     pub latency_delivery_p50_us: u64,
     pub latency_delivery_p99_us: u64,
     pub latency_delivery_p999_us: u64,
+    /// ACK latency of the second (from the scheduled send time to the server's ACK).
+    #[serde(default)]
+    pub latency_ack_p50_us: u64,
+    #[serde(default)]
+    pub latency_ack_p99_us: u64,
+    #[serde(default)]
+    pub latency_ack_p999_us: u64,
+    /// Counts since the start of the run, as the agents last reported them.
+    #[serde(default)]
+    pub sent: u64,
+    #[serde(default)]
+    pub acked: u64,
+    #[serde(default)]
+    pub delivered: u64,
+    #[serde(default)]
+    pub connect_errors: u64,
+    /// This host's CPUs busy during the second, on average (0 to 1).
+    #[serde(default)]
+    pub host_cpu_busy: f64,
+    /// This host's free memory and page cache at the second's end, bytes.
+    #[serde(default)]
+    pub host_memory_headroom_bytes: u64,
 }
 
 /// Everything a run found out.

@@ -2,7 +2,8 @@
 //! Poisson process. Sans-IO: the caller passes the time; the schedule hands out every scheduled time that is
 //! due, however late the caller is. The caller stamps each message with its scheduled time and latency is
 //! measured from it, not from when the send actually happened: a stalled sender shows up as latency instead of
-//! silently sending less (coordinated omission).
+//! silently sending less (coordinated omission). The rate may change during the run (`--stages`' `rate N`):
+//! the schedule follows a list of [`RateStep`]s, each in force from its time until the next.
 
 use rand::Rng;
 use rand::SeedableRng;
@@ -19,10 +20,20 @@ pub enum Arrivals {
     Fixed,
 }
 
+/// From `at_us` (µs since the epoch) on, send `msgs_per_s` (until the next step).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateStep {
+    pub at_us: u64,
+    pub msgs_per_s: f64,
+}
+
 /// One core's schedule of sends.
 #[derive(Debug)]
 pub struct SendSchedule {
     arrivals: Arrivals,
+    /// The rate steps in time order; those before `next_step` are in force or over.
+    steps: Vec<RateStep>,
+    next_step: usize,
     gap_mean_us: f64,
     /// The next scheduled time, µs since the epoch, as f64 so that gaps under 1 µs accumulate exactly enough.
     next_us: f64,
@@ -32,12 +43,39 @@ pub struct SendSchedule {
 
 impl SendSchedule {
     /// Sends at `rate_per_s` from `start_us` until (excluding) `end_us`. A rate of 0 schedules nothing.
-    pub fn new(arrivals: Arrivals, rate_per_s: f64, start_us: u64, end_us: u64, seed: u64) -> Self {
-        let gap_mean_us = if rate_per_s > 0.0 { 1e6 / rate_per_s } else { f64::INFINITY };
-        let mut schedule =
-            Self { arrivals, gap_mean_us, next_us: start_us as f64, end_us, rng: SmallRng::seed_from_u64(seed) };
-        schedule.next_us += schedule.gap();
+    pub fn steady(arrivals: Arrivals, rate_per_s: f64, start_us: u64, end_us: u64, seed: u64) -> Self {
+        Self::new(arrivals, vec![RateStep { at_us: start_us, msgs_per_s: rate_per_s }], end_us, seed)
+    }
+
+    /// Sends at each step's rate from its time on, until (excluding) `end_us`; nothing before the first step.
+    /// Steps must be in time order.
+    pub fn new(arrivals: Arrivals, steps: Vec<RateStep>, end_us: u64, seed: u64) -> Self {
+        debug_assert!(steps.windows(2).all(|pair| pair[0].at_us <= pair[1].at_us), "rate steps in time order");
+        let mut schedule = Self {
+            arrivals,
+            steps,
+            next_step: 0,
+            gap_mean_us: f64::INFINITY,
+            next_us: 0.0,
+            end_us,
+            rng: SmallRng::seed_from_u64(seed),
+        };
+        schedule.schedule_after(0.0);
         schedule
+    }
+
+    /// Sets the next scheduled time, one gap after `from_us` at the rate in force; a gap that crosses a rate
+    /// step starts over from the step (gaps are memoryless for Poisson arrivals; fixed ones restart there).
+    fn schedule_after(&mut self, from_us: f64) {
+        let mut next = from_us + self.gap();
+        while let Some(step) = self.steps.get(self.next_step)
+            && next >= step.at_us as f64
+        {
+            self.next_step += 1;
+            self.gap_mean_us = if step.msgs_per_s > 0.0 { 1e6 / step.msgs_per_s } else { f64::INFINITY };
+            next = step.at_us as f64 + self.gap();
+        }
+        self.next_us = next;
     }
 
     fn gap(&mut self) -> f64 {
@@ -56,7 +94,7 @@ impl SendSchedule {
         if !next.is_finite() || next >= self.end_us as f64 || next > now_us as f64 {
             return None;
         }
-        self.next_us += self.gap();
+        self.schedule_after(next);
         Some(next as u64)
     }
 
@@ -79,7 +117,7 @@ mod tests {
 
     #[test]
     fn fixed_rate_hands_out_every_slot_even_when_polled_late() {
-        let mut schedule = SendSchedule::new(Arrivals::Fixed, 1_000.0, 0, 1_000_000, 1);
+        let mut schedule = SendSchedule::steady(Arrivals::Fixed, 1_000.0, 0, 1_000_000, 1);
         let mut due = Vec::new();
         while let Some(at) = schedule.poll_due(100_000) {
             due.push(at);
@@ -92,7 +130,7 @@ mod tests {
 
     #[test]
     fn poisson_rate_is_near_the_mean_and_the_schedule_ends() {
-        let mut schedule = SendSchedule::new(Arrivals::Poisson, 10_000.0, 0, 1_000_000, 7);
+        let mut schedule = SendSchedule::steady(Arrivals::Poisson, 10_000.0, 0, 1_000_000, 7);
         let mut count = 0;
         while schedule.poll_due(u64::MAX).is_some() {
             count += 1;
@@ -103,11 +141,32 @@ mod tests {
 
     #[test]
     fn zero_rate_and_stop_schedule_nothing() {
-        let mut idle = SendSchedule::new(Arrivals::Fixed, 0.0, 0, 1_000_000, 1);
+        let mut idle = SendSchedule::steady(Arrivals::Fixed, 0.0, 0, 1_000_000, 1);
         assert_eq!(idle.poll_due(u64::MAX), None);
-        let mut stopped = SendSchedule::new(Arrivals::Fixed, 1_000.0, 0, 1_000_000, 1);
+        let mut stopped = SendSchedule::steady(Arrivals::Fixed, 1_000.0, 0, 1_000_000, 1);
         stopped.handle_stop();
         assert_eq!(stopped.poll_due(u64::MAX), None);
+    }
+
+    #[test]
+    fn rate_steps_change_the_rate_where_they_say() {
+        let steps = vec![
+            RateStep { at_us: 1_000_000, msgs_per_s: 1_000.0 },
+            RateStep { at_us: 2_000_000, msgs_per_s: 0.0 },
+            RateStep { at_us: 3_000_000, msgs_per_s: 4_000.0 },
+        ];
+        let mut schedule = SendSchedule::new(Arrivals::Fixed, steps, 4_000_000, 1);
+        assert_eq!(schedule.poll_timeout(), Some(1_001_000));
+        let mut due = Vec::new();
+        while let Some(at) = schedule.poll_due(u64::MAX) {
+            due.push(at);
+        }
+        let in_second = |second: u64| due.iter().filter(|at| **at / 1_000_000 == second).count();
+        assert_eq!(in_second(0), 0);
+        assert!((999..=1_000).contains(&in_second(1)), "{}", in_second(1));
+        assert_eq!(in_second(2), 0);
+        assert!((3_999..=4_000).contains(&in_second(3)), "{}", in_second(3));
+        assert!(due.windows(2).all(|pair| pair[0] <= pair[1]));
     }
 
     /// Coordinated omission: the sender stalls for 200 ms; the messages it then sends late are answered at once,
@@ -115,7 +174,7 @@ mod tests {
     #[test]
     fn a_stalled_schedule_records_latency_from_the_scheduled_time() {
         let start_us = 1_000_000;
-        let mut schedule = SendSchedule::new(Arrivals::Fixed, 1_000.0, start_us, start_us + 1_000_000, 1);
+        let mut schedule = SendSchedule::steady(Arrivals::Fixed, 1_000.0, start_us, start_us + 1_000_000, 1);
         let mut ledger = Ledger::new(1);
         let mut histogram = LatencyHistogram::new();
         let stalled_until_us = start_us + 200_000;

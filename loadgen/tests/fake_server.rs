@@ -5,28 +5,24 @@ mod support;
 
 use support::*;
 
-fn chat_run(name: &str, options: FakeServerOptions, extra: &[&str]) -> (std::process::Output, serde_json::Value) {
-    let dir = test_dir(name);
-    let (users, keys) = users_and_keys_file(40, &dir);
+/// `run` in `dir` against a fake server for 40 users: `--target` and `--users`, then `flags`.
+fn fake_server_run(
+    dir: &std::path::Path,
+    options: FakeServerOptions,
+    flags: &[&str],
+) -> (std::process::Output, serde_json::Value) {
+    let (users, keys) = users_and_keys_file(40, dir);
     let address = start_fake_server(&users, options).to_string();
-    let mut args = vec![
-        "--target",
-        &address,
-        "--users",
-        keys.to_str().expect("utf-8"),
-        "--connections",
-        "40",
-        "--ramp",
-        "400",
-        "--duration",
-        "2",
-        "--rate",
-        "200",
-        "--drain-timeout",
-        "5",
-    ];
-    args.extend_from_slice(extra);
-    run_with_report(&dir, &args)
+    let mut args = vec!["--target", &address, "--users", keys.to_str().expect("utf-8")];
+    args.extend_from_slice(flags);
+    run_with_report(dir, &args)
+}
+
+fn chat_run(name: &str, options: FakeServerOptions, extra: &[&str]) -> (std::process::Output, serde_json::Value) {
+    let mut flags =
+        vec!["--connections", "40", "--ramp", "400", "--duration", "2", "--rate", "200", "--drain-timeout", "5"];
+    flags.extend_from_slice(extra);
+    fake_server_run(&test_dir(name), options, &flags)
 }
 
 #[test]
@@ -100,4 +96,118 @@ fn a_host_under_the_memory_floor_stops_the_run_and_reports_the_connections_up() 
     assert!(stdout.contains("FAIL: stopped before the end of the plan (host memory:"), "{stdout}");
     assert_eq!(report["lost"], 0, "{stdout}");
     assert_eq!(report["duplicated"], 0, "{stdout}");
+}
+
+/// `--stages` with a rate change mid-run, and every report file: the rate change reaches the agent (the fixed
+/// schedule hands out exactly its slots: 100/s for 2 s, then 400/s for 2 s), and each file is written and
+/// parses as its readers expect.
+#[test]
+fn a_staged_run_changes_its_rate_and_writes_every_report_file() {
+    let dir = test_dir("staged-outputs");
+    let path = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
+    let (hlog, hgrm, csv, html) = (path("run.hlog"), path("run.hgrm"), path("run.csv"), path("run.html"));
+    let (output, report) = fake_server_run(
+        &dir,
+        FakeServerOptions::default(),
+        &[
+            "--stages",
+            "2s:40@40/s,1s:hold,2s:rate 400",
+            "--rate",
+            "100",
+            "--arrivals",
+            "fixed",
+            "--drain-timeout",
+            "5",
+            "--hlog",
+            &hlog,
+            "--hgrm",
+            &hgrm,
+            "--csv",
+            &csv,
+            "--html",
+            &html,
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(report["connections_target"], 40);
+    assert_eq!(report["lost"], 0);
+    // From the end of the ramp (1 s) to the rate stage (3 s) at 100/s, then to the end (5 s) at 400/s; each
+    // core's fixed schedule may end one slot short.
+    let sent = report["messages_sent"].as_u64().expect("number");
+    assert!((990..=1_000).contains(&sent), "sent {sent}: 200 at --rate 100, then 800 at rate 400");
+    let seconds = report["timeline"].as_array().expect("timeline").len();
+    assert!(seconds >= 5, "a progress line a second over the 5 s profile: {seconds}");
+
+    let hlog = std::fs::read(&hlog).expect("--hlog written");
+    let mut intervals = 0;
+    for entry in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&hlog) {
+        if let hdrhistogram::serialization::interval_log::LogEntry::Interval(_) = entry.expect("each line parses") {
+            intervals += 1;
+        }
+    }
+    assert_eq!(intervals, 2 * seconds, "an ACK and a delivery histogram a second");
+
+    let hgrm = std::fs::read_to_string(&hgrm).expect("--hgrm written");
+    assert!(hgrm.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"), "{hgrm}");
+    assert!(hgrm.contains(&format!("Total count    = {sent:12}]")), "every ACK is in the distribution: {hgrm}");
+
+    let csv = std::fs::read_to_string(&csv).expect("--csv written");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], loadgen::outputs::csv::CSV_HEADER);
+    assert_eq!(rows.len(), seconds + 1, "a row a second");
+
+    let html = std::fs::read_to_string(&html).expect("--html written");
+    assert!(html.contains(&format!("<tr><th>messages sent</th><td>{sent}</td></tr>")), "{html}");
+    assert!(html.contains("<tr><th>lost</th><td>0</td></tr>"));
+    let mut reader = quick_xml::Reader::from_str(&html);
+    let mut depth = 0i64;
+    loop {
+        match reader.read_event().expect("the page is well-formed") {
+            quick_xml::events::Event::Start(_) => depth += 1,
+            quick_xml::events::Event::End(_) => depth -= 1,
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(depth, 0, "every tag closes");
+}
+
+/// `--scenario FILE.toml`: the file's workload, rate, stages and message size mix are what the run does.
+#[test]
+fn a_scenario_file_drives_the_run() {
+    let dir = test_dir("scenario-file");
+    let scenario = dir.join("chat.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+scenario = "chat"
+rate = 200
+arrivals = "fixed"
+body_bytes_mix = [{ bytes = 64, share = 0.5 }, { bytes = 1024, share = 0.5 }]
+
+[[stage]]
+duration = "1s"
+connections = 40
+connects_per_s = 80
+[[stage]]
+duration = "2s"
+"#,
+    )
+    .expect("write");
+    let (output, report) = fake_server_run(
+        &dir,
+        FakeServerOptions::default(),
+        &["--scenario", scenario.to_str().expect("utf-8"), "--drain-timeout", "5"],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(report["scenario"], "chat");
+    assert_eq!(report["connections_target"], 40);
+    assert_eq!(report["connections_established"], 40);
+    assert_eq!(report["lost"], 0);
+    // 200/s from the end of the ramp (0.5 s) to the end of the profile (3 s); each core may end a slot short.
+    let sent = report["messages_sent"].as_u64().expect("number");
+    assert!((495..=500).contains(&sent), "sent {sent}");
+    assert_eq!(report["messages_delivered"], sent);
 }

@@ -44,7 +44,9 @@ use loadgen::error_kind::io_error_name;
 use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::{LedgerSummary, MessageKey};
 use loadgen::limits::{CONNECTS_PER_ROUND_MAX, CORE_READ_BUFFER_BYTES, EVENTS_PER_WAIT, SENDS_PER_TICK_MAX};
-use loadgen::schedule::SendSchedule;
+use loadgen::load_profile::slot_start_us;
+use loadgen::scenario_file::body_bytes_of;
+use loadgen::schedule::{RateStep, SendSchedule};
 use loadgen::source_addr::SourceAddresses;
 
 use super::accounting::{Accounting, Storm};
@@ -79,8 +81,8 @@ pub struct CorePlan {
     pub sources: SourceAddresses,
     /// Where this core starts in the source address list, so cores and agents spread over it.
     pub source_offset: u64,
-    pub ramp_per_s: f64,
-    pub rate_per_s: f64,
+    /// This core's share of the agent's message rate, step by step.
+    pub rates: Vec<RateStep>,
     /// The agent's TLS client (`--tls`), shared by its cores.
     pub tls: Option<Arc<TlsClient>>,
 }
@@ -166,8 +168,8 @@ struct Core {
     graph: ContactGraph,
     sources: SourceAddresses,
     source_offset: u64,
-    ramp_per_s: f64,
-    rate_per_s: f64,
+    /// This core's rate steps, until the loop hands them to its send schedule.
+    rates: Vec<RateStep>,
     core_index: usize,
     connect_timeout_us: u64,
     tls_client: Option<Arc<TlsClient>>,
@@ -225,7 +227,12 @@ impl Core {
             .iter()
             .enumerate()
             .map(|(index, user)| Slot {
-                session: Driver::new(user, plan.body_bytes, plan.ping_interval_s * 1_000_000, client_msg_id_base),
+                session: Driver::new(
+                    user,
+                    body_bytes_of(&plan.body_bytes_mix, index, users).unwrap_or(plan.body_bytes),
+                    plan.ping_interval_s * 1_000_000,
+                    client_msg_id_base,
+                ),
                 stream: None,
                 tls: None,
                 tls_tickets: None,
@@ -251,8 +258,7 @@ impl Core {
             plan,
             sources: core_plan.sources,
             source_offset: core_plan.source_offset,
-            ramp_per_s: core_plan.ramp_per_s,
-            rate_per_s: core_plan.rate_per_s,
+            rates: core_plan.rates,
             core_index: core_plan.core_index,
             poll: Poll::new()?,
             slots,
@@ -269,7 +275,7 @@ impl Core {
     }
 
     fn slot_start_us(&self, index: usize) -> u64 {
-        self.plan.start_at_us + (index as f64 * 1e6 / self.ramp_per_s) as u64
+        slot_start_us(&self.plan.ramps, index, self.slots.len())
     }
 
     fn source_for(&self, index: usize) -> Ipv4Addr {
@@ -280,9 +286,9 @@ impl Core {
     fn drive(&mut self, stop: &AtomicBool, reports: &SyncSender<CoreReport>) {
         let plan = self.plan.clone();
         let sending = matches!(plan.scenario, Scenario::Chat | Scenario::Offline | Scenario::ReconnectStorm);
-        let rate = if sending { self.rate_per_s } else { 0.0 };
+        let rates = if sending { std::mem::take(&mut self.rates) } else { Vec::new() };
         let seed = plan.run_id ^ ((self.core_index as u64 + 1) * 0x9E37_79B9);
-        let mut schedule = SendSchedule::new(plan.arrivals, rate, plan.hold_start_at_us, plan.hold_end_at_us, seed);
+        let mut schedule = SendSchedule::new(plan.arrivals, rates, plan.hold_end_at_us, seed);
         let mut send_rng = SmallRng::seed_from_u64(seed.rotate_left(17));
         let hold_us = plan.hold_end_at_us.saturating_sub(plan.hold_start_at_us);
         let mut offline_back_at_us =

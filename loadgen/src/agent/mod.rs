@@ -27,7 +27,8 @@ use loadgen::client::tls::TlsClient;
 use loadgen::control::{
     AgentMessage, AgentReady, ControllerMessage, ProtocolName, RunPlan, read_message, write_message,
 };
-use loadgen::limits::FD_HEADROOM;
+use loadgen::limits::{BODY_BYTES_MAX, FD_HEADROOM};
+use loadgen::load_profile::check_plan_steps;
 use loadgen::source_addr::SourceAddresses;
 
 use self::relay::relay_progress;
@@ -82,6 +83,11 @@ fn prepare(plan: &RunPlan, connections_max: u64) -> anyhow::Result<(Vec<DriverUs
         plan.users.len()
     );
     anyhow::ensure!(!plan.targets.is_empty(), "the plan names no target");
+    check_plan_steps(&plan.ramps, &plan.rates)?;
+    let body_sizes = std::iter::once(plan.body_bytes).chain(plan.body_bytes_mix.iter().map(|size| size.bytes));
+    for bytes in body_sizes {
+        anyhow::ensure!(bytes as usize <= BODY_BYTES_MAX, "a message body of {bytes} bytes is over {BODY_BYTES_MAX}");
+    }
     let tls = match &plan.tls {
         None => None,
         Some(tls) => {

@@ -13,6 +13,7 @@ use loadgen::client::any_driver::DriverUser;
 use loadgen::client::tls::TlsClient;
 use loadgen::control::RunPlan;
 use loadgen::limits::{CONNECTIONS_PER_CORE_MAX, CORE_REPORT_QUEUE_CAPACITY};
+use loadgen::load_profile::scale_rates;
 use loadgen::source_addr::SourceAddresses;
 
 use super::core::{CorePlan, CoreReport, run_core};
@@ -58,8 +59,7 @@ pub(super) fn start_cores(
             plan: plan.clone(),
             sources: sources.clone(),
             source_offset: source_base + (core_index * per_core) as u64,
-            ramp_per_s: (plan.ramp_per_s * share).max(1e-3),
-            rate_per_s: plan.rate_per_s * share,
+            rates: scale_rates(&plan.rates, share),
             tls: tls.clone(),
         };
         let stop = stop.clone();

@@ -13,6 +13,7 @@ use loadgen::cli::{AgentsArg, ProtocolName, RunArgs};
 use loadgen::client::tls::TlsClient;
 use loadgen::client::xmpp::XmppRealm;
 use loadgen::control::{PlanUser, RunPlan, Scenario, TlsPlan};
+use loadgen::load_profile::LoadProfile;
 use loadgen::report::Report;
 
 use super::inputs::{key_hex, load_users, load_xmpp_users, read_roots};
@@ -34,6 +35,8 @@ pub(super) struct RunSize {
     pub(super) per_process: u64,
     /// The `--ca` file's text, read and checked once.
     pub(super) ca_pem: Option<String>,
+    /// When connections ramp and messages flow (`--stages`, or the ramp, hold and rate flags).
+    pub(super) profile: LoadProfile,
 }
 
 impl RunSize {
@@ -79,6 +82,8 @@ pub(super) fn size_run(args: &RunArgs, report: &mut Report) -> anyhow::Result<Ru
     let per_process = connections_max();
     anyhow::ensure!(per_process > 0, "RLIMIT_NOFILE leaves no room for client sockets");
     let connections = match (args.connections, args.spawn_engine) {
+        // The stages name their connections (clap refuses --connections beside them).
+        _ if let Some(stages) = &args.stages => stages.connections_max(),
         (Some(count), _) => count,
         (None, true) => {
             let by_ramp = (args.ramp * DEFAULT_RAMP_SECONDS) as u64;
@@ -100,7 +105,11 @@ pub(super) fn size_run(args: &RunArgs, report: &mut Report) -> anyhow::Result<Ru
         println!("note: {note}");
         report.notes.push(note);
     }
-    Ok(RunSize { connections, per_process, ca_pem })
+    let profile = match &args.stages {
+        Some(stages) => LoadProfile::from_stages(stages, args.rate),
+        None => LoadProfile::steady(connections, args.ramp, args.duration * 1_000_000, args.rate),
+    };
+    Ok(RunSize { connections, per_process, ca_pem, profile })
 }
 
 /// With `--tls`: the roots every agent trusts (`--ca`, else the spawned engines' dev certificate), checked
@@ -186,11 +195,11 @@ impl RunTimes {
     /// Times for a run that starts once `agent_count` agents have their plans. Room to hand every agent its
     /// plan before any of them starts connecting: once they ramp, they and the engines take every core, and
     /// the last plans would go out late.
-    pub(super) fn from_now(args: &RunArgs, connections: u64, agent_count: usize) -> Self {
+    pub(super) fn from_now(args: &RunArgs, profile: &LoadProfile, agent_count: usize) -> Self {
         let start_at_us = now_us() + START_DELAY_US + START_DELAY_PER_AGENT_US * agent_count as u64;
-        let ramp_us = (connections as f64 / args.ramp * 1e6) as u64;
-        let hold_start_at_us = start_at_us + ramp_us;
-        let hold_end_at_us = hold_start_at_us + args.duration * 1_000_000;
+        let ramp_us = profile.ramp_us();
+        let hold_start_at_us = start_at_us + profile.hold_start_us;
+        let hold_end_at_us = start_at_us + profile.end_us;
         let drain_deadline_us = hold_end_at_us + args.drain_timeout * 1_000_000;
         Self { start_at_us, ramp_us, hold_start_at_us, hold_end_at_us, drain_deadline_us }
     }
@@ -210,6 +219,7 @@ pub(super) struct Roster {
 /// split by share. One plan at a time, so the users are held once, not once more in every plan.
 pub(super) struct AgentPlans<'a> {
     args: &'a RunArgs,
+    profile: &'a LoadProfile,
     run_id: u64,
     roster: Roster,
     next_user: usize,
@@ -219,7 +229,14 @@ pub(super) struct AgentPlans<'a> {
 }
 
 impl<'a> AgentPlans<'a> {
-    pub(super) fn new(args: &'a RunArgs, run_id: u64, roster: Roster, agent_count: usize, times: RunTimes) -> Self {
+    pub(super) fn new(
+        args: &'a RunArgs,
+        profile: &'a LoadProfile,
+        run_id: u64,
+        roster: Roster,
+        agent_count: usize,
+        times: RunTimes,
+    ) -> Self {
         // Local agents share this host's CPUs: several of them get CPUs ÷ agents cores each (as spawned engines
         // do), so that their threads do not outnumber the CPUs. Remote agents keep every core of their own host.
         let agent_cores = match (&args.agents, args.agent_cores) {
@@ -229,7 +246,7 @@ impl<'a> AgentPlans<'a> {
             }
             (AgentsArg::Remote(_), None) => None,
         };
-        Self { args, run_id, roster, next_user: 0, agent_count, times, agent_cores }
+        Self { args, profile, run_id, roster, next_user: 0, agent_count, times, agent_cores }
     }
 
     /// The plan of agent `index` (plans are asked for in index order), which holds `connections_max` sockets.
@@ -241,20 +258,21 @@ impl<'a> AgentPlans<'a> {
         let slice = &users[self.next_user..self.next_user + share];
         self.next_user += share;
         let fraction = slice.len() as f64 / users.len().max(1) as f64;
-        let rate = if args.scenario == Scenario::Idle { 0.0 } else { args.rate };
+        let rate_share = if args.scenario() == Scenario::Idle { 0.0 } else { fraction };
         RunPlan {
             run_id: self.run_id,
-            scenario: args.scenario,
+            scenario: args.scenario(),
             users: slice.to_vec(),
             targets: self.roster.targets.clone(),
             source_cidrs: args.source_cidr.clone(),
-            ramp_per_s: args.ramp * fraction,
-            rate_per_s: rate * fraction,
+            ramps: self.profile.ramps_at(self.times.start_at_us),
+            rates: self.profile.rates_at(self.times.start_at_us, rate_share),
             arrivals: args.arrivals,
             offline_share: args.offline_share,
             storm_share: args.storm_share,
             contacts_per_user: args.contacts as usize,
             body_bytes: args.body_bytes,
+            body_bytes_mix: args.body_bytes_mix(),
             ping_interval_s: args.ping_interval,
             connect_timeout_ms: args.connect_timeout_ms,
             start_at_us: self.times.start_at_us,

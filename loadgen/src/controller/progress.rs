@@ -15,6 +15,7 @@ use loadgen::memory_floor::{MemoryFloor, default_floor_mib};
 use loadgen::report::{Report, TimelinePoint};
 
 use super::agents::{AgentLink, Incoming, stop_agents};
+use super::outputs::IntervalLogFile;
 use super::spawn::Started;
 use crate::machine::HostMemory;
 use crate::machine::now_us;
@@ -43,6 +44,10 @@ pub(super) struct Watched {
 struct Watch<'a> {
     args: &'a RunArgs,
     started: &'a mut Started,
+    /// `--hlog`: the interval log, a line pair a second.
+    interval_log: Option<&'a mut IntervalLogFile>,
+    /// This host's CPU times at the last progress line, for the second's CPU busy.
+    cpu_times_before: Vec<(u64, u64)>,
     interval_delivery: LatencyHistogram,
     interval_ack: LatencyHistogram,
     next_line_us: u64,
@@ -52,7 +57,13 @@ struct Watch<'a> {
 
 /// Runs the watch until every agent has its final report in or is gone, or the drain deadline and
 /// `FINAL_WAIT` have passed.
-pub(super) fn watch(args: &RunArgs, started: &mut Started, interrupted: &AtomicBool, report: &mut Report) -> Watched {
+pub(super) fn watch(
+    args: &RunArgs,
+    started: &mut Started,
+    interval_log: Option<&mut IntervalLogFile>,
+    interrupted: &AtomicBool,
+    report: &mut Report,
+) -> Watched {
     let hard_deadline_us = started.times.drain_deadline_us + FINAL_WAIT.as_micros() as u64;
     let memory_floor =
         MemoryFloor::new(args.memory_floor_mib.unwrap_or_else(|| default_floor_mib(report.machine.memory_bytes)));
@@ -60,6 +71,8 @@ pub(super) fn watch(args: &RunArgs, started: &mut Started, interrupted: &AtomicB
         args,
         next_line_us: started.times.start_at_us + 1_000_000,
         started,
+        interval_log,
+        cpu_times_before: crate::machine::cpu_times(),
         interval_delivery: LatencyHistogram::new(),
         interval_ack: LatencyHistogram::new(),
         stop_sent: false,
@@ -155,14 +168,32 @@ impl Watch<'_> {
         self.print_line(now);
         let links = &self.started.links;
         let delivery = self.interval_delivery.summary();
+        let ack = self.interval_ack.summary();
+        let sum = |count: fn(&AgentCounters) -> u64| links.iter().map(|link| count(&link.latest)).sum::<u64>();
+        let cpu_times = crate::machine::cpu_times();
+        let busy = crate::machine::cpu_busy_between(&self.cpu_times_before, &cpu_times);
+        self.cpu_times_before = cpu_times;
+        let t_s = now.saturating_sub(times.start_at_us) as f64 / 1e6;
         report.timeline.push(TimelinePoint {
-            t_s: now.saturating_sub(times.start_at_us) as f64 / 1e6,
+            t_s,
             connections_up: up,
             msgs_per_s: msgs_per_s(links) as f64,
             latency_delivery_p50_us: delivery.p50,
             latency_delivery_p99_us: delivery.p99,
             latency_delivery_p999_us: delivery.p999,
+            latency_ack_p50_us: ack.p50,
+            latency_ack_p99_us: ack.p99,
+            latency_ack_p999_us: ack.p999,
+            sent: sum(|counters| counters.sent),
+            acked: sum(|counters| counters.acked),
+            delivered: sum(|counters| counters.delivered),
+            connect_errors: sum(|counters| counters.connect_errors),
+            host_cpu_busy: busy.iter().sum::<f64>() / busy.len().max(1) as f64,
+            host_memory_headroom_bytes: memory.headroom_bytes,
         });
+        if let Some(log) = self.interval_log.as_deref_mut() {
+            log.write_second(t_s, &self.interval_ack, &self.interval_delivery);
+        }
         self.interval_delivery.reset();
         self.interval_ack.reset();
         let in_hold = now >= times.hold_start_at_us && now <= times.hold_end_at_us;

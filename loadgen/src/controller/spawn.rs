@@ -122,10 +122,10 @@ pub(super) fn start(args: &RunArgs, mut size: RunSize, report: &mut Report) -> a
 
     let run_id = rand::random::<u64>() | 1;
     let agent_count = links.len();
-    let times = RunTimes::from_now(args, connections, agent_count);
+    let times = RunTimes::from_now(args, &size.profile, agent_count);
     let target_count = targets.len();
     let roster = Roster { users, xmpp_realm, targets, tls };
-    let mut plans = AgentPlans::new(args, run_id, roster, agent_count, times);
+    let mut plans = AgentPlans::new(args, &size.profile, run_id, roster, agent_count, times);
     for (index, (link, greeting)) in links.iter_mut().zip(&greetings).enumerate() {
         agents::send_plan(link, index, plans.plan_for(index, greeting.ready.connections_max))?;
     }
@@ -138,12 +138,12 @@ pub(super) fn start(args: &RunArgs, mut size: RunSize, report: &mut Report) -> a
     prefer_others_for_the_oom_killer();
     let incoming = agents::listen(greetings);
     println!(
-        "run {run_id:016x}: {connections} connections over {} agent(s) to {} target(s), scenario {:?}, ramp {:.1} s, hold {} s",
+        "run {run_id:016x}: {connections} connections over {} agent(s) to {} target(s), scenario {:?}, ramp {:.1} s, hold {:.1} s",
         agent_count,
         target_count,
-        args.scenario,
+        args.scenario(),
         times.ramp_us as f64 / 1e6,
-        args.duration
+        (times.hold_end_at_us - times.hold_start_at_us) as f64 / 1e6
     );
     Ok(Started { local_agents, engines, links, incoming, times, connections, host_baseline })
 }

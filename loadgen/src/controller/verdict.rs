@@ -15,6 +15,7 @@ use loadgen::latency::LatencyHistogram;
 use loadgen::ledger::LedgerSummary;
 use loadgen::report::Report;
 
+use super::outputs::RunHistograms;
 use super::progress::Watched;
 use super::spawn::Started;
 use crate::machine::now_us;
@@ -30,8 +31,9 @@ struct Merged {
     ramp_done_at_us: Option<u64>,
 }
 
-/// Fills the report from the agents' final reports and what the watch saw.
-pub(super) fn judge(started: &Started, watched: Watched, report: &mut Report) -> anyhow::Result<()> {
+/// Fills the report from the agents' final reports and what the watch saw; hands back the merged latency
+/// histograms for the report files.
+pub(super) fn judge(started: &Started, watched: Watched, report: &mut Report) -> anyhow::Result<RunHistograms> {
     let Watched {
         peak_seen,
         rss_plateau,
@@ -102,7 +104,7 @@ pub(super) fn judge(started: &Started, watched: Watched, report: &mut Report) ->
         }
     }
     report.run_seconds = now_us().saturating_sub(times.start_at_us) as f64 / 1e6;
-    Ok(())
+    Ok(RunHistograms { latency_ack: merged.latency_ack, latency_delivery: merged.latency_delivery })
 }
 
 /// Merges every agent's final report: counts go straight into the report, the ledger and the histograms into
@@ -165,7 +167,7 @@ pub(super) fn publish(args: &RunArgs, report: &Report) -> anyhow::Result<ExitCod
         std::fs::write(path, json).with_context(|| format!("writing the report to {}", path.display()))?;
     }
     if let Some(path) = &args.plot {
-        crate::plot::write_plot(path, &report.timeline, &format!("{:?}", args.scenario))?;
+        crate::plot::write_plot(path, &report.timeline, &format!("{:?}", args.scenario()))?;
     }
     let mut stdout = std::io::stdout();
     let _ = stdout.write_all(report.render_summary().as_bytes());
