@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Parser, Subcommand};
 
 use crate::control::Scenario;
+use crate::handshake::{AGENT_TOKEN_ENV, CLOCK_OFFSET_MAX_MS_DEFAULT};
 use crate::schedule::Arrivals;
 use crate::source_addr::SourceAddresses;
 
@@ -176,6 +177,14 @@ pub struct RunArgs {
     /// a reconnect storm).
     #[arg(long, requires = "tls")]
     pub tls_no_resumption: bool,
+    /// The token the remote agents were started with (`agent --agent-token`); sent in the greeting. Local
+    /// agents (`--agents auto`) get a fresh random token each run whatever this says.
+    #[arg(long, env = AGENT_TOKEN_ENV, hide_env_values = true, value_parser = agent_token)]
+    pub agent_token: Option<String>,
+    /// Refuse an agent whose clock is more than this many ms off this host's (estimated at the greeting's
+    /// round-trip midpoint): latencies are measured against scheduled times across hosts.
+    #[arg(long, default_value_t = CLOCK_OFFSET_MAX_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub agent_clock_offset_max_ms: u64,
 }
 
 /// A DNS name or IP address rustls can verify a certificate against.
@@ -202,6 +211,15 @@ pub struct AgentArgs {
     /// Serve one controller, then exit (how local agents are spawned).
     #[arg(long)]
     pub once: bool,
+    /// Require this token in every controller's greeting (compared in constant time); without one the agent
+    /// listens on loopback only. Prefer the environment variable: a flag shows in `ps`.
+    #[arg(long, env = AGENT_TOKEN_ENV, hide_env_values = true, value_parser = agent_token)]
+    pub agent_token: Option<String>,
+}
+
+/// `--agent-token`: 1 to AGENT_TOKEN_BYTES_MAX bytes.
+fn agent_token(text: &str) -> Result<String, String> {
+    crate::handshake::check_token_length(text).map(|()| text.to_owned()).map_err(|error| error.to_string())
 }
 
 /// `--agents`.
