@@ -95,7 +95,8 @@ pub struct RunArgs {
     /// Write an SVG plot of connections and latency over time here.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// `auto` to spawn local agents as needed, or agent addresses HOST:PORT[,HOST:PORT...].
+    /// `auto` to spawn local agents as needed, or agent addresses HOST:PORT[=CIDR[+CIDR...]][,...]: an agent
+    /// with `=CIDR` binds its client sockets to that source range instead of --source-cidr.
     #[arg(long, default_value = "auto", value_parser = parse_agents)]
     pub agents: AgentsArg,
     /// Source address blocks for client sockets, CIDR[,CIDR...].
@@ -226,18 +227,39 @@ fn agent_token(text: &str) -> Result<String, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentsArg {
     Auto,
-    Remote(Vec<SocketAddr>),
+    Remote(Vec<RemoteAgent>),
+}
+
+/// One `--agents` entry: where the agent listens, and its own source range (`=CIDR[+CIDR...]`, kept as
+/// `CIDR[,CIDR...]` like --source-cidr).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteAgent {
+    pub address: SocketAddr,
+    pub source_cidr: Option<String>,
 }
 
 fn parse_agents(text: &str) -> Result<AgentsArg, String> {
     if text == "auto" {
         return Ok(AgentsArg::Auto);
     }
-    let addresses: Result<Vec<SocketAddr>, _> = text.split(',').map(|part| part.trim().parse()).collect();
-    match addresses {
-        Ok(list) if !list.is_empty() => Ok(AgentsArg::Remote(list)),
-        _ => Err(format!("expected `auto` or HOST:PORT[,HOST:PORT...], got `{text}`")),
+    let syntax = || format!("expected `auto` or HOST:PORT[=CIDR[+CIDR...]][,HOST:PORT...], got `{text}`");
+    let mut agents = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let (address, source_cidr) = match part.split_once('=') {
+            Some((address, cidrs)) => {
+                let cidrs = cidrs.replace('+', ",");
+                let cidrs = parse_cidrs(&cidrs).map_err(|error| format!("agent {address}: {error}"))?;
+                (address, Some(cidrs))
+            }
+            None => (part, None),
+        };
+        let address = address.trim().parse().map_err(|_| syntax())?;
+        agents.push(RemoteAgent { address, source_cidr });
     }
+    if agents.is_empty() {
+        return Err(syntax());
+    }
+    Ok(AgentsArg::Remote(agents))
 }
 
 fn parse_cidrs(text: &str) -> Result<String, String> {
@@ -293,7 +315,20 @@ mod tests {
         let cli = Cli::try_parse_from(["ringline-loadgen", "run", "--spawn-engine", "--agents", "10.0.0.1:9000"])
             .expect("valid");
         let Command::Run(run) = cli.command else { panic!("run") };
-        assert!(matches!(run.agents, AgentsArg::Remote(list) if list.len() == 1));
+        assert!(matches!(&run.agents, AgentsArg::Remote(list) if list.len() == 1 && list[0].source_cidr.is_none()));
+        let cli = Cli::try_parse_from([
+            "ringline-loadgen",
+            "run",
+            "--spawn-engine",
+            "--agents",
+            "10.0.0.1:9000=10.1.0.0/24+10.1.1.0/24,10.0.0.2:9000,10.0.0.3:9000=10.3.0.16/28",
+        ])
+        .expect("valid");
+        let Command::Run(run) = cli.command else { panic!("run") };
+        let AgentsArg::Remote(list) = run.agents else { panic!("remote agents") };
+        let cidrs: Vec<Option<&str>> = list.iter().map(|agent| agent.source_cidr.as_deref()).collect();
+        assert_eq!(cidrs, [Some("10.1.0.0/24,10.1.1.0/24"), None, Some("10.3.0.16/28")]);
+        assert_eq!(list[2].address, "10.0.0.3:9000".parse().expect("literal"));
         let cli = Cli::try_parse_from([
             "ringline-loadgen",
             "run",
@@ -343,6 +378,9 @@ mod tests {
         assert!(error_of(&["run", "--spawn-engine", "--ramp", "0"]).contains("above 0"));
         assert!(error_of(&["run", "--spawn-engine", "--source-cidr", "127.0.1.0/99"]).contains("prefix length"));
         assert!(error_of(&["run", "--spawn-engine", "--agents", "somewhere"]).contains("HOST:PORT"));
+        assert!(error_of(&["run", "--spawn-engine", "--agents", "10.0.0.1:9=10.1.0.0/99"]).contains("prefix length"));
+        assert!(error_of(&["run", "--spawn-engine", "--agents", "10.0.0.1:9=nope"]).contains("agent 10.0.0.1:9"));
+        assert!(error_of(&["run", "--spawn-engine", "--agents", "10.0.0.1:9,"]).contains("HOST:PORT"));
         assert!(error_of(&["run", "--target", "nonsense", "--users", "k"]).contains("invalid"));
         assert!(error_of(&["agent"]).contains("--listen"));
         assert!(error_of(&["run", "--spawn-engine", "--protocol", "irc"]).contains("possible values"));

@@ -218,3 +218,56 @@ fn the_controller_refuses_an_agent_whose_clock_is_off() {
     assert!(!stderr.contains("ms off"), "{stderr}");
     assert!(stderr.contains("fewer than 5"), "{stderr}");
 }
+
+/// A documentation range (RFC 5737) that this host has no address in: binding to it fails.
+fn foreign_range() -> &'static str {
+    ["198.51.100.0/30", "203.0.113.0/30", "192.0.2.0/30"]
+        .into_iter()
+        .find(|range| {
+            let first = range.replace("0/30", "1");
+            std::net::UdpSocket::bind((first.as_str(), 0)).is_err()
+                && std::net::UdpSocket::bind((range.replace("0/30", "2").as_str(), 0)).is_err()
+        })
+        .expect("this host holds an address in every documentation range")
+}
+
+/// `--agents ADDR=CIDR` gives that agent its own source range: here one this host does not have, so every
+/// connect of that agent fails to bind, while --source-cidr (loopback) would have worked.
+#[test]
+fn an_agents_own_source_range_replaces_source_cidr() {
+    let dir = test_dir("agents-cidr");
+    let (users, keys) = users_and_keys_file(4, &dir);
+    let target = start_fake_server(&users, FakeServerOptions::default()).to_string();
+    let (agent, address) = start_agent(Some("t"));
+    let agents = format!("{address}={}", foreign_range());
+    let (output, report) = run_with_report(
+        &dir,
+        &[
+            "--target",
+            &target,
+            "--users",
+            keys.to_str().expect("utf-8"),
+            "--connections",
+            "4",
+            "--ramp",
+            "100",
+            "--duration",
+            "1",
+            "--rate",
+            "0",
+            "--drain-timeout",
+            "1",
+            "--connect-timeout-ms",
+            "500",
+            "--agents",
+            &agents,
+            "--agent-token",
+            "t",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(report["connections_established"], 0, "{stdout}");
+    let errors = report["errors"].to_string();
+    assert!(errors.contains("connect/addr_not_available"), "{errors}");
+    let _ = stderr_after_exit(agent);
+}

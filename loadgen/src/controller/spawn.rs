@@ -106,8 +106,12 @@ pub(super) fn start(args: &RunArgs, mut size: RunSize, report: &mut Report) -> a
 
     let mut local_agents = LocalAgents::default();
     let local_token = random_token();
-    let (agent_addresses, token) = match &args.agents {
-        AgentsArg::Remote(list) => (list.clone(), args.agent_token.as_deref()),
+    let (agent_addresses, token, agent_cidrs) = match &args.agents {
+        AgentsArg::Remote(list) => (
+            list.iter().map(|agent| agent.address).collect(),
+            args.agent_token.as_deref(),
+            list.iter().map(|agent| agent.source_cidr.clone()).collect(),
+        ),
         AgentsArg::Auto => {
             let mut addresses = Vec::new();
             for _ in 0..size.processes() {
@@ -115,7 +119,7 @@ pub(super) fn start(args: &RunArgs, mut size: RunSize, report: &mut Report) -> a
                 local_agents.children.push(child);
                 addresses.push(address);
             }
-            (addresses, Some(local_token.as_str()))
+            (addresses, Some(local_token.as_str()), Vec::new())
         }
     };
     let rules = GreetingRules { token, clock_offset_max_ms: args.agent_clock_offset_max_ms };
@@ -131,7 +135,12 @@ pub(super) fn start(args: &RunArgs, mut size: RunSize, report: &mut Report) -> a
     let roster = Roster { users, xmpp_realm, targets, tls };
     let mut plans = AgentPlans::new(args, run_id, roster, agent_count, times);
     for (index, (link, greeting)) in links.iter_mut().zip(&greetings).enumerate() {
-        agents::send_plan(link, index, plans.plan_for(index, greeting.ready.connections_max))?;
+        let mut plan = plans.plan_for(index, greeting.ready.connections_max);
+        // An agent's own `--agents ADDR=CIDR` range replaces --source-cidr for it.
+        if let Some(Some(cidrs)) = agent_cidrs.get(index) {
+            plan.source_cidrs.clone_from(cidrs);
+        }
+        agents::send_plan(link, index, plan)?;
     }
     anyhow::ensure!(plans.placed_everyone(), "could not place every user on an agent");
     // The agents have their users now; at millions of users the list is hundreds of MB this process need
