@@ -26,6 +26,19 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Serve as an agent for a controller: hold connections on every core and report.
     Agent(AgentArgs),
+    /// Print a shell completion script for ringline-loadgen, e.g. `ringline-loadgen completions bash >
+    /// /usr/share/bash-completion/completions/ringline-loadgen`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages, one per subcommand (ringline-loadgen.1, ringline-loadgen-run.1, ...), made from this help.
+    Man {
+        /// Directory to write the pages into (created if missing); default: print ringline-loadgen.1 to stdout.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 pub use crate::control::ProtocolName;
