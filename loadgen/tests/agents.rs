@@ -93,47 +93,54 @@ fn an_agent_without_a_token_listens_on_loopback_only() {
     assert!(stderr.contains("refusing to listen on 0.0.0.0:0 without --agent-token"), "{stderr}");
 }
 
-/// A run with the agents the controller spawns itself, and one with a remote agent and its token: both pass.
+/// A chat run of `users` users through one remote agent started with `token` and named as `ADDR{suffix}` in
+/// `--agents`, the controller giving the same token; what it printed and reported. The agent has exited.
+fn run_through_remote_agent(
+    name: &str,
+    users: u64,
+    suffix: &str,
+    extra: &[&str],
+) -> (std::process::Output, serde_json::Value) {
+    let dir = test_dir(name);
+    let (user_keys, keys) = users_and_keys_file(users, &dir);
+    let target = start_fake_server(&user_keys, FakeServerOptions::default()).to_string();
+    let (agent, address) = start_agent(Some("s3cret-token"));
+    let agents = format!("{address}{suffix}");
+    let connections = users.to_string();
+    let mut args = vec![
+        "--target",
+        &target,
+        "--users",
+        keys.to_str().expect("utf-8"),
+        "--connections",
+        &connections,
+        "--duration",
+        "1",
+        "--agents",
+        &agents,
+        "--agent-token",
+        "s3cret-token",
+    ];
+    args.extend_from_slice(extra);
+    let result = run_with_report(&dir, &args);
+    let (success, stderr) = stderr_after_exit(agent);
+    assert!(success, "{stderr}");
+    result
+}
+
 #[test]
 fn a_run_through_a_remote_agent_with_its_token_passes() {
-    let dir = test_dir("agents-token");
-    let (users, keys) = users_and_keys_file(20, &dir);
-    let target = start_fake_server(&users, FakeServerOptions::default()).to_string();
-    let (agent, address) = start_agent(Some("s3cret-token"));
-    let agents = address.to_string();
-    let (output, report) = run_with_report(
-        &dir,
-        &[
-            "--target",
-            &target,
-            "--users",
-            keys.to_str().expect("utf-8"),
-            "--connections",
-            "20",
-            "--ramp",
-            "200",
-            "--duration",
-            "1",
-            "--rate",
-            "50",
-            "--drain-timeout",
-            "5",
-            "--agents",
-            &agents,
-            "--agent-token",
-            "s3cret-token",
-        ],
-    );
+    let extra = ["--ramp", "200", "--rate", "50", "--drain-timeout", "5"];
+    let (output, report) = run_through_remote_agent("agents-token", 20, "", &extra);
     assert!(
         output.status.success(),
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    assert_eq!(report["agents"], 1);
     assert_eq!(report["connections_established"], 20);
     assert_eq!(report["lost"], 0);
-    let (success, stderr) = stderr_after_exit(agent);
-    assert!(success, "{stderr}");
 }
 
 /// A fake agent: answers the controller's hello with `ready` edited by `lie` (given the hello).
@@ -235,39 +242,11 @@ fn foreign_range() -> &'static str {
 /// connect of that agent fails to bind, while --source-cidr (loopback) would have worked.
 #[test]
 fn an_agents_own_source_range_replaces_source_cidr() {
-    let dir = test_dir("agents-cidr");
-    let (users, keys) = users_and_keys_file(4, &dir);
-    let target = start_fake_server(&users, FakeServerOptions::default()).to_string();
-    let (agent, address) = start_agent(Some("t"));
-    let agents = format!("{address}={}", foreign_range());
-    let (output, report) = run_with_report(
-        &dir,
-        &[
-            "--target",
-            &target,
-            "--users",
-            keys.to_str().expect("utf-8"),
-            "--connections",
-            "4",
-            "--ramp",
-            "100",
-            "--duration",
-            "1",
-            "--rate",
-            "0",
-            "--drain-timeout",
-            "1",
-            "--connect-timeout-ms",
-            "500",
-            "--agents",
-            &agents,
-            "--agent-token",
-            "t",
-        ],
-    );
+    let suffix = format!("={}", foreign_range());
+    let extra = ["--ramp", "100", "--rate", "0", "--drain-timeout", "1", "--connect-timeout-ms", "500"];
+    let (output, report) = run_through_remote_agent("agents-cidr", 4, &suffix, &extra);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(report["connections_established"], 0, "{stdout}");
     let errors = report["errors"].to_string();
     assert!(errors.contains("connect/addr_not_available"), "{errors}");
-    let _ = stderr_after_exit(agent);
 }
