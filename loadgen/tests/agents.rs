@@ -139,6 +139,8 @@ fn a_run_through_a_remote_agent_with_its_token_passes() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(report["agents"], 1);
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("clock offset"), "the remote agent's clock offset is reported: {notes}");
     assert_eq!(report["connections_established"], 20);
     assert_eq!(report["lost"], 0);
 }

@@ -160,6 +160,9 @@ fn two_agents_in_their_own_namespaces_run_a_clean_chat_through_the_controller() 
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let report = read_report(&report);
     assert_eq!(report["agents"], 2, "{stdout}");
+    let offsets =
+        report["notes"].as_array().expect("notes").iter().filter(|note| note.to_string().contains("clock offset"));
+    assert_eq!(offsets.count(), 2, "each agent's clock offset is reported: {stdout}");
     assert_eq!(report["connections_established"], 40, "{stdout}");
     assert_eq!(report["connect_errors"], 0, "{stdout}");
     assert_eq!(report["lost"], 0, "{stdout}");

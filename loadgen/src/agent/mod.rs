@@ -13,7 +13,7 @@ mod relay;
 mod start;
 mod verdict;
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +25,7 @@ use loadgen::cli::AgentArgs;
 use loadgen::client::any_driver::DriverUser;
 use loadgen::client::tls::TlsClient;
 use loadgen::control::{
-    AgentMessage, AgentReady, ControllerMessage, ProtocolName, RunPlan, read_message, write_message,
+    AgentMessage, AgentReady, ControlError, ControllerMessage, ProtocolName, RunPlan, read_message, write_message,
 };
 use loadgen::handshake::{CONTROL_PROTOCOL_VERSION, LOADGEN_VERSION, check_listen, check_token};
 use loadgen::limits::FD_HEADROOM;
@@ -66,7 +66,15 @@ fn serve_controller(stream: TcpStream, token: Option<&str>) -> anyhow::Result<()
     let mut writer = stream;
     // A peer that connects and says nothing must not hold the agent: the greeting comes at once or never.
     writer.set_read_timeout(Some(HELLO_TIMEOUT)).context("control socket")?;
-    let hello = match read_message::<ControllerMessage>(&mut reader).context("reading the controller's hello")? {
+    let greeting = match read_message::<ControllerMessage>(&mut reader) {
+        Err(ControlError::Io(error)) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            let error = format!("no hello within {HELLO_TIMEOUT:?} (an older ringline-loadgen controller?)");
+            write_message(&mut writer, &AgentMessage::Failed { error: error.clone() })?;
+            anyhow::bail!(error);
+        }
+        other => other.context("reading the controller's hello")?,
+    };
+    let hello = match greeting {
         Some(ControllerMessage::Hello(hello)) => hello,
         None => return Ok(()),
         Some(_) => {

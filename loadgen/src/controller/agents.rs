@@ -33,6 +33,8 @@ pub(super) struct AgentLink {
 pub(super) struct AgentGreeting {
     reader: BufReader<TcpStream>,
     pub(super) ready: AgentReady,
+    /// The clock reading taken in the greeting (within the bound, or the agent was refused).
+    pub(super) clock: ClockSample,
 }
 
 /// What one agent's reader thread passes on: a message, or why the connection ended.
@@ -74,10 +76,9 @@ pub(super) fn connect(
         };
         let received_us = now_us();
         check_version(&ready.version, ready.protocol_version).with_context(|| format!("agent {address}"))?;
-        ClockSample { sent_us, agent_us: ready.clock_us, received_us }
-            .check(rules.clock_offset_max_ms)
-            .with_context(|| format!("agent {address}"))?;
-        greetings.push(AgentGreeting { reader, ready });
+        let clock = ClockSample { sent_us, agent_us: ready.clock_us, received_us };
+        clock.check(rules.clock_offset_max_ms).with_context(|| format!("agent {address}"))?;
+        greetings.push(AgentGreeting { reader, ready, clock });
         links.push(AgentLink {
             writer: stream,
             latest: AgentCounters::default(),

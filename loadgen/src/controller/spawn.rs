@@ -125,6 +125,18 @@ pub(super) fn start(args: &RunArgs, mut size: RunSize, report: &mut Report) -> a
     let rules = GreetingRules { token, clock_offset_max_ms: args.agent_clock_offset_max_ms };
     let (mut links, greetings) = agents::connect(&agent_addresses, &rules)?;
     report.agents = links.len() as u64;
+    if matches!(args.agents, AgentsArg::Remote(_)) {
+        // Remote clocks shift the measured latencies by their offset: say by how much.
+        for (address, greeting) in agent_addresses.iter().zip(&greetings) {
+            let note = format!(
+                "agent {address}: clock offset {:+.3} ms (round trip {:.3} ms)",
+                greeting.clock.offset_us() as f64 / 1e3,
+                greeting.clock.rtt_us() as f64 / 1e3
+            );
+            println!("{note}");
+            report.notes.push(note);
+        }
+    }
     let capacity: u64 = greetings.iter().map(|greeting| greeting.ready.connections_max).sum();
     anyhow::ensure!(capacity >= connections, "the agents hold {capacity} connections, fewer than {connections}");
 
