@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Parser, Subcommand};
 
 use crate::control::Scenario;
+use crate::handshake::{AGENT_TOKEN_ENV, CLOCK_OFFSET_MAX_MS_DEFAULT};
 use crate::scenario_file::ScenarioFile;
 use crate::schedule::Arrivals;
 use crate::source_addr::SourceAddresses;
@@ -27,6 +28,19 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Serve as an agent for a controller: hold connections on every core and report.
     Agent(AgentArgs),
+    /// Print a shell completion script for ringline-loadgen, e.g. `ringline-loadgen completions bash >
+    /// /usr/share/bash-completion/completions/ringline-loadgen`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages, one per subcommand (ringline-loadgen.1, ringline-loadgen-run.1, ...), made from this help.
+    Man {
+        /// Directory to write the pages into (created if missing); default: print ringline-loadgen.1 to stdout.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 pub use crate::control::ProtocolName;
@@ -133,7 +147,8 @@ pub struct RunArgs {
     /// connections, host resources).
     #[arg(long)]
     pub html: Option<PathBuf>,
-    /// `auto` to spawn local agents as needed, or agent addresses HOST:PORT[,HOST:PORT...].
+    /// `auto` to spawn local agents as needed, or agent addresses HOST:PORT[=CIDR[+CIDR...]][,...]: an agent
+    /// with `=CIDR` binds its client sockets to that source range instead of --source-cidr.
     #[arg(long, default_value = "auto", value_parser = parse_agents)]
     pub agents: AgentsArg,
     /// Source address blocks for client sockets, CIDR[,CIDR...].
@@ -215,6 +230,14 @@ pub struct RunArgs {
     /// a reconnect storm).
     #[arg(long, requires = "tls")]
     pub tls_no_resumption: bool,
+    /// The token the remote agents were started with (`agent --agent-token`); sent in the greeting. Local
+    /// agents (`--agents auto`) get a fresh random token each run whatever this says.
+    #[arg(long, env = AGENT_TOKEN_ENV, hide_env_values = true, value_parser = agent_token)]
+    pub agent_token: Option<String>,
+    /// Refuse an agent whose clock is more than this many ms off this host's (estimated at the greeting's
+    /// round-trip midpoint): latencies are measured against scheduled times across hosts.
+    #[arg(long, default_value_t = CLOCK_OFFSET_MAX_MS_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub agent_clock_offset_max_ms: u64,
 }
 
 /// A DNS name or IP address rustls can verify a certificate against.
@@ -241,6 +264,15 @@ pub struct AgentArgs {
     /// Serve one controller, then exit (how local agents are spawned).
     #[arg(long)]
     pub once: bool,
+    /// Require this token in every controller's greeting (compared in constant time); without one the agent
+    /// listens on loopback only. Prefer the environment variable: a flag shows in `ps`.
+    #[arg(long, env = AGENT_TOKEN_ENV, hide_env_values = true, value_parser = agent_token)]
+    pub agent_token: Option<String>,
+}
+
+/// `--agent-token`: 1 to AGENT_TOKEN_BYTES_MAX bytes.
+fn agent_token(text: &str) -> Result<String, String> {
+    crate::handshake::check_token_length(text).map(|()| text.to_owned()).map_err(|error| error.to_string())
 }
 
 /// `--scenario`: a workload by name, or a scenario file (read and checked when the command line is parsed).
@@ -311,18 +343,39 @@ impl RunArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentsArg {
     Auto,
-    Remote(Vec<SocketAddr>),
+    Remote(Vec<RemoteAgent>),
+}
+
+/// One `--agents` entry: where the agent listens, and its own source range (`=CIDR[+CIDR...]`, kept as
+/// `CIDR[,CIDR...]` like --source-cidr).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteAgent {
+    pub address: SocketAddr,
+    pub source_cidr: Option<String>,
 }
 
 fn parse_agents(text: &str) -> Result<AgentsArg, String> {
     if text == "auto" {
         return Ok(AgentsArg::Auto);
     }
-    let addresses: Result<Vec<SocketAddr>, _> = text.split(',').map(|part| part.trim().parse()).collect();
-    match addresses {
-        Ok(list) if !list.is_empty() => Ok(AgentsArg::Remote(list)),
-        _ => Err(format!("expected `auto` or HOST:PORT[,HOST:PORT...], got `{text}`")),
+    let syntax = || format!("expected `auto` or HOST:PORT[=CIDR[+CIDR...]][,HOST:PORT...], got `{text}`");
+    let mut agents = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let (address, source_cidr) = match part.split_once('=') {
+            Some((address, cidrs)) => {
+                let cidrs = cidrs.replace('+', ",");
+                let cidrs = parse_cidrs(&cidrs).map_err(|error| format!("agent {address}: {error}"))?;
+                (address, Some(cidrs))
+            }
+            None => (part, None),
+        };
+        let address = address.trim().parse().map_err(|_| syntax())?;
+        agents.push(RemoteAgent { address, source_cidr });
     }
+    if agents.is_empty() {
+        return Err(syntax());
+    }
+    Ok(AgentsArg::Remote(agents))
 }
 
 fn parse_stages(text: &str) -> Result<Stages, String> {
@@ -382,7 +435,20 @@ mod tests {
         let cli = Cli::try_parse_from(["ringline-loadgen", "run", "--spawn-engine", "--agents", "10.0.0.1:9000"])
             .expect("valid");
         let Command::Run(run) = cli.command else { panic!("run") };
-        assert!(matches!(run.agents, AgentsArg::Remote(list) if list.len() == 1));
+        assert!(matches!(&run.agents, AgentsArg::Remote(list) if list.len() == 1 && list[0].source_cidr.is_none()));
+        let cli = Cli::try_parse_from([
+            "ringline-loadgen",
+            "run",
+            "--spawn-engine",
+            "--agents",
+            "10.0.0.1:9000=10.1.0.0/24+10.1.1.0/24,10.0.0.2:9000,10.0.0.3:9000=10.3.0.16/28",
+        ])
+        .expect("valid");
+        let Command::Run(run) = cli.command else { panic!("run") };
+        let AgentsArg::Remote(list) = run.agents else { panic!("remote agents") };
+        let cidrs: Vec<Option<&str>> = list.iter().map(|agent| agent.source_cidr.as_deref()).collect();
+        assert_eq!(cidrs, [Some("10.1.0.0/24,10.1.1.0/24"), None, Some("10.3.0.16/28")]);
+        assert_eq!(list[2].address, "10.0.0.3:9000".parse().expect("literal"));
         let cli = Cli::try_parse_from([
             "ringline-loadgen",
             "run",
@@ -444,6 +510,9 @@ mod tests {
         assert!(error_of(&["run", "--spawn-engine", "--ramp", "0"]).contains("above 0"));
         assert!(error_of(&["run", "--spawn-engine", "--source-cidr", "127.0.1.0/99"]).contains("prefix length"));
         assert!(error_of(&["run", "--spawn-engine", "--agents", "somewhere"]).contains("HOST:PORT"));
+        assert!(error_of(&["run", "--spawn-engine", "--agents", "10.0.0.1:9=10.1.0.0/99"]).contains("prefix length"));
+        assert!(error_of(&["run", "--spawn-engine", "--agents", "10.0.0.1:9=nope"]).contains("agent 10.0.0.1:9"));
+        assert!(error_of(&["run", "--spawn-engine", "--agents", "10.0.0.1:9,"]).contains("HOST:PORT"));
         assert!(error_of(&["run", "--target", "nonsense", "--users", "k"]).contains("invalid"));
         assert!(error_of(&["agent"]).contains("--listen"));
         assert!(error_of(&["run", "--spawn-engine", "--protocol", "irc"]).contains("possible values"));

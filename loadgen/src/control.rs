@@ -2,7 +2,10 @@
 //! agent's `--listen` address. Each line is one object tagged by `"type"`; lines are at most
 //! CONTROL_LINE_BYTES_MAX bytes.
 //!
-//! 1. agent → controller `{"type":"ready", cores, connections_max, pid}` as soon as the connection is up;
+//! 0. controller → agent `{"type":"hello", token, sent_at_us}` as soon as the connection is up: the agent
+//!    checks the token (`handshake.rs`) and, if it is missing or wrong, answers `failed` and closes;
+//! 1. agent → controller `{"type":"ready", cores, connections_max, pid, version, protocol_version, clock_us}`:
+//!    the controller checks the versions and the clock offset (`handshake.rs`) and closes on a mismatch;
 //! 2. controller → agent `{"type":"start", ...RunPlan}`: the agent's users (with keys), targets and schedule
 //!    (ramp steps and rate steps: a staged profile's rate changes travel here, in the plan), all times in µs
 //!    since the Unix epoch (CLOCK_REALTIME);
@@ -171,17 +174,37 @@ pub struct TlsHandshakeLatency {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ControllerMessage {
+    /// The greeting, first on every connection.
+    Hello(ControllerHello),
     /// Boxed: the plan is large and `Stop` is nothing.
     Start(Box<RunPlan>),
     Stop,
 }
 
-/// The agent's greeting.
+/// The controller's greeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerHello {
+    /// The shared agent token (`--agent-token`); `None` for an agent that needs none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The controller's clock when it sent this, µs since the Unix epoch.
+    pub sent_at_us: u64,
+}
+
+/// The agent's answer to the greeting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentReady {
     pub cores: usize,
     pub connections_max: u64,
     pub pid: u32,
+    /// The agent's crate version and control protocol version (empty and 0 from builds older than both).
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub protocol_version: u32,
+    /// The agent's clock when it answered, µs since the Unix epoch.
+    #[serde(default)]
+    pub clock_us: u64,
 }
 
 /// Once a second while running.
@@ -326,15 +349,25 @@ mod tests {
                 ..Default::default()
             }),
         }));
-        let ready = AgentMessage::Ready(AgentReady { cores: 2, connections_max: 19_900, pid: 7 });
+        let ready = AgentMessage::Ready(AgentReady {
+            cores: 2,
+            connections_max: 19_900,
+            pid: 7,
+            version: "1.2.3".into(),
+            protocol_version: 2,
+            clock_us: 99,
+        });
+        let hello = ControllerMessage::Hello(ControllerHello { token: Some("t".into()), sent_at_us: 98 });
         let mut wire = Vec::new();
+        write_message(&mut wire, &hello).expect("writes");
         write_message(&mut wire, &ready).expect("writes");
         write_message(&mut wire, &final_message).expect("writes");
         write_message(&mut wire, &ControllerMessage::Start(Box::new(plan()))).expect("writes");
         write_message(&mut wire, &ControllerMessage::Stop).expect("writes");
         let text = String::from_utf8(wire.clone()).expect("utf-8");
-        assert!(text.starts_with("{\"type\":\"ready\""), "{text}");
+        assert!(text.starts_with("{\"type\":\"hello\",\"token\":\"t\""), "{text}");
         let mut input = wire.as_slice();
+        assert_eq!(read_message::<ControllerMessage>(&mut input).expect("reads"), Some(hello));
         assert_eq!(read_message::<AgentMessage>(&mut input).expect("reads"), Some(ready));
         let read_final = read_message::<AgentMessage>(&mut input).expect("reads");
         assert_eq!(read_final, Some(final_message.clone()));

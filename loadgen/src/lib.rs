@@ -15,6 +15,7 @@ pub mod client;
 pub mod contacts;
 pub mod control;
 pub mod error_kind;
+pub mod handshake;
 pub mod latency;
 pub mod ledger;
 pub mod limits;

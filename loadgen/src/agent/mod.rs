@@ -13,7 +13,7 @@ mod relay;
 mod start;
 mod verdict;
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,8 +25,9 @@ use loadgen::cli::AgentArgs;
 use loadgen::client::any_driver::DriverUser;
 use loadgen::client::tls::TlsClient;
 use loadgen::control::{
-    AgentMessage, AgentReady, ControllerMessage, ProtocolName, RunPlan, read_message, write_message,
+    AgentMessage, AgentReady, ControlError, ControllerMessage, ProtocolName, RunPlan, read_message, write_message,
 };
+use loadgen::handshake::{CONTROL_PROTOCOL_VERSION, LOADGEN_VERSION, check_listen, check_token};
 use loadgen::limits::{BODY_BYTES_MAX, FD_HEADROOM};
 use loadgen::load_profile::check_plan_steps;
 use loadgen::source_addr::SourceAddresses;
@@ -34,10 +35,15 @@ use loadgen::source_addr::SourceAddresses;
 use self::relay::relay_progress;
 use self::start::{cores_available, start_cores};
 use self::verdict::agent_final;
-use crate::machine::connections_max;
+use crate::machine::{connections_max, now_us};
+
+/// How long a controller has to send its hello once connected.
+const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `ringline-loadgen agent`: serves controllers one after the other (or one, with `--once`).
 pub fn serve(args: &AgentArgs) -> anyhow::Result<()> {
+    let token = args.agent_token.as_deref();
+    check_listen(args.listen, token)?;
     let listener = TcpListener::bind(args.listen).with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
     let mut stdout = std::io::stdout();
@@ -45,7 +51,7 @@ pub fn serve(args: &AgentArgs) -> anyhow::Result<()> {
     stdout.flush().context("flushing stdout")?;
     loop {
         let (stream, peer) = listener.accept().context("accepting a controller")?;
-        let result = serve_controller(stream);
+        let result = serve_controller(stream, token);
         if let Err(error) = &result {
             eprintln!("ringline-loadgen agent: controller {peer}: {error:#}");
         }
@@ -55,16 +61,47 @@ pub fn serve(args: &AgentArgs) -> anyhow::Result<()> {
     }
 }
 
-fn serve_controller(stream: TcpStream) -> anyhow::Result<()> {
+fn serve_controller(stream: TcpStream, token: Option<&str>) -> anyhow::Result<()> {
     stream.set_nodelay(true).context("control socket")?;
     let mut reader = BufReader::new(stream.try_clone().context("control socket")?);
     let mut writer = stream;
+    // A peer that connects and says nothing must not hold the agent: the greeting comes at once or never.
+    writer.set_read_timeout(Some(HELLO_TIMEOUT)).context("control socket")?;
+    let greeting = match read_message::<ControllerMessage>(&mut reader) {
+        Err(ControlError::Io(error)) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            let error = format!("no hello within {HELLO_TIMEOUT:?} (an older ringline-loadgen controller?)");
+            write_message(&mut writer, &AgentMessage::Failed { error: error.clone() })?;
+            anyhow::bail!(error);
+        }
+        other => other.context("reading the controller's hello")?,
+    };
+    let hello = match greeting {
+        Some(ControllerMessage::Hello(hello)) => hello,
+        None => return Ok(()),
+        Some(_) => {
+            let error = "the controller did not greet with hello (an older ringline-loadgen?)";
+            write_message(&mut writer, &AgentMessage::Failed { error: error.into() })?;
+            anyhow::bail!(error);
+        }
+    };
+    if let Err(error) = check_token(token, hello.token.as_deref()) {
+        write_message(&mut writer, &AgentMessage::Failed { error: error.to_string() })?;
+        return Err(error.into());
+    }
+    writer.set_read_timeout(None).context("control socket")?;
     let connections_max = connections_max();
-    let ready = AgentReady { cores: cores_available(), connections_max, pid: std::process::id() };
+    let ready = AgentReady {
+        cores: cores_available(),
+        connections_max,
+        pid: std::process::id(),
+        version: LOADGEN_VERSION.into(),
+        protocol_version: CONTROL_PROTOCOL_VERSION,
+        clock_us: now_us(),
+    };
     write_message(&mut writer, &AgentMessage::Ready(ready))?;
     let plan = match read_message::<ControllerMessage>(&mut reader)? {
         Some(ControllerMessage::Start(plan)) => *plan,
-        Some(ControllerMessage::Stop) | None => return Ok(()),
+        Some(ControllerMessage::Stop | ControllerMessage::Hello(_)) | None => return Ok(()),
     };
     match prepare(&plan, connections_max) {
         Ok((users, tls)) => run_plan(plan, users, tls, reader, writer),
@@ -168,7 +205,9 @@ fn stop_when_the_controller_says(mut reader: BufReader<TcpStream>) -> anyhow::Re
             .name("loadgen-control".into())
             .spawn(move || {
                 // Stop on a stop message, on EOF and on a broken connection alike.
-                while let Ok(Some(ControllerMessage::Start(_))) = read_message::<ControllerMessage>(&mut reader) {}
+                while let Ok(Some(ControllerMessage::Start(_) | ControllerMessage::Hello(_))) =
+                    read_message::<ControllerMessage>(&mut reader)
+                {}
                 stop.store(true, Ordering::Relaxed);
             })
             .context("spawning the control reader")?;

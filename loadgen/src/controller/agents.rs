@@ -1,5 +1,5 @@
 //! The controller's end of the control connections (`loadgen::control`: JSON lines over TCP): connecting to
-//! each agent and reading its greeting, sending its plan or a stop, and one reader thread per agent that turns
+//! each agent, greeting it (token, clock) and checking its answer (`loadgen::handshake`), sending its plan or a stop, and one reader thread per agent that turns
 //! its messages into [`Incoming`] on one channel. Also what the controller keeps of each agent during the run
 //! ([`AgentLink`]). It decides nothing: what a message means for the run is `progress.rs`'s and `verdict.rs`'s.
 
@@ -10,8 +10,12 @@ use std::sync::mpsc::{Receiver, channel};
 use anyhow::{Context, bail};
 
 use loadgen::control::{
-    AgentCounters, AgentFinal, AgentMessage, AgentReady, ControllerMessage, RunPlan, read_message, write_message,
+    AgentCounters, AgentFinal, AgentMessage, AgentReady, ControllerHello, ControllerMessage, RunPlan, read_message,
+    write_message,
 };
+use loadgen::handshake::{ClockSample, check_version};
+
+use crate::machine::now_us;
 
 /// What the controller knows of one agent during the run.
 pub(super) struct AgentLink {
@@ -29,6 +33,8 @@ pub(super) struct AgentLink {
 pub(super) struct AgentGreeting {
     reader: BufReader<TcpStream>,
     pub(super) ready: AgentReady,
+    /// The clock reading taken in the greeting (within the bound, or the agent was refused).
+    pub(super) clock: ClockSample,
 }
 
 /// What one agent's reader thread passes on: a message, or why the connection ended.
@@ -37,19 +43,42 @@ pub(super) enum Incoming {
     Gone(usize, String),
 }
 
-/// Connects to every agent in turn and reads its `ready`.
-pub(super) fn connect(addresses: &[SocketAddr]) -> anyhow::Result<(Vec<AgentLink>, Vec<AgentGreeting>)> {
+/// What the controller offers and accepts in the greeting.
+pub(super) struct GreetingRules<'a> {
+    pub(super) token: Option<&'a str>,
+    pub(super) clock_offset_max_ms: u64,
+}
+
+/// Connects to every agent in turn, greets it with the token and reads its `ready`; refuses an agent of
+/// another version or with a clock too far off.
+pub(super) fn connect(
+    addresses: &[SocketAddr],
+    rules: &GreetingRules<'_>,
+) -> anyhow::Result<(Vec<AgentLink>, Vec<AgentGreeting>)> {
     let mut links = Vec::new();
     let mut greetings = Vec::new();
     for address in addresses {
         let stream = TcpStream::connect(address).with_context(|| format!("connecting to agent {address}"))?;
         stream.set_nodelay(true).context("agent socket")?;
         let mut reader = BufReader::new(stream.try_clone().context("agent socket")?);
-        let ready = match read_message::<AgentMessage>(&mut reader)? {
+        let mut writer = &stream;
+        let sent_us = now_us();
+        let hello = ControllerHello { token: rules.token.map(str::to_owned), sent_at_us: sent_us };
+        write_message(&mut writer, &ControllerMessage::Hello(hello))
+            .with_context(|| format!("greeting agent {address}"))?;
+        let ready = match read_message::<AgentMessage>(&mut reader)
+            .with_context(|| format!("reading agent {address}'s greeting"))?
+        {
             Some(AgentMessage::Ready(ready)) => ready,
-            other => bail!("agent {address} did not greet with ready: {other:?}"),
+            Some(AgentMessage::Failed { error }) => bail!("agent {address} refused this controller: {error}"),
+            None => bail!("agent {address} closed the connection before its greeting"),
+            Some(other) => bail!("agent {address} did not greet with ready: {other:?}"),
         };
-        greetings.push(AgentGreeting { reader, ready });
+        let received_us = now_us();
+        check_version(&ready.version, ready.protocol_version).with_context(|| format!("agent {address}"))?;
+        let clock = ClockSample { sent_us, agent_us: ready.clock_us, received_us };
+        clock.check(rules.clock_offset_max_ms).with_context(|| format!("agent {address}"))?;
+        greetings.push(AgentGreeting { reader, ready, clock });
         links.push(AgentLink {
             writer: stream,
             latest: AgentCounters::default(),

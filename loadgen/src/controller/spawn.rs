@@ -1,6 +1,6 @@
 //! Starting what the plan asks for and stopping it again: the engine processes (`--spawn-engine`), the local
-//! agent processes (re-executing this binary as `agent --listen 127.0.0.1:0 --once` and reading `listening
-//! ADDR` from its stdout) or the remote agents' addresses, the control connections, and each agent's plan
+//! agent processes (re-executing this binary as `agent --listen 127.0.0.1:0 --once` with a fresh random token
+//! in its environment, and reading `listening ADDR` from its stdout) or the remote agents' addresses, the control connections, and each agent's plan
 //! handed over. Owns the children it starts ([`Started`]): they are stopped at the end of the run, and on
 //! error or Ctrl-C when dropped. It does not watch the run (`progress.rs`) or judge it (`verdict.rs`).
 
@@ -16,7 +16,9 @@ use anyhow::Context;
 use loadgen::cli::{AgentsArg, RunArgs};
 use loadgen::report::Report;
 
-use super::agents::{self, AgentLink, Incoming};
+use loadgen::handshake::{AGENT_TOKEN_ENV, random_token};
+
+use super::agents::{self, AgentLink, GreetingRules, Incoming};
 use super::plan::{self, AgentPlans, Roster, RunSize, RunTimes};
 use crate::engine_process::{EngineFleet, locate_engine_bin};
 use crate::machine::HostMemory;
@@ -103,20 +105,38 @@ pub(super) fn start(args: &RunArgs, mut size: RunSize, report: &mut Report) -> a
     let (users, xmpp_realm) = plan::plan_users(args, keys_file, connections)?;
 
     let mut local_agents = LocalAgents::default();
-    let agent_addresses = match &args.agents {
-        AgentsArg::Remote(list) => list.clone(),
+    let local_token = random_token();
+    let (agent_addresses, token, agent_cidrs) = match &args.agents {
+        AgentsArg::Remote(list) => (
+            list.iter().map(|agent| agent.address).collect(),
+            args.agent_token.as_deref(),
+            list.iter().map(|agent| agent.source_cidr.clone()).collect(),
+        ),
         AgentsArg::Auto => {
             let mut addresses = Vec::new();
             for _ in 0..size.processes() {
-                let (child, address) = spawn_local_agent()?;
+                let (child, address) = spawn_local_agent(&local_token)?;
                 local_agents.children.push(child);
                 addresses.push(address);
             }
-            addresses
+            (addresses, Some(local_token.as_str()), Vec::new())
         }
     };
-    let (mut links, greetings) = agents::connect(&agent_addresses)?;
+    let rules = GreetingRules { token, clock_offset_max_ms: args.agent_clock_offset_max_ms };
+    let (mut links, greetings) = agents::connect(&agent_addresses, &rules)?;
     report.agents = links.len() as u64;
+    if matches!(args.agents, AgentsArg::Remote(_)) {
+        // Remote clocks shift the measured latencies by their offset: say by how much.
+        for (address, greeting) in agent_addresses.iter().zip(&greetings) {
+            let note = format!(
+                "agent {address}: clock offset {:+.3} ms (round trip {:.3} ms)",
+                greeting.clock.offset_us() as f64 / 1e3,
+                greeting.clock.rtt_us() as f64 / 1e3
+            );
+            println!("{note}");
+            report.notes.push(note);
+        }
+    }
     let capacity: u64 = greetings.iter().map(|greeting| greeting.ready.connections_max).sum();
     anyhow::ensure!(capacity >= connections, "the agents hold {capacity} connections, fewer than {connections}");
 
@@ -127,7 +147,12 @@ pub(super) fn start(args: &RunArgs, mut size: RunSize, report: &mut Report) -> a
     let roster = Roster { users, xmpp_realm, targets, tls };
     let mut plans = AgentPlans::new(args, &size.profile, run_id, roster, agent_count, times);
     for (index, (link, greeting)) in links.iter_mut().zip(&greetings).enumerate() {
-        agents::send_plan(link, index, plans.plan_for(index, greeting.ready.connections_max))?;
+        let mut plan = plans.plan_for(index, greeting.ready.connections_max);
+        // An agent's own `--agents ADDR=CIDR` range replaces --source-cidr for it.
+        if let Some(Some(cidrs)) = agent_cidrs.get(index) {
+            plan.source_cidrs.clone_from(cidrs);
+        }
+        agents::send_plan(link, index, plan)?;
     }
     anyhow::ensure!(plans.placed_everyone(), "could not place every user on an agent");
     // The agents have their users now; at millions of users the list is hundreds of MB this process need
@@ -165,11 +190,12 @@ fn start_engines(args: &RunArgs, size: &RunSize) -> anyhow::Result<EngineFleet> 
     )
 }
 
-/// Starts `ringline-loadgen agent --listen 127.0.0.1:0 --once`; how many core threads it runs comes with the plan.
-fn spawn_local_agent() -> anyhow::Result<(Child, SocketAddr)> {
+/// Starts `ringline-loadgen agent --listen 127.0.0.1:0 --once` with `token` in its environment (not on its
+/// command line, which `ps` shows); how many core threads it runs comes with the plan.
+fn spawn_local_agent(token: &str) -> anyhow::Result<(Child, SocketAddr)> {
     let exe = std::env::current_exe().context("finding this executable")?;
     let mut command = Command::new(exe);
-    command.args(["agent", "--listen", "127.0.0.1:0", "--once"]);
+    command.args(["agent", "--listen", "127.0.0.1:0", "--once"]).env(AGENT_TOKEN_ENV, token);
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).process_group(0);
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
