@@ -303,11 +303,39 @@ fn parse_scenario(text: &str) -> Result<ScenarioArg, String> {
 }
 
 impl RunArgs {
-    /// The workload: the named one, or the scenario file's (`chat` when the file names none).
+    /// The workload: the named one, or the scenario file's (`chat` when the file names none). With a workload
+    /// mix, the mix's largest (the first of equals): what the report and the plot are labelled with.
     pub fn scenario(&self) -> Scenario {
         match &self.scenario {
             ScenarioArg::Named(scenario) => *scenario,
-            ScenarioArg::File(file) => file.scenario.unwrap_or(Scenario::Chat),
+            ScenarioArg::File(file) => match &file.workload_mix {
+                Some(mix) => mix
+                    .iter()
+                    .fold(None::<crate::workload_mix::WorkloadShare>, |largest, entry| match largest {
+                        Some(largest) if largest.share >= entry.share => Some(largest),
+                        _ => Some(*entry),
+                    })
+                    .map_or(Scenario::Chat, |entry| entry.workload),
+                None => file.scenario.unwrap_or(Scenario::Chat),
+            },
+        }
+    }
+
+    /// The scenario file's workload mix, if it has one (empty: every user runs `scenario()`).
+    pub fn workload_mix(&self) -> Vec<crate::workload_mix::WorkloadShare> {
+        match &self.scenario {
+            ScenarioArg::File(file) => file.workload_mix.clone().unwrap_or_default(),
+            ScenarioArg::Named(_) => Vec::new(),
+        }
+    }
+
+    /// Whether any user of the run sends messages (not all of them are idle).
+    pub fn sends_messages(&self) -> bool {
+        let mix = self.workload_mix();
+        if mix.is_empty() {
+            crate::workload_mix::sends(self.scenario())
+        } else {
+            mix.iter().any(|entry| crate::workload_mix::sends(entry.workload))
         }
     }
 

@@ -29,6 +29,7 @@ use crate::limits::CONTROL_LINE_BYTES_MAX;
 use crate::load_profile::RampStep;
 use crate::scenario_file::BodySize;
 use crate::schedule::{Arrivals, RateStep};
+use crate::workload_mix::WorkloadShare;
 
 /// Why a control line could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,18 @@ pub enum Scenario {
     Offline,
     /// A share of connections is dropped at once a third of the way through and reconnects.
     ReconnectStorm,
+}
+
+impl Scenario {
+    /// The workload's name, as the command line and a scenario file spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Chat => "chat",
+            Self::Offline => "offline",
+            Self::ReconnectStorm => "reconnect-storm",
+        }
+    }
 }
 
 /// Which client protocol the agents speak.
@@ -99,6 +112,10 @@ pub struct RunPlan {
     /// size, the first share of the users the first size, and so on. Empty: every user sends `body_bytes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub body_bytes_mix: Vec<BodySize>,
+    /// A workload mix (a scenario file's `workload_mix`) instead of `scenario`: each user runs one workload,
+    /// by its index among the plan's users (`workload_mix::workload_of`). Empty: every user runs `scenario`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workload_mix: Vec<WorkloadShare>,
     pub ping_interval_s: u64,
     pub connect_timeout_ms: u64,
     pub start_at_us: u64,
@@ -305,6 +322,10 @@ mod tests {
             contacts_per_user: 4,
             body_bytes: 64,
             body_bytes_mix: vec![BodySize { bytes: 64, share: 0.5 }, BodySize { bytes: 512, share: 0.5 }],
+            workload_mix: vec![
+                WorkloadShare { workload: Scenario::Chat, share: 0.8 },
+                WorkloadShare { workload: Scenario::Idle, share: 0.2 },
+            ],
             ping_interval_s: 60,
             connect_timeout_ms: 5_000,
             start_at_us: 10,

@@ -5,7 +5,7 @@
 //!
 //! This library holds the sans-IO layers (tested without sockets): `client` (the `ChatDriver` seam, the native
 //! and XMPP drivers, TLS, message bodies), `ledger`, `latency`, `schedule`, `stages` and `load_profile` (staged
-//! load profiles), `scenario_file` (`--scenario FILE.toml`), `contacts`, `control`, `report`, `outputs` (the hlog, hgrm, CSV and HTML files),
+//! load profiles), `scenario_file` (`--scenario FILE.toml`), `workload_mix`, `contacts`, `control`, `report`, `outputs` (the hlog, hgrm, CSV and HTML files),
 //! `source_addr`, `memory_floor`, `error_kind`, `limits`, and the command line (`cli`). The runtime layers are
 //! in the binary (`main.rs`): `agent/` (threads, sockets), `controller/` (processes, aggregation, output),
 //! `engine_process` (spawning `ringline serve`), `machine` (/proc facts), `plot`.
@@ -27,3 +27,4 @@ pub mod scenario_file;
 pub mod schedule;
 pub mod source_addr;
 pub mod stages;
+pub mod workload_mix;

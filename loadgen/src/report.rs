@@ -62,6 +62,10 @@ pub struct Report {
     pub command_line: Vec<String>,
     pub machine: MachineInfo,
     pub scenario: Option<Scenario>,
+    /// Users per workload of a workload mix (`workload_mix` of a scenario file), by workload name; empty without
+    /// a mix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub workload_users: BTreeMap<String, u64>,
     pub connections_target: u64,
     /// Users that completed HELLO/WELCOME at least once.
     pub connections_established: u64,
@@ -217,6 +221,11 @@ impl Report {
         if let Some(scenario) = self.scenario {
             let _ =
                 writeln!(out, "scenario        {scenario:?}, hold {:.0} s, {} agents", self.hold_seconds, self.agents);
+        }
+        if !self.workload_users.is_empty() {
+            let mix: Vec<String> =
+                self.workload_users.iter().map(|(workload, users)| format!("{workload} {users} users")).collect();
+            let _ = writeln!(out, "workload mix    {}", mix.join(", "));
         }
         let ramp = self.ramp_seconds.map_or("not reached".to_owned(), |seconds| format!("{seconds:.1} s"));
         let _ = writeln!(

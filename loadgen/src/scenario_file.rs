@@ -4,7 +4,8 @@
 //! the keys it leaves out keep them.
 //!
 //! ```toml
-//! scenario = "chat"        # idle | chat | offline | reconnect-storm
+//! scenario = "chat"        # idle | chat | offline | reconnect-storm; or a workload mix, shares summing to 1:
+//! # workload_mix = [{ workload = "chat", share = 0.8 }, { workload = "idle", share = 0.2 }]
 //! rate = 1000              # messages/s from the end of the first ramp, until a stage sets another
 //! arrivals = "poisson"     # poisson | fixed
 //! contacts = 4
@@ -31,6 +32,7 @@ use crate::control::Scenario;
 use crate::limits::BODY_BYTES_MAX;
 use crate::schedule::Arrivals;
 use crate::stages::{Stage, StageError, Stages, parse_duration_us};
+use crate::workload_mix::{WorkloadMixError, WorkloadShare, check_workload_mix};
 
 /// Smallest message body: the loadgen header.
 pub const BODY_BYTES_MIN: u32 = 44;
@@ -50,6 +52,9 @@ pub enum ScenarioFileError {
     /// The stages, as `--stages` would refuse them.
     #[error("stages: {0}")]
     Stages(#[from] StageError),
+    /// A workload mix out of its ranges (the error names the entry).
+    #[error("`workload_mix`: {0}")]
+    WorkloadMix(#[from] WorkloadMixError),
     /// A `[[stage]]` table that is none of ramp, hold and rate.
     #[error(
         "stage {index}: expected `duration` with `connections` and `connects_per_s` (a ramp), with `rate` (a rate \
@@ -85,6 +90,7 @@ struct StageTable {
 #[serde(deny_unknown_fields)]
 struct RawScenarioFile {
     scenario: Option<Scenario>,
+    workload_mix: Option<Vec<WorkloadShare>>,
     rate: Option<f64>,
     arrivals: Option<Arrivals>,
     contacts: Option<u64>,
@@ -100,6 +106,8 @@ struct RawScenarioFile {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScenarioFile {
     pub scenario: Option<Scenario>,
+    /// Workloads by share of the users (each user runs one); shares sum to 1. Excludes `scenario`.
+    pub workload_mix: Option<Vec<WorkloadShare>>,
     pub rate: Option<f64>,
     pub arrivals: Option<Arrivals>,
     pub contacts: Option<u64>,
@@ -147,6 +155,12 @@ impl ScenarioFile {
                 return Err(value("body_bytes_mix", &format!("shares above 0 that sum to 1, not {total}")));
             }
         }
+        if let Some(mix) = &raw.workload_mix {
+            if raw.scenario.is_some() {
+                return Err(value("workload_mix", "either scenario or workload_mix, not both"));
+            }
+            check_workload_mix(mix)?;
+        }
         let stages = match (raw.stages, raw.stage) {
             (Some(_), Some(_)) => {
                 return Err(value("stages", "either `stages = \"...\"` or [[stage]] tables, not both"));
@@ -157,6 +171,7 @@ impl ScenarioFile {
         };
         Ok(Self {
             scenario: raw.scenario,
+            workload_mix: raw.workload_mix,
             rate: raw.rate,
             arrivals: raw.arrivals,
             contacts: raw.contacts,
@@ -254,6 +269,32 @@ mod tests {
         assert_eq!(file.body_bytes_mix.map(|mix| mix.len()), Some(2));
     }
 
+    #[test]
+    fn a_workload_mix_gives_each_user_one_workload() {
+        let file = ScenarioFile::from_toml(
+            "[[workload_mix]]\nworkload = \"chat\"\nshare = 0.8\n[[workload_mix]]\nworkload = \"idle\"\nshare = 0.2\n",
+        )
+        .expect("valid");
+        assert_eq!(file.scenario, None);
+        let mix = file.workload_mix.expect("a mix");
+        let workloads: Vec<Scenario> =
+            (0..10).map(|index| crate::workload_mix::workload_of(&mix, Scenario::Offline, index, 10)).collect();
+        assert_eq!(workloads.iter().filter(|&&workload| workload == Scenario::Chat).count(), 8);
+        assert_eq!(workloads.iter().filter(|&&workload| workload == Scenario::Idle).count(), 2);
+    }
+
+    /// The workload mix in docs/LOADGEN.md is one this parser takes.
+    #[test]
+    fn the_documented_workload_mix_parses() {
+        let doc = include_str!("../../docs/LOADGEN.md");
+        let block =
+            doc.split("```toml\n").find(|block| block.starts_with("[[workload_mix]]")).expect("the mix's block");
+        let end = block.find("```").expect("the block ends");
+        let file = ScenarioFile::from_toml(&block[..end]).expect("the documented mix is valid");
+        let mix = file.workload_mix.expect("a mix");
+        assert_eq!(mix.iter().map(|entry| entry.workload).collect::<Vec<_>>(), [Scenario::Chat, Scenario::Idle]);
+    }
+
     fn error_of(text: &str) -> String {
         ScenarioFile::from_toml(text).expect_err("must be refused").to_string()
     }
@@ -276,5 +317,13 @@ mod tests {
         assert!(error_of("[[stage]]\nduration = \"ten\"").starts_with("stage 1: `duration = \"ten\"`"));
         assert!(error_of("[[stage]]\nduration = \"10s\"\nrate = 5").contains("opens with a ramp"));
         assert!(error_of("stages = \"1s:1@1/s,1s:hold\"\n[[stage]]\nduration = \"1s\"").contains("not both"));
+        let half = "workload_mix = [{ workload = \"chat\", share = 0.5 }]";
+        assert_eq!(error_of(half), "`workload_mix`: shares sum to 0.5, not 1");
+        let zero =
+            "[[workload_mix]]\nworkload = \"chat\"\nshare = 1.0\n[[workload_mix]]\nworkload = \"idle\"\nshare = 0";
+        assert_eq!(error_of(zero), "`workload_mix`: entry 2 (Idle): share 0 is not in (0, 1]");
+        assert!(error_of("workload_mix = [{ workload = \"party\", share = 1.0 }]").contains("unknown variant"));
+        let both = "scenario = \"chat\"\nworkload_mix = [{ workload = \"chat\", share = 1.0 }]";
+        assert!(error_of(both).contains("not both"));
     }
 }

@@ -173,28 +173,37 @@ fn a_staged_run_changes_its_rate_and_writes_every_report_file() {
     assert_eq!(depth, 0, "every tag closes");
 }
 
-/// `--scenario FILE.toml`: the file's workload, rate, stages and message size mix are what the run does.
-#[test]
-fn a_scenario_file_drives_the_run() {
-    let dir = test_dir("scenario-file");
-    let scenario = dir.join("chat.toml");
-    std::fs::write(
-        &scenario,
-        r#"
-scenario = "chat"
-rate = 200
-arrivals = "fixed"
-body_bytes_mix = [{ bytes = 64, share = 0.5 }, { bytes = 1024, share = 0.5 }]
-
+/// A ramp of the 40 users over 0.5 s, then a hold to 3 s: the stages of the scenario files below.
+const FORTY_USERS_STAGES: &str = r#"
 [[stage]]
 duration = "1s"
 connections = 40
 connects_per_s = 80
 [[stage]]
 duration = "2s"
+"#;
+
+/// Writes `DIR/NAME` with `keys` and then FORTY_USERS_STAGES.
+fn write_scenario(dir: &std::path::Path, name: &str, keys: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{keys}{FORTY_USERS_STAGES}")).expect("write");
+    path
+}
+
+/// `--scenario FILE.toml`: the file's workload, rate, stages and message size mix are what the run does.
+#[test]
+fn a_scenario_file_drives_the_run() {
+    let dir = test_dir("scenario-file");
+    let scenario = write_scenario(
+        &dir,
+        "chat.toml",
+        r#"
+scenario = "chat"
+rate = 200
+arrivals = "fixed"
+body_bytes_mix = [{ bytes = 64, share = 0.5 }, { bytes = 1024, share = 0.5 }]
 "#,
-    )
-    .expect("write");
+    );
     let (output, report) = fake_server_run(
         &dir,
         FakeServerOptions::default(),
@@ -210,4 +219,60 @@ duration = "2s"
     let sent = report["messages_sent"].as_u64().expect("number");
     assert!((495..=500).contains(&sent), "sent {sent}");
     assert_eq!(report["messages_delivered"], sent);
+}
+
+/// A scenario file's workload mix: 80 % of the users chat and 20 % stay idle. Only the chat users send, the
+/// idle ones still hold their connections (and read what their chatting contacts send them), and every message
+/// is accounted for.
+#[test]
+fn a_workload_mix_runs_each_users_workload() {
+    let dir = test_dir("workload-mix");
+    let scenario = write_scenario(
+        &dir,
+        "mix.toml",
+        r#"
+rate = 200
+arrivals = "fixed"
+[[workload_mix]]
+workload = "chat"
+share = 0.8
+[[workload_mix]]
+workload = "idle"
+share = 0.2
+"#,
+    );
+    let (users, keys) = users_and_keys_file(40, &dir);
+    let server = start_watched_fake_server(&users, FakeServerOptions::default());
+    let address = server.address.to_string();
+    let (output, report) = run_with_report(
+        &dir,
+        &[
+            "--target",
+            &address,
+            "--users",
+            keys.to_str().expect("utf-8"),
+            "--scenario",
+            scenario.to_str().expect("utf-8"),
+            "--drain-timeout",
+            "5",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("workload mix    chat 32 users, idle 8 users"), "{stdout}");
+    assert_eq!(report["scenario"], "chat");
+    assert_eq!(report["workload_users"], serde_json::json!({ "chat": 32, "idle": 8 }));
+    assert_eq!(report["connections_established"], 40);
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["duplicated"], 0);
+    // The whole rate, as without a mix, sent by the chat users alone.
+    let sent = report["messages_sent"].as_u64().expect("number");
+    assert!((495..=500).contains(&sent), "sent {sent}");
+    assert_eq!(report["messages_delivered"], sent);
+    // One agent holds all 40 users: the first 32 chat, the last 8 are idle and never send.
+    assert_eq!(report["agents"], 1);
+    let senders = server.senders();
+    let idle: Vec<u64> = users[32..].iter().map(|user| user.user).collect();
+    assert!(senders.iter().all(|sender| !idle.contains(sender)), "idle users sent: {senders:?}");
+    assert!(senders.len() <= 32 && senders.len() > 8, "{} distinct senders", senders.len());
 }

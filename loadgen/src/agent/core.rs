@@ -23,6 +23,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +49,7 @@ use loadgen::load_profile::slot_start_us;
 use loadgen::scenario_file::body_bytes_of;
 use loadgen::schedule::{RateStep, SendSchedule};
 use loadgen::source_addr::SourceAddresses;
+use loadgen::workload_mix::{nth_sender, sender_ranges, workload_ranges_within};
 
 use super::accounting::{Accounting, Storm};
 use crate::machine::now_us;
@@ -85,6 +87,10 @@ pub struct CorePlan {
     pub rates: Vec<RateStep>,
     /// The agent's TLS client (`--tls`), shared by its cores.
     pub tls: Option<Arc<TlsClient>>,
+    /// Where this core's users start among the plan's users, and how many those are: a workload mix gives
+    /// workloads by the index among the plan's users.
+    pub plan_user_offset: usize,
+    pub plan_users: usize,
 }
 
 /// What a core tells the agent's main thread.
@@ -166,6 +172,10 @@ enum Exit {
 struct Core {
     plan: Arc<RunPlan>,
     graph: ContactGraph,
+    /// Which slots run which workload: ranges of slot indexes that follow each other and cover the slots.
+    workloads: Vec<(Scenario, Range<usize>)>,
+    /// The slots whose workload sends (`workloads` less the idle ones); senders are picked among them.
+    senders: Vec<Range<usize>>,
     sources: SourceAddresses,
     source_offset: u64,
     /// This core's rate steps, until the loop hands them to its send schedule.
@@ -207,6 +217,12 @@ pub fn run_core(core_plan: CorePlan, stop: &AtomicBool, reports: &SyncSender<Cor
     Ok(())
 }
 
+/// The workload of slot `index` (`single` for a slot no range holds, which `workload_ranges_within` never
+/// leaves).
+fn workload_at(workloads: &[(Scenario, Range<usize>)], single: Scenario, index: usize) -> Scenario {
+    workloads.iter().find(|(_, range)| range.contains(&index)).map_or(single, |(workload, _)| *workload)
+}
+
 fn token_of(index: usize, generation: u32) -> Token {
     Token((u64::from(generation) << 32 | index as u64) as usize)
 }
@@ -220,7 +236,9 @@ impl Core {
     fn new(core_plan: CorePlan) -> io::Result<Self> {
         let plan = core_plan.plan;
         let users = core_plan.users.len();
-        let offline_share = if plan.scenario == Scenario::Offline { plan.offline_share } else { 0.0 };
+        let core_users = core_plan.plan_user_offset..core_plan.plan_user_offset + users;
+        let workloads = workload_ranges_within(&plan.workload_mix, plan.scenario, core_plan.plan_users, core_users);
+        let senders = sender_ranges(&workloads);
         let client_msg_id_base = (plan.run_id & 0xffff_ffff) << 32;
         let slots: Vec<Slot> = core_plan
             .users
@@ -243,7 +261,8 @@ impl Core {
                 started: false,
                 retry_pending: false,
                 queued_to_write: false,
-                want_online: !in_share(index, offline_share),
+                want_online: !(workload_at(&workloads, plan.scenario, index) == Scenario::Offline
+                    && in_share(index, plan.offline_share)),
                 up: false,
                 ever_up: false,
             })
@@ -252,6 +271,8 @@ impl Core {
         let seed = plan.run_id ^ ((core_plan.core_index as u64 + 1) * 0x2545_F491_4F6C_DD1D);
         Ok(Self {
             graph: ContactGraph::new(users, plan.targets.len(), plan.contacts_per_user),
+            workloads,
+            senders,
             accounting: Accounting::new(plan.run_id, established_expected, core_plan.tls.is_some()),
             tls_client: core_plan.tls,
             connect_timeout_us: plan.connect_timeout_ms * 1_000,
@@ -274,6 +295,11 @@ impl Core {
         })
     }
 
+    /// Whether some slot of this core runs `workload`.
+    fn runs(&self, workload: Scenario) -> bool {
+        self.workloads.iter().any(|(each, range)| *each == workload && !range.is_empty())
+    }
+
     fn slot_start_us(&self, index: usize) -> u64 {
         slot_start_us(&self.plan.ramps, index, self.slots.len())
     }
@@ -285,16 +311,14 @@ impl Core {
     /// The loop: ramp, reconnects, sends, keepalives, then one wait for socket events; until the run is over.
     fn drive(&mut self, stop: &AtomicBool, reports: &SyncSender<CoreReport>) {
         let plan = self.plan.clone();
-        let sending = matches!(plan.scenario, Scenario::Chat | Scenario::Offline | Scenario::ReconnectStorm);
+        let sending = !self.senders.is_empty();
         let rates = if sending { std::mem::take(&mut self.rates) } else { Vec::new() };
         let seed = plan.run_id ^ ((self.core_index as u64 + 1) * 0x9E37_79B9);
         let mut schedule = SendSchedule::new(plan.arrivals, rates, plan.hold_end_at_us, seed);
         let mut send_rng = SmallRng::seed_from_u64(seed.rotate_left(17));
         let hold_us = plan.hold_end_at_us.saturating_sub(plan.hold_start_at_us);
-        let mut offline_back_at_us =
-            (plan.scenario == Scenario::Offline).then_some(plan.hold_start_at_us + hold_us / 2);
-        let mut storm_at_us =
-            (plan.scenario == Scenario::ReconnectStorm).then_some(plan.hold_start_at_us + hold_us / 3);
+        let mut offline_back_at_us = self.runs(Scenario::Offline).then_some(plan.hold_start_at_us + hold_us / 2);
+        let mut storm_at_us = self.runs(Scenario::ReconnectStorm).then_some(plan.hold_start_at_us + hold_us / 3);
         let mut next_second_us = now_us() + 1_000_000;
         let mut next_slice_us = now_us() + TIMER_SLICE_US;
         let mut stop_deadline_us: Option<u64> = None;
@@ -594,7 +618,10 @@ impl Core {
         let up_before = self.accounting.connections_up;
         let mut dropped = 0;
         for index in 0..self.slots.len() {
-            if self.slots[index].up && in_share(index, self.plan.storm_share) {
+            if self.slots[index].up
+                && workload_at(&self.workloads, self.plan.scenario, index) == Scenario::ReconnectStorm
+                && in_share(index, self.plan.storm_share)
+            {
                 dropped += 1;
                 self.end(index, Exit::Dropped, now);
             }
@@ -603,13 +630,14 @@ impl Core {
     }
 
     fn send_one(&mut self, scheduled_us: u64, rng: &mut SmallRng) {
-        let users = self.slots.len();
-        if users == 0 {
+        let senders: usize = self.senders.iter().map(ExactSizeIterator::len).sum();
+        if senders == 0 {
             return;
         }
-        // Pick an online-minded sender with contacts; a few tries, then the tick's send is skipped and counted.
+        // Pick an online-minded sender with contacts among the sending users; a few tries, then the tick's send
+        // is skipped and counted.
         let sender = (0..16)
-            .map(|_| rng.gen_range(0..users))
+            .map(|_| nth_sender(&self.senders, rng.gen_range(0..senders)))
             .find(|&index| self.slots[index].want_online && self.graph.contact_count(index) > 0);
         let Some(sender) = sender else {
             self.accounting.count_error("send/no_online_sender".into());

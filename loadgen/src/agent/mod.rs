@@ -31,6 +31,7 @@ use loadgen::handshake::{CONTROL_PROTOCOL_VERSION, LOADGEN_VERSION, check_listen
 use loadgen::limits::{BODY_BYTES_MAX, FD_HEADROOM};
 use loadgen::load_profile::check_plan_steps;
 use loadgen::source_addr::SourceAddresses;
+use loadgen::workload_mix::check_workload_mix;
 
 use self::relay::relay_progress;
 use self::start::{cores_available, start_cores};
@@ -121,6 +122,9 @@ fn prepare(plan: &RunPlan, connections_max: u64) -> anyhow::Result<(Vec<DriverUs
     );
     anyhow::ensure!(!plan.targets.is_empty(), "the plan names no target");
     check_plan_steps(&plan.ramps, &plan.rates)?;
+    if !plan.workload_mix.is_empty() {
+        check_workload_mix(&plan.workload_mix).context("the plan's workload mix")?;
+    }
     let body_sizes = std::iter::once(plan.body_bytes).chain(plan.body_bytes_mix.iter().map(|size| size.bytes));
     for bytes in body_sizes {
         anyhow::ensure!(bytes as usize <= BODY_BYTES_MAX, "a message body of {bytes} bytes is over {BODY_BYTES_MAX}");

@@ -2,6 +2,7 @@
 //! the ramp and the rate and its place in the source addresses, and started on its own named thread that runs
 //! `core.rs` until the run is over. It reads none of the cores' reports (`relay.rs` does).
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -15,6 +16,7 @@ use loadgen::control::RunPlan;
 use loadgen::limits::{CONNECTIONS_PER_CORE_MAX, CORE_REPORT_QUEUE_CAPACITY};
 use loadgen::load_profile::scale_rates;
 use loadgen::source_addr::SourceAddresses;
+use loadgen::workload_mix::{sender_ranges, workload_ranges_within};
 
 use super::core::{CorePlan, CoreReport, run_core};
 
@@ -47,11 +49,21 @@ pub(super) fn start_cores(
     anyhow::ensure!(per_core <= CONNECTIONS_PER_CORE_MAX, "{per_core} users per core is over the limit");
     let plan = Arc::new(RunPlan { users: Vec::new(), ..plan });
     let (report_sender, reports) = sync_channel(CORE_REPORT_QUEUE_CAPACITY);
-    let total_users = users.len().max(1) as f64;
+    // Each core sends its sending users' share of the agent's rate (all its users' share without a mix).
+    // (Without a mix, idle runs have no rate to share.)
+    let sending_users = |within: Range<usize>| -> usize {
+        if plan.workload_mix.is_empty() {
+            return within.len();
+        }
+        let ranges = workload_ranges_within(&plan.workload_mix, plan.scenario, users.len(), within);
+        sender_ranges(&ranges).iter().map(ExactSizeIterator::len).sum()
+    };
+    let total_senders = sending_users(0..users.len()).max(1) as f64;
     let mut threads = Vec::new();
     let source_base = u64::from(std::process::id()) * 7919;
     for (core_index, chunk) in users.chunks(per_core).enumerate() {
-        let share = chunk.len() as f64 / total_users;
+        let first_user = core_index * per_core;
+        let share = sending_users(first_user..first_user + chunk.len()) as f64 / total_senders;
         let core_plan = CorePlan {
             core_index,
             cpu: (plan.first_cpu + core_index) % cpus,
@@ -61,6 +73,8 @@ pub(super) fn start_cores(
             source_offset: source_base + (core_index * per_core) as u64,
             rates: scale_rates(&plan.rates, share),
             tls: tls.clone(),
+            plan_user_offset: first_user,
+            plan_users: users.len(),
         };
         let stop = stop.clone();
         let report_sender = report_sender.clone();

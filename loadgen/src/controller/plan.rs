@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use loadgen::cli::{AgentsArg, ProtocolName, RunArgs};
 use loadgen::client::tls::TlsClient;
 use loadgen::client::xmpp::XmppRealm;
-use loadgen::control::{PlanUser, RunPlan, Scenario, TlsPlan};
+use loadgen::control::{PlanUser, RunPlan, TlsPlan};
 use loadgen::load_profile::LoadProfile;
 use loadgen::report::Report;
 
@@ -258,7 +258,7 @@ impl<'a> AgentPlans<'a> {
         let slice = &users[self.next_user..self.next_user + share];
         self.next_user += share;
         let fraction = slice.len() as f64 / users.len().max(1) as f64;
-        let rate_share = if args.scenario() == Scenario::Idle { 0.0 } else { fraction };
+        let rate_share = if args.sends_messages() { fraction } else { 0.0 };
         RunPlan {
             run_id: self.run_id,
             scenario: args.scenario(),
@@ -273,6 +273,7 @@ impl<'a> AgentPlans<'a> {
             contacts_per_user: args.contacts as usize,
             body_bytes: args.body_bytes,
             body_bytes_mix: args.body_bytes_mix(),
+            workload_mix: args.workload_mix(),
             ping_interval_s: args.ping_interval,
             connect_timeout_ms: args.connect_timeout_ms,
             start_at_us: self.times.start_at_us,

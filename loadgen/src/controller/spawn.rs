@@ -148,6 +148,9 @@ pub(super) fn start(args: &RunArgs, mut size: RunSize, report: &mut Report) -> a
     let mut plans = AgentPlans::new(args, &size.profile, run_id, roster, agent_count, times);
     for (index, (link, greeting)) in links.iter_mut().zip(&greetings).enumerate() {
         let mut plan = plans.plan_for(index, greeting.ready.connections_max);
+        for (workload, users) in loadgen::workload_mix::workload_ranges(&plan.workload_mix, plan.users.len()) {
+            *report.workload_users.entry(workload.name().to_owned()).or_default() += users.len() as u64;
+        }
         // An agent's own `--agents ADDR=CIDR` range replaces --source-cidr for it.
         if let Some(Some(cidrs)) = agent_cidrs.get(index) {
             plan.source_cidrs.clone_from(cidrs);

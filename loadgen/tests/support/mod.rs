@@ -10,7 +10,7 @@
 pub mod test_cert;
 pub mod tls;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -59,6 +59,21 @@ struct ServerState {
     next_connection: u64,
     cut_done: bool,
     options: FakeServerOptions,
+    /// Every user that sent a message.
+    senders: BTreeSet<u64>,
+}
+
+/// A running fake server: its address, and what it saw.
+pub struct FakeServer {
+    pub address: SocketAddr,
+    state: Arc<Mutex<ServerState>>,
+}
+
+impl FakeServer {
+    /// The users that sent at least one message so far.
+    pub fn senders(&self) -> BTreeSet<u64> {
+        self.state.lock().expect("lock").senders.clone()
+    }
 }
 
 fn frame_bytes(frame: &ServerFrame<'_>) -> Vec<u8> {
@@ -99,6 +114,11 @@ impl ServerState {
 
 /// Starts the fake server for `users` on 127.0.0.1; returns its address. It runs until the test process ends.
 pub fn start_fake_server(users: &[UserKey], options: FakeServerOptions) -> SocketAddr {
+    start_watched_fake_server(users, options).address
+}
+
+/// `start_fake_server`, with a handle that tells what the server saw.
+pub fn start_watched_fake_server(users: &[UserKey], options: FakeServerOptions) -> FakeServer {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("address");
     let mut state = ServerState { options, next_id: 1, ..Default::default() };
@@ -106,6 +126,7 @@ pub fn start_fake_server(users: &[UserKey], options: FakeServerOptions) -> Socke
         state.users.insert(user.user, User { key: user.key, ..Default::default() });
     }
     let state = Arc::new(Mutex::new(state));
+    let watched = FakeServer { address, state: state.clone() };
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
@@ -113,7 +134,7 @@ pub fn start_fake_server(users: &[UserKey], options: FakeServerOptions) -> Socke
             std::thread::spawn(move || serve_connection(stream, state));
         }
     });
-    address
+    watched
 }
 
 fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<ServerState>>) {
@@ -193,6 +214,7 @@ fn handle_frame(
         ClientFrame::RegisterRequest { .. } | ClientFrame::RegisterVerify { .. } => return false,
         ClientFrame::Send { client_msg_id, to, body } => {
             let sender = user_id.expect("checked above");
+            state.senders.insert(sender);
             let server_id = match state.dedup.get(&(sender, client_msg_id)) {
                 Some(server_id) => *server_id,
                 None => {
