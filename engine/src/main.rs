@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 
-use engine::config::{LogFormat, ServeArgs, ServeConfig};
+use engine::config::{ConfigError, LogFormat, ServeArgs, ServeConfig};
 use engine::data_dir::AccountStore;
 
 #[global_allocator]
@@ -138,26 +138,27 @@ fn main() -> ExitCode {
         }
         Err(_) => tracing_subscriber::EnvFilter::new("info"),
     };
-    init_logging(filter, log_format(&cli.command));
+    // `serve` resolves its configuration once, before logging starts: the log format is one of its settings. An
+    // unusable configuration logs as text, and `run` reports the error.
+    let serve_config = match &cli.command {
+        Command::Serve(args) => Some(ServeConfig::resolve(args)),
+        _ => None,
+    };
+    let log_format = match &serve_config {
+        Some(Ok(config)) => config.log_format,
+        _ => LogFormat::Text,
+    };
+    init_logging(filter, log_format);
     if let Command::Admin(args) = &cli.command {
         // Its exit code says what happened: done, refused, or the server unreachable.
         return engine::admin_client::run(args);
     }
-    match run(cli) {
+    match run(cli, serve_config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ringline: {error:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// `serve`'s `--log-format` (flag, else config file); text for every other command. An unusable
-/// configuration logs as text here: `run` resolves it again and reports the error.
-fn log_format(command: &Command) -> LogFormat {
-    match command {
-        Command::Serve(args) => ServeConfig::resolve(args).map(|config| config.log_format).unwrap_or_default(),
-        _ => LogFormat::Text,
     }
 }
 
@@ -175,10 +176,11 @@ fn init_logging(filter: tracing_subscriber::EnvFilter, format: LogFormat) {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command. `serve_config` is `serve`'s configuration as `main` resolved it.
+fn run(cli: Cli, serve_config: Option<Result<ServeConfig, ConfigError>>) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let config = ServeConfig::resolve(&args)?;
+            let config = serve_config.unwrap_or_else(|| ServeConfig::resolve(&args))?;
             engine::rt::serve(&config)?;
             Ok(())
         }
